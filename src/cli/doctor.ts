@@ -1,0 +1,28 @@
+import type { CommandModule } from 'yargs';
+
+interface DoctorArgs { backend?: string; json?: boolean }
+
+export const doctorCommand: CommandModule<object, DoctorArgs> = {
+  command: 'doctor',
+  describe: 'Show the compute backend chosen, why the others were not, threads and versions',
+  builder: (y) => y
+    .option('backend', { type: 'string', describe: 'force a backend: tensorflow-gpu, tensorflow, wasm, cpu (or KD_BACKEND)' })
+    .option('json', { type: 'boolean', default: false, describe: 'print one JSON object' }),
+  handler: async (argv) => {
+    const { initBackend } = await import('../backend/index.js');
+    const info = await initBackend({ backend: argv.backend });
+    if (argv.json) {
+      process.stdout.write(JSON.stringify(info) + '\n');
+      return;
+    }
+    const lines = [
+      `backend   ${info.backend}${info.tfBackend !== info.backend ? ` (tfjs '${info.tfBackend}')` : ''}`,
+      `threads   ${info.threads} (of ${info.cpus} cores)`,
+      `tfjs      ${info.tfjsVersion}`,
+      `node      ${info.nodeVersion}`,
+      'tried:',
+      ...info.attempts.map((a) => `  ${a.ok ? 'ok  ' : 'no  '} ${a.name.padEnd(15)} ${a.reason}`),
+    ];
+    process.stdout.write(lines.join('\n') + '\n');
+  },
+};

@@ -1,0 +1,5 @@
+import type { CommandModule } from 'yargs';
+import { doctorCommand } from './doctor.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const commands: CommandModule<any, any>[] = [doctorCommand];
