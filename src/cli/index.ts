@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
+import { collectCommand } from './collect.js';
 import { doctorCommand } from './doctor.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [doctorCommand];
+export const commands: CommandModule<any, any>[] = [doctorCommand, collectCommand];
