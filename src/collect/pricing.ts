@@ -103,12 +103,18 @@ export function approxTokens(text: string): number {
 export async function tokenCounter(model: string): Promise<TokenCounter> {
   const enc = tiktokenEncodingFor(model);
   if (!enc) return { method: 'approx: UTF-8 bytes / 4', count: approxTokens };
+  const cached = counters.get(enc);
+  if (cached) return cached;
   const { Tiktoken } = await import('js-tiktoken/lite');
   const ranks = enc === 'o200k_base' ? (await import('js-tiktoken/ranks/o200k_base')).default : (await import('js-tiktoken/ranks/cl100k_base')).default;
   const tk = new Tiktoken(ranks);
   // Special-token text in prompts is counted as plain text (allowedSpecial 'all' would treat it as one token).
-  return { method: `tiktoken ${enc}`, count: (t) => tk.encode(t, [], []).length };
+  const counter: TokenCounter = { method: `tiktoken ${enc}`, count: (t) => tk.encode(t, [], []).length };
+  counters.set(enc, counter);
+  return counter;
 }
+
+const counters = new Map<string, TokenCounter>();
 
 /** Chat prompt tokens as OpenAI counts them: 3 per message + content + 3 to prime the reply. */
 export function chatPromptTokens(messages: ChatMessage[], counter: TokenCounter): number {
