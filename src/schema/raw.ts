@@ -249,12 +249,13 @@ export function readRawBytes(bytes: Uint8Array, file: string): { schema: Schema;
   const complete = Buffer.concat([bytes.subarray(0, scan.completeBytes), IPC_EOS]);
   const reader = RecordBatchStreamReader.from(complete);
   reader.open();
-  checkRawSchema(reader.schema, file);
+  const schema = reader.schema; // the reader forgets it once drained
+  checkRawSchema(schema, file);
   const records: RawRecord[] = [];
   for (const batch of reader) {
     for (const row of batch) records.push(toRecord(row as unknown as Record<string, unknown>));
   }
-  return { schema: reader.schema, records, scan };
+  return { schema, records, scan };
 }
 
 /** Reads some columns of the complete batches (the cheap scan used by resume). */

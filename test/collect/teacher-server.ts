@@ -102,7 +102,7 @@ function completionAnswer(body: Record<string, unknown>): unknown {
     const idOf = (t: string) => 1000 + (h32(t) % 50000);
     const pl = toks.map((t, i) => {
       if (i === 0) return null;
-      const entries: [string, unknown][] = [[String(idOf(t)), { logprob: lp(t), rank: 1 + (h32(t) % (k + 2)), decoded_token: t }]];
+      const entries: [string, unknown][] = [[String(idOf(t)), { logprob: lp(t), rank: k + 1, decoded_token: t }]];
       for (let j = 1; j <= k; j++) entries.push([String(j * 7), { logprob: -j, rank: j, decoded_token: ` a${j}` }]);
       return entries;
     });
