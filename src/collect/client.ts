@@ -100,6 +100,14 @@ export function makeTeacherClient(o: TeacherClientOptions): TeacherClient {
   };
 }
 
+/** The innermost cause of a fetch failure, e.g. "ECONNREFUSED 127.0.0.1:9" or "other side closed". */
+function rootCause(e: unknown): string {
+  let cur = e as (Error & { cause?: unknown; code?: string }) | undefined;
+  for (let i = 0; i < 5 && cur && cur.cause instanceof Error; i++) cur = cur.cause as Error & { cause?: unknown; code?: string };
+  if (!cur) return 'unknown';
+  return cur.code && !cur.message.includes(cur.code) ? `${cur.code}: ${cur.message}` : cur.message;
+}
+
 /** Removes the key (and anything shaped like an OpenAI key, which servers echo masked) from text. */
 export function redact(text: string, key: string | undefined): string {
   let out = key && key.length >= 4 ? text.split(key).join('***') : text;
@@ -116,8 +124,7 @@ function classify(e: unknown, stop: AbortSignal, timeout: AbortSignal, timeoutMs
     return new SendError('http', `HTTP ${e.status}${typeof msg === 'string' ? `: ${redact(msg, key).slice(0, 200)}` : ''}`, e.status, e.headers, code);
   }
   if (e instanceof OpenAI.APIConnectionError || e instanceof TypeError || (e as Error)?.name === 'AbortError') {
-    const cause = (e as Error & { cause?: Error }).cause;
-    return new SendError('network', `connection failed${cause?.message ? ` (${cause.message})` : ''}`);
+    return new SendError('network', `connection failed (${rootCause(e)})`);
   }
   return new SendError('network', `request failed: ${redact((e as Error)?.message ?? String(e), key)}`);
 }
