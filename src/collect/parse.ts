@@ -53,7 +53,9 @@ function bytesOf(v: unknown, where: string): Uint8Array | null {
   if (!Array.isArray(v) || !v.every((b) => Number.isInteger(b) && b >= 0 && b <= 255)) {
     throw new Malformed(`${where}: bytes must be an array of 0..255`);
   }
-  return Uint8Array.from(v as number[]);
+  const out = new Uint8Array(v.length);
+  for (let i = 0; i < v.length; i++) out[i] = v[i] as number;
+  return out;
 }
 
 function tokenOf(v: unknown, where: string): string {

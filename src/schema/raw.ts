@@ -19,9 +19,9 @@
  */
 import {
   AsyncByteQueue, Binary, Field, Float32, Float64, Int32, List, Message, MessageHeader, RecordBatch,
-  RecordBatchStreamReader, RecordBatchStreamWriter, Schema, Struct, Utf8, makeBuilder,
+  RecordBatchStreamReader, RecordBatchStreamWriter, Schema, Struct, Utf8, makeData,
 } from 'apache-arrow';
-import type { DataType } from 'apache-arrow';
+import type { Data, DataType } from 'apache-arrow';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { KdError } from '../errors.js';
@@ -122,12 +122,69 @@ export function checkRawSchema(schema: Schema, file: string): void {
   }
 }
 
-/** Builds one record batch from records (schema column order). */
+/**
+ * Builds one record batch from records. Columns are encoded straight into Arrow buffers (offsets,
+ * values, validity bitmaps) — several times faster than apache-arrow's generic row builders, which
+ * matters at hundreds of responses per second with 20 alternatives per token.
+ */
 export function rawBatch(schema: Schema, records: readonly RawRecord[]): RecordBatch {
-  const builder = makeBuilder({ type: new Struct(schema.fields), nullValues: [null, undefined] });
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  for (const r of records) builder.append(r as any);
-  return new RecordBatch(schema, builder.finish().flush());
+  const children = schema.fields.map((f) => encodeColumn(f.type, records.map((r) => (r as unknown as Record<string, unknown>)[f.name])));
+  return new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: records.length, nullCount: 0, children }));
+}
+
+function validity(values: readonly unknown[]): { nullCount: number; nullBitmap: Uint8Array | undefined } {
+  let nullCount = 0;
+  for (const v of values) if (v === null || v === undefined) nullCount++;
+  if (nullCount === 0) return { nullCount, nullBitmap: undefined };
+  const bitmap = new Uint8Array((values.length + 7) >> 3);
+  for (let i = 0; i < values.length; i++) if (values[i] !== null && values[i] !== undefined) bitmap[i >> 3]! |= 1 << (i & 7);
+  return { nullCount, nullBitmap: bitmap };
+}
+
+/** Encodes plain values (string | Uint8Array | number | arrays | null) as Arrow data of `type`. */
+export function encodeColumn(type: DataType, values: readonly unknown[]): Data {
+  const length = values.length;
+  const { nullCount, nullBitmap } = validity(values);
+  if (type instanceof Utf8 || type instanceof Binary) {
+    const offsets = new Int32Array(length + 1);
+    let total = 0;
+    const parts: (string | Uint8Array)[] = [];
+    for (let i = 0; i < length; i++) {
+      const v = values[i] as string | Uint8Array | null | undefined;
+      if (v !== null && v !== undefined) {
+        total += typeof v === 'string' ? Buffer.byteLength(v, 'utf8') : v.byteLength;
+        parts.push(v);
+      }
+      offsets[i + 1] = total;
+    }
+    const data = Buffer.allocUnsafeSlow(total);
+    let at = 0;
+    for (const p of parts) {
+      if (typeof p === 'string') at += data.write(p, at, 'utf8');
+      else {
+        data.set(p, at);
+        at += p.byteLength;
+      }
+    }
+    return makeData({ type, length, nullCount, nullBitmap, valueOffsets: offsets, data } as never);
+  }
+  if (type instanceof Int32 || type instanceof Float32 || type instanceof Float64) {
+    const data = type instanceof Int32 ? new Int32Array(length) : type instanceof Float32 ? new Float32Array(length) : new Float64Array(length);
+    for (let i = 0; i < length; i++) data[i] = (values[i] as number | null) ?? 0;
+    return makeData({ type, length, nullCount, nullBitmap, data } as never);
+  }
+  if (type instanceof List) {
+    const offsets = new Int32Array(length + 1);
+    const flat: unknown[] = [];
+    for (let i = 0; i < length; i++) {
+      const v = values[i] as unknown[] | null | undefined;
+      if (v) for (const x of v) flat.push(x);
+      offsets[i + 1] = flat.length;
+    }
+    const child = encodeColumn(type.children[0]!.type, flat);
+    return makeData({ type, length, nullCount, nullBitmap, valueOffsets: offsets, child } as never);
+  }
+  throw new Error(`encodeColumn: no encoder for ${String(type)}`);
 }
 
 /** Collects what the Arrow writer emits so each batch's bytes can be written synchronously. */

@@ -1,0 +1,87 @@
+/**
+ * Throughput of `kd collect` against a local teacher with a fixed 50 ms latency at concurrency 32.
+ * The ideal is 32 / 0.05 s = 640 req/s. Prints one JSON object:
+ * - `req_per_s` / `fraction_of_ideal`: requests answered per second from the first request sent to
+ *   the last answer (taken from the records' own timestamps), for the default case (top-k 20, 16
+ *   generated tokens with bytes: ~17 KB per response); `wall_*` are the same over the whole
+ *   collect() call (input planning, ledger scan, manifest included);
+ * - `light`: the same for a small answer (top-k 5, 4 tokens);
+ * - `floor`: plain fetch() (no SDK, no parsing, no writing) against the same server: what this
+ *   machine's Node HTTP stack reaches at all, the honest ceiling for the figures above.
+ * The server runs in its own process so it does not share the collector's event loop.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { collect } from '../src/collect/index.js';
+import { readRawDir } from '../src/schema/raw.js';
+
+const LATENCY_MS = 50;
+const CONCURRENCY = 32;
+const REQUESTS = Number(process.env.KD_BENCH_REQUESTS ?? 3000);
+const IDEAL = CONCURRENCY / (LATENCY_MS / 1000);
+
+const root = resolve(import.meta.dirname, '..');
+const child = spawn(process.execPath, ['--import', 'tsx', 'bench/collect-server.ts', String(LATENCY_MS)], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+const port = await new Promise<number>((res, rej) => {
+  createInterface({ input: child.stdout! }).once('line', (l) => res(Number(l)));
+  child.once('exit', (c) => rej(new Error(`bench server exited with ${c}`)));
+});
+const url = `http://127.0.0.1:${port}/v1`;
+const dir = mkdtempSync(join(tmpdir(), 'kd-bench-'));
+
+async function floor(n: number): Promise<number> {
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    while (next < n) {
+      const i = next++;
+      const body = JSON.stringify({ model: 'bench-teacher', messages: [{ role: 'user', content: `floor ${i}` }], logprobs: true, top_logprobs: 20, max_tokens: 16 });
+      const r = await fetch(`${url}/chat/completions`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+      await r.text();
+    }
+  }));
+  return n / ((performance.now() - t0) / 1000);
+}
+
+async function run(name: string, topK: number, maxTokens: number) {
+  const input = join(dir, `${name}.jsonl`);
+  writeFileSync(input, Array.from({ length: REQUESTS }, (_, i) => JSON.stringify({ id: `${name}${i}`, prompt: `Benchmark prompt number ${i}: say something.` })).join('\n') + '\n');
+  const out = join(dir, name);
+  const t0 = performance.now();
+  const s = await collect({ teacherUrl: url, model: 'bench-teacher', input, out, concurrency: CONCURRENCY, topK, maxTokens });
+  const wall = (performance.now() - t0) / 1000;
+  let first = Infinity;
+  let last = 0;
+  for (const r of readRawDir(out)) {
+    first = Math.min(first, r.completed_at - r.latency_ms);
+    last = Math.max(last, r.completed_at);
+  }
+  const steady = s.answered / ((last - first) / 1000);
+  return {
+    top_k: topK, tokens_per_answer: maxTokens, answered: s.answered, stop_reason: s.stopReason,
+    req_per_s: round(steady), fraction_of_ideal: round(steady / IDEAL, 3),
+    wall_s: round(wall, 3), wall_req_per_s: round(s.answered / wall), wall_fraction_of_ideal: round(s.answered / wall / IDEAL, 3),
+  };
+}
+
+const round = (v: number, d = 1) => Number(v.toFixed(d));
+
+try {
+  await floor(CONCURRENCY * 4); // warm the server and its connections
+  const floorRps = await floor(REQUESTS);
+  const main = await run('default', 20, 16);
+  const light = await run('light', 5, 4);
+  process.stdout.write(JSON.stringify({
+    bench: 'collect', requests: REQUESTS, concurrency: CONCURRENCY, latency_ms: LATENCY_MS, ideal_req_per_s: IDEAL,
+    ...main,
+    light,
+    floor: { what: 'plain fetch, no SDK/parsing/writing', req_per_s: round(floorRps), fraction_of_ideal: round(floorRps / IDEAL, 3) },
+    fraction_of_floor: round(main.req_per_s / floorRps, 3),
+  }) + '\n');
+} finally {
+  child.kill('SIGTERM');
+  rmSync(dir, { recursive: true, force: true });
+}

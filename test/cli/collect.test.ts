@@ -1,0 +1,89 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { main } from '../../src/cli.js';
+import { collectOptionsFromArgs, formatCollectSummary } from '../../src/cli/collect.js';
+import { resolveCollectOptions } from '../../src/collect/options.js';
+import { progressFields } from '../../src/collect/progress.js';
+import { startTeacherServer, type TeacherServer } from '../collect/teacher-server.js';
+
+let server: TeacherServer | null = null;
+afterEach(async () => {
+  vi.restoreAllMocks();
+  await server?.close();
+  server = null;
+});
+
+function capture() {
+  let out = '';
+  let err = '';
+  vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => ((out += String(c)), true));
+  vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => ((err += String(c)), true));
+  return { out: () => out, err: () => err };
+}
+
+describe('kd collect flags', () => {
+  it('map 1:1 to options (seconds → ms, MiB → bytes) and validate', () => {
+    const o = collectOptionsFromArgs({ model: 'm', input: 'i.csv', out: 'o', topK: 5, timeout: 2.5, shardMb: 1, prices: 'p.json', maxCost: 3 });
+    expect(o).toMatchObject({ model: 'm', topK: 5, timeoutMs: 2500, shardBytes: 1024 * 1024, pricesFile: 'p.json', maxCost: 3 });
+    expect(resolveCollectOptions(o)).toMatchObject({ mode: 'chat', concurrency: 8, retries: 6, maxTokens: 256 });
+    expect(() => resolveCollectOptions({ ...o, topK: 21 })).toThrow('--top-k: 21 is not valid; want an integer in 0..20');
+    expect(() => resolveCollectOptions({ ...o, chunkTokens: 100, chunkOverlap: 60 })).toThrow(/--chunk-overlap: 60/);
+    expect(() => resolveCollectOptions({ ...o, concurrency: 0 })).toThrow(/--concurrency/);
+  });
+
+  it('progress figures: req/s, tok/s, $, ETA', () => {
+    const f = progressFields({ total: 100, done: 60, answered: 50, rejected: 0, retries: 3, failures: 0, inFlight: 2, promptTokens: 1000, completionTokens: 1000, costUsd: 0.5, elapsedMs: 10_000 }, 10);
+    expect(f).toEqual({ rps: '5.0', tps: '200', cost: '0.5000', eta: '8s', retries: '3' });
+  });
+
+  it('runs end to end on CSV with --json and prints a human summary otherwise', async () => {
+    server = await startTeacherServer({});
+    const dir = mkdtempSync(join(tmpdir(), 'kd-cli-'));
+    const input = join(dir, 'p.csv');
+    writeFileSync(input, 'id,q,sys\na,"First, question",Be terse\nb,Second,\nc,,\n');
+    const args = ['collect', '--teacher-url', server.url, '--model', 'test', '--input', input, '--out', join(dir, 'raw'), '--column', 'q', '--id-column', 'id', '--system-column', 'sys', '--top-k', '2'];
+    let io = capture();
+    expect(await main([...args, '--json'])).toBe(0);
+    const summary = JSON.parse(io.out());
+    expect(summary).toMatchObject({ stopReason: 'complete', answered: 2, rejected: 1, rows: 3 });
+    vi.restoreAllMocks();
+    io = capture();
+    expect(await main(args)).toBe(0);
+    expect(io.out()).toMatch(/^collected: 0 answered, 0 rejected, 3 already done, 0 pending of 3 requests \(3 rows\)/);
+  });
+
+  it('prints one kd: line naming file and row for a bad input, exit 1', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kd-cli-'));
+    const input = join(dir, 'bad.jsonl');
+    writeFileSync(input, '{"prompt":"a"}\n{"prompt":\n');
+    const io = capture();
+    expect(await main(['collect', '--teacher-url', 'http://127.0.0.1:1/v1', '--model', 'm', '--input', input, '--out', join(dir, 'raw')])).toBe(1);
+    expect(io.err()).toMatch(new RegExp(`^kd: ${input.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: line 2: malformed JSON`, 'm'));
+    expect(io.err()).not.toMatch(/internal error/);
+  });
+
+  it('dry run prints tokens and cost', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kd-cli-'));
+    const input = join(dir, 'p.jsonl');
+    writeFileSync(input, '{"prompt":"hello world"}\n');
+    const io = capture();
+    expect(await main(['collect', '--model', 'gpt-4o', '--input', input, '--out', join(dir, 'raw'), '--dry-run', '--max-tokens', '10'])).toBe(0);
+    expect(io.out()).toContain('dry run: 1 rows → 1 requests');
+    expect(io.out()).toContain('~8 prompt (tiktoken o200k_base), ≤ 10 completion');
+    expect(io.out()).toContain('$0.0000 (prompts only) .. $0.0001');
+  });
+
+  it('formats a stopped run with its reason', () => {
+    const text = formatCollectSummary({
+      out: '/o', mode: 'chat', model: 'm', dryRun: false, stopReason: 'budget', stopDetail: 'stopped before passing --max-cost $1', rows: 2, requestsTotal: 2,
+      alreadyDone: 0, answered: 1, rejected: 0, pending: 1, sent: 1, retries: 0, failedRequests: 0, records: 1, tokens: { prompt: 5, completion: 3, method: 'x' },
+      costUsd: 0.9, totalCostUsd: 0.9, price: { input: 1, output: 2, source: 'flags' }, elapsedMs: 1000, reqPerSec: 1, systemFingerprints: [], repairs: [],
+      parseStats: { positions: 3, sentinels: 0, shortTopK: 0, missingBytes: 0 },
+    });
+    expect(text).toMatch(/^stopped \(budget\): 1 answered/);
+    expect(text).toContain('why      stopped before passing --max-cost $1');
+    expect(text).toContain('cost     $0.9000 this run');
+  });
+});
