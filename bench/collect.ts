@@ -24,7 +24,7 @@ const REQUESTS = Number(process.env.KD_BENCH_REQUESTS ?? 3000);
 const IDEAL = CONCURRENCY / (LATENCY_MS / 1000);
 
 const root = resolve(import.meta.dirname, '..');
-const child = spawn(process.execPath, ['--import', 'tsx', 'bench/collect-server.ts', String(LATENCY_MS)], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+const child = spawn(process.execPath, ['--import', 'tsx', 'bench/collect-server.ts', String(LATENCY_MS)], { cwd: root, stdio: ['pipe', 'pipe', 'inherit'] });
 const port = await new Promise<number>((res, rej) => {
   createInterface({ input: child.stdout! }).once('line', (l) => res(Number(l)));
   child.once('exit', (c) => rej(new Error(`bench server exited with ${c}`)));

@@ -228,7 +228,10 @@ class Engine {
     private readonly priorCost: number,
   ) {
     const schema = rawSchema({ 'kd.mode': o.mode, 'kd.model': o.model, 'kd.top_k': String(requestParams(o).topK), 'kd.score_api': o.mode === 'score' ? o.scoreApi : '' });
-    this.shards = new ShardWriter({ dir: out, firstIndex: ledger.nextShardIndex, schema, maxBytes: o.shardBytes, onWritten: (r) => this.onRecords(r) });
+    this.shards = new ShardWriter({
+      dir: out, firstIndex: ledger.nextShardIndex, schema, maxBytes: o.shardBytes, onWritten: (r) => this.onRecords(r),
+      onError: (e) => this.stop('fatal', `writing a raw shard failed: ${e.message}`, true),
+    });
     this.rejects = new RejectWriter(join(out, REJECTS_FILE));
     this.done = new Set(ledger.done);
   }
@@ -260,19 +263,27 @@ class Engine {
     const timer = this.rt.onProgress ? setInterval(() => this.rt.onProgress!({ ...this.progress(), elapsedMs: performance.now() - t0 }), 200) : null;
     try {
       const worker = async () => {
-        while (!this.stopping) {
-          const next = await source.next();
-          if (next.done) return;
-          await this.handle(next.value);
+        try {
+          while (!this.stopping) {
+            const next = await source.next();
+            if (next.done) return;
+            await this.handle(next.value);
+          }
+        } catch (e) {
+          // Stop the other workers before anything is closed, then let the error surface.
+          this.stop('fatal', (e as Error).message, true);
+          throw e;
         }
       };
-      await Promise.all(Array.from({ length: this.o.concurrency }, worker));
+      const results = await Promise.allSettled(Array.from({ length: this.o.concurrency }, worker));
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
     } finally {
       this.rt.signal?.removeEventListener('abort', onAbort);
       if (timer) clearInterval(timer);
-      this.shards.close();
       this.rejects.close();
-      await source.return(undefined);
+      await source.return(undefined).catch(() => undefined);
+      this.shards.close(); // throws a KdError if a write failed
     }
     this.rt.onProgress?.({ ...this.progress(), elapsedMs: performance.now() - t0 });
     if (!this.stopping && this.s.failedRequests > 0) {

@@ -11,6 +11,7 @@ import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Schema } from 'apache-arrow';
 import { RawStreamEncoder, rawShardName, type RawRecord } from '../schema/raw.js';
+import { KdError } from '../errors.js';
 import type { ShardInfo } from './ledger.js';
 
 export interface ShardWriterOptions {
@@ -21,6 +22,8 @@ export interface ShardWriterOptions {
   maxBytes: number;
   /** Called after every batch is on disk, with the records it held. */
   onWritten?: (records: readonly RawRecord[]) => void;
+  /** Called when a scheduled write fails (disk full…); the error is also thrown by close(). */
+  onError?: (error: Error) => void;
 }
 
 export class ShardWriter {
@@ -44,9 +47,18 @@ export class ShardWriter {
     this.queue.push(...records);
     if (!this.scheduled) {
       this.scheduled = true;
-      setImmediate(() => this.flush());
+      setImmediate(() => {
+        try {
+          this.flush();
+        } catch (e) {
+          this.error ??= e as Error;
+          this.o.onError?.(e as Error);
+        }
+      });
     }
   }
+
+  private error: Error | null = null;
 
   /** Writes what is queued as one batch (synchronously). */
   flush(): void {
@@ -64,9 +76,14 @@ export class ShardWriter {
     if (this.bytes >= this.o.maxBytes) this.closeShard();
   }
 
-  /** Flushes and closes the current shard. */
+  /** Flushes and closes the current shard; throws a KdError if any write failed. */
   close(): void {
-    this.flush();
+    if (this.error) throw new KdError('WRITE', `writing a raw shard in ${this.o.dir} failed: ${this.error.message}`);
+    try {
+      this.flush();
+    } catch (e) {
+      throw new KdError('WRITE', `writing a raw shard in ${this.o.dir} failed: ${(e as Error).message}`);
+    }
     if (this.fd !== null) this.closeShard();
   }
 

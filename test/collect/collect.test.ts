@@ -90,7 +90,7 @@ describe('collect: chat mode', () => {
         return null;
       },
     });
-    const s = await collect({ ...base, timeoutMs: 400 }, { backoffBaseMs: 5 });
+    const s = await collect({ ...base, timeoutMs: 1500 }, { backoffBaseMs: 5 });
     expect(s).toMatchObject({ stopReason: 'complete', answered: 12, rejected: 0, retries: 8, failedRequests: 0 });
     expect(s.sent).toBe(12 + 8);
     expect(srv.total()).toBe(12 + 8);
@@ -211,9 +211,10 @@ describe('collect: score mode', () => {
 
 describe('collect: interruption', () => {
   it('an abort mid-run loses nothing and a rerun completes every request exactly once', async () => {
-    const { base, server: srv } = await setup({ latencyMs: 15 }, prompts(60));
     const controller = new AbortController();
-    const first = collect({ ...base, concurrency: 6 }, { signal: controller.signal, onProgress: (p) => { if (p.done >= 20) controller.abort(); } });
+    // the server pulls the plug when the 20th request arrives: some answered, some in flight
+    const { base, server: srv } = await setup({ latencyMs: 15, fault: (c) => { if (c.seq === 20) controller.abort(); return null; } }, prompts(60));
+    const first = collect({ ...base, concurrency: 6 }, { signal: controller.signal });
     const s1 = await first;
     expect(s1.stopReason).toBe('interrupted');
     expect(s1.answered).toBeLessThan(60);

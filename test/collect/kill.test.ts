@@ -44,8 +44,19 @@ async function until(cond: () => boolean, what: string): Promise<void> {
 
 describe('kill -9 and restart', () => {
   it('loses no row, duplicates no row, and never resends a completed request', async () => {
-    // 20% of first attempts fail with 503 so retries are in flight at the kills too
-    server = await startTeacherServer({ latencyMs: 8, fault: (c) => (c.attempt === 1 && c.seq % 5 === 0 ? '503' : null) });
+    // 20% of first attempts fail with 503 so retries are in flight at the kills too. Once `gate`
+    // answers are out, the server holds every request (no timing race with the kill).
+    let gate = 0;
+    let ok = 0;
+    server = await startTeacherServer({
+      latencyMs: 8,
+      fault: (c) => {
+        if (ok >= gate) return 'hang';
+        if (c.attempt === 1 && c.seq % 5 === 0) return '503';
+        ok++;
+        return null;
+      },
+    });
     const dir = mkdtempSync(join(tmpdir(), 'kd-kill-'));
     const rows = Array.from({ length: 160 }, (_, i) => (i % 40 === 39 ? { id: `r${i}`, prompt: '' } : { id: `r${i}`, prompt: `Tell me about ${i}` }));
     const input = join(dir, 'in.jsonl');
@@ -56,8 +67,11 @@ describe('kill -9 and restart', () => {
     const persistedAtKills: Set<string>[] = [];
     const logMarks: number[] = [];
     for (const killAt of [40, 100]) {
+      gate = killAt;
       const run = runCollector(args);
-      await until(() => server!.answered.size >= killAt || run.child.exitCode !== null, `${killAt} answers`);
+      const delivered = () => [...server!.answered.values()].reduce((a, b) => a + b, 0);
+      await until(() => delivered() >= killAt || run.child.exitCode !== null, `${killAt} answers`);
+      await new Promise((r) => setTimeout(r, 50)); // let the collector write some of them (or not: both are fine)
       run.child.kill('SIGKILL');
       const res = await run.exit;
       expect(res.signal).toBe('SIGKILL');
@@ -68,6 +82,7 @@ describe('kill -9 and restart', () => {
     expect(persistedAtKills[0]!.size).toBeGreaterThan(0);
     expect(persistedAtKills[0]!.size).toBeLessThan(160);
 
+    gate = Infinity;
     const final = runCollector(args);
     const res = await final.exit;
     expect(res.stderr).not.toMatch(/internal error/);
