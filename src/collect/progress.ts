@@ -44,7 +44,7 @@ export function progressFields(p: CollectProgress, startDone: number): Record<st
     rps: rps.toFixed(1),
     tps: ((p.promptTokens + p.completionTokens) / secs).toFixed(0),
     cost: p.costUsd.toFixed(p.costUsd < 1 ? 4 : 2),
-    eta: remaining <= 0 ? '0s' : rps > 0 ? fmtDuration(remaining / rps) : '--',
+    etaText: remaining <= 0 ? '0s' : rps > 0 ? fmtDuration(remaining / rps) : '--',
     retries: String(p.retries),
   };
 }
@@ -53,7 +53,7 @@ export function progressFields(p: CollectProgress, startDone: number): Record<st
 export function progressBar(stream: WriteStream, startDone: number): ProgressBar {
   const bar = new cliProgress.SingleBar({
     stream,
-    format: 'collect {bar} {value}/{total} | {rps} req/s | {tps} tok/s | ${cost} | ETA {eta} | retries {retries}',
+    format: 'collect {bar} {value}/{total} | {rps} req/s | {tps} tok/s | ${cost} | ETA {etaText} | retries {retries}',
     barCompleteChar: '█',
     barIncompleteChar: '░',
     hideCursor: true,

@@ -35,7 +35,7 @@ describe('kd collect flags', () => {
 
   it('progress figures: req/s, tok/s, $, ETA', () => {
     const f = progressFields({ total: 100, done: 60, answered: 50, rejected: 0, retries: 3, failures: 0, inFlight: 2, promptTokens: 1000, completionTokens: 1000, costUsd: 0.5, elapsedMs: 10_000 }, 10);
-    expect(f).toEqual({ rps: '5.0', tps: '200', cost: '0.5000', eta: '8s', retries: '3' });
+    expect(f).toEqual({ rps: '5.0', tps: '200', cost: '0.5000', etaText: '8s', retries: '3' });
   });
 
   it('runs end to end on CSV with --json and prints a human summary otherwise', async () => {
