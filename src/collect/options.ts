@@ -128,7 +128,11 @@ export function requestParams(o: CollectOptions): RequestParams {
 
 /** The options that shape requests: a resumed run must use the same ones (else hashes differ). */
 export function requestShape(o: CollectOptions): Record<string, unknown> {
-  const p = requestParams(o);
+  const { mode, model, topK, maxTokens, temperature, seed, n, maxTokensField, scoreApi, chunkTokens, chunkOverlap } = requestParams(o);
+  // Only what reaches the wire in this mode: --temperature does not matter to a score run.
+  const p = mode === 'chat'
+    ? { mode, model, topK, maxTokens, temperature, seed: seed ?? null, n, maxTokensField }
+    : { mode, model, topK, scoreApi, chunkTokens, chunkOverlap };
   return {
     ...p,
     column: o.column ?? null,

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli.js';
 import { collectOptionsFromArgs, formatCollectSummary } from '../../src/cli/collect.js';
-import { resolveCollectOptions } from '../../src/collect/options.js';
+import { recordedOptions, requestShape, resolveCollectOptions } from '../../src/collect/options.js';
 import { progressFields } from '../../src/collect/progress.js';
 import { startTeacherServer, type TeacherServer } from '../collect/teacher-server.js';
 
@@ -31,6 +31,16 @@ describe('kd collect flags', () => {
     expect(() => resolveCollectOptions({ ...o, topK: 21 })).toThrow('--top-k: 21 is not valid; want an integer in 0..20');
     expect(() => resolveCollectOptions({ ...o, chunkTokens: 100, chunkOverlap: 60 })).toThrow(/--chunk-overlap: 60/);
     expect(() => resolveCollectOptions({ ...o, concurrency: 0 })).toThrow(/--concurrency/);
+  });
+
+  it('request shape holds only what reaches the wire; recorded options hold no URL credentials', () => {
+    const score = resolveCollectOptions({ model: 'm', input: 'i', out: 'o', mode: 'score' });
+    expect(requestShape({ ...score, temperature: 0.1 })).toEqual(requestShape(score));
+    expect(requestShape({ ...score, chunkTokens: 512 })).not.toEqual(requestShape(score));
+    const chat = resolveCollectOptions({ model: 'm', input: 'i', out: 'o' });
+    expect(requestShape({ ...chat, temperature: 0.1 })).not.toEqual(requestShape(chat));
+    const rec = recordedOptions({ ...chat, teacherUrl: 'http://user:pw@host:8000/v1?key=abc' });
+    expect(rec.teacherUrl).toBe('http://host:8000/v1');
   });
 
   it('progress figures: req/s, tok/s, $, ETA', () => {
