@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -105,6 +105,19 @@ describe('collect: chat mode', () => {
     expect(s).toMatchObject({ stopReason: 'complete', answered: 10, rejected: 2 });
     expect(rejects(base.out).map((r) => [r.id, r.reason])).toEqual([['p1', 'no_logprobs'], ['p4', 'http_400']]);
     expect(outputHashes(base.out).size).toBe(12);
+  });
+
+  it('rejects prompts over --max-prompt-tokens before sending them, and rolls shards by size', async () => {
+    const long = { id: 'long', prompt: 'word '.repeat(400) };
+    const { base, server: srv } = await setup({}, [...prompts(30), long]);
+    const s = await collect({ ...base, maxPromptTokens: 100, shardBytes: 20_000 });
+    expect(s).toMatchObject({ stopReason: 'complete', answered: 30, rejected: 1 });
+    expect(rejects(base.out)).toMatchObject([{ id: 'long', reason: 'over_context' }]);
+    expect(srv.total()).toBe(30);
+    const manifest = JSON.parse(readFileSync(join(base.out, 'manifest.json'), 'utf8'));
+    expect(manifest.shards.length).toBeGreaterThan(1);
+    expect(manifest.shards.reduce((a: number, x: { records: number }) => a + x.records, 0)).toBe(30);
+    expect(readdirSync(base.out).filter((f) => f.endsWith('.partial'))).toEqual([]);
   });
 
   it('stops cleanly after --max-failures consecutive failed requests and says why', async () => {
