@@ -13,6 +13,10 @@
  *   them from the token string: a token can hold part of a character).
  * - top_ids only when the API names token ids (vLLM prompt_logprobs); otherwise the column is null.
  * - text offsets are in Unicode code points (what Python servers report) into the row's whole text.
+ * - usage (prompt/completion/cached tokens) is per response: it sits on choice 0, null on the others.
+ * - score mode: a long text is scored in overlapping chunks (one record each). Tokens of a chunk
+ *   whose text offset is below `score_from` are left context already scored by the previous chunk;
+ *   a reader keeps, per text, the tokens at offsets ≥ score_from of each chunk.
  *
  * Schema metadata carries `kd.format` = {@link RAW_FORMAT} and `kd.format_version`; readers refuse
  * anything else.
