@@ -191,7 +191,15 @@ export async function collect(input: CollectInput, rt: CollectRuntime = {}): Pro
       cachedTokens += r.cached_tokens ?? 0;
     }
   };
-  const shardsWritten = await engine.run(tasks(o, p));
+  let shardsWritten: CollectManifest['shards'];
+  try {
+    shardsWritten = await engine.run(tasks(o, p));
+  } catch (e) {
+    summary.stopReason = 'fatal';
+    Object.assign(run, { finished_at: new Date().toISOString(), stop_reason: 'fatal' });
+    writeManifest(out, manifest('stopped', scanLedger(out, { repair: false }).shards));
+    throw e;
+  }
 
   summary.elapsedMs = performance.now() - t0;
   summary.reqPerSec = (summary.answered + summary.rejected) / Math.max(summary.elapsedMs / 1000, 1e-3);
