@@ -120,6 +120,12 @@ describe('collect: chat mode', () => {
     expect(readdirSync(base.out).filter((f) => f.endsWith('.partial'))).toEqual([]);
   });
 
+  it('refuses repeated ids before sending anything', async () => {
+    const { base, server: srv } = await setup({}, [{ id: 'a', prompt: 'x' }, { id: 'b', prompt: 'y' }, { id: 'a', prompt: 'z' }]);
+    await expect(collect(base)).rejects.toThrow(/in\.jsonl: row 3: id "a" repeats row 1/);
+    expect(srv.total()).toBe(0);
+  });
+
   it('stops cleanly after --max-failures consecutive failed requests and says why', async () => {
     const { base } = await setup({ fault: () => '503' });
     const s = await collect({ ...base, retries: 1, maxFailures: 3, concurrency: 1 }, { backoffBaseMs: 1 });
