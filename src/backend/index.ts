@@ -4,7 +4,7 @@
  * failed (no network, or the 403 of tensorflow/tfjs#8742) they are simply absent and we fall through.
  * `--backend NAME` / KD_BACKEND force one.
  */
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
