@@ -15,6 +15,8 @@ export interface SyntheticOptions {
   seed: number;
   /** spread of the teacher's logits; larger = peakier teacher */
   sharpness?: number;
+  /** same teacher, disjoint sample streams */
+  split?: 'train' | 'val';
 }
 
 export function syntheticTeacher(o: SyntheticOptions): BatchSourceFactory {
@@ -46,7 +48,7 @@ export function syntheticTeacher(o: SyntheticOptions): BatchSourceFactory {
   };
   const makeBatch = (index: number): Batch => {
     const { batchSize: B, seqLen: T } = o;
-    const r = root.fork(1_000_003 + index);
+    const r = root.fork((o.split === 'val' ? 2_000_003 : 1_000_003) + index);
     const b: Batch = {
       B, T, K,
       inputIds: new Int32Array(B * T), topIds: new Int32Array(B * T * K), topLogprobs: new Float32Array(B * T * K),
