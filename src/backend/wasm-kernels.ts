@@ -31,6 +31,8 @@ export function registerWasmKernels(): void {
   registerKernel({ kernelName: 'UnsortedSegmentSum', backendName: 'wasm', kernelFunc: unsortedSegmentSum as unknown as KernelFunc });
   wrap('GatherV2', (orig) => (args) => ((args.attrs.batchDims as number) > 0 ? gatherBatched(args) : orig(args)));
   wrap('BatchMatMul', (orig) => (args) => batchMatMul(args, orig));
+  wrap('Transpose', (orig) => (args) => transposeNoCopy(args) ?? orig(args));
+  wrap('SplitV', (orig) => (args) => (args.inputs.x.dtype === 'string' ? orig(args) : splitV(args)) as unknown as TensorInfo);
 }
 
 /** Replace a wasm kernel by `make(original)`, keeping the original's setupFunc (it binds the C function). */
@@ -85,6 +87,41 @@ function gatherBatched({ inputs: { x, indices }, backend, attrs }: Args): Tensor
     }
   }
   return out;
+}
+
+/**
+ * A transpose that only moves size-1 dims is a reshape: alias the data as the Reshape kernel does. The
+ * wasm kernel copies it instead; gather's gradient does two such transposes of its whole output (e.g. the
+ * 16.7M picked log-prob gradient), ~40 ms per step at the reference config.
+ */
+function transposeNoCopy({ inputs: { x }, backend, attrs }: Args): TensorInfo | undefined {
+  const perm = attrs.perm as number[];
+  const moved = perm.filter((p) => x.shape[p] !== 1);
+  if (moved.some((p, i) => i > 0 && p < moved[i - 1])) return undefined;
+  backend.incRef(x.dataId);
+  return { dataId: x.dataId, shape: perm.map((p) => x.shape[p]), dtype: x.dtype };
+}
+
+/**
+ * SplitV via heap views. The wasm kernel slices once per output, and its Slice first copies the whole
+ * input out of the heap (readSync): the qkv split cost ~20 ms per layer and step.
+ */
+function splitV({ inputs: { x }, backend, attrs }: Args): TensorInfo[] {
+  const axis = util.parseAxisParam(attrs.axis as number, x.shape)[0];
+  const sizes = backend_util.prepareSplitSize(x as Tensor, attrs.numOrSizeSplits as number | number[], axis);
+  const outer = util.sizeFromShape(x.shape.slice(0, axis));
+  const inner = util.sizeFromShape(x.shape.slice(axis + 1));
+  const row = x.shape[axis] * inner;
+  const outs = sizes.map((s) => backend.makeOutput(x.shape.map((n, i) => (i === axis ? s : n)), x.dtype));
+  const xs = backend.typedArrayFromHeap(x);
+  let begin = 0;
+  outs.forEach((out, i) => {
+    const o = backend.typedArrayFromHeap(out);
+    const w = sizes[i] * inner;
+    for (let r = 0; r < outer; r++) o.set(xs.subarray(r * row + begin, r * row + begin + w), r * w);
+    begin += w;
+  });
+  return outs;
 }
 
 /**
@@ -188,10 +225,14 @@ function batchIndex(dims: number[], outDims: number[]): Int32Array {
 }
 
 /**
- * C = op(A)·op(B) using only XNNPACK's fast case. Either transpose the transposed operands first (direct),
- * or compute Cᵀ = op(B)ᵀ·op(A)ᵀ, whose operands are the *untransposed* ones transposed, and transpose Cᵀ
- * (swapped). We pick the one that moves fewer elements. E.g. the LM-head weight gradient
- * dLogitsᵀ·h ([2048×8192]ᵀ·[2048×128]): direct transposes 16.7M elements, swapped 0.26M + 1M.
+ * C = op(A)·op(B) using only XNNPACK's fast case, in one of two forms:
+ *   direct:  transpose the transposed operands, then C = A'·B'; XNNPACK packs B' as its weights.
+ *   swapped: Cᵀ = op(B)ᵀ·op(A)ᵀ, whose operands are the *untransposed* ones transposed; A is packed; then
+ *            transpose Cᵀ.
+ * Cost model, fitted on bench/matmul.ts shapes: elements transposed + 2 × elements packed (packing is a
+ * strided copy, and large weights stream from memory once per few output rows). It picks the faster form
+ * in all 21 transposed cases measured; e.g. the LM-head weight gradient [2048×8192]ᵀ·[2048×128] goes
+ * direct (170 ms) rather than swapped (410 ms), and the MLP weight gradient [2048×128]ᵀ·[2048×512] swapped.
  */
 function batchMatMul(args: Args, orig: (args: Args) => TensorInfo): TensorInfo {
   const { inputs: { a, b }, backend } = args;
@@ -214,8 +255,8 @@ function batchMatMul(args: Args, orig: (args: Args) => TensorInfo): TensorInfo {
   const sizeA = batchA * m * k;
   const sizeB = batchB * k * n;
   const sizeC = aIdx.length * m * n;
-  const direct = (tA ? sizeA : 0) + (tB ? sizeB : 0);
-  const swapped = (tA ? 0 : sizeA) + (tB ? 0 : sizeB) + sizeC;
+  const direct = (tA ? sizeA : 0) + (tB ? sizeB : 0) + 2 * sizeB;
+  const swapped = (tA ? 0 : sizeA) + (tB ? 0 : sizeB) + sizeC + 2 * sizeA;
   const temps: TensorInfo[] = [];
   const tr = (t: TensorInfo, batch: number, rows: number, cols: number) => {
     const r = transpose3d(backend, t, batch, rows, cols);
@@ -223,8 +264,7 @@ function batchMatMul(args: Args, orig: (args: Args) => TensorInfo): TensorInfo {
     return r;
   };
   let out: TensorInfo;
-  const form = process.env.KD_MM_FORM;
-  if (form ? form === 'direct' : direct <= swapped) {
+  if (direct <= swapped) {
     const x = tA ? tr(a, batchA, k, m) : a;
     const w = tB ? tr(b, batchB, n, k) : b;
     out = backend.makeOutput([...outBatch, m, n], 'float32');

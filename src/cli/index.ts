@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { doctorCommand } from './doctor.js';
+import { trainCommand } from './train.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [doctorCommand];
+export const commands: CommandModule<any, any>[] = [doctorCommand, trainCommand];

@@ -85,6 +85,9 @@ interface TrainState {
   elapsedSec: number;
 }
 
+/** Fields that may change on resume: they do not touch the arithmetic of a step. */
+const CADENCE = new Set(['steps', 'logEvery', 'evalEvery', 'evalBatches', 'checkpointEvery']);
+
 const nz = (x: number) => (Number.isFinite(x) ? x : null);
 
 /** One optimizer step over `micro` batches. Returns the mean loss parts and the gradient norm. */
@@ -162,9 +165,10 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
       throw new KdError('resume-mismatch', `${file}: model config differs from this run's (checkpoint ${JSON.stringify(ck.header.model)})`);
     }
     if (!ck.header.state || !ck.header.train) throw new KdError('resume-mismatch', `${file}: has no training state to resume (was it exported or compressed?)`);
-    const { steps: _a, ...savedRest } = ck.header.train as unknown as TrainConfig;
-    const { steps: _b, ...rest } = c;
-    if (!sameJson(savedRest, rest)) throw new KdError('resume-mismatch', `${file}: training config differs from this run's; only steps may change on resume`);
+    const changed = Object.keys(c).filter((k) => !CADENCE.has(k) && !sameJson((ck.header.train as Record<string, unknown>)[k], (c as unknown as Record<string, unknown>)[k]));
+    if (changed.length) {
+      throw new KdError('resume-mismatch', `${file}: training config differs from this run's in ${changed.join(', ')}; on resume only steps and the log/eval/checkpoint cadence may change`);
+    }
     ({ model, opt } = restore(o.model, ck.arrays, file));
     state = ck.header.state as unknown as TrainState;
     opt.t = Number((ck.header.state as Record<string, unknown>).optimizerT ?? state.step);

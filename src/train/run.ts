@@ -1,0 +1,51 @@
+/** `kd train` behind the CLI: choose the data source, show progress, print the summary. */
+import { initBackend } from '../backend/index.js';
+import type { ResolvedTrain } from '../cli/train.js';
+import { KdError } from '../errors.js';
+import { formatDuration, startProgress } from '../progress.js';
+import type { BatchSourceFactory } from './batch.js';
+import { syntheticTeacher } from './synthetic.js';
+import { type TrainSummary, train } from './trainer.js';
+
+export function openData(r: ResolvedTrain): { train: BatchSourceFactory; val?: BatchSourceFactory } {
+  if (r.data === 'synthetic') {
+    const o = { vocabSize: r.model.vocabSize, seqLen: r.config.seqLen, batchSize: r.config.batchSize, topK: r.topK, seed: r.config.seed };
+    return { train: syntheticTeacher(o), val: syntheticTeacher({ ...o, split: 'val' }) };
+  }
+  throw new KdError('bad-data', `--data ${r.data}: not a kd dataset directory (use "synthetic", or build one with kd dataset build)`);
+}
+
+export async function runTrain(r: ResolvedTrain, io: { backend?: string; json: boolean }): Promise<TrainSummary> {
+  const be = await initBackend({ backend: io.backend });
+  const data = openData(r);
+  const out = (s: string) => process.stdout.write(s + '\n');
+  if (!io.json) out(`kd train: ${r.model.nLayers}×${r.model.dModel} student, vocab ${r.model.vocabSize}, ${r.config.steps} steps on ${be.backend} → ${r.out}`);
+  const bar = startProgress(r.config.steps, 'train |{bar}| {value}/{total} steps | loss {loss} | {tps} tok/s | ETA {eta}', !io.json && Boolean(process.stderr.isTTY));
+  const stop = new AbortController();
+  const onSig = () => stop.abort();
+  process.once('SIGINT', onSig);
+  process.once('SIGTERM', onSig);
+  try {
+    const s = await train({
+      model: r.model, config: r.config, data: data.train, val: data.val, outDir: r.out, resume: r.resume, signal: stop.signal,
+      meta: { backend: be.backend },
+      onStep: (p) => bar.update(p.step, { loss: p.loss.toFixed(4), tps: Math.round(p.tokensPerSec), eta: formatDuration(p.etaSec) }),
+      onLog: (l) => {
+        if (io.json) out(JSON.stringify({ event: 'log', ...l }));
+        else if (l.valLoss !== undefined) process.stderr.write(`\nstep ${l.step}: val loss ${l.valLoss.toFixed(4)}\n`);
+      },
+    });
+    bar.stop();
+    if (io.json) out(JSON.stringify({ event: 'summary', ...s, backend: be.backend, interrupted: stop.signal.aborted }));
+    else {
+      out(`${stop.signal.aborted ? 'interrupted at' : 'done:'} step ${s.steps}, loss ${s.loss.toFixed(4)}${s.valLoss !== undefined ? `, val loss ${s.valLoss.toFixed(4)}` : ''}`);
+      out(`${Math.round(s.tokensPerSec)} tokens/s, ${s.msPerStep.toFixed(0)} ms/step, ${(s.flops / 1e9).toFixed(1)} GFLOP/s, ${s.params.toLocaleString('en-US')} parameters`);
+      out(`checkpoint: ${s.checkpoint}${stop.signal.aborted ? ' (continue with --resume)' : ''}`);
+    }
+    return s;
+  } finally {
+    bar.stop();
+    process.off('SIGINT', onSig);
+    process.off('SIGTERM', onSig);
+  }
+}
