@@ -5,7 +5,8 @@
  * - UnsortedSegmentSum: missing on wasm; it is the gradient of gather (embeddings, picked log-probs).
  * - GatherV2: wrong values when batchDims > 0 (tensorflow/tfjs#8658, fix #8659 unmerged).
  * - BatchMatMul: the wasm kernel only uses XNNPACK for untransposed batch-1 products; every other case,
- *   i.e. every matmul gradient and all of attention, runs a scalar triple loop 10-30× slower.
+ *   i.e. every matmul gradient and all of attention, runs a scalar triple loop 10-15× slower.
+ * - Identity, SplitV: correct but copy far more than needed (see each).
  *
  * Kernels work on the wasm heap directly: `makeOutput` allocates, `typedArrayFromHeap` views. Allocate
  * every output before taking views: malloc can grow the heap, which detaches views taken earlier.
@@ -21,6 +22,7 @@ interface WasmModule {
 }
 
 type Args = { inputs: Record<string, TensorInfo>; backend: BackendWasm; attrs: NamedAttrMap };
+type Kernel = (args: Args) => TensorInfo | TensorInfo[];
 
 let registered = false;
 
@@ -29,18 +31,19 @@ export function registerWasmKernels(): void {
   if (registered) return;
   registered = true;
   registerKernel({ kernelName: 'UnsortedSegmentSum', backendName: 'wasm', kernelFunc: unsortedSegmentSum as unknown as KernelFunc });
+  if (process.env.KD_ONLY_USS) return;
   wrap('GatherV2', (orig) => (args) => ((args.attrs.batchDims as number) > 0 ? gatherBatched(args) : orig(args)));
   wrap('BatchMatMul', (orig) => (args) => batchMatMul(args, orig));
-  wrap('Transpose', (orig) => (args) => transposeNoCopy(args) ?? orig(args));
-  wrap('SplitV', (orig) => (args) => (args.inputs.x.dtype === 'string' ? orig(args) : splitV(args)) as unknown as TensorInfo);
+  wrap('Identity', () => identity);
+  wrap('SplitV', (orig) => (args) => (args.inputs.x.dtype === 'string' ? orig(args) : splitV(args)));
 }
 
 /** Replace a wasm kernel by `make(original)`, keeping the original's setupFunc (it binds the C function). */
-function wrap(kernelName: string, make: (orig: (args: Args) => TensorInfo) => (args: Args) => TensorInfo): void {
+function wrap(kernelName: string, make: (orig: Kernel) => Kernel): void {
   const orig = getKernel(kernelName, 'wasm');
   if (!orig) throw new Error(`wasm kernel ${kernelName} not registered: import @tensorflow/tfjs-backend-wasm first`);
   unregisterKernel(kernelName, 'wasm');
-  const config: KernelConfig = { ...orig, kernelFunc: make(orig.kernelFunc as unknown as (args: Args) => TensorInfo) as unknown as KernelFunc };
+  const config: KernelConfig = { ...orig, kernelFunc: make(orig.kernelFunc as unknown as Kernel) as unknown as KernelFunc };
   registerKernel(config);
 }
 
@@ -90,16 +93,13 @@ function gatherBatched({ inputs: { x, indices }, backend, attrs }: Args): Tensor
 }
 
 /**
- * A transpose that only moves size-1 dims is a reshape: alias the data as the Reshape kernel does. The
- * wasm kernel copies it instead; gather's gradient does two such transposes of its whole output (e.g. the
- * 16.7M picked log-prob gradient), ~40 ms per step at the reference config.
+ * Identity aliases the data (refcounted), as on the cpu and webgl backends; tensors are immutable. The
+ * wasm kernel copies, and the engine clones (Identity) every tensor it saves for the backward pass: at the
+ * reference config that was ~70 ms of copies per step, 16.7M-element logits among them.
  */
-function transposeNoCopy({ inputs: { x }, backend, attrs }: Args): TensorInfo | undefined {
-  const perm = attrs.perm as number[];
-  const moved = perm.filter((p) => x.shape[p] !== 1);
-  if (moved.some((p, i) => i > 0 && p < moved[i - 1])) return undefined;
+function identity({ inputs: { x }, backend }: Args): TensorInfo {
   backend.incRef(x.dataId);
-  return { dataId: x.dataId, shape: perm.map((p) => x.shape[p]), dtype: x.dtype };
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 }
 
 /**
@@ -234,7 +234,7 @@ function batchIndex(dims: number[], outDims: number[]): Int32Array {
  * in all 21 transposed cases measured; e.g. the LM-head weight gradient [2048×8192]ᵀ·[2048×128] goes
  * direct (170 ms) rather than swapped (410 ms), and the MLP weight gradient [2048×128]ᵀ·[2048×512] swapped.
  */
-function batchMatMul(args: Args, orig: (args: Args) => TensorInfo): TensorInfo {
+function batchMatMul(args: Args, orig: Kernel): TensorInfo | TensorInfo[] {
   const { inputs: { a, b }, backend } = args;
   const tA = args.attrs.transposeA as boolean;
   const tB = args.attrs.transposeB as boolean;

@@ -44,11 +44,20 @@ export interface KdLabels {
   mask: Float32Array;
   /** [N] next-token id for the hard loss, −1 where none */
   targets: Int32Array;
+  /**
+   * Denominators of the step's means when one step spans several calls (gradient accumulation,
+   * data-parallel workers): the labelled and targeted positions of the whole step. Defaults to this
+   * call's own counts. With them, the per-call losses and gradients simply add up.
+   */
+  counts?: { labelled: number; targeted: number };
 }
 
 export interface KdLossValue {
-  /** the mixed loss the gradient belongs to */
+  /** the mixed loss the gradient belongs to (this call's share when counts are given) */
   loss: number;
+  /** sums behind the means, for aggregating over calls */
+  kdSum: number;
+  ceSum: number;
   /** mean divergence over labelled rows (NaN when none) */
   kd: number;
   /** mean hard CE over rows with a target (NaN when not computed or none) */
@@ -58,7 +67,7 @@ export interface KdLossValue {
 }
 
 const SENTINEL = -9999;
-const usable = (x: number) => Number.isFinite(x) && x > SENTINEL;
+export const usable = (x: number): boolean => Number.isFinite(x) && x > SENTINEL;
 
 /**
  * Loss of `logits` [N·V] against `labels`; when `grad` is given, writes d loss / d logits into it
@@ -69,14 +78,7 @@ export function kdLossAndGrad(logits: Float32Array, V: number, labels: KdLabels,
   const tau = o.temperature;
   const invTau = 1 / tau;
   const wantCe = o.alpha > 0;
-  let labelled = 0;
-  let targeted = 0;
-  for (let n = 0; n < N; n++) {
-    if (mask[n] > 0 && rowHasLabel(topLogprobs, n * K, K)) labelled++;
-    if (wantCe && targets[n] >= 0) targeted++;
-  }
-  const wKd = labelled > 0 ? (1 - o.alpha) / labelled : 0;
-  const wCe = targeted > 0 ? o.alpha / targeted : 0;
+  const { labelled, targeted, wKd, wCe } = lossWeights(labels, o);
 
   const pt = new Float64Array(K);
   const gk = new Float64Array(K); // d(row divergence)/d s[id_k], without the τ² factor
@@ -84,7 +86,7 @@ export function kdLossAndGrad(logits: Float32Array, V: number, labels: KdLabels,
   let ceSum = 0;
   for (let n = 0; n < N; n++) {
     const off = n * V;
-    const isKd = mask[n] > 0 && rowHasLabel(topLogprobs, n * K, K);
+    const isKd = isLabelled(labels, n);
     const tgt = wantCe ? targets[n] : -1;
     if (!isKd && tgt < 0) {
       if (grad) grad.fill(0, off, off + V);
@@ -106,7 +108,7 @@ export function kdLossAndGrad(logits: Float32Array, V: number, labels: KdLabels,
     const lseT = zmax * invTau + Math.log(sumT); // log Σ exp(s)
     let divergence = 0;
     if (isKd) {
-      divergence = rowDivergence(logits, off, lseT, invTau, topIds, topLogprobs, n * K, K, o, pt, gk);
+      divergence = rowDivergence(logits, off, invTau, lseT, topIds, topLogprobs, n * K, K, o, pt, gk);
       kdSum += divergence;
     }
     let sum1 = sumT;
@@ -134,10 +136,33 @@ export function kdLossAndGrad(logits: Float32Array, V: number, labels: KdLabels,
     }
     if (tgt >= 0) grad[off + tgt] -= wCe;
   }
-  const kd = labelled > 0 ? kdSum / labelled : NaN;
-  const ce = targeted > 0 ? ceSum / targeted : NaN;
-  const loss = (labelled > 0 ? (1 - o.alpha) * kd : 0) + (targeted > 0 ? o.alpha * ce : 0);
-  return { loss, kd, ce, labelled, targeted };
+  return lossValue(kdSum, ceSum, labels, o);
+}
+
+/** Positions that count: the teacher labelled them and at least one of its entries is usable. */
+export function isLabelled(l: KdLabels, n: number): boolean {
+  return l.mask[n] > 0 && rowHasLabel(l.topLogprobs, n * l.K, l.K);
+}
+
+/** Per-row weights of the divergence and the CE in the step's loss, and this call's counts. */
+export function lossWeights(l: KdLabels, o: KdLossOptions): { labelled: number; targeted: number; wKd: number; wCe: number } {
+  let labelled = 0;
+  let targeted = 0;
+  for (let n = 0; n < l.N; n++) {
+    if (isLabelled(l, n)) labelled++;
+    if (o.alpha > 0 && l.targets[n] >= 0) targeted++;
+  }
+  const dKd = l.counts?.labelled ?? labelled;
+  const dCe = l.counts?.targeted ?? targeted;
+  return { labelled, targeted, wKd: dKd > 0 ? (1 - o.alpha) / dKd : 0, wCe: dCe > 0 ? o.alpha / dCe : 0 };
+}
+
+export function lossValue(kdSum: number, ceSum: number, l: KdLabels, o: KdLossOptions): KdLossValue {
+  const { labelled, targeted, wKd, wCe } = lossWeights(l, o);
+  return {
+    loss: wKd * kdSum + wCe * ceSum, kdSum, ceSum,
+    kd: labelled > 0 ? kdSum / labelled : NaN, ce: targeted > 0 ? ceSum / targeted : NaN, labelled, targeted,
+  };
 }
 
 let scratchBuf = new Float64Array(0);
@@ -156,12 +181,13 @@ function rowHasLabel(lp: Float32Array, base: number, K: number): boolean {
  * (÷ τ², the caller rescales). For forward KL gk holds only the −pt part: the dense p part is added
  * by the caller while it has the exps at hand.
  */
-function rowDivergence(
-  z: Float32Array, off: number, lseT: number, invTau: number,
+export function rowDivergence(
+  z: Float32Array, off: number, zScale: number, lseT: number,
   ids: Int32Array, lt: Float32Array, base: number, K: number,
   o: KdLossOptions, pt: Float64Array, gk: Float64Array,
 ): number {
   const tau2 = o.temperature * o.temperature;
+  const invTau = 1 / o.temperature;
   // teacher: pt = softmax(lt/τ) over usable entries
   let tmax = -Infinity;
   for (let k = 0; k < K; k++) if (usable(lt[base + k]) && lt[base + k] * invTau > tmax) tmax = lt[base + k] * invTau;
@@ -178,17 +204,17 @@ function rowDivergence(
     let d = 0;
     for (let k = 0; k < K; k++) {
       gk[k] = -pt[k];
-      if (pt[k] > 0) d += pt[k] * (logPt(k) - (z[off + ids[base + k]] * invTau - lseT));
+      if (pt[k] > 0) d += pt[k] * (logPt(k) - (z[off + ids[base + k]] * zScale - lseT));
     }
     return tau2 * d;
   }
   // student renormalised over the support: qs = softmax(s[id_k]) over usable k
   let smax = -Infinity;
-  for (let k = 0; k < K; k++) if (usable(lt[base + k])) smax = Math.max(smax, z[off + ids[base + k]] * invTau);
+  for (let k = 0; k < K; k++) if (usable(lt[base + k])) smax = Math.max(smax, z[off + ids[base + k]] * zScale);
   let ssum = 0;
   const qs = gk; // reuse: qs first, then overwritten by the gradient
   for (let k = 0; k < K; k++) {
-    qs[k] = usable(lt[base + k]) ? Math.exp(z[off + ids[base + k]] * invTau - smax) : 0;
+    qs[k] = usable(lt[base + k]) ? Math.exp(z[off + ids[base + k]] * zScale - smax) : 0;
     ssum += qs[k];
   }
   const logSsum = Math.log(ssum);
@@ -197,7 +223,7 @@ function rowDivergence(
   const g = scratch(K);
   for (let k = 0; k < K; k++) {
     if (!usable(lt[base + k])) continue;
-    const logQ = z[off + ids[base + k]] * invTau - smax - logSsum;
+    const logQ = z[off + ids[base + k]] * zScale - smax - logSsum;
     const q = Math.exp(logQ);
     qs[k] = q;
     if (o.divergence === 'reverse-kl') {

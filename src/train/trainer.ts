@@ -14,6 +14,7 @@ import { CHECKPOINT_FILE, type NamedArray, loadCheckpoint, saveCheckpoint } from
 import { type Batch, type BatchSourceFactory, type Cursor, batchLabels } from './batch.js';
 import type { TrainConfig } from './config.js';
 import { type KdLossValue, evalKdLoss, headKdLoss } from './losses.js';
+import { lossWeights } from './kd-kernel.js';
 import { type AdamWState, adamWStep, clipGlobalNorm, disposeAdamW, initAdamW, learningRate } from './optimizer.js';
 
 export interface TrainOptions {
@@ -95,30 +96,42 @@ export function trainStep(model: Model, opt: AdamWState, micro: Batch[], c: Trai
   const vars = [...model.params.values()];
   const nameOf = new Map(vars.map((v, i) => [v.name, [...model.params.keys()][i]]));
   const acc = new Map<string, tf.Tensor>();
-  let loss = 0, kd = 0, ce = 0;
+  // The step's loss is the mean over all its labelled positions, whichever micro-batch holds them:
+  // every call gets the step's totals as denominators, so losses and gradients just add up.
+  const counts = stepCounts(micro, c);
+  let loss = 0, kdSum = 0, ceSum = 0;
   for (const b of micro) {
     let stats!: KdLossValue;
     const { value, grads } = tf.variableGrads(() => {
       const ids = tf.tensor2d(b.inputIds, [b.B, b.T], 'int32');
       const h = forwardHidden(model, ids);
-      return headKdLoss(h, model.params.get('wte') as unknown as tf.Tensor2D, batchLabels(b), c.loss, (v) => { stats = v; });
+      return headKdLoss(h, model.params.get('wte') as unknown as tf.Tensor2D, { ...batchLabels(b), counts }, c.loss, (v) => { stats = v; });
     }, vars);
     value.dispose();
-    loss += stats.loss / micro.length;
-    kd += stats.kd / micro.length;
-    ce += stats.ce / micro.length;
+    loss += stats.loss;
+    kdSum += stats.kdSum;
+    ceSum += stats.ceSum;
     for (const [vn, g] of Object.entries(grads)) {
       const name = nameOf.get(vn)!;
       const prev = acc.get(name);
-      const scaled = micro.length > 1 ? tf.mul(g, 1 / micro.length) : g;
-      if (scaled !== g) g.dispose();
-      acc.set(name, prev ? tf.add(prev, scaled) : scaled);
-      if (prev) { prev.dispose(); scaled.dispose(); }
+      acc.set(name, prev ? tf.add(prev, g) : g);
+      if (prev) { prev.dispose(); g.dispose(); }
     }
   }
   const gradNorm = clipGlobalNorm(acc, c.gradClip);
   adamWStep(model.params, acc, opt, c, lr);
-  return { loss, kd, ce, gradNorm };
+  return { loss, kd: kdSum / counts.labelled, ce: ceSum / counts.targeted, gradNorm };
+}
+
+/** Labelled and targeted positions over all micro-batches of a step. */
+export function stepCounts(micro: Batch[], c: TrainConfig): { labelled: number; targeted: number } {
+  let labelled = 0, targeted = 0;
+  for (const b of micro) {
+    const w = lossWeights(batchLabels(b), c.loss);
+    labelled += w.labelled;
+    targeted += w.targeted;
+  }
+  return { labelled, targeted };
 }
 
 /** Mean loss over the first `batches` batches of a validation source. */
