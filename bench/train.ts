@@ -5,6 +5,7 @@
  * printed: machines are noisy, so only the ratio means anything.
  *
  *   npm run bench:train [-- --steps 10 --warmup 2 --backend wasm --workers 2 --no-torch]
+ * Model FLOP utilisation (mfu) is against the plain 2-D matmul peak measured here, times the workers.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -14,11 +15,11 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.js';
 import { REFERENCE_CONFIG, flopsPerToken, parameterCount } from '../src/model/config.js';
-import { initModel } from '../src/model/gpt.js';
 import { resolveTrainConfig } from '../src/train/config.js';
 import { syntheticTeacher } from '../src/train/synthetic.js';
-import { trainStep } from '../src/train/trainer.js';
-import { initAdamW } from '../src/train/optimizer.js';
+import { LocalStepper, type Stepper } from '../src/train/step.js';
+import { ParallelStepper } from '../src/train/parallel.js';
+import { defaultWorkers } from '../src/train/run.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, dflt: string) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : dflt; };
@@ -54,25 +55,28 @@ async function main() {
   const model = REFERENCE_CONFIG;
   const c = resolveTrainConfig({ steps: warmup + steps, batchSize: 16, seqLen: 128, lr: 3e-4, weightDecay: 0.01, gradClip: 1, loss: { divergence: 'forward-kl', temperature: 2, alpha: 0, beta: 0.5 } });
   const src = syntheticTeacher({ vocabSize: model.vocabSize, seqLen: 128, batchSize: 16, topK: 20, seed: 0 }).open();
-  const m = initModel(model, 0);
-  const opt = initAdamW(m.params);
+  const workers = Number(arg('workers', String(defaultWorkers(info.backend, 16))));
+  const stepper: Stepper = workers > 1
+    ? await ParallelStepper.create({ model, config: c, workers, backend: info.backend })
+    : LocalStepper.create(model, c);
   const times: number[] = [];
   let loss = NaN;
   for (let s = 0; s < warmup + steps; s++) {
     const b = src.next();
     const t0 = performance.now();
-    loss = trainStep(m, opt, [b], c, c.lr).loss;
+    loss = (await stepper.step([b], c.lr)).loss;
     if (s >= warmup) times.push(performance.now() - t0);
   }
+  await stepper.release(false);
   const stepMs = median(times);
   const tokens = 16 * 128;
   const tps = tokens / (stepMs / 1000);
   const flops = 3 * flopsPerToken(model) * tps;
   const peak = matmulPeak();
   const result: Record<string, unknown> = {
-    bench: 'train', backend: info.backend, threads: info.threads, cpus: os.cpus().length,
+    bench: 'train', backend: info.backend, workers, threads_per_worker: info.threads, cpus: os.cpus().length,
     tokens_per_s: Math.round(tps * 10) / 10, step_ms_median: Math.round(stepMs * 10) / 10,
-    model_gflops: Math.round(flops / 1e7) / 100, matmul_peak_gflops: Math.round(peak / 1e7) / 100, mfu: Math.round((flops / peak) * 1000) / 1000,
+    model_gflops: Math.round(flops / 1e7) / 100, matmul_peak_gflops: Math.round(peak / 1e7) / 100, mfu: Math.round((flops / (peak * workers)) * 1000) / 1000,
     params: parameterCount(model), loss: Math.round(loss * 1e4) / 1e4, steps, warmup,
   };
   if (!args.includes('--no-torch') && fs.existsSync('/usr/bin/python3') && fs.existsSync(torchRef)) {

@@ -31,7 +31,6 @@ export function registerWasmKernels(): void {
   if (registered) return;
   registered = true;
   registerKernel({ kernelName: 'UnsortedSegmentSum', backendName: 'wasm', kernelFunc: unsortedSegmentSum as unknown as KernelFunc });
-  if (process.env.KD_ONLY_USS) return;
   wrap('GatherV2', (orig) => (args) => ((args.attrs.batchDims as number) > 0 ? gatherBatched(args) : orig(args)));
   wrap('BatchMatMul', (orig) => (args) => batchMatMul(args, orig));
   wrap('Identity', () => identity);
@@ -230,8 +229,8 @@ function batchIndex(dims: number[], outDims: number[]): Int32Array {
  *   swapped: Cᵀ = op(B)ᵀ·op(A)ᵀ, whose operands are the *untransposed* ones transposed; A is packed; then
  *            transpose Cᵀ.
  * Cost model, fitted on bench/matmul.ts shapes: elements transposed + 2 × elements packed (packing is a
- * strided copy, and large weights stream from memory once per few output rows). It picks the faster form
- * in all 21 transposed cases measured; e.g. the LM-head weight gradient [2048×8192]ᵀ·[2048×128] goes
+ * strided copy, and large weights stream from memory once per few output rows). Of the 21 transposed
+ * cases measured it never picks a form measurably slower than the other; e.g. the LM-head weight gradient [2048×8192]ᵀ·[2048×128] goes
  * direct (170 ms) rather than swapped (410 ms), and the MLP weight gradient [2048×128]ᵀ·[2048×512] swapped.
  */
 function batchMatMul(args: Args, orig: Kernel): TensorInfo | TensorInfo[] {

@@ -36,6 +36,7 @@ export interface TrainArgs {
   heads?: number;
   ffnMult?: number;
   topK?: number;
+  workers?: number;
 }
 
 export interface ResolvedTrain {
@@ -45,6 +46,8 @@ export interface ResolvedTrain {
   out: string;
   resume: boolean | undefined;
   topK: number;
+  /** undefined = automatic (one per core on the wasm and cpu backends) */
+  workers?: number;
 }
 
 function readConfigFile(file: string): { model?: Record<string, unknown>; train?: Record<string, unknown> } {
@@ -87,7 +90,8 @@ export function resolveTrainArgs(a: TrainArgs): ResolvedTrain {
   }, `${src}: train`);
   if (config.seqLen > model.seqLen) throw new KdError('bad-config', `${src}: train.seqLen (${config.seqLen}) exceeds model.seqLen (${model.seqLen})`);
   if (a.topK !== undefined && (!Number.isInteger(a.topK) || a.topK < 1)) throw new KdError('bad-config', `--top-k must be a positive integer, got ${a.topK}`);
-  return { model, config, data: a.data, out: a.out, resume: a.resume ? true : a.force ? false : undefined, topK: a.topK ?? 20 };
+  if (a.workers !== undefined && (!Number.isInteger(a.workers) || a.workers < 1)) throw new KdError('bad-config', `--workers must be a positive integer, got ${a.workers}`);
+  return { model, config, data: a.data, out: a.out, resume: a.resume ? true : a.force ? false : undefined, topK: a.topK ?? 20, workers: a.workers };
 }
 
 export const trainCommand: CommandModule<object, TrainArgs> = {
@@ -125,6 +129,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
     .option('heads', { type: 'number', describe: 'model: attention heads (must divide d-model)' })
     .option('ffn-mult', { type: 'number', describe: 'model: MLP width multiplier' })
     .option('top-k', { type: 'number', describe: 'synthetic data: teacher top-k (default 20)' })
+    .option('workers', { type: 'number', describe: 'data-parallel worker threads (default: one per core on wasm/cpu, 1 on tfjs-node)' })
     .example('$0 train --data synthetic --out checkpoints/try --steps 200', 'train the reference student on the built-in synthetic teacher'),
   handler: async (argv) => {
     const r = resolveTrainArgs(argv);

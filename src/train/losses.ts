@@ -2,13 +2,14 @@
  * The distillation loss as a differentiable tfjs op over the tied output head:
  *   loss = KD(teacher top-k ‖ softmax(h·wteᵀ / τ)) mixed with hard CE   (see kd-kernel.ts)
  * The forward pass also produces G = d loss / d logits, so the backward pass needs only two matmuls,
- * both on the fast untransposed path:
+ * both on XNNPACK's fast path:
  *   dh   = G · wte               [N, V]·[V, d]
- *   dwte = (hᵀ · G)ᵀ             transpose the small [N, d] and [d, V] sides, never the [N, V] one
+ *   dwte = Gᵀ · h               (the wasm BatchMatMul transposes G once, in JS, rather than have
+ *                               XNNPACK repack the 16.7M-element G as its weight operand)
  * Two implementations of the forward, same numbers:
  *   - wasm: the dense work (softmax, row maxima, row scaling) runs in wasm kernels (XNNPACK's softmax
  *     is ~4× faster than a JS exp loop); JS touches only the k teacher ids and the target of each row,
- *     in place on the heap. Student log-probs are exact: log p_i = (s_i − max s) + log(max p).
+ *     in place on the heap. Student log-probs stay exact: log Σ exp(s) comes from s_j − log P_j (rowLse).
  *   - elsewhere: one JS pass over the logits (kdLossAndGrad), float64 accumulation.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -47,14 +48,7 @@ function wasmForward(h: tf.Tensor2D, w: tf.Tensor2D, l: KdLabels, o: KdLossOptio
   const g = tf.tidy(() => {
     const s = tf.matMul(tau === 1 ? h : tf.mul(h, 1 / tau), w, false, true); // [N, V] logits / τ
     const P = tf.softmax(s); // [N, V]
-    const sMax = tf.max(s, 1).dataSync(); // [N]
-    const pMax = tf.max(P, 1).dataSync(); // [N]
-    let P1 = P, s1Max = sMax, p1Max = pMax; // τ = 1 softmax for the hard loss
-    if (wantCe && tau !== 1) {
-      P1 = tf.softmax(tf.mul(s, tau));
-      s1Max = sMax.map((x) => x * tau);
-      p1Max = tf.max(P1, 1).dataSync();
-    }
+    const P1 = wantCe && tau !== 1 ? tf.softmax(tf.mul(s, tau)) : P; // τ = 1 softmax for the hard loss
     const scaleKd = new Float32Array(N);
     const scaleCe = new Float32Array(N);
     for (let n = 0; n < N; n++) {
@@ -65,19 +59,21 @@ function wasmForward(h: tf.Tensor2D, w: tf.Tensor2D, l: KdLabels, o: KdLossOptio
     if (wantCe) g = tf.add(g, tf.mul(P1, tf.tensor2d(scaleCe, [N, 1])));
     // Sparse part, in place on G (ours alone): the k teacher ids and the target of each row.
     const sv = viewOf(s) as Float32Array;
+    const pv = viewOf(P) as Float32Array;
+    const p1v = viewOf(P1) as Float32Array;
     const gv = viewOf(g) as Float32Array;
     const pt = new Float64Array(K), gk = new Float64Array(K);
     let kdSum = 0, ceSum = 0;
     for (let n = 0; n < N; n++) {
       const off = n * V;
       if (isLabelled(l, n)) {
-        const lse = sMax[n] - Math.log(pMax[n]); // log Σ exp(s) of this row
+        const lse = rowLse(sv, pv, off, V, 1, ids, n * K, K, targets[n]);
         kdSum += rowDivergence(sv, off, 1, lse, ids, lt, n * K, K, o, pt, gk);
         for (let k = 0; k < K; k++) if (usable(lt[n * K + k])) gv[off + ids[n * K + k]] += wKd * tau * gk[k];
       }
       const t = wantCe ? targets[n] : -1;
       if (t >= 0) {
-        ceSum += s1Max[n] - Math.log(p1Max[n]) - sv[off + t] * tau;
+        ceSum += rowLse(sv, p1v, off, V, tau, ids, n * K, K, t) - sv[off + t] * tau;
         gv[off + t] -= wCe;
       }
     }
@@ -85,6 +81,18 @@ function wasmForward(h: tf.Tensor2D, w: tf.Tensor2D, l: KdLabels, o: KdLossOptio
     return g as tf.Tensor2D;
   });
   return { value, g };
+}
+
+/**
+ * log Σ_v exp(c·s_v) of one row from its softmax P: for any j, lse = c·s_j − log P_j, exact to float32
+ * rounding while P_j is a normal float. Take j among the row's teacher ids and target (the likeliest
+ * of them), and scan the row for its largest P only when all of those underflow.
+ */
+function rowLse(s: Float32Array, P: Float32Array, off: number, V: number, c: number, ids: Int32Array, base: number, K: number, t: number): number {
+  let j = t >= 0 ? t : ids[base];
+  for (let k = 0; k < K; k++) if (P[off + ids[base + k]] > P[off + j]) j = ids[base + k];
+  if (!(P[off + j] > 1e-30)) for (let v = 0; v < V; v++) if (P[off + v] > P[off + j]) j = v;
+  return c * s[off + j] - Math.log(P[off + j]);
 }
 
 /** Loss and G on any backend: one JS pass over the logits. */
@@ -120,7 +128,7 @@ export function headKdLoss(hidden: tf.Tensor2D, wte: tf.Tensor2D, labels: KdLabe
         const scale = dy.dataSync()[0]; // the upstream gradient is a scalar, 1 unless the loss was scaled
         const gy = scale === 1 ? g : (tf.mul(g, scale) as tf.Tensor2D);
         const dh = tf.matMul(gy, ws); // [N, d]
-        const dw = tf.transpose(tf.matMul(tf.transpose(hs), gy)); // [d, V]ᵀ = [V, d]
+        const dw = tf.matMul(gy, hs, true, false); // Gᵀ·h = [V, d]: transposing G is cheaper than XNNPACK repacking it as weights
         g.dispose();
         if (gy !== g) gy.dispose();
         return [dh, dw];

@@ -1,4 +1,5 @@
 /** `kd train` behind the CLI: choose the data source, show progress, print the summary. */
+import os from 'node:os';
 import { initBackend } from '../backend/index.js';
 import type { ResolvedTrain } from '../cli/train.js';
 import { KdError } from '../errors.js';
@@ -15,11 +16,21 @@ export function openData(r: ResolvedTrain): { train: BatchSourceFactory; val?: B
   throw new KdError('bad-data', `--data ${r.data}: not a kd dataset directory (use "synthetic", or build one with kd dataset build)`);
 }
 
+/**
+ * Workers by default: one per core (at most 8, at most one per sequence of a batch) on wasm and cpu,
+ * whose kernels use one thread each; tfjs-node's kernels are multi-threaded already.
+ */
+export function defaultWorkers(backend: string, batchSize: number): number {
+  if (backend !== 'wasm' && backend !== 'cpu') return 1;
+  return Math.max(1, Math.min(os.availableParallelism?.() ?? os.cpus().length, 8, batchSize));
+}
+
 export async function runTrain(r: ResolvedTrain, io: { backend?: string; json: boolean }): Promise<TrainSummary> {
   const be = await initBackend({ backend: io.backend });
+  const workers = r.workers ?? defaultWorkers(be.backend, r.config.batchSize);
   const data = openData(r);
   const out = (s: string) => process.stdout.write(s + '\n');
-  if (!io.json) out(`kd train: ${r.model.nLayers}×${r.model.dModel} student, vocab ${r.model.vocabSize}, ${r.config.steps} steps on ${be.backend} → ${r.out}`);
+  if (!io.json) out(`kd train: ${r.model.nLayers}×${r.model.dModel} student, vocab ${r.model.vocabSize}, ${r.config.steps} steps on ${be.backend} × ${workers} worker${workers > 1 ? 's' : ''} → ${r.out}`);
   const bar = startProgress(r.config.steps, 'train |{bar}| {value}/{total} steps | loss {loss} | {tps} tok/s | ETA {eta}', !io.json && Boolean(process.stderr.isTTY));
   const stop = new AbortController();
   const onSig = () => stop.abort();
@@ -28,6 +39,7 @@ export async function runTrain(r: ResolvedTrain, io: { backend?: string; json: b
   try {
     const s = await train({
       model: r.model, config: r.config, data: data.train, val: data.val, outDir: r.out, resume: r.resume, signal: stop.signal,
+      workers, backend: be.backend,
       meta: { backend: be.backend },
       onStep: (p) => bar.update(p.step, { loss: p.loss.toFixed(4), tps: Math.round(p.tokensPerSec), eta: formatDuration(p.etaSec) }),
       onLog: (l) => {

@@ -5,17 +5,15 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import { KdError } from '../errors.js';
 import { Rng, type RngState } from '../rng.js';
 import { type ModelConfig, flopsPerToken } from '../model/config.js';
-import { type Model, countParams, disposeModel, forwardHidden, initModel } from '../model/gpt.js';
-import { CHECKPOINT_FILE, type NamedArray, loadCheckpoint, saveCheckpoint } from '../schema/checkpoint.js';
-import { type Batch, type BatchSourceFactory, type Cursor, batchLabels } from './batch.js';
+import type { Model } from '../model/gpt.js';
+import { CHECKPOINT_FILE, loadCheckpoint, saveCheckpoint } from '../schema/checkpoint.js';
+import type { Batch, BatchSourceFactory, Cursor } from './batch.js';
 import type { TrainConfig } from './config.js';
-import { type KdLossValue, evalKdLoss, headKdLoss } from './losses.js';
-import { lossWeights } from './kd-kernel.js';
-import { type AdamWState, adamWStep, clipGlobalNorm, disposeAdamW, initAdamW, learningRate } from './optimizer.js';
+import { learningRate } from './optimizer.js';
+import { LocalStepper, type Stepper } from './step.js';
 
 export interface TrainOptions {
   model: ModelConfig;
@@ -38,6 +36,13 @@ export interface TrainOptions {
   signal?: AbortSignal;
   /** keep the trained model (the caller disposes it) instead of disposing it */
   keepModel?: boolean;
+  /**
+   * Data-parallel worker threads, each with its own backend and a replica of the model; they split
+   * every batch and average gradients before one identical optimizer step. 1 = in process.
+   */
+  workers?: number;
+  /** backend for the workers (the in-process one is whatever is initialised) */
+  backend?: string;
 }
 
 export interface StepProgress {
@@ -74,6 +79,7 @@ export interface TrainSummary {
   loss: number;
   valLoss?: number;
   params: number;
+  workers: number;
   checkpoint: string;
   model?: Model;
 }
@@ -91,123 +97,66 @@ const CADENCE = new Set(['steps', 'logEvery', 'evalEvery', 'evalBatches', 'check
 
 const nz = (x: number) => (Number.isFinite(x) ? x : null);
 
-/** One optimizer step over `micro` batches. Returns the mean loss parts and the gradient norm. */
-export function trainStep(model: Model, opt: AdamWState, micro: Batch[], c: TrainConfig, lr: number): { loss: number; kd: number; ce: number; gradNorm: number } {
-  const vars = [...model.params.values()];
-  const nameOf = new Map(vars.map((v, i) => [v.name, [...model.params.keys()][i]]));
-  const acc = new Map<string, tf.Tensor>();
-  // The step's loss is the mean over all its labelled positions, whichever micro-batch holds them:
-  // every call gets the step's totals as denominators, so losses and gradients just add up.
-  const counts = stepCounts(micro, c);
-  let loss = 0, kdSum = 0, ceSum = 0;
-  for (const b of micro) {
-    let stats!: KdLossValue;
-    const { value, grads } = tf.variableGrads(() => {
-      const ids = tf.tensor2d(b.inputIds, [b.B, b.T], 'int32');
-      const h = forwardHidden(model, ids);
-      return headKdLoss(h, model.params.get('wte') as unknown as tf.Tensor2D, { ...batchLabels(b), counts }, c.loss, (v) => { stats = v; });
-    }, vars);
-    value.dispose();
-    loss += stats.loss;
-    kdSum += stats.kdSum;
-    ceSum += stats.ceSum;
-    for (const [vn, g] of Object.entries(grads)) {
-      const name = nameOf.get(vn)!;
-      const prev = acc.get(name);
-      acc.set(name, prev ? tf.add(prev, g) : g);
-      if (prev) { prev.dispose(); g.dispose(); }
-    }
-  }
-  const gradNorm = clipGlobalNorm(acc, c.gradClip);
-  adamWStep(model.params, acc, opt, c, lr);
-  return { loss, kd: kdSum / counts.labelled, ce: ceSum / counts.targeted, gradNorm };
-}
-
-/** Labelled and targeted positions over all micro-batches of a step. */
-export function stepCounts(micro: Batch[], c: TrainConfig): { labelled: number; targeted: number } {
-  let labelled = 0, targeted = 0;
-  for (const b of micro) {
-    const w = lossWeights(batchLabels(b), c.loss);
-    labelled += w.labelled;
-    targeted += w.targeted;
-  }
-  return { labelled, targeted };
-}
-
-/** Mean loss over the first `batches` batches of a validation source. */
-export function evaluate(model: Model, val: BatchSourceFactory, c: TrainConfig, batches: number): { loss: number; kd: number } {
-  const src = val.open();
-  let loss = 0, kd = 0, kdN = 0;
-  for (let i = 0; i < batches; i++) {
-    const b = src.next();
-    let v!: KdLossValue;
-    tf.tidy(() => {
-      const h = forwardHidden(model, tf.tensor2d(b.inputIds, [b.B, b.T], 'int32'));
-      v = evalKdLoss(h, model.params.get('wte') as unknown as tf.Tensor2D, batchLabels(b), c.loss);
-    });
-    loss += v.loss / batches;
-    if (Number.isFinite(v.kd)) { kd += v.kd; kdN++; }
-  }
-  return { loss, kd: kdN ? kd / kdN : NaN };
-}
-
 function sameJson(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-export function checkpointArrays(model: Model, opt?: AdamWState): NamedArray[] {
-  const out: NamedArray[] = [];
-  const add = (prefix: string, m: Map<string, tf.Variable>) => {
-    for (const [name, v] of m) out.push({ name: prefix + name, dtype: 'float32', shape: v.shape, data: v.dataSync() as Float32Array });
-  };
-  add('', model.params);
-  if (opt) { add('adam.m/', opt.m); add('adam.v/', opt.v); }
-  return out;
+/** Load and check a checkpoint to resume from; null when starting fresh. */
+function resumePoint(o: TrainOptions, file: string) {
+  if (!o.resume || !fs.existsSync(file)) {
+    if (o.resume === undefined && fs.existsSync(file)) {
+      throw new KdError('would-overwrite', `${file} exists: pass --resume to continue it, or choose another --out`);
+    }
+    return null;
+  }
+  const ck = loadCheckpoint(file);
+  if (!sameJson(ck.header.model, o.model)) {
+    throw new KdError('resume-mismatch', `${file}: model config differs from this run's (checkpoint ${JSON.stringify(ck.header.model)})`);
+  }
+  if (!ck.header.state || !ck.header.train) throw new KdError('resume-mismatch', `${file}: has no training state to resume (was it exported or compressed?)`);
+  const saved = ck.header.train as Record<string, unknown>;
+  const changed = Object.keys(o.config).filter((k) => !CADENCE.has(k) && !sameJson(saved[k], (o.config as unknown as Record<string, unknown>)[k]));
+  if (changed.length) {
+    throw new KdError('resume-mismatch', `${file}: training config differs from this run's in ${changed.join(', ')}; on resume only steps and the log/eval/checkpoint cadence may change`);
+  }
+  const state = ck.header.state as unknown as TrainState & { optimizerT?: number };
+  return { arrays: ck.arrays, file, state, optimizerT: Number(state.optimizerT ?? state.step) };
+}
+
+async function makeStepper(o: TrainOptions, from: ReturnType<typeof resumePoint>): Promise<Stepper> {
+  const workers = o.workers ?? 1;
+  if (workers <= 1) return LocalStepper.create(o.model, o.config, from ?? undefined, o.initFrom);
+  const { ParallelStepper } = await import('./parallel.js');
+  return ParallelStepper.create({ model: o.model, config: o.config, workers, backend: o.backend, from: from ?? undefined, initFrom: o.initFrom });
 }
 
 export async function train(o: TrainOptions): Promise<TrainSummary> {
   const c = o.config;
   const file = path.join(o.outDir, CHECKPOINT_FILE);
   const logFile = path.join(o.outDir, 'train-log.jsonl');
-  let model: Model;
-  let opt: AdamWState;
-  let state: TrainState;
-  if (o.resume && fs.existsSync(file)) {
-    const ck = loadCheckpoint(file);
-    if (!sameJson(ck.header.model, o.model)) {
-      throw new KdError('resume-mismatch', `${file}: model config differs from this run's (checkpoint ${JSON.stringify(ck.header.model)})`);
-    }
-    if (!ck.header.state || !ck.header.train) throw new KdError('resume-mismatch', `${file}: has no training state to resume (was it exported or compressed?)`);
-    const changed = Object.keys(c).filter((k) => !CADENCE.has(k) && !sameJson((ck.header.train as Record<string, unknown>)[k], (c as unknown as Record<string, unknown>)[k]));
-    if (changed.length) {
-      throw new KdError('resume-mismatch', `${file}: training config differs from this run's in ${changed.join(', ')}; on resume only steps and the log/eval/checkpoint cadence may change`);
-    }
-    ({ model, opt } = restore(o.model, ck.arrays, file));
-    state = ck.header.state as unknown as TrainState;
-    opt.t = Number((ck.header.state as Record<string, unknown>).optimizerT ?? state.step);
-  } else {
-    if (o.resume === undefined && fs.existsSync(file)) {
-      throw new KdError('would-overwrite', `${file} exists: pass --resume to continue it, or choose another --out`);
-    }
-    model = o.initFrom ?? initModel(o.model, c.seed);
-    opt = initAdamW(model.params);
-    state = { step: 0, cursor: undefined, rng: new Rng(c.seed).state(), tokens: 0, elapsedSec: 0 };
+  const from = resumePoint(o, file);
+  const state: TrainState = from?.state ?? { step: 0, cursor: undefined, rng: new Rng(c.seed).state(), tokens: 0, elapsedSec: 0 };
+  if (!from) {
     fs.mkdirSync(o.outDir, { recursive: true });
     if (fs.existsSync(logFile)) fs.rmSync(logFile);
   }
+  const stepper = await makeStepper(o, from);
   const rng = Rng.from(state.rng);
   const startStep = state.step;
   const source = o.data.open(state.cursor);
-  const params = countParams(model);
   const fpt = flopsPerToken(o.model, c.seqLen);
+  const valBatches = (): Batch[] => {
+    const src = o.val!.open();
+    return Array.from({ length: c.evalBatches }, () => src.next());
+  };
 
-  const save = () => {
-    state.cursor = source.cursor();
-    state.rng = rng.state();
+  const save = async () => {
+    const { arrays, optimizerT } = await stepper.state();
+    const { optimizerT: _old, ...plain } = state as TrainState & { optimizerT?: number };
     saveCheckpoint(file, {
       model: o.model as unknown as Record<string, unknown>, train: c as unknown as Record<string, unknown>,
-      state: { ...state, optimizerT: opt.t } as unknown as Record<string, unknown>,
-      tokenizer: o.tokenizer, meta: { ...o.meta, data: o.data.describe() }, arrays: checkpointArrays(model, opt),
+      state: { ...plain, cursor: source.cursor(), rng: rng.state(), optimizerT } as unknown as Record<string, unknown>,
+      tokenizer: o.tokenizer, meta: { ...o.meta, data: o.data.describe() }, arrays,
     });
   };
   const log = (r: LogRecord) => {
@@ -221,77 +170,54 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
   let lastLoss = NaN;
   let lastVal: number | undefined;
   let stepsDone = 0;
+  let tokensThisRun = 0;
+  let kept: Model | undefined;
   try {
     while (state.step < c.steps) {
       if (o.signal?.aborted) break;
       const lr = learningRate(state.step, c);
       const micro: Batch[] = [];
       for (let i = 0; i < c.accumSteps; i++) micro.push(source.next());
-      const r = trainStep(model, opt, micro, c, lr);
+      const r = await stepper.step(micro, lr);
       if (!Number.isFinite(r.loss)) throw new KdError('diverged', `training diverged at step ${state.step + 1}: loss is ${r.loss} (try a lower lr or temperature)`);
       const tokens = micro.reduce((s, b) => s + b.B * b.T, 0);
       state.step++;
       stepsDone++;
+      tokensThisRun += tokens;
       state.tokens += tokens;
       state.elapsedSec = elapsed0 + (performance.now() - t0) / 1000;
       lastLoss = r.loss;
       windowLoss += r.loss; windowKd += r.kd; windowCe += r.ce; windowN++; windowTokens += tokens;
       const runSec = (performance.now() - t0) / 1000;
-      const tps = ((state.step - startStep) * tokens) / Math.max(runSec, 1e-9);
-      o.onStep?.({ step: state.step, steps: c.steps, loss: r.loss, tokensPerSec: tps, etaSec: ((c.steps - state.step) * runSec) / (state.step - startStep) });
+      o.onStep?.({ step: state.step, steps: c.steps, loss: r.loss, tokensPerSec: tokensThisRun / Math.max(runSec, 1e-9), etaSec: ((c.steps - state.step) * runSec) / stepsDone });
       const isLast = state.step === c.steps;
-      let valLoss: number | undefined;
-      let valKd: number | undefined;
+      let val: { loss: number; kd: number } | undefined;
       if (o.val && c.evalEvery > 0 && (state.step % c.evalEvery === 0 || isLast)) {
-        const v = evaluate(model, o.val, c, c.evalBatches);
-        valLoss = v.loss; valKd = v.kd; lastVal = v.loss;
+        val = await stepper.evaluate(valBatches());
+        lastVal = val.loss;
       }
-      if (state.step % c.logEvery === 0 || isLast || valLoss !== undefined) {
+      if (state.step % c.logEvery === 0 || isLast || val) {
         const wsec = (performance.now() - windowStart) / 1000;
         log({
           step: state.step, lr, loss: windowLoss / windowN, kd: nz(windowKd / windowN), ce: nz(windowCe / windowN), gradNorm: r.gradNorm,
           tokens: state.tokens, tokensPerSec: windowTokens / Math.max(wsec, 1e-9), elapsedSec: state.elapsedSec,
-          ...(valLoss !== undefined ? { valLoss, valKd: nz(valKd!) } : {}),
+          ...(val ? { valLoss: val.loss, valKd: nz(val.kd) } : {}),
         });
         windowLoss = windowKd = windowCe = windowN = windowTokens = 0;
         windowStart = performance.now();
       }
-      if (c.checkpointEvery > 0 && state.step % c.checkpointEvery === 0 && !isLast) save();
+      if (c.checkpointEvery > 0 && state.step % c.checkpointEvery === 0 && !isLast) await save();
     }
-    save();
-  } catch (e) {
-    if (!o.keepModel) { disposeModel(model); }
-    disposeAdamW(opt);
-    throw e;
+    await save();
+  } finally {
+    kept = await stepper.release(Boolean(o.keepModel));
   }
-  disposeAdamW(opt);
   const seconds = (performance.now() - t0) / 1000;
-  const tokensThisRun = stepsDone * c.batchSize * c.seqLen * c.accumSteps;
-  const summary: TrainSummary = {
+  return {
     steps: state.step, startStep, tokens: state.tokens, seconds,
     tokensPerSec: tokensThisRun / Math.max(seconds, 1e-9), msPerStep: (seconds * 1000) / Math.max(stepsDone, 1),
     flops: (3 * fpt * tokensThisRun) / Math.max(seconds, 1e-9),
-    loss: lastLoss, ...(lastVal !== undefined ? { valLoss: lastVal } : {}), params, checkpoint: file,
+    loss: lastLoss, ...(lastVal !== undefined ? { valLoss: lastVal } : {}), params: stepper.params, workers: Math.max(1, o.workers ?? 1),
+    checkpoint: file, ...(kept ? { model: kept } : {}),
   };
-  if (o.keepModel) summary.model = model;
-  else disposeModel(model);
-  return summary;
-}
-
-/** Rebuild model and optimizer from checkpoint arrays, checking every shape. */
-function restore(config: ModelConfig, arrays: Map<string, NamedArray>, file: string): { model: Model; opt: AdamWState } {
-  const model = initModel(config, 0);
-  const opt = initAdamW(model.params);
-  const put = (name: string, v: tf.Variable) => {
-    const a = arrays.get(name);
-    if (!a || a.dtype !== 'float32' || a.data.length !== v.size) {
-      disposeModel(model); disposeAdamW(opt);
-      throw new KdError('corrupt-checkpoint', `${file}: tensor ${name} is missing or has the wrong shape`);
-    }
-    tf.tidy(() => v.assign(tf.tensor(a.data as Float32Array, v.shape)));
-  };
-  for (const [name, v] of model.params) put(name, v);
-  for (const [name, v] of opt.m) put('adam.m/' + name, v);
-  for (const [name, v] of opt.v) put('adam.v/' + name, v);
-  return { model, opt };
 }

@@ -27,15 +27,21 @@ describe('headKdLoss on wasm matches the JS kernel on cpu', () => {
     const N = 24, V = 300, d = 16, K = 5;
     const r = new Rng(42);
     const H = Float32Array.from({ length: N * d }, () => r.normal() * 2);
+    for (let j = 0; j < d; j++) H[2 * d + j] *= 60; // one row so peaked that most of its softmax underflows
     const W = Float32Array.from({ length: V * d }, () => r.normal());
     const l = labels(N, V, K, r);
+    // Row 2's teacher ids and target: its least likely tokens, whose probabilities underflow float32.
+    const z2 = Array.from({ length: V }, (_, v) => { let z = 0; for (let j = 0; j < d; j++) z += H[2 * d + j] * W[v * d + j]; return z; });
+    const low = [...z2.keys()].sort((a, b) => z2[a] - z2[b]);
+    for (let k = 0; k < K; k++) l.topIds[2 * K + k] = low[k];
+    l.targets[2] = low[K];
     const o = resolveLossOptions({ divergence, temperature, alpha, beta: 0.4 });
     const run = async (backend: string) => {
       await tf.setBackend(backend);
       const before = tf.memory().numTensors;
       const h = tf.tensor2d(H, [N, d]), w = tf.tensor2d(W, [V, d]);
       const { value, grads } = tf.valueAndGrads((a: tf.Tensor, b: tf.Tensor) => headKdLoss(a as tf.Tensor2D, b as tf.Tensor2D, l, o))([h, w]);
-      const out = { loss: value.dataSync()[0], gh: grads[0].dataSync().slice(), gw: grads[1].dataSync().slice() };
+      const out = { loss: value.dataSync()[0], gh: grads[0].dataSync().slice() as Float32Array, gw: grads[1].dataSync().slice() as Float32Array };
       tf.dispose([h, w, value, ...grads]);
       expect(tf.memory().numTensors).toBe(before);
       return out;
