@@ -37,7 +37,7 @@ describe('student transformer', () => {
     const m = initModel(resolveModelConfig({ vocabSize: 30, seqLen: 4, dModel: 8, nLayers: 1, nHeads: 2 }), 3);
     const ids = tf.tensor2d([[3, 1, 4, 1], [5, 9, 2, 6]], [2, 4], 'int32');
     const full = forwardLogits(m, ids);
-    const want = tf.logSoftmax(tf.div(tf.squeeze(tf.slice(full, [0, 3, 0], [2, 1, 30]), [1]), 2)).arraySync();
+    const want = tf.logSoftmax(tf.div(tf.squeeze(tf.slice(full, [0, 3, 0], [2, 1, 30]), [1]), 2)).arraySync() as number[][];
     const got = nextTokenLogProbs(m, ids, 2).arraySync();
     for (let b = 0; b < 2; b++) for (let v = 0; v < 30; v++) expect(got[b][v]).toBeCloseTo(want[b][v], 5);
     const long = tf.tensor2d([[7, 7, 3, 1, 4, 1]], [1, 6], 'int32');
