@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
+import { collectCommand } from './collect.js';
 import { doctorCommand } from './doctor.js';
 import { trainCommand } from './train.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [doctorCommand, trainCommand];
+export const commands: CommandModule<any, any>[] = [collectCommand, trainCommand, doctorCommand];

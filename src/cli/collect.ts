@@ -1,0 +1,171 @@
+import type { Argv, CommandModule } from 'yargs';
+import type { CollectInput } from '../collect/options.js';
+import type { CollectSummary } from '../collect/collect.js';
+
+export interface CollectArgs {
+  teacherUrl?: string;
+  model: string;
+  input: string;
+  out: string;
+  mode?: string;
+  format?: string;
+  column?: string;
+  idColumn?: string;
+  systemColumn?: string;
+  system?: string;
+  apiKeyEnv?: string;
+  topK?: number;
+  maxTokens?: number;
+  temperature?: number;
+  seed?: number;
+  n?: number;
+  scoreApi?: string;
+  chunkTokens?: number;
+  chunkOverlap?: number;
+  maxPromptTokens?: number;
+  concurrency?: number;
+  retries?: number;
+  maxFailures?: number;
+  timeout?: number;
+  maxCost?: number;
+  priceIn?: number;
+  priceOut?: number;
+  prices?: string;
+  shardMb?: number;
+  dryRun?: boolean;
+  json?: boolean;
+}
+
+/** argv → stage options (pure; validation happens in resolveCollectOptions). */
+export function collectOptionsFromArgs(a: CollectArgs): CollectInput {
+  return {
+    teacherUrl: a.teacherUrl,
+    model: a.model,
+    input: a.input,
+    out: a.out,
+    mode: a.mode as CollectInput['mode'],
+    format: a.format as CollectInput['format'],
+    column: a.column,
+    idColumn: a.idColumn,
+    systemColumn: a.systemColumn,
+    system: a.system,
+    apiKeyEnv: a.apiKeyEnv,
+    topK: a.topK,
+    maxTokens: a.maxTokens,
+    temperature: a.temperature,
+    seed: a.seed,
+    n: a.n,
+    scoreApi: a.scoreApi as CollectInput['scoreApi'],
+    chunkTokens: a.chunkTokens,
+    chunkOverlap: a.chunkOverlap,
+    maxPromptTokens: a.maxPromptTokens,
+    concurrency: a.concurrency,
+    retries: a.retries,
+    maxFailures: a.maxFailures,
+    timeoutMs: a.timeout === undefined ? undefined : a.timeout * 1000,
+    maxCost: a.maxCost,
+    priceIn: a.priceIn,
+    priceOut: a.priceOut,
+    pricesFile: a.prices,
+    shardBytes: a.shardMb === undefined ? undefined : Math.round(a.shardMb * 1024 * 1024),
+    dryRun: a.dryRun,
+  };
+}
+
+const usd = (v: number) => `$${v.toFixed(v < 1 ? 4 : 2)}`;
+
+/** The human summary (pure). */
+export function formatCollectSummary(s: CollectSummary): string {
+  if (s.dryRun && s.estimate) {
+    const e = s.estimate;
+    return [
+      `dry run: ${s.rows} rows → ${s.requestsTotal} requests (${s.alreadyDone} already done, ${s.pending} to send) to ${s.model}`,
+      `tokens   ~${e.promptTokens} prompt (${s.tokens.method}), ≤ ${e.maxCompletionTokens} completion`,
+      `cost     ${usd(e.minCostUsd)} (prompts only) .. ${usd(e.maxCostUsd)} (every completion at max length) at $${s.price.input}/$${s.price.output} per 1M in/out (${s.price.source})`,
+    ].join('\n');
+  }
+  const lines = [
+    `${s.stopReason === 'complete' ? 'collected' : `stopped (${s.stopReason})`}: ${s.answered} answered, ${s.rejected} rejected, ${s.alreadyDone} already done, ${s.pending} pending of ${s.requestsTotal} requests (${s.rows} rows)`,
+    `sent     ${s.sent} HTTP requests, ${s.retries} retries, ${s.reqPerSec.toFixed(1)} req/s over ${(s.elapsedMs / 1000).toFixed(1)} s`,
+    `tokens   ${s.tokens.prompt} prompt + ${s.tokens.completion} completion`,
+    `cost     ${usd(s.costUsd)} this run, ${usd(s.totalCostUsd)} in total (${s.price.source === 'unknown' ? 'no price known' : `$${s.price.input}/$${s.price.output} per 1M in/out`})`,
+    `out      ${s.out} (${s.records} records this run)`,
+  ];
+  if (s.parseStats.sentinels || s.parseStats.shortTopK) {
+    lines.push(`logprobs ${s.parseStats.positions} positions, ${s.parseStats.sentinels} sentinel (-9999) values stored as null, ${s.parseStats.shortTopK} positions with fewer alternatives than asked`);
+  }
+  if (s.stopDetail) lines.push(`why      ${s.stopDetail}`);
+  return lines.join('\n');
+}
+
+export const collectCommand: CommandModule<object, CollectArgs> = {
+  command: 'collect',
+  describe: 'Collect teacher log-probs (chat or teacher-forced score) into raw Arrow shards, resumably',
+  builder: (y: Argv<object>) => y
+    .option('teacher-url', { type: 'string', describe: 'OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (else OPENAI_BASE_URL, else OpenAI)' })
+    .option('model', { type: 'string', demandOption: true, describe: 'teacher model name' })
+    .option('input', { type: 'string', demandOption: true, describe: 'CSV (header row) or JSONL file' })
+    .option('out', { type: 'string', demandOption: true, describe: 'output directory, e.g. datasets/NAME/raw' })
+    .option('mode', { type: 'string', choices: ['chat', 'score'], describe: 'chat: generate with top-k log-probs; score: teacher-forced log-probs of given text (default chat)' })
+    .option('format', { type: 'string', choices: ['csv', 'jsonl'], describe: 'input format (default: from the extension)' })
+    .option('column', { type: 'string', describe: 'CSV column / JSONL field with the prompt (chat, default "prompt") or text (score, default "text")' })
+    .option('id-column', { type: 'string', describe: 'column/field with row ids (default: JSONL "id" if present, else the row number)' })
+    .option('system-column', { type: 'string', describe: 'CSV column with a system prompt per row' })
+    .option('system', { type: 'string', describe: 'system prompt for rows without one' })
+    .option('api-key-env', { type: 'string', describe: 'environment variable holding the API key (default OPENAI_API_KEY; local servers need none)' })
+    .option('top-k', { type: 'number', describe: 'alternatives per position, ≤ 20 (≤ 5 for OpenAI echo scoring) (default 20)' })
+    .option('max-tokens', { type: 'number', describe: 'chat: tokens to generate (default 256)' })
+    .option('temperature', { type: 'number', describe: 'chat sampling temperature (default 1)' })
+    .option('seed', { type: 'number', describe: 'chat sampling seed (best effort on the server)' })
+    .option('n', { type: 'number', describe: 'chat: choices per prompt, each billed (default 1)' })
+    .option('score-api', { type: 'string', choices: ['echo', 'vllm'], describe: 'score mode wire format: legacy echo+logprobs or vLLM prompt_logprobs (default echo)' })
+    .option('chunk-tokens', { type: 'number', describe: 'score: chunk length in approx. tokens (4 characters each) (default 2048)' })
+    .option('chunk-overlap', { type: 'number', describe: 'score: overlap between chunks in approx. tokens (default 256)' })
+    .option('max-prompt-tokens', { type: 'number', describe: 'reject rows whose estimated prompt is longer' })
+    .option('concurrency', { type: 'number', describe: 'requests in flight (default 8)' })
+    .option('retries', { type: 'number', describe: 'retries per request on 408/409/429/5xx/network/timeout (default 6)' })
+    .option('max-failures', { type: 'number', describe: 'stop after this many consecutive failed requests (default 10)' })
+    .option('timeout', { type: 'number', describe: 'seconds per request attempt (default 120)' })
+    .option('max-cost', { type: 'number', describe: 'USD budget for everything in --out; stops before it would be passed' })
+    .option('price-in', { type: 'number', describe: 'USD per 1M input tokens (overrides the table)' })
+    .option('price-out', { type: 'number', describe: 'USD per 1M output tokens (overrides the table)' })
+    .option('prices', { type: 'string', describe: 'JSON price file {"model": {"input": USD/1M, "output": USD/1M}}' })
+    .option('shard-mb', { type: 'number', describe: 'roll to a new shard after this many MiB (default 256)' })
+    .option('dry-run', { type: 'boolean', default: false, describe: 'estimate tokens and cost without calling the teacher' })
+    .option('json', { type: 'boolean', default: false, describe: 'print one JSON summary on stdout' }) as Argv<CollectArgs>,
+  handler: async (argv) => {
+    const { collect } = await import('../collect/collect.js');
+    const { KdError } = await import('../errors.js');
+    const controller = new AbortController();
+    let interrupts = 0;
+    const onSigint = () => {
+      if (++interrupts > 1) process.exit(130);
+      process.stderr.write('\nkd: stopping (Ctrl-C again to quit at once)…\n');
+      controller.abort();
+    };
+    process.on('SIGINT', onSigint);
+    const tty = !argv.json && process.stderr.isTTY;
+    let bar: import('../collect/progress.js').ProgressBar | null = null;
+    let summary: CollectSummary;
+    try {
+      const { progressBar } = await import('../collect/progress.js');
+      summary = await collect(collectOptionsFromArgs(argv), {
+        signal: controller.signal,
+        log: (line) => process.stderr.write(`kd: ${line}\n`),
+        onProgress: tty
+          ? (p) => {
+            bar ??= progressBar(process.stderr, p.done);
+            bar.update(p);
+          }
+          : undefined,
+      });
+    } finally {
+      (bar as import('../collect/progress.js').ProgressBar | null)?.stop();
+      process.off('SIGINT', onSigint);
+    }
+    process.stdout.write((argv.json ? JSON.stringify(summary) : formatCollectSummary(summary)) + '\n');
+    if (!['complete', 'budget'].includes(summary.stopReason)) {
+      throw new KdError(`COLLECT_${summary.stopReason.toUpperCase()}`, summary.stopDetail ?? summary.stopReason);
+    }
+  },
+};

@@ -1,0 +1,399 @@
+/**
+ * `collect()`: the stage behind `kd collect`. Reads an input file, asks an OpenAI-compatible teacher
+ * for log-probs (chat: generated tokens with top-k; score: teacher-forced top-k over given text),
+ * and appends raw records to Arrow stream shards, exactly once per request across kills and restarts.
+ *
+ * Plan, then run: a first pass over the input checks it (structural errors before any request),
+ * counts requests and what is already done; `dryRun` stops there with a token and cost estimate.
+ */
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { KdError } from '../errors.js';
+import { rawSchema, type RawRecord } from '../schema/raw.js';
+import { makeTeacherClient, SendError, type TeacherClient } from './client.js';
+import { readInput, type InputRow } from './input.js';
+import { RejectWriter, REJECTS_FILE, scanLedger, type LedgerScan, type RejectLine } from './ledger.js';
+import {
+  hashFile, kdVersion, readManifest, shapeHash, writeManifest, type CollectManifest, type CollectRunRecord,
+} from './manifest.js';
+import {
+  recordedOptions, requestParams, requestShape, resolveCollectOptions, safeUrl, type CollectInput, type CollectOptions, type CollectRuntime,
+} from './options.js';
+import { backoffMs, classifyStatus, Pacer, retryAfterMs, sleep } from './pacing.js';
+import { parseChat, parseEcho, parseVllm, type ParseResult } from './parse.js';
+import { costUsd, estimateRequest, resolvePrice, tokenCounter, type ResolvedPrice, type TokenCounter } from './pricing.js';
+import type { CollectProgress } from './progress.js';
+import { planRequests, rowRejectHash, type PlannedRequest, type RequestParams } from './request.js';
+import { ShardWriter } from './shards.js';
+
+export type StopReason = 'complete' | 'budget' | 'max_failures' | 'fatal' | 'interrupted' | 'failed_requests';
+
+export interface CollectSummary {
+  out: string;
+  mode: CollectOptions['mode'];
+  model: string;
+  dryRun: boolean;
+  stopReason: StopReason;
+  /** Why the run stopped early, for people. */
+  stopDetail: string | null;
+  rows: number;
+  requestsTotal: number;
+  /** Done before this run started (skipped now). */
+  alreadyDone: number;
+  answered: number;
+  rejected: number;
+  /** Requests neither answered nor rejected (a rerun does them). */
+  pending: number;
+  /** HTTP requests sent in this run, retries included. */
+  sent: number;
+  retries: number;
+  failedRequests: number;
+  records: number;
+  tokens: { prompt: number; completion: number; method: string };
+  /** USD of this run (dry run: estimate with every completion at its max length). */
+  costUsd: number;
+  /** USD of all records in --out (earlier runs included). */
+  totalCostUsd: number;
+  price: ResolvedPrice;
+  estimate?: { promptTokens: number; maxCompletionTokens: number; minCostUsd: number; maxCostUsd: number };
+  elapsedMs: number;
+  reqPerSec: number;
+  systemFingerprints: string[];
+  repairs: string[];
+  parseStats: { positions: number; sentinels: number; shortTopK: number; missingBytes: number };
+}
+
+type Task =
+  | { kind: 'reject'; row: InputRow; hash: string }
+  | { kind: 'request'; req: PlannedRequest };
+
+async function* tasks(o: CollectOptions, p: RequestParams): AsyncGenerator<Task> {
+  for await (const row of readInput({ file: o.input, mode: o.mode, format: o.format, column: o.column, idColumn: o.idColumn, systemColumn: o.systemColumn, system: o.system })) {
+    if (row.reject) yield { kind: 'reject', row, hash: rowRejectHash(row) };
+    else for (const req of planRequests(row, p)) yield { kind: 'request', req };
+  }
+}
+
+interface Plan {
+  rows: number;
+  requests: number;
+  alreadyDone: number;
+  promptTokens: number;
+  maxCompletionTokens: number;
+  minCostUsd: number;
+  maxCostUsd: number;
+  overContext: number;
+}
+
+/** First pass: checks the whole input (KdErrors before any request), counts and estimates. */
+async function plan(o: CollectOptions, p: RequestParams, ledger: LedgerScan, counter: TokenCounter, price: ResolvedPrice, estimate: boolean): Promise<Plan> {
+  const r: Plan = { rows: 0, requests: 0, alreadyDone: 0, promptTokens: 0, maxCompletionTokens: 0, minCostUsd: 0, maxCostUsd: 0, overContext: 0 };
+  const ids = new Map<string, number>();
+  for await (const t of tasks(o, p)) {
+    const row = t.kind === 'reject' ? t.row : t.req;
+    if (t.kind === 'reject' || t.req.chunkIndex === 0) {
+      r.rows++;
+      const id = t.kind === 'reject' ? t.row.id : t.req.inputId;
+      const seen = ids.get(id);
+      if (seen !== undefined) throw new KdError('INPUT_ID', `${o.input}: row ${row.row}: id "${id}" repeats row ${seen}; ids must be unique (fix the id column or drop --id-column)`);
+      ids.set(id, row.row);
+    }
+    r.requests++;
+    const hash = t.kind === 'reject' ? t.hash : t.req.hash;
+    if (ledger.done.has(hash)) {
+      r.alreadyDone++;
+      continue;
+    }
+    if (estimate && t.kind === 'request') {
+      const e = estimateRequest(t.req, counter, price);
+      if (o.maxPromptTokens !== undefined && e.promptTokens > o.maxPromptTokens) {
+        r.overContext++;
+        continue;
+      }
+      r.promptTokens += e.promptTokens;
+      r.maxCompletionTokens += e.completionTokens;
+      r.minCostUsd += costUsd(price, e.promptTokens, 0);
+      r.maxCostUsd += e.costUsd;
+    }
+  }
+  return r;
+}
+
+/** Runs `kd collect`. Throws KdError for bad options/inputs and for runs stopped by failures. */
+export async function collect(input: CollectInput, rt: CollectRuntime = {}): Promise<CollectSummary> {
+  const o = resolveCollectOptions(input);
+  const log = rt.log ?? (() => {});
+  const t0 = performance.now();
+  const p = requestParams(o);
+  if (p.topK < o.topK) log(`note: --top-k ${o.topK} capped at ${p.topK} (${o.model} allows no more with --mode ${o.mode})`);
+  const price = resolvePrice(o.model, { priceIn: o.priceIn, priceOut: o.priceOut, pricesFile: o.pricesFile });
+  if (price.source === 'unknown') log(`note: no price known for "${o.model}": cost counts as $0 (use --price-in/--price-out or --prices)`);
+  const counter = await tokenCounter(o.model);
+  const out = resolve(o.out);
+
+  // Scan (and, for a real run, repair) what earlier runs left.
+  const ledger = scanLedger(out, { repair: !o.dryRun });
+  for (const line of ledger.repairs) log(`repaired ${line}`);
+  if (ledger.duplicates > 0) log(`warning: ${ledger.duplicates} request hash(es) appear more than once in ${out}`);
+  const shape = requestShape(o);
+  const shapeId = shapeHash(shape);
+  const previous = readManifest(out, log);
+  if (previous && previous.request_shape_hash !== shapeId && ledger.done.size > 0) {
+    const changed = Object.keys(shape).filter((k) => JSON.stringify(shape[k]) !== JSON.stringify(previous.request_shape?.[k]));
+    throw new KdError('RESUME_MISMATCH', `${out} holds a collection made with other request options (${changed.join(', ') || 'request shape'} differ); use a new --out, or the same options to resume`);
+  }
+  const priorCost = costUsd(price, ledger.usage.promptTokens, ledger.usage.completionTokens, ledger.usage.cachedTokens);
+
+  const planned = await plan(o, p, ledger, counter, price, o.dryRun);
+  const summary: CollectSummary = {
+    out, mode: o.mode, model: o.model, dryRun: o.dryRun, stopReason: 'complete', stopDetail: null,
+    rows: planned.rows, requestsTotal: planned.requests, alreadyDone: planned.alreadyDone, answered: 0, rejected: 0,
+    pending: planned.requests - planned.alreadyDone, sent: 0, retries: 0, failedRequests: 0, records: 0,
+    tokens: { prompt: 0, completion: 0, method: counter.method }, costUsd: 0, totalCostUsd: priorCost, price,
+    elapsedMs: 0, reqPerSec: 0, systemFingerprints: [...ledger.systemFingerprints].sort(), repairs: ledger.repairs,
+    parseStats: { positions: 0, sentinels: 0, shortTopK: 0, missingBytes: 0 },
+  };
+  if (o.dryRun) {
+    summary.tokens.prompt = planned.promptTokens;
+    summary.tokens.completion = planned.maxCompletionTokens;
+    summary.estimate = { promptTokens: planned.promptTokens, maxCompletionTokens: planned.maxCompletionTokens, minCostUsd: planned.minCostUsd, maxCostUsd: planned.maxCostUsd };
+    summary.costUsd = planned.maxCostUsd;
+    summary.elapsedMs = performance.now() - t0;
+    return summary;
+  }
+
+  mkdirSync(out, { recursive: true });
+  const client = makeTeacherClient({ baseURL: o.teacherUrl, apiKeyEnv: o.apiKeyEnv, timeoutMs: o.timeoutMs, env: rt.env });
+  const inputHash = await hashFile(o.input);
+  const startedAt = new Date().toISOString();
+  const run: CollectRunRecord = { started_at: startedAt, finished_at: null, stop_reason: 'running', sent: 0, retries: 0, answered: 0, rejected: 0, cost_usd: 0 };
+  const manifest = (status: CollectManifest['status'], shards: CollectManifest['shards']): CollectManifest => ({
+    format: 'kd-collect-manifest', version: 1, kd_version: kdVersion(), status,
+    stop_reason: status === 'running' ? null : summary.stopReason,
+    created_at: previous?.created_at ?? startedAt, updated_at: new Date().toISOString(),
+    input: { file: o.input, ...inputHash }, options: recordedOptions(o), request_shape: shape, request_shape_hash: shapeId,
+    teacher: { base_url: safeUrl(client.baseURL), model: o.model, models_seen: [...models].sort(), system_fingerprints: [...fingerprints].sort() },
+    counts: { requests_total: summary.requestsTotal, records: ledger.records + summary.records, rejects: ledger.rejects + summary.rejected, pending: summary.pending },
+    tokens: { prompt: ledger.usage.promptTokens + summary.tokens.prompt, completion: ledger.usage.completionTokens + summary.tokens.completion, cached: ledger.usage.cachedTokens + cachedTokens, estimate_method: counter.method },
+    price: { input: price.input, output: price.output, cached_input: price.cachedInput ?? null, source: price.source },
+    cost_usd: summary.totalCostUsd, shards, runs: [...(previous?.runs ?? []), run],
+  });
+  const models = new Set(ledger.models);
+  const fingerprints = new Set(ledger.systemFingerprints);
+  let cachedTokens = 0;
+  writeManifest(out, manifest('running', ledger.shards));
+
+  const engine = new Engine(o, rt, client, counter, price, ledger, summary, out, priorCost);
+  engine.onRecords = (records) => {
+    for (const r of records) {
+      if (r.model) models.add(r.model);
+      if (r.system_fingerprint) fingerprints.add(r.system_fingerprint);
+      cachedTokens += r.cached_tokens ?? 0;
+    }
+  };
+  const shardsWritten = await engine.run(tasks(o, p));
+
+  summary.elapsedMs = performance.now() - t0;
+  summary.reqPerSec = (summary.answered + summary.rejected) / Math.max(summary.elapsedMs / 1000, 1e-3);
+  summary.systemFingerprints = [...fingerprints].sort();
+  Object.assign(run, { finished_at: new Date().toISOString(), stop_reason: summary.stopReason, sent: summary.sent, retries: summary.retries, answered: summary.answered, rejected: summary.rejected, cost_usd: summary.costUsd });
+  writeManifest(out, manifest(summary.stopReason === 'complete' ? 'complete' : 'stopped', [...ledger.shards, ...shardsWritten]));
+  return summary;
+}
+
+/** The worker pool: pacing, retries, budget, failure counting, writing. */
+class Engine {
+  private readonly pacer = new Pacer();
+  private readonly stopController = new AbortController();
+  private stopping = false;
+  /** A budget stop lets in-flight requests finish; the others abandon them. */
+  private draining = false;
+  private consecutiveFailures = 0;
+  private lastFailure = '';
+  private inFlight = 0;
+  private inFlightCost = 0;
+  private readonly shards: ShardWriter;
+  private readonly rejects: RejectWriter;
+  onRecords: (records: readonly RawRecord[]) => void = () => {};
+
+  constructor(
+    private readonly o: CollectOptions,
+    private readonly rt: CollectRuntime,
+    private readonly client: TeacherClient,
+    private readonly counter: TokenCounter,
+    private readonly price: ResolvedPrice,
+    ledger: LedgerScan,
+    private readonly s: CollectSummary,
+    out: string,
+    private readonly priorCost: number,
+  ) {
+    const schema = rawSchema({ 'kd.mode': o.mode, 'kd.model': o.model, 'kd.top_k': String(requestParams(o).topK), 'kd.score_api': o.mode === 'score' ? o.scoreApi : '' });
+    this.shards = new ShardWriter({ dir: out, firstIndex: ledger.nextShardIndex, schema, maxBytes: o.shardBytes, onWritten: (r) => this.onRecords(r) });
+    this.rejects = new RejectWriter(join(out, REJECTS_FILE));
+    this.done = new Set(ledger.done);
+  }
+  private readonly done: Set<string>;
+
+  private progress(): CollectProgress {
+    const s = this.s;
+    return {
+      total: s.requestsTotal, done: s.alreadyDone + s.answered + s.rejected, answered: s.answered, rejected: s.rejected,
+      retries: s.retries, failures: s.failedRequests, inFlight: this.inFlight, promptTokens: s.tokens.prompt,
+      completionTokens: s.tokens.completion, costUsd: s.totalCostUsd, elapsedMs: 0,
+    };
+  }
+
+  private stop(reason: StopReason, detail: string, abortInFlight: boolean): void {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.s.stopReason = reason;
+    this.s.stopDetail = detail;
+    if (abortInFlight) this.stopController.abort();
+    else this.draining = true;
+  }
+
+  async run(source: AsyncGenerator<Task>): Promise<CollectManifest['shards']> {
+    const t0 = performance.now();
+    const onAbort = () => this.stop('interrupted', 'interrupted', true);
+    this.rt.signal?.addEventListener('abort', onAbort, { once: true });
+    if (this.rt.signal?.aborted) onAbort();
+    const timer = this.rt.onProgress ? setInterval(() => this.rt.onProgress!({ ...this.progress(), elapsedMs: performance.now() - t0 }), 200) : null;
+    try {
+      const worker = async () => {
+        while (!this.stopping) {
+          const next = await source.next();
+          if (next.done) return;
+          await this.handle(next.value);
+        }
+      };
+      await Promise.all(Array.from({ length: this.o.concurrency }, worker));
+    } finally {
+      this.rt.signal?.removeEventListener('abort', onAbort);
+      if (timer) clearInterval(timer);
+      this.shards.close();
+      this.rejects.close();
+      await source.return(undefined);
+    }
+    this.rt.onProgress?.({ ...this.progress(), elapsedMs: performance.now() - t0 });
+    if (!this.stopping && this.s.failedRequests > 0) {
+      this.s.stopReason = 'failed_requests';
+      this.s.stopDetail = `${this.s.failedRequests} request(s) failed after ${this.o.retries} retries (last: ${this.lastFailure}); run the same command again to retry them`;
+    }
+    this.s.pending = this.s.requestsTotal - this.s.alreadyDone - this.s.answered - this.s.rejected;
+    return this.shards.closed;
+  }
+
+  private reject(line: Omit<RejectLine, 'at'>): void {
+    this.rejects.write({ ...line, at: new Date().toISOString() });
+    this.done.add(line.request_hash);
+    this.s.rejected++;
+  }
+
+  private failure(message: string): void {
+    this.consecutiveFailures++;
+    this.lastFailure = message;
+    if (this.consecutiveFailures >= this.o.maxFailures) {
+      this.stop('max_failures', `stopped after ${this.consecutiveFailures} consecutive failures (last: ${message}); run the same command again to resume`, true);
+    }
+  }
+
+  private async handle(t: Task): Promise<void> {
+    if (t.kind === 'reject') {
+      if (this.done.has(t.hash)) return;
+      this.reject({ id: t.row.id, row: t.row.row, reason: t.row.reject!.reason, detail: t.row.reject!.detail, request_hash: t.hash });
+      return;
+    }
+    const req = t.req;
+    if (this.done.has(req.hash)) return;
+    const est = estimateRequest(req, this.counter, this.price);
+    const rejectBase = { id: req.inputId, row: req.row, request_hash: req.hash, ...(req.chunkCount > 1 ? { chunk_index: req.chunkIndex } : {}) };
+    if (this.o.maxPromptTokens !== undefined && est.promptTokens > this.o.maxPromptTokens) {
+      this.reject({ ...rejectBase, reason: 'over_context', detail: `~${est.promptTokens} prompt tokens (${this.counter.method}) > --max-prompt-tokens ${this.o.maxPromptTokens}` });
+      return;
+    }
+    if (this.o.maxCost !== undefined && this.s.totalCostUsd + this.inFlightCost + est.costUsd > this.o.maxCost) {
+      this.stop('budget', `stopped before passing --max-cost $${this.o.maxCost}: spent $${this.s.totalCostUsd.toFixed(4)}, the next request could cost up to $${est.costUsd.toFixed(4)}`, false);
+      return;
+    }
+    this.inFlight++;
+    this.inFlightCost += est.costUsd;
+    try {
+      await this.execute(req, est.promptTokens, est.promptTokens + est.completionTokens, rejectBase);
+    } finally {
+      this.inFlight--;
+      this.inFlightCost -= est.costUsd;
+    }
+  }
+
+  private async execute(req: PlannedRequest, estPrompt: number, estTokens: number, rejectBase: Omit<RejectLine, 'at' | 'reason' | 'detail'>): Promise<void> {
+    const signal = this.stopController.signal;
+    const keepIdOrder = req.endpoint === 'completions' && this.o.scoreApi === 'vllm';
+    for (let attempt = 0; ; attempt++) {
+      await this.pacer.acquire(estTokens, signal);
+      if (signal.aborted) return;
+      this.s.sent++;
+      let res;
+      try {
+        res = await this.client.send(req, signal, keepIdOrder);
+      } catch (e) {
+        if (!(e instanceof SendError)) throw e;
+        if (e.kind === 'aborted') return;
+        this.pacer.observe(e.headers);
+        const kind = e.kind === 'http' ? classifyStatus(e.status!, e.headers, e.code) : 'retry';
+        if (kind === 'fatal') {
+          this.stop('fatal', `the teacher refused: ${e.message}${e.status === 401 ? ' (check the API key variable)' : e.status === 404 ? ` (is --model "${this.o.model}" served at ${this.client.baseURL}?)` : ''}`, true);
+          return;
+        }
+        if (kind === 'reject') {
+          this.reject({ ...rejectBase, reason: `http_${e.status}`, detail: e.message });
+          this.failure(e.message);
+          return;
+        }
+        if (attempt >= this.o.retries || this.draining) {
+          this.s.failedRequests++;
+          this.failure(e.message);
+          return;
+        }
+        this.s.retries++;
+        const told = retryAfterMs(e.headers);
+        const wait = told ?? backoffMs(attempt, this.rt.backoffBaseMs);
+        // A rate limit concerns everyone: pause all workers; other failures wait alone.
+        if (e.status === 429 || told !== null) this.pacer.pause(wait);
+        else await sleep(wait, signal);
+        continue;
+      }
+      this.pacer.observe(res.headers);
+      this.accept(req, res.json, res.latencyMs, attempt + 1, estPrompt, rejectBase);
+      return;
+    }
+  }
+
+  private accept(req: PlannedRequest, json: unknown, latencyMs: number, attempts: number, estPrompt: number, rejectBase: Omit<RejectLine, 'at' | 'reason' | 'detail'>): void {
+    const ctx = { req, topK: requestParams(this.o).topK, latencyMs, attempts, completedAt: Date.now() };
+    const parsed: ParseResult = req.endpoint === 'chat' ? parseChat(json, ctx) : this.o.scoreApi === 'vllm' ? parseVllm(json, ctx) : parseEcho(json, ctx);
+    // Billing happened whatever the parse says.
+    const usage = json && typeof json === 'object' ? (json as { usage?: { prompt_tokens?: number; completion_tokens?: number; prompt_tokens_details?: { cached_tokens?: number } } }).usage : undefined;
+    const promptTokens = usage?.prompt_tokens ?? estPrompt;
+    const completionTokens = usage?.completion_tokens ?? (parsed.ok && req.endpoint === 'chat' ? parsed.records.reduce((a, r) => a + r.tokens.length, 0) : 0);
+    const cost = costUsd(this.price, promptTokens, completionTokens, usage?.prompt_tokens_details?.cached_tokens ?? 0);
+    this.s.costUsd += cost;
+    this.s.totalCostUsd = this.priorCost + this.s.costUsd;
+    this.s.tokens.prompt += promptTokens;
+    this.s.tokens.completion += completionTokens;
+    if (!parsed.ok) {
+      this.reject({ ...rejectBase, reason: parsed.reason, detail: parsed.detail });
+      this.failure(`${parsed.reason}: ${parsed.detail}`);
+      return;
+    }
+    this.consecutiveFailures = 0;
+    const ps = this.s.parseStats;
+    ps.positions += parsed.stats.positions;
+    ps.sentinels += parsed.stats.sentinels;
+    ps.shortTopK += parsed.stats.shortTopK;
+    ps.missingBytes += parsed.stats.missingBytes;
+    this.shards.add(parsed.records);
+    this.done.add(req.hash);
+    this.s.answered++;
+    this.s.records += parsed.records.length;
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * Typed options of `kd collect`, their defaults and validation (pure). Runtime hooks (signal,
+ * progress callback, env) are kept apart from the options recorded in the manifest.
+ */
+import { KdError } from '../errors.js';
+import type { CollectMode, InputFormat } from './input.js';
+import { effectiveTopK, isOpenAIModel, type RequestParams, type ScoreApi } from './request.js';
+
+export interface CollectOptions {
+  /** Base URL of the OpenAI-compatible teacher (…/v1); else OPENAI_BASE_URL, else OpenAI. */
+  teacherUrl?: string;
+  model: string;
+  input: string;
+  out: string;
+  mode: CollectMode;
+  format?: InputFormat;
+  column?: string;
+  idColumn?: string;
+  systemColumn?: string;
+  system?: string;
+  /** Name of the environment variable holding the key (default OPENAI_API_KEY). */
+  apiKeyEnv?: string;
+  topK: number;
+  maxTokens: number;
+  temperature: number;
+  seed?: number;
+  n: number;
+  scoreApi: ScoreApi;
+  chunkTokens: number;
+  chunkOverlap: number;
+  maxPromptTokens?: number;
+  concurrency: number;
+  retries: number;
+  maxFailures: number;
+  timeoutMs: number;
+  maxCost?: number;
+  priceIn?: number;
+  priceOut?: number;
+  pricesFile?: string;
+  shardBytes: number;
+  dryRun: boolean;
+}
+
+export interface CollectRuntime {
+  /** Aborting stops the run cleanly (in-flight requests are abandoned and redone next time). */
+  signal?: AbortSignal;
+  onProgress?: (p: import('./progress.js').CollectProgress) => void;
+  /** Informational lines (repairs, notes), e.g. to stderr. */
+  log?: (line: string) => void;
+  env?: NodeJS.ProcessEnv;
+  /** Base of the exponential backoff in ms (tests shorten it). */
+  backoffBaseMs?: number;
+}
+
+export const COLLECT_DEFAULTS = {
+  mode: 'chat' as CollectMode,
+  topK: 20,
+  maxTokens: 256,
+  temperature: 1,
+  n: 1,
+  scoreApi: 'echo' as ScoreApi,
+  chunkTokens: 2048,
+  chunkOverlap: 256,
+  concurrency: 8,
+  retries: 6,
+  maxFailures: 10,
+  timeoutMs: 120_000,
+  shardBytes: 256 * 1024 * 1024,
+  dryRun: false,
+} satisfies Partial<CollectOptions>;
+
+export type CollectInput = Pick<CollectOptions, 'model' | 'input' | 'out'> & Partial<CollectOptions>;
+
+/** Defaults filled in and every value checked; a bad one is a KdError naming its flag. */
+export function resolveCollectOptions(o: CollectInput): CollectOptions {
+  const r: CollectOptions = { ...COLLECT_DEFAULTS, ...stripUndefined(o) } as CollectOptions;
+  const bad = (flag: string, v: unknown, want: string) => new KdError('OPTION', `--${flag}: ${JSON.stringify(v)} is not valid; want ${want}`);
+  const int = (flag: string, v: number | undefined, min: number, max = Number.MAX_SAFE_INTEGER) => {
+    if (v !== undefined && (!Number.isInteger(v) || v < min || v > max)) throw bad(flag, v, `an integer in ${min}..${max === Number.MAX_SAFE_INTEGER ? '∞' : max}`);
+  };
+  const num = (flag: string, v: number | undefined, min: number, max = Infinity) => {
+    if (v !== undefined && (!Number.isFinite(v) || v < min || v > max)) throw bad(flag, v, `a number in ${min}..${max}`);
+  };
+  if (!r.model) throw new KdError('OPTION', '--model: give the teacher model name');
+  if (!r.input) throw new KdError('OPTION', '--input: give a CSV or JSONL file');
+  if (!r.out) throw new KdError('OPTION', '--out: give the output directory (e.g. datasets/NAME/raw)');
+  if (r.mode !== 'chat' && r.mode !== 'score') throw bad('mode', r.mode, 'chat or score');
+  if (r.scoreApi !== 'echo' && r.scoreApi !== 'vllm') throw bad('score-api', r.scoreApi, 'echo or vllm');
+  int('top-k', r.topK, 0, 20);
+  int('max-tokens', r.maxTokens, 1);
+  num('temperature', r.temperature, 0, 2);
+  int('seed', r.seed, -(2 ** 53), 2 ** 53);
+  int('n', r.n, 1, 128);
+  int('chunk-tokens', r.chunkTokens, 16);
+  int('chunk-overlap', r.chunkOverlap, 0);
+  if (r.chunkOverlap * 2 > r.chunkTokens) throw bad('chunk-overlap', r.chunkOverlap, `at most half of --chunk-tokens (${r.chunkTokens})`);
+  int('max-prompt-tokens', r.maxPromptTokens, 1);
+  int('concurrency', r.concurrency, 1, 1024);
+  int('retries', r.retries, 0, 100);
+  int('max-failures', r.maxFailures, 1);
+  num('timeout', r.timeoutMs, 1);
+  num('max-cost', r.maxCost, 0);
+  num('price-in', r.priceIn, 0);
+  num('price-out', r.priceOut, 0);
+  int('shard-bytes', r.shardBytes, 1024);
+  return r;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+export function requestParams(o: CollectOptions): RequestParams {
+  return {
+    mode: o.mode,
+    model: o.model,
+    topK: effectiveTopK(o.topK, o.mode, o.scoreApi, o.model),
+    maxTokens: o.maxTokens,
+    temperature: o.temperature,
+    seed: o.seed,
+    n: o.n,
+    scoreApi: o.scoreApi,
+    maxTokensField: isOpenAIModel(o.model) ? 'max_completion_tokens' : 'max_tokens',
+    chunkTokens: o.chunkTokens,
+    chunkOverlap: o.chunkOverlap,
+  };
+}
+
+/** The options that shape requests: a resumed run must use the same ones (else hashes differ). */
+export function requestShape(o: CollectOptions): Record<string, unknown> {
+  const p = requestParams(o);
+  return {
+    ...p,
+    column: o.column ?? null,
+    idColumn: o.idColumn ?? null,
+    systemColumn: o.systemColumn ?? null,
+    system: o.system ?? null,
+  };
+}
+
+/** Options as recorded in the manifest: no secrets (the key's variable name only). */
+export function recordedOptions(o: CollectOptions): Record<string, unknown> {
+  return { ...o, teacherUrl: o.teacherUrl === undefined ? undefined : safeUrl(o.teacherUrl) };
+}
+
+/** A URL without user info or query (either could hold a credential). */
+export function safeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    u.search = '';
+    return u.toString();
+  } catch {
+    return '(unparsable URL)';
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * Append-only raw shards. Records are queued as responses arrive and written as one record batch on
+ * the next turn of the event loop (so responses that land together share a batch, and a completed
+ * record waits for disk only as long as the current callbacks run). Each batch is one write() to the
+ * file: a kill leaves whole batches plus at most one torn batch, which resume drops.
+ *
+ * A shard is written as `raw-NNNNN.arrows.partial` and renamed to `raw-NNNNN.arrows` when it is
+ * closed (size bound reached or run over), so readers never see a shard in progress.
+ */
+import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Schema } from 'apache-arrow';
+import { RawStreamEncoder, rawShardName, type RawRecord } from '../schema/raw.js';
+import type { ShardInfo } from './ledger.js';
+
+export interface ShardWriterOptions {
+  dir: string;
+  firstIndex: number;
+  schema: Schema;
+  /** Roll to a new shard once this many bytes are written. */
+  maxBytes: number;
+  /** Called after every batch is on disk, with the records it held. */
+  onWritten?: (records: readonly RawRecord[]) => void;
+}
+
+export class ShardWriter {
+  private index: number;
+  private fd: number | null = null;
+  private encoder: RawStreamEncoder | null = null;
+  private bytes = 0;
+  private records = 0;
+  private batches = 0;
+  private queue: RawRecord[] = [];
+  private scheduled = false;
+  /** Shards closed by this writer. */
+  readonly closed: ShardInfo[] = [];
+
+  constructor(private readonly o: ShardWriterOptions) {
+    this.index = o.firstIndex;
+  }
+
+  /** Queues records for the next batch. Records of one response are always in the same batch. */
+  add(records: readonly RawRecord[]): void {
+    this.queue.push(...records);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Writes what is queued as one batch (synchronously). */
+  flush(): void {
+    this.scheduled = false;
+    if (this.queue.length === 0) return;
+    const records = this.queue;
+    this.queue = [];
+    if (this.fd === null) this.open();
+    const bytes = this.encoder!.batch(records);
+    writeSync(this.fd!, bytes);
+    this.bytes += bytes.byteLength;
+    this.records += records.length;
+    this.batches++;
+    this.o.onWritten?.(records);
+    if (this.bytes >= this.o.maxBytes) this.closeShard();
+  }
+
+  /** Flushes and closes the current shard. */
+  close(): void {
+    this.flush();
+    if (this.fd !== null) this.closeShard();
+  }
+
+  private open(): void {
+    this.encoder = new RawStreamEncoder(this.o.schema);
+    this.fd = openSync(join(this.o.dir, rawShardName(this.index, true)), 'wx');
+    const head = this.encoder.start();
+    writeSync(this.fd, head);
+    this.bytes = head.byteLength;
+    this.records = 0;
+    this.batches = 0;
+  }
+
+  private closeShard(): void {
+    writeSync(this.fd!, this.encoder!.end());
+    fsyncSync(this.fd!);
+    closeSync(this.fd!);
+    this.fd = null;
+    renameSync(join(this.o.dir, rawShardName(this.index, true)), join(this.o.dir, rawShardName(this.index)));
+    this.closed.push({ file: rawShardName(this.index), records: this.records, batches: this.batches, bytes: this.bytes + 8 });
+    this.index++;
+  }
+}
