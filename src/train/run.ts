@@ -4,16 +4,34 @@ import { initBackend } from '../backend/index.js';
 import type { ResolvedTrain } from '../cli/train.js';
 import { KdError } from '../errors.js';
 import { formatDuration, startProgress } from '../progress.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { BatchSourceFactory } from './batch.js';
 import { syntheticTeacher } from './synthetic.js';
 import { type TrainSummary, train } from './trainer.js';
 
-export function openData(r: ResolvedTrain): { train: BatchSourceFactory; val?: BatchSourceFactory } {
-  if (r.data === 'synthetic') {
-    const o = { vocabSize: r.model.vocabSize, seqLen: r.config.seqLen, batchSize: r.config.batchSize, topK: r.topK, seed: r.config.seed };
-    return { train: syntheticTeacher(o), val: syntheticTeacher({ ...o, split: 'val' }) };
+export interface DataOptions {
+  batchSize: number;
+  seqLen: number;
+  seed: number;
+  /** synthetic data only: its vocabulary and teacher top-k */
+  vocabSize?: number;
+  topK?: number;
+}
+
+export interface OpenedData {
+  train: BatchSourceFactory;
+  val?: BatchSourceFactory;
+  /** the dataset's tokenizer (datasets built by kd dataset build carry one) */
+  tokenizer?: Tokenizer;
+}
+
+/** `--data`: "synthetic" (the built-in bigram teacher) or a dataset directory. Shared by train, eval and compress. */
+export function openData(spec: string, o: DataOptions): OpenedData {
+  if (spec === 'synthetic') {
+    const s = { vocabSize: o.vocabSize ?? 8192, seqLen: o.seqLen, batchSize: o.batchSize, topK: o.topK ?? 20, seed: o.seed };
+    return { train: syntheticTeacher(s), val: syntheticTeacher({ ...s, split: 'val' }) };
   }
-  throw new KdError('bad-data', `--data ${r.data}: not a kd dataset directory (use "synthetic", or build one with kd dataset build)`);
+  throw new KdError('bad-data', `--data ${spec}: not a kd dataset directory (use "synthetic", or build one with kd dataset build)`);
 }
 
 /**
@@ -28,7 +46,7 @@ export function defaultWorkers(backend: string, batchSize: number): number {
 export async function runTrain(r: ResolvedTrain, io: { backend?: string; json: boolean }): Promise<TrainSummary> {
   const be = await initBackend({ backend: io.backend });
   const workers = r.workers ?? defaultWorkers(be.backend, r.config.batchSize);
-  const data = openData(r);
+  const data = openData(r.data, { batchSize: r.config.batchSize, seqLen: r.config.seqLen, seed: r.config.seed, vocabSize: r.model.vocabSize, topK: r.topK });
   const out = (s: string) => process.stdout.write(s + '\n');
   if (!io.json) out(`kd train: ${r.model.nLayers}×${r.model.dModel} student, vocab ${r.model.vocabSize}, ${r.config.steps} steps on ${be.backend} × ${workers} worker${workers > 1 ? 's' : ''} → ${r.out}`);
   const bar = startProgress(r.config.steps, 'train |{bar}| {value}/{total} steps | loss {loss} | {tps} tok/s | ETA {eta}', !io.json && Boolean(process.stderr.isTTY));
