@@ -2,6 +2,7 @@ import type { CommandModule } from 'yargs';
 import { collectCommand } from './collect.js';
 import { doctorCommand } from './doctor.js';
 import { trainCommand } from './train.js';
+import { tokenizerCommand } from './tokenizer.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [collectCommand, trainCommand, doctorCommand];
+export const commands: CommandModule<any, any>[] = [collectCommand, tokenizerCommand, trainCommand, doctorCommand];

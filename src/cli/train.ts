@@ -3,6 +3,23 @@ import type { Argv, CommandModule } from 'yargs';
 import { KdError } from '../errors.js';
 import { type ModelConfig, resolveModelConfig } from '../model/config.js';
 import { type TrainConfig, resolveTrainConfig } from '../train/config.js';
+import { Tokenizer } from '../tokenizer/tokenizer.js';
+
+export function readTokenizer(file: string): Tokenizer {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    throw new KdError('missing-file', `${file}: cannot read tokenizer file`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new KdError('bad-tokenizer', `${file}: not valid JSON`);
+  }
+  return Tokenizer.fromJSON(json, file);
+}
 
 export interface TrainArgs {
   config?: string;
@@ -37,6 +54,7 @@ export interface TrainArgs {
   ffnMult?: number;
   topK?: number;
   workers?: number;
+  tokenizer?: string;
 }
 
 export interface ResolvedTrain {
@@ -48,6 +66,7 @@ export interface ResolvedTrain {
   topK: number;
   /** undefined = automatic (one per core on the wasm and cpu backends) */
   workers?: number;
+  tokenizer?: Tokenizer;
 }
 
 function readConfigFile(file: string): { model?: Record<string, unknown>; train?: Record<string, unknown> } {
@@ -75,8 +94,13 @@ const defined = <T extends object>(o: T): Partial<T> => Object.fromEntries(Objec
 export function resolveTrainArgs(a: TrainArgs): ResolvedTrain {
   const file = a.config ? readConfigFile(a.config) : {};
   const src = a.config ?? 'flags';
+  const tokenizer = a.tokenizer ? readTokenizer(a.tokenizer) : undefined;
+  if (tokenizer && a.vocabSize !== undefined && a.vocabSize !== tokenizer.vocabSize) {
+    throw new KdError('bad-config', `--vocab-size ${a.vocabSize} differs from the tokenizer's ${tokenizer.vocabSize} tokens (${a.tokenizer})`);
+  }
   const model = resolveModelConfig({
     ...(file.model ?? {}),
+    ...(tokenizer ? { vocabSize: tokenizer.vocabSize } : {}),
     ...defined({ vocabSize: a.vocabSize, seqLen: a.seqLen, dModel: a.dModel, nLayers: a.layers, nHeads: a.heads, ffnMult: a.ffnMult }),
   }, `${src}: model`);
   const fileTrain = (file.train ?? {}) as Partial<TrainConfig>;
@@ -91,14 +115,14 @@ export function resolveTrainArgs(a: TrainArgs): ResolvedTrain {
   if (config.seqLen > model.seqLen) throw new KdError('bad-config', `${src}: train.seqLen (${config.seqLen}) exceeds model.seqLen (${model.seqLen})`);
   if (a.topK !== undefined && (!Number.isInteger(a.topK) || a.topK < 1)) throw new KdError('bad-config', `--top-k must be a positive integer, got ${a.topK}`);
   if (a.workers !== undefined && (!Number.isInteger(a.workers) || a.workers < 1)) throw new KdError('bad-config', `--workers must be a positive integer, got ${a.workers}`);
-  return { model, config, data: a.data, out: a.out, resume: a.resume ? true : a.force ? false : undefined, topK: a.topK ?? 20, workers: a.workers };
+  return { model, config, data: a.data, out: a.out, resume: a.resume ? true : a.force ? false : undefined, topK: a.topK ?? 20, workers: a.workers, tokenizer };
 }
 
 export const trainCommand: CommandModule<object, TrainArgs> = {
   command: 'train',
   describe: 'Train a student on the teacher\'s soft labels (KD loss × T², AdamW, checkpoints, exact resume)',
   builder: (y: Argv) => y
-    .option('data', { type: 'string', demandOption: true, describe: 'dataset directory, or "synthetic" for a built-in random bigram teacher' })
+    .option('data', { type: 'string', demandOption: true, describe: 'dataset directory; "synthetic" (a built-in random bigram teacher); or "corpus:sotu" / "corpus:PATH" for plain next-token training on text (with --tokenizer, --alpha 1)' })
     .option('out', { type: 'string', demandOption: true, describe: 'run directory for checkpoint.kdc and train-log.jsonl' })
     .option('config', { type: 'string', describe: 'JSON file {"model": {...}, "train": {...}}; flags override it' })
     .option('resume', { type: 'boolean', describe: 'continue the run in --out exactly where it stopped' })
@@ -129,8 +153,10 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
     .option('heads', { type: 'number', describe: 'model: attention heads (must divide d-model)' })
     .option('ffn-mult', { type: 'number', describe: 'model: MLP width multiplier' })
     .option('top-k', { type: 'number', describe: 'synthetic data: teacher top-k (default 20)' })
+    .option('tokenizer', { type: 'string', describe: 'tokenizer JSON for --data corpus:… (sets the vocabulary size)' })
     .option('workers', { type: 'number', describe: 'data-parallel worker threads (default: one per core on wasm/cpu, 1 on tfjs-node)' })
-    .example('$0 train --data synthetic --out checkpoints/try --steps 200', 'train the reference student on the built-in synthetic teacher'),
+    .example('$0 train --data synthetic --out checkpoints/try --steps 200', 'train the reference student on the built-in synthetic teacher')
+    .example('$0 train --data corpus:sotu --tokenizer tok.json --alpha 1 --out checkpoints/lm', 'plain next-token training on the State of the Union corpus'),
   handler: async (argv) => {
     const r = resolveTrainArgs(argv);
     const { runTrain } = await import('../train/run.js');

@@ -7,6 +7,7 @@ import { formatDuration, startProgress } from '../progress.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { BatchSourceFactory } from './batch.js';
 import { syntheticTeacher } from './synthetic.js';
+import { corpusBatches, encodeDocs, readCorpus, splitDocs } from './corpus.js';
 import { type TrainSummary, train } from './trainer.js';
 
 export interface DataOptions {
@@ -16,6 +17,8 @@ export interface DataOptions {
   /** synthetic data only: its vocabulary and teacher top-k */
   vocabSize?: number;
   topK?: number;
+  /** corpus data: how to turn its text into ids */
+  tokenizer?: Tokenizer;
 }
 
 export interface OpenedData {
@@ -31,7 +34,14 @@ export function openData(spec: string, o: DataOptions): OpenedData {
     const s = { vocabSize: o.vocabSize ?? 8192, seqLen: o.seqLen, batchSize: o.batchSize, topK: o.topK ?? 20, seed: o.seed };
     return { train: syntheticTeacher(s), val: syntheticTeacher({ ...s, split: 'val' }) };
   }
-  throw new KdError('bad-data', `--data ${spec}: not a kd dataset directory (use "synthetic", or build one with kd dataset build)`);
+  if (spec.startsWith('corpus:')) {
+    // Plain next-token training on text (the embedded teacher): hard labels only.
+    if (!o.tokenizer) throw new KdError('bad-data', `--data ${spec}: plain-text training needs --tokenizer FILE (make one with kd tokenizer train)`);
+    const corpus = readCorpus(spec.slice('corpus:'.length));
+    const open = (split: 'train' | 'val') => corpusBatches(encodeDocs(splitDocs(corpus, split), o.tokenizer!), { ...o, name: corpus.name, split });
+    return { train: open('train'), val: open('val'), tokenizer: o.tokenizer };
+  }
+  throw new KdError('bad-data', `--data ${spec}: not a kd dataset directory (use "synthetic", "corpus:sotu", or build one with kd dataset build)`);
 }
 
 /**
@@ -46,7 +56,7 @@ export function defaultWorkers(backend: string, batchSize: number): number {
 export async function runTrain(r: ResolvedTrain, io: { backend?: string; json: boolean }): Promise<TrainSummary> {
   const be = await initBackend({ backend: io.backend });
   const workers = r.workers ?? defaultWorkers(be.backend, r.config.batchSize);
-  const data = openData(r.data, { batchSize: r.config.batchSize, seqLen: r.config.seqLen, seed: r.config.seed, vocabSize: r.model.vocabSize, topK: r.topK });
+  const data = openData(r.data, { batchSize: r.config.batchSize, seqLen: r.config.seqLen, seed: r.config.seed, vocabSize: r.model.vocabSize, topK: r.topK, tokenizer: r.tokenizer });
   const out = (s: string) => process.stdout.write(s + '\n');
   if (!io.json) out(`kd train: ${r.model.nLayers}×${r.model.dModel} student, vocab ${r.model.vocabSize}, ${r.config.steps} steps on ${be.backend} × ${workers} worker${workers > 1 ? 's' : ''} → ${r.out}`);
   const bar = startProgress(r.config.steps, 'train |{bar}| {value}/{total} steps | loss {loss} | {tps} tok/s | ETA {eta}', !io.json && Boolean(process.stderr.isTTY));
@@ -57,7 +67,7 @@ export async function runTrain(r: ResolvedTrain, io: { backend?: string; json: b
   try {
     const s = await train({
       model: r.model, config: r.config, data: data.train, val: data.val, outDir: r.out, resume: r.resume, signal: stop.signal,
-      workers, backend: be.backend,
+      workers, backend: be.backend, tokenizer: data.tokenizer?.toJSON(),
       meta: { backend: be.backend },
       onStep: (p) => bar.update(p.step, { loss: p.loss.toFixed(4), tps: Math.round(p.tokensPerSec), eta: formatDuration(p.etaSec) }),
       onLog: (l) => {
