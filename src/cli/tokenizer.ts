@@ -4,11 +4,7 @@ import { KdError } from '../errors.js';
 
 interface TokenizerTrainArgs { corpus: string; vocabSize: number; out: string; json?: boolean }
 
-export const tokenizerCommand: CommandModule<object, object> = {
-  command: 'tokenizer <action>',
-  describe: 'Train a byte-level BPE tokenizer on a text corpus (for plain next-token training, e.g. a teacher)',
-  builder: (y: Argv) => y
-    .command<TokenizerTrainArgs>({
+export const tokenizerTrainCommand: CommandModule<object, TokenizerTrainArgs> = {
       command: 'train',
       describe: 'Learn a BPE vocabulary from a corpus ("sotu", a .txt/.jsonl file or a directory of .txt)',
       builder: (yy) => yy
@@ -31,7 +27,11 @@ export const tokenizerCommand: CommandModule<object, object> = {
         const summary = { out: path.resolve(a.out), vocabSize: tok.vocabSize, corpus: corpus.name, documents: docs.length, bytes, tokens, bytesPerToken: bytes / tokens, hash: tok.hash() };
         process.stdout.write(a.json ? JSON.stringify(summary) + '\n' : `tokenizer: ${tok.vocabSize} tokens from ${docs.length} documents of ${corpus.name}, ${(bytes / tokens).toFixed(2)} bytes/token → ${a.out}\n`);
       },
-    })
-    .demandCommand(1),
+};
+
+export const tokenizerCommand: CommandModule<object, object> = {
+  command: 'tokenizer <action>',
+  describe: 'Train a byte-level BPE tokenizer on a text corpus (for plain next-token training, e.g. a teacher)',
+  builder: (y: Argv) => y.command(tokenizerTrainCommand).demandCommand(1),
   handler: () => {},
 };
