@@ -7,11 +7,18 @@
 import * as tf from '@tensorflow/tfjs';
 import { type Model, forwardLogits, nextTokenLogProbs } from '../model/gpt.js';
 
-/** Runs async jobs one at a time, in arrival order. */
+/** Lets timers and I/O run: socket writes of streamed chunks, newly arrived requests. */
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Runs async jobs one at a time, in arrival order. Each job starts on a fresh event-loop turn: on the
+ * cpu backend `await tensor.data()` resolves as a microtask, so without this a long generation would
+ * never let the server flush streamed chunks or accept other requests until it finished.
+ */
 export class Queue {
   private tail: Promise<unknown> = Promise.resolve();
   run<T>(job: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(job);
+    const result = this.tail.then(yieldToEventLoop).then(job);
     this.tail = result.catch(() => undefined);
     return result;
   }

@@ -43,13 +43,18 @@ async function readBody(req: IncomingMessage, limit: number): Promise<string> {
   const declared = Number(req.headers['content-length'] ?? 0);
   const chunks: Buffer[] = [];
   let total = 0;
-  for await (const c of req) {
-    total += (c as Buffer).length;
-    if (total > limit * 8) {
-      req.destroy();
-      break;
+  try {
+    for await (const c of req) {
+      total += (c as Buffer).length;
+      if (total > limit * 8) {
+        req.destroy();
+        break;
+      }
+      if (total <= limit && declared <= limit) chunks.push(c as Buffer);
     }
-    if (total <= limit && declared <= limit) chunks.push(c as Buffer);
+  } catch {
+    // the client hung up mid-body: nobody is left to answer, but this is not a server bug
+    throw new ApiError(400, 'The request body was cut off', null, 'incomplete_body');
   }
   if (total > limit || declared > limit) {
     throw new ApiError(413, `Request body of ${Math.max(total, declared)} bytes exceeds this server's limit of ${limit} bytes (--max-body-bytes)`, null, 'request_too_large');
