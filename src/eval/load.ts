@@ -7,6 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import { KdError } from '../errors.js';
 import { type ModelConfig, resolveModelConfig } from '../model/config.js';
 import { type Model, modelFromArrays, paramShapes } from '../model/gpt.js';
@@ -78,7 +79,10 @@ export function loadStudent(p: string): LoadedStudent {
   const sparsity = matrixValues ? zeros / matrixValues : 0;
   // An fp32 init or training run never produces exact zeros by chance in any number worth reporting.
   const kind: StudentKind = anyInt8 ? 'int8' : sparsity > 0.01 ? 'pruned' : 'fp32';
-  const model = modelFromArrays(config, weights);
+  // modelFromArrays leaves the tf.tensor each variable was made from alive (one per weight); tidy
+  // disposes those and, as it never touches variables, keeps the model.
+  let model!: Model;
+  tf.tidy(() => { model = modelFromArrays(config, weights); });
   return {
     file, header, config, model, tokenizer, kind,
     size: { params, bytesOnDisk: fs.statSync(file).size, weightBytes, sparsity, bits: (weightBytes * 8) / params },
