@@ -23,6 +23,9 @@ const CONFIG = {
 
 type Spec = Omit<TopLevelSpec, 'config'> & Record<string, unknown>;
 
+/** One colour per student, the same in every chart (the domain fixes the order). */
+const studentColor = (r: EvalReport) => ({ field: 'student', type: 'nominal', title: 'student', scale: { domain: r.students.map((s) => s.name) } });
+
 /** Training and validation loss per step, one colour per student, dashed for validation. */
 export function lossSpec(r: EvalReport): Spec | null {
   const values = r.students.flatMap((s) => s.trainLog.flatMap((p) => [
@@ -35,7 +38,7 @@ export function lossSpec(r: EvalReport): Spec | null {
     encoding: {
       x: { field: 'step', type: 'quantitative', title: 'step' },
       y: { field: 'loss', type: 'quantitative', title: 'loss', scale: { zero: false } },
-      color: { field: 'student', type: 'nominal', title: 'student' },
+      color: studentColor(r),
       strokeDash: { field: 'series', type: 'nominal', title: 'split', sort: ['train', 'validation'] },
       detail: { field: 'series' },
     },
@@ -51,8 +54,8 @@ export function qualitySpec(r: EvalReport): Spec | null {
     encoding: {
       x: { field: 'student', type: 'nominal', title: null, sort: null, axis: { labelAngle: -30 } },
       y: { field, type: 'quantitative', title, ...(domain ? { scale: { domain } } : {}) },
-      color: { field: 'kind', type: 'nominal', title: 'kind' },
-      tooltip: [{ field: 'student' }, { field, format: '.4f' }],
+      color: studentColor(r),
+      tooltip: [{ field: 'student' }, { field: 'kind' }, { field, format: '.4f' }],
     },
   });
   return { data: { values }, hconcat: [bar('kl', 'KL(teacher‖student), nats/token'), bar('agreement', 'top-1 agreement', [0, 1])] };
@@ -69,7 +72,7 @@ export function sizeSpec(r: EvalReport): Spec | null {
   return {
     width: W, height: H, data: { values },
     layer: [
-      { mark: { type: 'point', filled: true, size: 90 }, encoding: { x, y, color: { field: 'kind', type: 'nominal', title: 'kind' } } },
+      { mark: { type: 'point', filled: true, size: 90 }, encoding: { x, y, color: studentColor(r), tooltip: [{ field: 'student' }, { field: 'kind' }, { field: 'kb', format: '.1f' }] } },
       { mark: { type: 'text', dy: -10, fontSize: 11 }, encoding: { x, y, text: { field: 'student' } } },
     ],
   };
@@ -86,7 +89,7 @@ export function reliabilitySpec(r: EvalReport): Spec | null {
       { data: { values: [{ a: 0, b: 0 }, { a: 1, b: 1 }] }, mark: { type: 'line', color: '#999', strokeDash: [4, 4] },
         encoding: { x: { field: 'a', ...unit, title: 'confidence (student top-1 probability)' }, y: { field: 'b', ...unit, title: 'accuracy (top-1 = actual token)' } } },
       { data: { values }, mark: { type: 'line', point: true },
-        encoding: { x: { field: 'confidence', ...unit }, y: { field: 'accuracy', ...unit }, color: { field: 'student', type: 'nominal', title: 'student' },
+        encoding: { x: { field: 'confidence', ...unit }, y: { field: 'accuracy', ...unit }, color: studentColor(r),
           tooltip: [{ field: 'student' }, { field: 'count' }, { field: 'confidence', format: '.3f' }, { field: 'accuracy', format: '.3f' }] } },
     ],
   };
@@ -102,7 +105,7 @@ export function latencySpec(r: EvalReport): Spec | null {
     encoding: {
       y: { field: 'student', type: 'nominal', title: null, sort: null },
       x: { field: 'ms', type: 'quantitative', title: 'next-token latency (ms)', scale: { zero: true } },
-      color: { field: 'student', type: 'nominal', legend: null },
+      color: { ...studentColor(r), legend: null },
     },
   };
 }

@@ -75,7 +75,7 @@ function summaryTable(r: EvalReport): string {
     const tags = Object.entries(wins).filter(([, n]) => n === s.name).map(([k]) => `<span class="tag">${escapeHtml(k)}</span>`).join(' ');
     return `<tr><th scope="row">${escapeHtml(s.name)} ${tags}</th>${cols.map(([, f]) => `<td>${f(s)}</td>`).join('')}</tr>`;
   });
-  return `<table class="summary"><thead><tr><th>student</th>${cols.map(([h]) => `<th>${h}</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table>`;
+  return `<div class="scroll"><table class="summary"><thead><tr><th>student</th>${cols.map(([h]) => `<th>${h}</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table></div>`;
 }
 
 function teacherSection(r: EvalReport): string {
@@ -126,7 +126,8 @@ const chart = (svg: string | null, caption: string, why: string) =>
   `<figure>${svg ?? `<p>${missing(why)}</p>`}<figcaption>${caption}</figcaption></figure>`;
 
 const CSS = `
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#222;margin:24px auto;max-width:1200px;padding:0 16px}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#222;margin:24px auto;max-width:1320px;padding:0 16px}
+.scroll{overflow-x:auto}table.summary{font-size:13px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
 h3{font-size:14px;margin:12px 0 4px}h4{font-size:12px;margin:0 0 4px;color:#555}
 .meta{color:#666;font-size:12px}.verdict{font-size:15px;background:#f3f7fb;border-left:4px solid #4c78a8;padding:8px 12px}
