@@ -8,6 +8,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.js';
 import { evalStudents, type EvalOptions } from '../../src/eval/eval.js';
 import { loadStudent } from '../../src/eval/load.js';
+import { generate } from '../../src/eval/student.js';
+import { nextTokenLogProbs } from '../../src/model/gpt.js';
 import { startTeacherServer } from '../collect/teacher-server.js';
 import { makeStudents, type Students } from './fixtures.js';
 
@@ -53,6 +55,26 @@ describe('loadStudent', () => {
       for (let i = 0; i < wa.length; i++) expect(Math.abs(wa[i] - wq[i])).toBeLessThanOrEqual(maxAbs / 127 / 2 + 1e-7);
     } finally {
       for (const x of [a, q, p]) for (const v of x.model.params.values()) v.dispose();
+    }
+  });
+});
+
+describe('generate', () => {
+  it('greedy follows the argmax; seeded sampling repeats for a seed', () => {
+    const { model } = loadStudent(s.fp32);
+    try {
+      const prompt = [1, 2, 3];
+      const greedy = generate(model, prompt, { maxNew: 3, temperature: 0, seed: 1 });
+      const first = tf.tidy(() => tf.argMax(nextTokenLogProbs(model, tf.tensor2d([prompt], [1, 3], 'int32')), 1).dataSync()[0]);
+      expect(greedy[0]).toBe(first);
+      expect(generate(model, prompt, { maxNew: 3, temperature: 0, seed: 9 })).toEqual(greedy);
+      const a = generate(model, prompt, { maxNew: 8, temperature: 1.5, seed: 4 });
+      expect(generate(model, prompt, { maxNew: 8, temperature: 1.5, seed: 4 })).toEqual(a);
+      expect(a.every((t) => t >= 0 && t < model.config.vocabSize)).toBe(true);
+      // longer than seqLen: the context window slides instead of failing
+      expect(generate(model, Array(20).fill(1), { maxNew: 2, temperature: 0, seed: 1 })).toHaveLength(2);
+    } finally {
+      for (const v of model.params.values()) v.dispose();
     }
   });
 });
@@ -162,6 +184,14 @@ describe('evalStudents', () => {
 describe('kd eval (CLI)', () => {
   const kd = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli.ts'), ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, KD_BACKEND: '' } });
   const common = () => ['eval', '--data', 'synthetic', '--student', s.fp32, '--batches', '1', '--batch-size', '2', '--samples', '1', '--gen-tokens', '2', '--latency-steps', '2', '--backend', 'cpu'];
+
+  it('--help documents the gates and exit codes', () => {
+    const r = kd('eval', '--help');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/--fail-if/);
+    expect(r.stdout).toMatch(/--baseline/);
+    expect(r.stdout).toMatch(/3 a gate failed/);
+  });
 
   it('a failed gate: exit 3, one line per failed condition, the report written', () => {
     const out = path.join(tmp(), 'run');
