@@ -4,7 +4,7 @@
  * failed (no network, or the 403 of tensorflow/tfjs#8742) they are simply absent and we fall through.
  * `--backend NAME` / KD_BACKEND force one.
  */
-import * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -88,11 +88,12 @@ export interface InitOptions {
 /** Choose and initialise the backend once per process. */
 export async function initBackend(opts: InitOptions = {}): Promise<BackendInfo> {
   if (current) return current;
+  // Production mode: no debug checks and none of tfjs's "install tfjs-node" console banners.
+  tf.enableProdMode();
   const forcedRaw = opts.backend ?? process.env.KD_BACKEND;
   const forced = forcedRaw ? parseBackendName(forcedRaw, opts.backend ? '--backend' : 'KD_BACKEND') : undefined;
   const order: BackendName[] = forced ? [forced] : [...BACKENDS];
   const attempts: BackendAttempt[] = [];
-  // Silence tfjs-node's and wasm's console chatter during probing.
   for (const name of order) {
     try {
       const tfBackend = await activate(name);

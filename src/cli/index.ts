@@ -1,6 +1,16 @@
 import type { CommandModule } from 'yargs';
 import { collectCommand } from './collect.js';
 import { doctorCommand } from './doctor.js';
+import { evalCommand } from './eval.js';
+import { runCommand } from './run.js';
+import { serveCommand } from './serve.js';
+import { tokenizerCommand, tokenizerTrainCommand } from './tokenizer.js';
+import { trainCommand } from './train.js';
 
+/** Every kd command, in the order `kd --help` lists them: the pipeline, then its stages, then tools. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [doctorCommand, collectCommand];
+export const commands: CommandModule<any, any>[] = [runCommand, collectCommand, tokenizerCommand, trainCommand, evalCommand, serveCommand, doctorCommand];
+
+/** Subcommands of the nested commands, for validating pipeline stages without running anything. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const subcommands: Record<string, CommandModule<any, any>[]> = { tokenizer: [tokenizerTrainCommand] };

@@ -1,0 +1,25 @@
+import type { Argv, CommandModule } from 'yargs';
+
+interface RunArgs { pipeline: string; from?: string; to?: string; force?: boolean; json?: boolean; dryRun?: boolean }
+
+export const runCommand: CommandModule<object, RunArgs> = {
+  command: 'run <pipeline>',
+  describe: 'Run a pipeline file: stages in order, skipping those whose inputs and parameters are unchanged',
+  builder: (y: Argv) => y
+    .positional('pipeline', { type: 'string', demandOption: true, describe: 'pipelines/NAME.yaml' })
+    .option('from', { type: 'string', describe: 'start at this stage (name or kind)' })
+    .option('to', { type: 'string', describe: 'stop after this stage' })
+    .option('force', { type: 'boolean', describe: 'rerun stages even when up to date' })
+    .option('dry-run', { type: 'boolean', describe: 'print the plan without running anything' })
+    .option('json', { type: 'boolean', describe: 'print one JSON summary for CI' }) as Argv<RunArgs>,
+  handler: async (a) => {
+    const { runPipeline } = await import('../pipeline/run.js');
+    const r = await runPipeline(a.pipeline, { from: a.from, to: a.to, force: a.force, dryRun: a.dryRun });
+    if (a.json) process.stdout.write(JSON.stringify(r) + '\n');
+    else {
+      const rows = r.stages.map((s) => `  ${s.status.padEnd(8)} ${s.name.padEnd(16)} ${s.seconds.toFixed(1).padStart(7)}s  ${s.error ?? s.reason}`);
+      process.stdout.write([`pipeline ${r.pipeline}: ${r.ok ? 'ok' : 'FAILED'} in ${r.seconds.toFixed(1)}s`, ...rows].join('\n') + '\n');
+    }
+    if (!r.ok) process.exitCode = 1;
+  },
+};

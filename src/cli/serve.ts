@@ -1,0 +1,83 @@
+import type { Argv, CommandModule } from 'yargs';
+import { KdError } from '../errors.js';
+
+export interface ServeArgs {
+  checkpoint: string;
+  host?: string;
+  port?: number;
+  apiKeyEnv?: string;
+  modelName?: string;
+  maxBodyBytes?: number;
+  maxPromptTokens?: number;
+  backend?: string;
+  quiet?: boolean;
+  json?: boolean;
+}
+
+export interface ResolvedServe {
+  checkpoint: string;
+  host: string;
+  port: number;
+  apiKeyEnv?: string;
+  modelName?: string;
+  maxBodyBytes?: number;
+  maxPromptTokens?: number;
+  backend?: string;
+  quiet: boolean;
+  json: boolean;
+}
+
+const positiveInt = (v: number | undefined, flag: string) => {
+  if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new KdError('bad-config', `${flag} must be a positive integer, got ${v}`);
+  return v;
+};
+
+/** Flags → options; pure. */
+export function resolveServeArgs(a: ServeArgs): ResolvedServe {
+  const port = a.port ?? 8080;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new KdError('bad-config', `--port must be 0..65535, got ${a.port}`);
+  if (a.apiKeyEnv !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(a.apiKeyEnv)) {
+    throw new KdError('bad-config', `--api-key-env takes the name of an environment variable (e.g. KD_SERVE_KEY), got "${a.apiKeyEnv}"`);
+  }
+  return {
+    checkpoint: a.checkpoint, host: a.host ?? '127.0.0.1', port, apiKeyEnv: a.apiKeyEnv, modelName: a.modelName,
+    maxBodyBytes: positiveInt(a.maxBodyBytes, '--max-body-bytes'), maxPromptTokens: positiveInt(a.maxPromptTokens, '--max-prompt-tokens'),
+    backend: a.backend, quiet: Boolean(a.quiet), json: Boolean(a.json),
+  };
+}
+
+export const serveCommand: CommandModule<object, ServeArgs> = {
+  command: 'serve',
+  describe: 'Serve a checkpoint (teacher or student) over the OpenAI API: /v1/models, /v1/completions, /v1/chat/completions',
+  builder: (y: Argv) => y
+    .option('checkpoint', { type: 'string', demandOption: true, describe: 'checkpoint file or run directory' })
+    .option('host', { type: 'string', describe: 'address to bind (default 127.0.0.1: loopback only)' })
+    .option('port', { type: 'number', describe: 'port (default 8080; 0 = any free port, see --json)' })
+    .option('api-key-env', { type: 'string', describe: 'environment variable holding the key clients must send as a Bearer token' })
+    .option('model-name', { type: 'string', describe: 'model name to report (default: the checkpoint directory name)' })
+    .option('max-body-bytes', { type: 'number', describe: 'largest request body (default 4194304); larger ones get 413' })
+    .option('max-prompt-tokens', { type: 'number', describe: 'longest prompt in tokens (default 32768); longer ones get 400' })
+    .option('backend', { type: 'string', describe: 'tensorflow-gpu, tensorflow, wasm or cpu (default: best available; or KD_BACKEND)' })
+    .option('quiet', { type: 'boolean', describe: 'no per-request log lines on stderr' })
+    .option('json', { type: 'boolean', describe: 'print one JSON line {url, model, ...} on stdout once listening' })
+    .example('$0 serve --checkpoint checkpoints/student --port 0 --json', 'serve a student on a free port and print where'),
+  handler: async (argv) => {
+    const r = resolveServeArgs(argv);
+    const { serve } = await import('../serve/serve.js');
+    const h = await serve({ ...r });
+    const info = { event: 'listening', url: h.url, baseURL: `${h.url}/v1`, model: h.model, host: h.host, port: h.port, backend: h.backend,
+      fingerprint: h.fingerprint, vocabSize: h.vocabSize, seqLen: h.seqLen, params: h.params, pid: process.pid };
+    if (r.json) process.stdout.write(JSON.stringify(info) + '\n');
+    else process.stdout.write(`kd serve: ${h.model} (${h.params.toLocaleString('en-US')} parameters, ${h.backend}) at ${h.url}/v1 — Ctrl-C to stop\n`);
+    await new Promise<void>((resolve) => {
+      const stop = () => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        void h.close().then(resolve);
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+    if (!r.quiet && !r.json) process.stderr.write('kd serve: stopped\n');
+  },
+};

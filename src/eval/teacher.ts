@@ -1,0 +1,152 @@
+/**
+ * The teacher's side of the report: what collecting its log-probs cost and how fast it answered,
+ * read from the collection records of a dataset directory (raw/manifest.json and the raw shards'
+ * latency_ms column), and — with --teacher-url — measured live through the same OpenAI client
+ * kd collect uses. A teacher that cannot be reached is a mark in the report, never a failed eval.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { makeTeacherClient, SendError } from '../collect/client.js';
+import type { CollectManifest } from '../collect/manifest.js';
+import { resolvePrice } from '../collect/pricing.js';
+import type { PlannedRequest } from '../collect/request.js';
+import { listRawShards, readRawColumns } from '../schema/raw.js';
+import { percentile } from './metrics.js';
+
+export interface TeacherLatency {
+  /** requests measured */
+  n: number;
+  p50Ms: number | null;
+  p95Ms: number | null;
+  /** Σ latency / Σ completion tokens over requests that report usage; null when none do */
+  msPerToken: number | null;
+}
+
+export interface CollectionFigures {
+  manifest: string;
+  model: string | null;
+  requests: number;
+  promptTokens: number;
+  completionTokens: number;
+  costUsd: number;
+  price: { input: number; output: number; source: string };
+  /** null when the raw shards are not there to read */
+  latency: TeacherLatency | null;
+}
+
+export interface LiveTeacher {
+  url: string;
+  model: string;
+  status: 'ok' | 'unreachable' | 'error';
+  error?: string;
+  latency: TeacherLatency | null;
+  /** generated text per sample prompt; null where it was not obtained */
+  texts: (string | null)[];
+}
+
+export function latencyOf(latMs: number[], completionTokens: (number | null)[]): TeacherLatency {
+  let ms = 0, toks = 0;
+  latMs.forEach((l, i) => {
+    const c = completionTokens[i];
+    if (c !== null && c !== undefined && c > 0) { ms += l; toks += c; }
+  });
+  return { n: latMs.length, p50Ms: percentile(latMs, 0.5), p95Ms: percentile(latMs, 0.95), msPerToken: toks > 0 ? ms / toks : null };
+}
+
+function readJson(file: string): Record<string, unknown> | null {
+  try {
+    const v = JSON.parse(fs.readFileSync(file, 'utf8'));
+    return v && typeof v === 'object' ? (v as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The collect manifest behind a dataset directory: raw/manifest.json, or one embedded in manifest.json. */
+function findCollectManifest(dir: string): { file: string; m: CollectManifest } | null {
+  const isCollect = (v: unknown): v is CollectManifest => Boolean(v && typeof v === 'object' && (v as { format?: unknown }).format === 'kd-collect-manifest');
+  for (const file of [path.join(dir, 'raw', 'manifest.json'), path.join(dir, 'manifest.json')]) {
+    const j = readJson(file);
+    if (isCollect(j)) return { file, m: j };
+    if (j && isCollect(j.collect)) return { file, m: j.collect };
+  }
+  return null;
+}
+
+/** Collection figures of a dataset directory; null when it has no collection records (e.g. synthetic). */
+export function readCollection(dataDir: string): CollectionFigures | null {
+  if (!fs.existsSync(dataDir) || !fs.statSync(dataDir).isDirectory()) return null;
+  const found = findCollectManifest(dataDir);
+  if (!found) return null;
+  const { m, file } = found;
+  let latency: TeacherLatency | null = null;
+  const rawDir = path.join(dataDir, 'raw');
+  if (fs.existsSync(rawDir)) {
+    const lat: number[] = [], comp: (number | null)[] = [];
+    for (const shard of listRawShards(rawDir)) {
+      const cols = readRawColumns(fs.readFileSync(shard), shard, ['latency_ms', 'completion_tokens', 'choice_index'] as const);
+      // one request may yield several records (n > 1 choices): count the request once, by choice 0
+      cols.latency_ms.forEach((l, i) => {
+        if (cols.choice_index[i] === 0) { lat.push(l); comp.push(cols.completion_tokens[i]); }
+      });
+    }
+    if (lat.length) latency = latencyOf(lat, comp);
+  }
+  return {
+    manifest: file, model: m.teacher?.model ?? null, requests: m.counts?.records ?? 0,
+    promptTokens: m.tokens?.prompt ?? 0, completionTokens: m.tokens?.completion ?? 0, costUsd: m.cost_usd ?? 0,
+    price: { input: m.price?.input ?? 0, output: m.price?.output ?? 0, source: m.price?.source ?? 'unknown' },
+    latency,
+  };
+}
+
+/** The teacher's price per 1M tokens: the collection's, else the price table's for --model. */
+export function teacherPrice(collection: CollectionFigures | null, model: string | undefined): { input: number; output: number; source: string } | null {
+  if (collection) return collection.price;
+  if (!model) return null;
+  const p = resolvePrice(model);
+  return p.source === 'unknown' ? null : { input: p.input, output: p.output, source: p.source };
+}
+
+function chatRequest(model: string, prompt: string, maxTokens: number, i: number): PlannedRequest {
+  return {
+    endpoint: 'chat', hash: `kd-eval-${i}`, inputId: `eval-${i}`, row: i, chunkIndex: 0, chunkCount: 1, chunkStart: null, scoreFrom: null, text: null,
+    // max_tokens rather than max_completion_tokens: what older local servers understand (teacher-apis.md)
+    body: { model, messages: [{ role: 'user', content: prompt }], max_tokens: maxTokens, temperature: 0 },
+  };
+}
+
+/**
+ * Asks the teacher for a greedy continuation of each prompt, timing every request. The first
+ * connection failure or timeout marks the teacher unreachable and stops (no point waiting out a
+ * timeout per prompt); an HTTP error marks it 'error'.
+ */
+export async function probeTeacher(o: { url: string; model: string; prompts: string[]; maxTokens: number; timeoutMs: number; apiKeyEnv?: string }): Promise<LiveTeacher> {
+  const live: LiveTeacher = { url: o.url, model: o.model, status: 'ok', latency: null, texts: o.prompts.map(() => null) };
+  let client;
+  try {
+    client = makeTeacherClient({ baseURL: o.url, timeoutMs: o.timeoutMs, apiKeyEnv: o.apiKeyEnv });
+  } catch (e) {
+    return { ...live, status: 'error', error: (e as Error).message };
+  }
+  live.url = client.baseURL;
+  const lat: number[] = [], comp: (number | null)[] = [];
+  const never = new AbortController().signal;
+  for (let i = 0; i < o.prompts.length; i++) {
+    try {
+      const res = await client.send(chatRequest(o.model, o.prompts[i], o.maxTokens, i), never, false);
+      const j = res.json as { choices?: { message?: { content?: unknown } }[]; usage?: { completion_tokens?: unknown } };
+      const text = j.choices?.[0]?.message?.content;
+      live.texts[i] = typeof text === 'string' ? text : null;
+      lat.push(res.latencyMs);
+      comp.push(typeof j.usage?.completion_tokens === 'number' ? j.usage.completion_tokens : null);
+    } catch (e) {
+      const kind = e instanceof SendError ? e.kind : 'network';
+      live.status = kind === 'network' || kind === 'timeout' ? 'unreachable' : 'error';
+      live.error = (e as Error).message;
+      break;
+    }
+  }
+  if (lat.length) live.latency = latencyOf(lat, comp);
+  return live;
+}

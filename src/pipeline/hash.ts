@@ -1,0 +1,38 @@
+/**
+ * Content hashes for a stage's key. Cheap first: a directory that carries a manifest.json (datasets,
+ * raw collections, reports) is hashed by that manifest, which itself lists its files' sha256; other
+ * files and directories by their bytes. Special data specs (synthetic, corpus:sotu) hash as text.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+
+export function sha256(data: string | Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+export function hashPath(p: string): string {
+  if (!fs.existsSync(p)) return `missing:${p}`;
+  const st = fs.statSync(p);
+  if (st.isFile()) return sha256(fs.readFileSync(p));
+  const manifest = path.join(p, 'manifest.json');
+  if (fs.existsSync(manifest)) return `manifest:${sha256(fs.readFileSync(manifest))}`;
+  const h = createHash('sha256');
+  for (const f of listFiles(p)) {
+    if (f.endsWith('kd-stage.json')) continue;
+    h.update(path.relative(p, f) + '\0');
+    h.update(fs.readFileSync(f));
+  }
+  return h.digest('hex');
+}
+
+function listFiles(dir: string): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))
+    .flatMap((e) => (e.isDirectory() ? listFiles(path.join(dir, e.name)) : e.isFile() ? [path.join(dir, e.name)] : []));
+}
+
+/** A data spec or path: files and directories by content, anything else (synthetic, corpus:sotu) by name. */
+export function hashInput(v: string): string {
+  if (v.startsWith('corpus:') && fs.existsSync(v.slice(7))) return hashPath(v.slice(7));
+  return fs.existsSync(v) ? hashPath(v) : `spec:${v}`;
+}

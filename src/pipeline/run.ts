@@ -1,0 +1,256 @@
+/**
+ * `kd run pipelines/NAME.yaml`: plan, then run (DVC's reproduce). Every stage is validated before
+ * anything runs; a stage whose output manifest (kd-stage.json) carries the same key — a hash of its
+ * command, parameters, inputs' contents and kd version — is skipped as up to date; an interrupted
+ * stage resumes; `--force` reruns. Each stage runs as a child `kd` process (see stages.ts).
+ */
+import { type ChildProcess, spawn, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import yargs, { type CommandModule } from 'yargs';
+import { writeJsonAtomic } from '../atomic.js';
+import { KdError } from '../errors.js';
+import type { StageKind } from '../schema/pipeline.js';
+import { KD_VERSION } from '../version.js';
+import { hashInput, sha256 } from './hash.js';
+import { type LoadedPipeline, at, loadPipeline } from './load.js';
+import { STAGES, flagValues, toArgv } from './stages.js';
+
+export interface RunOptions {
+  from?: string;
+  to?: string;
+  force?: boolean;
+  dryRun?: boolean;
+  /** progress lines (stderr by default) */
+  log?: (line: string) => void;
+}
+
+export interface StageReport {
+  name: string;
+  stage: StageKind;
+  status: 'ran' | 'skipped' | 'failed' | 'planned';
+  reason: string;
+  seconds: number;
+  summary?: Record<string, unknown>;
+  error?: string;
+}
+
+export interface PipelineReport {
+  pipeline: string;
+  file: string;
+  ok: boolean;
+  seconds: number;
+  stages: StageReport[];
+}
+
+interface PlannedStage {
+  index: number;
+  name: string;
+  kind: StageKind;
+  /** argv with ${services.*} placeholders left in: what the key is made of */
+  template: string[];
+  out: string;
+}
+
+const SERVICE_REF = /\$\{services\.([A-Za-z0-9_-]+)\.url\}/g;
+
+/** The kd entry point for child processes: dist/cli.js, or src/cli.ts through tsx when running from source. */
+function kdCommand(): string[] {
+  const here = fileURLToPath(import.meta.url);
+  const root = path.resolve(path.dirname(here), '..', '..');
+  return here.endsWith('.ts') ? ['--import', 'tsx', path.join(root, 'src', 'cli.ts')] : [path.join(root, 'dist', 'cli.js')];
+}
+
+/** Parse argv with the command's own yargs definition (strict): the same checks a user gets. */
+async function validateArgv(kind: StageKind, argv: string[]): Promise<void> {
+  const { commands, subcommands } = await import('../cli/index.js');
+  const def = STAGES[kind];
+  const name = (c: CommandModule) => String(c.command).split(' ')[0];
+  // the leaf command module (nested commands such as `tokenizer train` are looked up one level down)
+  const cmd = def.command.length === 1 ? commands.find((c) => name(c) === def.command[0]) : subcommands[def.command[0]]?.find((c) => name(c) === def.command[1]);
+  if (!cmd) throw new Error(`this kd has no "${def.command.join(' ')}" command`);
+  let failure: string | undefined;
+  const y = yargs([...def.command.slice(-1), ...argv]).scriptName('kd').strict().exitProcess(false).help(false).version(false)
+    .fail((msg, err) => { failure = msg ?? err?.message ?? 'invalid arguments'; })
+    .command({ ...cmd, handler: () => {} } as CommandModule);
+  await y.parseAsync();
+  if (failure) throw new Error(failure);
+}
+
+function gitCommit(): string | null {
+  try {
+    return execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return null;
+  }
+}
+
+function manifestPath(p: PlannedStage): string {
+  return STAGES[p.kind].outIsFile ? `${p.out}.kd-stage.json` : path.join(p.out, 'kd-stage.json');
+}
+
+function stageKey(p: PlannedStage): { key: string; inputs: Record<string, string> } {
+  const inputs: Record<string, string> = {};
+  for (const flag of STAGES[p.kind].inputs) for (const v of flagValues(p.template, flag)) inputs[`${flag}=${v}`] = hashInput(v);
+  return { key: sha256(JSON.stringify({ kind: p.kind, argv: p.template, inputs, kd: KD_VERSION })), inputs };
+}
+
+async function plan(lp: LoadedPipeline): Promise<PlannedStage[]> {
+  const { pipeline, file } = lp;
+  const seen = new Set<string>();
+  const planned: PlannedStage[] = [];
+  for (const [i, s] of pipeline.stages.entries()) {
+    const name = s.name ?? s.stage;
+    if (seen.has(name)) throw new KdError('bad-pipeline', `${at(file, lp.lineOf(['stages', i]))}: stages[${i}]: a second stage named "${name}"; give each a distinct name`);
+    seen.add(name);
+    const template = toArgv(s.with);
+    for (const m of template.join(' ').matchAll(SERVICE_REF)) {
+      if (!pipeline.services?.[m[1]]) throw new KdError('bad-pipeline', `${at(file, lp.lineOf(['stages', i, 'with']))}: stages[${i}].with: unknown service "${m[1]}"`);
+    }
+    try {
+      await validateArgv(s.stage, template.map((a) => a.replace(SERVICE_REF, 'http://127.0.0.1:1/v1')));
+    } catch (e) {
+      const msg = (e as Error).message.split('\n')[0];
+      const bad = /Unknown arguments?: ([\w-]+)/.exec(msg)?.[1] ?? /Missing required argument: ([\w-]+)/.exec(msg)?.[1];
+      const key = bad && Object.keys(s.with).find((k) => k.replace(/_/g, '-').replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase() === bad);
+      const line = lp.lineOf(key ? ['stages', i, 'with', key] : ['stages', i]);
+      throw new KdError('bad-pipeline', `${at(file, line)}: stages[${i}] (${name}, kd ${STAGES[s.stage].command.join(' ')}): ${msg}`);
+    }
+    const out = flagValues(template, STAGES[s.stage].out)[0];
+    if (!out) throw new KdError('bad-pipeline', `${at(file, lp.lineOf(['stages', i, 'with']))}: stages[${i}].with.${STAGES[s.stage].out} is required`);
+    planned.push({ index: i, name, kind: s.stage, template, out });
+  }
+  return planned;
+}
+
+function selectRange(planned: PlannedStage[], o: RunOptions, file: string): PlannedStage[] {
+  const idx = (n: string | undefined, flag: string) => {
+    if (n === undefined) return undefined;
+    const i = planned.findIndex((p) => p.name === n || p.kind === n);
+    if (i < 0) throw new KdError('bad-pipeline', `${flag} ${n}: ${file} has no such stage (stages: ${planned.map((p) => p.name).join(', ')})`);
+    return i;
+  };
+  const from = idx(o.from, '--from') ?? 0;
+  const to = idx(o.to, '--to') ?? planned.length - 1;
+  return planned.slice(from, to + 1);
+}
+
+/** Start `kd serve` for a service; resolves with its base URL once it prints its startup JSON line. */
+function startService(name: string, s: { checkpoint: string; host?: string; port?: number; model_name?: string }, log: (l: string) => void): Promise<{ url: string; child: ChildProcess }> {
+  const args = [...kdCommand(), 'serve', '--checkpoint', s.checkpoint, '--port', String(s.port ?? 0), '--json', '--quiet',
+    ...(s.host ? ['--host', s.host] : []), ...(s.model_name ? ['--model-name', s.model_name] : [])];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const line = buf.split('\n')[0];
+      if (buf.includes('\n')) {
+        try {
+          const info = JSON.parse(line) as { url: string };
+          log(`service ${name}: kd serve ${s.checkpoint} at ${info.url}`);
+          resolve({ url: info.url.replace(/\/$/, '') + '/v1', child });
+        } catch {
+          reject(new KdError('service-failed', `service ${name}: kd serve printed no startup line`));
+        }
+      }
+    });
+    child.on('exit', (code) => reject(new KdError('service-failed', `service ${name}: kd serve exited with code ${code}`)));
+  });
+}
+
+function runChild(argv: string[]): Promise<{ code: number; stdout: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [...kdCommand(), ...argv], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.on('exit', (code, signal) => resolve({ code: code ?? (signal ? 130 : 1), stdout }));
+  });
+}
+
+function lastJson(stdout: string): Record<string, unknown> | undefined {
+  for (const line of stdout.trim().split('\n').reverse()) {
+    try {
+      const v = JSON.parse(line);
+      if (v && typeof v === 'object') return v as Record<string, unknown>;
+    } catch { /* not JSON */ }
+  }
+  return undefined;
+}
+
+export async function runPipeline(file: string, o: RunOptions = {}): Promise<PipelineReport> {
+  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const lp = loadPipeline(file);
+  const stages = selectRange(await plan(lp), o, file);
+  const t0 = performance.now();
+  const report: PipelineReport = { pipeline: lp.pipeline.name, file, ok: true, seconds: 0, stages: [] };
+  const stateDir = path.join(path.dirname(path.resolve(file)), '.kd', lp.pipeline.name); // run state beside the pipeline file
+  const services = new Map<string, { url: string; child: ChildProcess }>();
+  const commit = gitCommit();
+  try {
+    for (const p of stages) {
+      const { key, inputs } = stageKey(p);
+      const mfile = manifestPath(p);
+      const done = readJson(mfile);
+      const outExists = fs.existsSync(p.out);
+      if (!o.force && done?.key === key && done.status === 'done' && outExists) {
+        report.stages.push({ name: p.name, stage: p.kind, status: 'skipped', reason: 'up to date', seconds: 0, summary: done.summary as Record<string, unknown> });
+        log(`- ${p.name}: up to date`);
+        continue;
+      }
+      const state = readJson(path.join(stateDir, `${p.name}.json`));
+      const def = STAGES[p.kind];
+      const extra: string[] = [];
+      let reason = done ? (done.key === key ? 'forced' : 'inputs or parameters changed') : outExists ? 'no manifest' : 'not run yet';
+      if (!o.force && state?.key === key && state.status === 'running' && def.resume && outExists) { extra.push(`--${def.resume}`); reason = 'resuming an interrupted run'; }
+      else if (outExists && def.force) extra.push(`--${def.force}`);
+      if (o.dryRun) {
+        report.stages.push({ name: p.name, stage: p.kind, status: 'planned', reason, seconds: 0 });
+        log(`- ${p.name}: would run (${reason}): kd ${[...def.command, ...p.template, ...extra].join(' ')}`);
+        continue;
+      }
+      for (const m of p.template.join('\n').matchAll(SERVICE_REF)) {
+        if (!services.has(m[1])) services.set(m[1], await startService(m[1], lp.pipeline.services![m[1]].serve, log));
+      }
+      const argv = [...def.command, ...p.template.map((a) => a.replace(SERVICE_REF, (_, n: string) => services.get(n)!.url)), ...extra, '--json'];
+      log(`▶ ${p.name} (${reason}): kd ${argv.join(' ')}`);
+      writeJsonAtomic(path.join(stateDir, `${p.name}.json`), { key, status: 'running', startedAt: new Date().toISOString() });
+      const started = new Date();
+      const s0 = performance.now();
+      const r = await runChild(argv);
+      const seconds = (performance.now() - s0) / 1000;
+      const summary = lastJson(r.stdout);
+      if (r.code !== 0) {
+        writeJsonAtomic(path.join(stateDir, `${p.name}.json`), { key, status: 'running', failedAt: new Date().toISOString(), code: r.code });
+        report.stages.push({ name: p.name, stage: p.kind, status: 'failed', reason, seconds, summary, error: `kd ${def.command.join(' ')} exited with code ${r.code}` });
+        report.ok = false;
+        log(`✗ ${p.name} failed after ${seconds.toFixed(1)}s (exit code ${r.code})`);
+        break;
+      }
+      const manifest = {
+        format: 'kd-stage', version: 1, pipeline: lp.pipeline.name, stage: p.name, kind: p.kind, key, status: 'done',
+        command: ['kd', ...def.command, ...p.template], inputs, kdVersion: KD_VERSION,
+        startedAt: started.toISOString(), endedAt: new Date().toISOString(), seconds,
+        provenance: { gitCommit: commit, node: process.versions.node, seed: flagValues(p.template, 'seed')[0] ?? null },
+        summary,
+      };
+      writeJsonAtomic(mfile, manifest);
+      writeJsonAtomic(path.join(stateDir, `${p.name}.json`), { key, status: 'done' });
+      report.stages.push({ name: p.name, stage: p.kind, status: 'ran', reason, seconds, summary });
+      log(`✓ ${p.name} ${seconds.toFixed(1)}s`);
+    }
+  } finally {
+    for (const s of services.values()) s.child.kill('SIGTERM');
+  }
+  report.seconds = (performance.now() - t0) / 1000;
+  return report;
+}
+
+function readJson(file: string): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    return undefined; // absent or corrupt: treat as not run (a corrupt manifest means re-run, never reuse)
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * The pipeline file (`kd run pipelines/NAME.yaml`), version 1. Closed and typed: unknown keys are
+ * errors, reported with the file, line and field. A pipeline lists stages in order; each names its
+ * kind and its parameters (the same names as the stage's CLI flags, in snake_case or camelCase).
+ *
+ *   version: 1
+ *   name: demo
+ *   services:
+ *     teacher: { serve: { checkpoint: checkpoints/teacher } }   # kd serve on loopback during the run
+ *   stages:
+ *     - { name: train, stage: train, with: { data: synthetic, out: checkpoints/demo, steps: 100 } }
+ * Strings may use ${services.NAME.url} (the base URL of a started service).
+ */
+import { z } from 'zod';
+
+export const PIPELINE_VERSION = 1;
+export const STAGE_KINDS = ['tokenizer', 'collect', 'dataset', 'train', 'prune', 'quantize', 'export', 'eval'] as const;
+export type StageKind = (typeof STAGE_KINDS)[number];
+
+const serviceSchema = z.strictObject({
+  serve: z.strictObject({
+    checkpoint: z.string().min(1),
+    host: z.string().optional(),
+    port: z.number().int().min(0).max(65535).optional(),
+    model_name: z.string().optional(),
+  }),
+});
+
+export const stageSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only').optional(),
+  stage: z.enum(STAGE_KINDS),
+  with: z.record(z.string(), z.unknown()).default({}),
+});
+
+export const pipelineSchema = z.strictObject({
+  version: z.literal(PIPELINE_VERSION),
+  name: z.string().min(1),
+  description: z.string().optional(),
+  services: z.record(z.string(), serviceSchema).optional(),
+  stages: z.array(stageSchema).min(1),
+});
+
+export type PipelineFile = z.infer<typeof pipelineSchema>;
+export type StageEntry = z.infer<typeof stageSchema>;

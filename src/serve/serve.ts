@@ -1,0 +1,117 @@
+/**
+ * `kd serve` as a function: load a checkpoint, listen, and return a handle {url, close()} so tests
+ * and `kd run` can start and stop the server in-process.
+ */
+import { type Server, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { initBackend } from '../backend/index.js';
+import { KdError } from '../errors.js';
+import { disposeModel, countParams } from '../model/gpt.js';
+import type { ServeContext } from './context.js';
+import { Engine } from './engine.js';
+import { createRequestHandler } from './http.js';
+import { loadServedModel } from './model.js';
+import { tokenTable } from './tokens.js';
+import { DEFAULT_LIMITS, type Limits } from './validate.js';
+
+export interface ServeOptions {
+  /** checkpoint file or run directory */
+  checkpoint: string;
+  /** default 127.0.0.1 (loopback): exposing a server is a deliberate choice */
+  host?: string;
+  /** default 8080; 0 = any free port */
+  port?: number;
+  /** name of the environment variable holding the API key clients must send; unset = no key */
+  apiKeyEnv?: string;
+  /** reported as `model`; default the checkpoint's directory name */
+  modelName?: string;
+  /** request bodies above this are refused with 413 (default 4 MiB) */
+  maxBodyBytes?: number;
+  /** prompts above this many tokens are refused with 400 (default 32768) */
+  maxPromptTokens?: number;
+  limits?: Partial<Omit<Limits, 'vocabSize'>>;
+  backend?: string;
+  /** no per-request log lines */
+  quiet?: boolean;
+  /** where log lines go (default stderr) */
+  log?: (line: string) => void;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface ServeHandle {
+  /** http://host:port (append /v1 for an OpenAI client's baseURL) */
+  url: string;
+  host: string;
+  port: number;
+  model: string;
+  fingerprint: string;
+  backend: string;
+  vocabSize: number;
+  seqLen: number;
+  params: number;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_MAX_PROMPT_TOKENS = 32768;
+
+function apiKeyOf(o: ServeOptions): string | undefined {
+  if (!o.apiKeyEnv) return undefined;
+  const key = (o.env ?? process.env)[o.apiKeyEnv];
+  if (!key) throw new KdError('API_KEY', `--api-key-env: environment variable ${o.apiKeyEnv} is not set (or empty)`);
+  return key;
+}
+
+function urlHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+export async function serve(o: ServeOptions): Promise<ServeHandle> {
+  const apiKey = apiKeyOf(o);
+  const be = await initBackend({ backend: o.backend });
+  const served = loadServedModel(o.checkpoint, o.modelName);
+  const ctx: ServeContext = {
+    served, engine: new Engine(served.model), table: tokenTable(served.tokenizer),
+    limits: { ...DEFAULT_LIMITS, ...o.limits, vocabSize: served.config.vocabSize },
+    maxPromptTokens: o.maxPromptTokens ?? DEFAULT_MAX_PROMPT_TOKENS,
+  };
+  const closing = new AbortController();
+  const log = o.quiet ? null : (o.log ?? ((l: string) => void process.stderr.write(`kd serve: ${l}\n`)));
+  const handle = createRequestHandler({ ctx, apiKey, maxBodyBytes: o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, log, closing: closing.signal });
+  const inflight = new Set<Promise<void>>();
+  const server: Server = createServer((req, res) => {
+    const p = handle(req, res).finally(() => inflight.delete(p));
+    inflight.add(p);
+  });
+  const host = o.host ?? '127.0.0.1';
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(o.port ?? 8080, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (e) {
+    disposeModel(served.model);
+    const err = e as NodeJS.ErrnoException;
+    throw new KdError('listen', `cannot listen on ${host}:${o.port ?? 8080} (${err.code ?? err.message})`);
+  }
+  const port = (server.address() as AddressInfo).port;
+  let closed: Promise<void> | undefined;
+  return {
+    url: `http://${urlHost(host)}:${port}`, host, port, model: served.name, fingerprint: served.fingerprint, backend: be.backend,
+    vocabSize: served.config.vocabSize, seqLen: served.config.seqLen, params: countParams(served.model),
+    close: () => (closed ??= (async () => {
+      // stop accepting, end generations at their next step, let handlers finish, then free the weights
+      const done = new Promise<void>((r) => server.close(() => r()));
+      closing.abort();
+      server.closeIdleConnections();
+      await Promise.allSettled([...inflight]);
+      await ctx.engine.queue.idle();
+      server.closeAllConnections();
+      await done;
+      disposeModel(served.model);
+    })()),
+  };
+}

@@ -1,0 +1,82 @@
+/** A data-parallel training worker (see parallel.ts): one model replica on its own backend. */
+import { parentPort, workerData } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../backend/index.js';
+import { isKdError } from '../errors.js';
+import { modelFromArrays } from '../model/gpt.js';
+import type { WorkerInit, WorkerRequest } from './parallel.js';
+import { initAdamW } from './optimizer.js';
+import { applyGradients, checkpointArrays, computeGradients, evaluate } from './step.js';
+
+const init = workerData as WorkerInit;
+const port = parentPort!;
+
+async function start() {
+  await initBackend({ backend: init.backend });
+  const byName = new Map(init.arrays.map((a) => [a.name, a.data as Float32Array]));
+  const model = modelFromArrays(init.model, byName);
+  const opt = initAdamW(model.params);
+  for (const [prefix, moments] of [['adam.m/', opt.m], ['adam.v/', opt.v]] as const) {
+    for (const [name, v] of moments) {
+      const a = byName.get(prefix + name);
+      if (a) tf.tidy(() => v.assign(tf.tensor(a, v.shape)));
+    }
+  }
+  opt.t = init.optimizerT;
+  const names = [...model.params.keys()];
+  const sizes = names.map((n) => model.params.get(n)!.size);
+  const P = sizes.reduce((a, b) => a + b, 0);
+  const slots = Array.from({ length: init.workers }, (_, r) => new Float32Array(init.grads, 4 * P * r, P));
+  const total = new Float32Array(P);
+
+  const handle = (req: WorkerRequest | { type: 'ready' }): unknown => {
+    switch (req.type) {
+      case 'ready':
+        return true;
+      case 'grad': {
+        const g = computeGradients(model, req.batches, init.config, req.counts);
+        let off = 0;
+        names.forEach((n, i) => {
+          const t = g.grads.get(n);
+          if (t) slots[init.rank].set(t.dataSync() as Float32Array, off);
+          else slots[init.rank].fill(0, off, off + sizes[i]);
+          off += sizes[i];
+        });
+        tf.dispose([...g.grads.values()]);
+        return { loss: g.loss, kdSum: g.kdSum, ceSum: g.ceSum };
+      }
+      case 'apply': {
+        total.set(slots[0]);
+        for (let r = 1; r < init.workers; r++) {
+          const s = slots[r];
+          for (let i = 0; i < P; i++) total[i] += s[i];
+        }
+        const grads = new Map<string, tf.Tensor>();
+        let off = 0;
+        names.forEach((n, i) => {
+          grads.set(n, tf.tensor(total.subarray(off, off + sizes[i]), model.params.get(n)!.shape));
+          off += sizes[i];
+        });
+        return applyGradients(model, opt, grads, init.config, req.lr);
+      }
+      case 'eval':
+        return evaluate(model, req.batches, init.config);
+      case 'state':
+        return { arrays: checkpointArrays(model, opt), optimizerT: opt.t };
+    }
+  };
+
+  port.on('message', (req: WorkerRequest | { type: 'ready' }) => {
+    try {
+      port.postMessage({ ok: true, value: handle(req) });
+    } catch (e) {
+      const err = e as Error & { code?: string };
+      port.postMessage({ ok: false, error: { message: err.message, stack: err.stack, ...(isKdError(e) ? { code: err.code } : {}) } });
+    }
+  });
+}
+
+start().catch((e) => {
+  // Initialisation failed: answer every request with the reason.
+  port.on('message', () => port.postMessage({ ok: false, error: { message: `worker start-up failed: ${(e as Error).message}` } }));
+});

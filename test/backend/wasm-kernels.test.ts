@@ -1,0 +1,219 @@
+/**
+ * Our wasm kernels (src/backend/wasm-kernels.ts) against the cpu backend on small random inputs, and a
+ * whole training step's gradients on wasm against cpu.
+ */
+// The @tensorflow/tfjs union package registers the gradients (tfjs-core's node bundle has none) and the cpu backend.
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../../src/backend/index.js';
+import { registerWasmKernels } from '../../src/backend/wasm-kernels.js';
+
+type Data = Float32Array | Int32Array | Uint8Array;
+
+/** Deterministic N(0, 1) floats. */
+function randn(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const u = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) + 1) / 4294967297;
+  return Float32Array.from({ length: n }, () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u()));
+}
+const rand = (shape: number[], seed = shape.reduce((a, b) => a * 31 + b, 7)) =>
+  tf.tensor(randn(shape.reduce((a, b) => a * b, 1), seed), shape);
+
+/** Run `f` on cpu and on wasm; return each backend's output shapes and values. */
+async function onBoth(f: () => tf.Tensor | tf.Tensor[]): Promise<{ cpu: [number[], Data][]; wasm: [number[], Data][] }> {
+  const run = async (backend: string): Promise<[number[], Data][]> => {
+    await tf.setBackend(backend);
+    const out = tf.tidy(f);
+    const ts = Array.isArray(out) ? out : [out];
+    const r = await Promise.all(ts.map(async (t): Promise<[number[], Data]> => [t.shape, (await t.data()) as Data]));
+    tf.dispose(ts);
+    return r;
+  };
+  const cpu = await run('cpu');
+  return { cpu, wasm: await run('wasm') };
+}
+
+function maxAbsDiff(a: Data, b: Data): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+async function expectSame(f: () => tf.Tensor | tf.Tensor[], tol = 1e-4): Promise<void> {
+  const { cpu, wasm } = await onBoth(f);
+  expect(wasm.map(([shape]) => shape)).toEqual(cpu.map(([shape]) => shape));
+  cpu.forEach(([, want], i) => expect(maxAbsDiff(wasm[i][1], want)).toBeLessThan(tol));
+}
+
+beforeAll(async () => {
+  const info = await initBackend({ backend: 'wasm' });
+  expect(info.tfBackend).toBe('wasm');
+  const wrapped = tf.getKernel('BatchMatMul', 'wasm');
+  registerWasmKernels(); // initBackend already did: must be a no-op
+  expect(tf.getKernel('BatchMatMul', 'wasm')).toBe(wrapped);
+});
+
+describe('UnsortedSegmentSum on wasm', () => {
+  it('is registered', () => {
+    expect(tf.getKernel('UnsortedSegmentSum', 'wasm')).toBeDefined();
+  });
+  it('sums rows with repeated ids; unused segments are 0', async () => {
+    const ids = [3, 0, 3, 1, 3, 0];
+    await expectSame(() => tf.unsortedSegmentSum(rand([6, 3, 2]), tf.tensor1d(ids, 'int32'), 5));
+  });
+  it('sums int32 data', async () => {
+    await expectSame(() => tf.unsortedSegmentSum(tf.tensor1d([5, -2, 7, 1], 'int32'), tf.tensor1d([1, 1, 0, 1], 'int32'), 2));
+  });
+});
+
+describe('GatherV2 on wasm', () => {
+  it('batchDims 0 (the original kernel): float rows, inner axis, int32 data', async () => {
+    const idx = tf.tensor1d([4, 0, 4, 2], 'int32');
+    await expectSame(() => tf.gather(rand([5, 3]), idx));
+    await expectSame(() => tf.gather(rand([2, 5, 3]), tf.tensor2d([[1, 0], [4, 4]], [2, 2], 'int32'), 1));
+    await expectSame(() => tf.gather(tf.tensor2d([[1, 2], [3, 4], [5, 6]], [3, 2], 'int32'), tf.tensor1d([2, 2, 0], 'int32')));
+  });
+  it('batchDims 1 (tfjs#8658), with outer dims and int32 data', async () => {
+    const idx = tf.tensor2d([[2, 0], [1, 1], [0, 2]], [3, 2], 'int32');
+    await expectSame(() => tf.gather(rand([3, 3, 4]), idx, 1, 1));
+    await expectSame(() => tf.gather(rand([3, 2, 3]), idx, 2, 1));
+    await expectSame(() => tf.gather(tf.reshape(tf.range(0, 27, 1, 'int32'), [3, 9]), idx, 1, 1));
+  });
+  it('batchDims 2', async () => {
+    const idx = tf.tensor3d([[[1], [0]], [[2], [2]]], [2, 2, 1], 'int32');
+    await expectSame(() => tf.gather(rand([2, 2, 3, 2]), idx, 2, 2));
+  });
+});
+
+describe('BatchMatMul on wasm', () => {
+  const cases: [string, number[], number[]][] = [
+    ['2-D', [5, 7], [7, 3]],
+    ['batch > 1', [4, 6, 8], [4, 8, 5]],
+    ['attention-like', [6, 16, 8], [6, 8, 16]],
+    ['a batch 1, b batch 4', [1, 5, 7], [4, 7, 3]],
+    ['a batch 4, b batch 1', [4, 5, 7], [1, 7, 3]],
+    ['rank 3 times rank 2', [4, 5, 7], [7, 3]],
+    ['rank 4 against rank 3', [2, 3, 5, 7], [3, 7, 2]],
+    ['m = 1, n = 1', [3, 1, 7], [3, 7, 1]],
+    // With transposeA this is the LM-head weight gradient's shape, which takes the swapped form.
+    ['tall a', [96, 64], [64, 12]],
+  ];
+  for (const [name, sa, sb] of cases) {
+    for (const tA of [false, true]) {
+      for (const tB of [false, true]) {
+        it(`${name}: ${sa} · ${sb}, transposeA ${tA}, transposeB ${tB}`, async () => {
+          // `name` gives the untransposed product's shapes; swap the last two dims of transposed operands.
+          const t = (s: number[], on: boolean) => (on ? [...s.slice(0, -2), s[s.length - 1], s[s.length - 2]] : s);
+          const ta = t(sa, tA);
+          const tb = t(sb, tB);
+          await expectSame(() => tf.matMul(rand(ta, 11), rand(tb, 13), tA, tB));
+        });
+      }
+    }
+  }
+});
+
+describe('SplitV on wasm', () => {
+  it('splits along any axis, by sizes or by count, float and int32', async () => {
+    await expectSame(() => tf.split(rand([2, 6, 3]), [1, 3, 2], 1));
+    await expectSame(() => tf.split(rand([4, 3]), 2, 0));
+    await expectSame(() => tf.split(rand([2, 3, 6]), [2, -1], 2));
+    await expectSame(() => tf.split(tf.reshape(tf.range(0, 24, 1, 'int32'), [2, 3, 4]), 2, 2));
+  });
+});
+
+describe('Identity on wasm', () => {
+  it('clones alias the data, refcounted: the clone outlives its source, nothing leaks', async () => {
+    await tf.setBackend('wasm');
+    const buffers = tf.engine().backend.numDataIds();
+    const x = rand([3, 4]);
+    const want = Array.from(await x.data());
+    const y = tf.clone(x);
+    x.dispose();
+    expect(Array.from(await y.data())).toEqual(want);
+    y.dispose();
+    expect(tf.engine().backend.numDataIds()).toBe(buffers);
+  });
+});
+
+/** A 2-layer pre-LN transformer with tied head: every op family a training step uses. */
+function tinyModel(seed: number) {
+  const B = 2, T = 6, d = 16, H = 2, hd = d / H, V = 24, F = 32;
+  let s = seed;
+  const w = (shape: number[], scale = 0.3) => tf.variable(tf.mul(rand(shape, s++), scale));
+  const params = {
+    wte: w([V, d]), wpe: w([T, d]), lnfG: w([d]), lnfB: w([d]),
+    layers: [0, 1].map(() => ({ g1: w([d]), b1: w([d]), qkv: w([d, 3 * d]), proj: w([d, d]), g2: w([d]), b2: w([d]), fc: w([d, F]), out: w([F, d]) })),
+  };
+  const ids = tf.tensor2d(Array.from({ length: B * T }, (_, i) => (i * 7 + 3) % 10), [B, T], 'int32'); // repeated ids
+  const targets = tf.tensor1d(Array.from({ length: B * T }, (_, i) => (i * 5 + 1) % V), 'int32');
+  const soft = tf.softmax(rand([B * T, V], 99));
+  const layerNorm = (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+    const { mean, variance } = tf.moments(x, -1, true);
+    return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-5))), g), b);
+  };
+  const geluTanh = (x: tf.Tensor) =>
+    tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), Math.sqrt(2 / Math.PI))), 1));
+  const geluErf = (x: tf.Tensor) => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
+  const pos = tf.range(0, T, 1, 'int32');
+  const causal = tf.greaterEqual(tf.reshape(pos, [T, 1]), tf.reshape(pos, [1, T]));
+  const loss = (): tf.Scalar => {
+    let x = tf.add(tf.reshape(tf.gather(params.wte, tf.reshape(ids, [-1])), [B * T, d]), tf.tile(params.wpe, [B, 1]));
+    params.layers.forEach((L, li) => {
+      const qkv = tf.matMul(layerNorm(x, L.g1, L.b1), L.qkv);
+      const heads = (z: tf.Tensor) => tf.reshape(tf.transpose(tf.reshape(z, [B, T, H, hd]), [0, 2, 1, 3]), [B * H, T, hd]);
+      const [q, k, v] = tf.split(qkv, 3, 1).map(heads);
+      const scores = tf.reshape(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hd)), [B, H, T, T]);
+      const att = tf.reshape(tf.softmax(tf.where(causal, scores, tf.fill([B, H, T, T], -1e9))), [B * H, T, T]);
+      const o = tf.reshape(tf.transpose(tf.reshape(tf.matMul(att, v), [B, H, T, hd]), [0, 2, 1, 3]), [B * T, d]);
+      x = tf.add(x, tf.matMul(o, L.proj));
+      const gelu = li === 0 ? geluTanh : geluErf;
+      x = tf.add(x, tf.matMul(gelu(tf.matMul(layerNorm(x, L.g2, L.b2), L.fc)), L.out));
+    });
+    const logits = tf.matMul(layerNorm(x, params.lnfG, params.lnfB), params.wte, false, true); // [B·T, V]
+    const logp = tf.logSoftmax(logits);
+    // Hard labels through a flat gather (GatherNd has no gradient), soft labels as cross-entropy.
+    const flat = tf.add(tf.mul(tf.range(0, B * T, 1, 'int32'), tf.scalar(V, 'int32')), targets);
+    const hard = tf.neg(tf.mean(tf.gather(tf.reshape(logp, [-1]), flat)));
+    const softCe = tf.neg(tf.mean(tf.sum(tf.mul(soft, logp), -1)));
+    const firstTokens = tf.concat([tf.slice(logits, [0, 0], [1, V]), tf.slice(logits, [T, 0], [1, V])], 0);
+    return tf.add(tf.add(hard, softCe), tf.mul(tf.mean(tf.square(firstTokens)), 0.01)) as tf.Scalar;
+  };
+  const vars = [params.wte, params.wpe, params.lnfG, params.lnfB, ...params.layers.flatMap((L) => Object.values(L))];
+  return { loss, vars, dispose: () => tf.dispose([...vars, ids, targets, soft, pos, causal]) };
+}
+
+describe('a training step on wasm', () => {
+  async function gradsOn(backend: string): Promise<{ loss: number; grads: Data[] }> {
+    await tf.setBackend(backend);
+    const m = tinyModel(1);
+    const { value, grads } = tf.variableGrads(m.loss, m.vars);
+    const out = { loss: (await value.data())[0], grads: await Promise.all(m.vars.map((v) => grads[v.name].data() as Promise<Data>)) };
+    tf.dispose([value, ...Object.values(grads)]);
+    m.dispose();
+    return out;
+  }
+
+  it('gives the same loss and gradients as cpu', async () => {
+    const cpu = await gradsOn('cpu');
+    const wasm = await gradsOn('wasm');
+    expect(Math.abs(wasm.loss - cpu.loss)).toBeLessThan(1e-4);
+    const worst = Math.max(...cpu.grads.map((g, i) => maxAbsDiff(wasm.grads[i], g)));
+    expect(worst).toBeLessThan(1e-4);
+    expect(Math.max(...cpu.grads.map((g) => Math.max(...g.map(Math.abs))))).toBeGreaterThan(1e-3); // not vacuous
+  });
+
+  it('does not leak tensors (or wasm buffers) across steps', async () => {
+    await tf.setBackend('wasm');
+    const m = tinyModel(2);
+    const counts: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const { value, grads } = tf.variableGrads(m.loss, m.vars);
+      tf.dispose([value, ...Object.values(grads)]);
+      counts.push(`${tf.memory().numTensors} tensors, ${tf.engine().backend.numDataIds()} buffers`);
+    }
+    m.dispose();
+    expect(new Set(counts).size).toBe(1);
+  });
+});

@@ -1,0 +1,54 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const root = path.resolve(__dirname, '../..');
+const kd = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli.ts'), ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, KD_BACKEND: '' } });
+
+describe('kd CLI', () => {
+  it('--help lists the commands', () => {
+    const r = kd('--help');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/kd train/);
+    expect(r.stdout).toMatch(/kd doctor/);
+  });
+
+  it('doctor --json reports the backend chosen and why the others were not', () => {
+    const r = kd('doctor', '--json');
+    expect(r.status).toBe(0);
+    const info = JSON.parse(r.stdout);
+    expect(info.backend).toBe('wasm'); // no libtensorflow on this machine
+    expect(info.attempts.find((a: { name: string }) => a.name === 'tensorflow').ok).toBe(false);
+    expect(info.tfjsVersion).toMatch(/^4\./);
+  });
+
+  it('bad input gives one clear line and a non-zero exit, no stack trace', () => {
+    for (const args of [['doctor', '--backend', 'tpu'], ['train', '--data', 'synthetic', '--out', '/tmp/kd-x', '--heads', '3', '--d-model', '32']]) {
+      const r = kd(...args);
+      expect(r.status).toBe(1);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(/^kd: /);
+      expect(r.stderr).not.toMatch(/\s+at /);
+    }
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kd-cli-'));
+    fs.mkdirSync(path.join(dir, 'run'));
+    fs.writeFileSync(path.join(dir, 'run', 'checkpoint.kdc'), 'garbage');
+    const r = kd('train', '--data', 'synthetic', '--out', path.join(dir, 'run'), '--resume', '--backend', 'cpu');
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/kd: .*checkpoint.kdc: not a valid kd checkpoint/);
+  });
+
+  it('trains a tiny student end to end with --json lines', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kd-cli-'));
+    const r = kd('train', '--data', 'synthetic', '--out', path.join(dir, 'run'), '--steps', '4', '--log-every', '2', '--eval-every', '4',
+      '--vocab-size', '64', '--d-model', '16', '--heads', '2', '--layers', '1', '--seq-len', '8', '--batch-size', '2', '--json', '--backend', 'wasm');
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.event)).toEqual(['log', 'log', 'summary']);
+    expect(lines[2]).toMatchObject({ steps: 4, backend: 'wasm' });
+    expect(fs.existsSync(path.join(dir, 'run', 'checkpoint.kdc'))).toBe(true);
+  });
+});

@@ -1,0 +1,105 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadPipeline } from '../../src/pipeline/load.js';
+import { runPipeline } from '../../src/pipeline/run.js';
+import { toArgv } from '../../src/pipeline/stages.js';
+
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'kd-pipe-'));
+const write = (dir: string, name: string, text: string) => { const f = path.join(dir, name); fs.writeFileSync(f, text); return f; };
+const quiet = { log: () => {} };
+
+const tiny = (dir: string, steps = 2) => `version: 1
+name: tiny
+stages:
+  - stage: tokenizer
+    with: { corpus: sotu, vocab_size: 280, out: ${dir}/tok.json }
+  - name: lm
+    stage: train
+    with:
+      data: corpus:sotu
+      tokenizer: ${dir}/tok.json
+      alpha: 1
+      out: ${dir}/lm
+      steps: ${steps}
+      d_model: 8
+      heads: 2
+      layers: 1
+      seq_len: 8
+      batch_size: 2
+      workers: 1
+      backend: cpu
+`;
+
+describe('pipeline files', () => {
+  it('turn parameters into the command-line flags users would type', () => {
+    expect(toArgv({ vocab_size: 3, dModel: 4, force: true, student: ['a', 'b'], skip: null })).toEqual(['--vocab-size', '3', '--d-model', '4', '--force', '--student', 'a', '--student', 'b']);
+  });
+
+  it('errors name the file, the line and the field', async () => {
+    const dir = tmp();
+    const cases: [string, RegExp][] = [
+      ['version: 1\nname: x\nstages:\n  - stage: train\n    with: { data: synthetic, out: o }\ncolour: red\n', /x?\.yaml:6: colour: Unrecognized key/],
+      ['version: 1\nname: x\nstages:\n  - stage: distil\n', /\.yaml:4: stages\[0\]\.stage: /],
+      ['version: 2\nname: x\nstages: []\n', /\.yaml:1: version/],
+      ['version: 1\nname: x\nstages:\n  - stage: train\n    with:\n      data: synthetic\n      out: o\n      stepz: 3\n', /\.yaml:8: stages\[0\] \(train, kd train\): Unknown argument: stepz/],
+      ['version: 1\nname: x\nstages:\n  - stage: train\n    with:\n      data: synthetic\n      out: o\n      divergence: kl\n', /\.yaml:\d+: stages\[0\] \(train, kd train\): Invalid values/],
+      ['version: 1\nname: x\nstages:\n  - stage: train\n    with: { data: synthetic, out: o }\n  - stage: train\n    with: { data: synthetic, out: p }\n', /\.yaml:6: stages\[1\]: a second stage named "train"/],
+      ['version: 1\nname: x\nstages:\n  - stage: train\n    with: { data: "${services.t.url}", out: o }\n', /unknown service "t"/],
+      ['version: 1\nname: [x\n', /\.yaml:\d+: YAML syntax error/],
+    ];
+    for (const [text, re] of cases) {
+      const f = write(dir, 'p.yaml', text);
+      let msg = '';
+      try { await runPipeline(f, { ...quiet, dryRun: true }); } catch (e) { msg = (e as Error).message; }
+      expect(msg, text).toMatch(re);
+      expect(msg.split('\n')).toHaveLength(1);
+    }
+    expect(() => loadPipeline(path.join(dir, 'none.yaml'))).toThrow(/cannot read pipeline file/);
+  });
+
+  it('runs stages, skips what is up to date, reruns what changed, and records manifests', async () => {
+    const dir = tmp();
+    const f = write(dir, 'tiny.yaml', tiny(dir));
+    const r1 = await runPipeline(f, quiet);
+    expect(r1.ok).toBe(true);
+    expect(r1.stages.map((s) => s.status)).toEqual(['ran', 'ran']);
+    const m = JSON.parse(fs.readFileSync(path.join(dir, 'lm', 'kd-stage.json'), 'utf8'));
+    expect(m).toMatchObject({ format: 'kd-stage', stage: 'lm', kind: 'train', status: 'done', summary: { steps: 2 } });
+    expect(m.command.slice(0, 2)).toEqual(['kd', 'train']);
+    expect(Object.keys(m.inputs)).toContain(`tokenizer=${dir}/tok.json`);
+    expect(fs.existsSync(path.join(dir, 'tok.json.kd-stage.json'))).toBe(true);
+
+    const r2 = await runPipeline(f, quiet);
+    expect(r2.stages.map((s) => s.status)).toEqual(['skipped', 'skipped']);
+
+    write(dir, 'tiny.yaml', tiny(dir, 3)); // a parameter of the second stage changed
+    const r3 = await runPipeline(f, quiet);
+    expect(r3.stages.map((s) => [s.status, s.reason])).toEqual([['skipped', 'up to date'], ['ran', 'inputs or parameters changed']]);
+    expect(r3.stages[1].summary).toMatchObject({ steps: 3 });
+
+    const r4 = await runPipeline(f, { ...quiet, force: true, from: 'lm', dryRun: true });
+    expect(r4.stages.map((s) => [s.name, s.status, s.reason])).toEqual([['lm', 'planned', 'forced']]);
+    await expect(runPipeline(f, { ...quiet, to: 'nope' })).rejects.toThrow(/--to nope: .* has no such stage/);
+  });
+
+  it('resumes an interrupted stage and reports a failed one', async () => {
+    const dir = tmp();
+    const f = write(dir, 'tiny.yaml', tiny(dir));
+    await runPipeline(f, { ...quiet, to: 'tokenizer' });
+    // an interrupted train: state says running, the checkpoint exists, no manifest yet
+    const r1 = await runPipeline(f, { ...quiet, from: 'lm' });
+    fs.rmSync(path.join(dir, 'lm', 'kd-stage.json'));
+    const state = path.join(dir, '.kd', 'tiny', 'lm.json');
+    fs.writeFileSync(state, JSON.stringify({ ...JSON.parse(fs.readFileSync(state, 'utf8')), status: 'running' }));
+    const plan = await runPipeline(f, { ...quiet, dryRun: true });
+    expect(plan.stages[1].reason).toBe('resuming an interrupted run');
+    expect(r1.ok).toBe(true);
+
+    const bad = write(dir, 'bad.yaml', `version: 1\nname: bad\nstages:\n  - stage: train\n    with: { data: ${dir}/no-such-dataset, out: ${dir}/x, backend: cpu }\n`);
+    const r2 = await runPipeline(bad, quiet);
+    expect(r2.ok).toBe(false);
+    expect(r2.stages[0]).toMatchObject({ status: 'failed', error: 'kd train exited with code 1' });
+  });
+});

@@ -1,0 +1,32 @@
+/** A tiny real checkpoint for serve tests: a few training steps, a tokenizer with multi-byte tokens. */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { resolveModelConfig } from '../../src/model/config.js';
+import { resolveTrainConfig } from '../../src/train/config.js';
+import { syntheticTeacher } from '../../src/train/synthetic.js';
+import { train } from '../../src/train/trainer.js';
+import { Tokenizer } from '../../src/tokenizer/tokenizer.js';
+
+/** Extra tokens past the 256 bytes: words, a 2-byte character, a cut 3-byte character, a "bytes:" look-alike. */
+export const EXTRA_TOKENS: Uint8Array[] = [
+  ...['th', 'the', ' the', 'é', 'hello', ' world', 'user', ': ', 'bytes:', 'ab', '€'].map((s) => Uint8Array.from(Buffer.from(s, 'utf8'))),
+  Uint8Array.of(0xe2, 0x82), // the first two bytes of "€": not valid UTF-8 on its own
+];
+
+export function testTokenizer(): Tokenizer {
+  return new Tokenizer([...Tokenizer.bytes().tokens, ...EXTRA_TOKENS], { purpose: 'serve tests' });
+}
+
+export const SEQ_LEN = 16;
+
+/** Train a tiny model for a few steps and return its run directory (named "tiny-student"). */
+export async function makeCheckpoint(): Promise<string> {
+  const tok = testTokenizer();
+  const V = tok.vocabSize;
+  const dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'kd-serve-')), 'tiny-student');
+  const model = resolveModelConfig({ vocabSize: V, seqLen: SEQ_LEN, dModel: 16, nLayers: 1, nHeads: 2 });
+  const config = resolveTrainConfig({ steps: 6, batchSize: 4, seqLen: SEQ_LEN, lr: 2e-2, warmupSteps: 1, logEvery: 6, evalEvery: 0, checkpointEvery: 0 });
+  await train({ model, config, data: syntheticTeacher({ vocabSize: V, seqLen: SEQ_LEN, batchSize: 4, topK: 8, seed: 3, sharpness: 6 }), outDir: dir, tokenizer: tok.toJSON() });
+  return dir;
+}
