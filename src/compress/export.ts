@@ -153,7 +153,7 @@ export function exportModel(o: ExportOptions): ExportSummary {
     modelTopology: { node: g.nodes, library: {}, versions: { producer: 1 } },
     weightsManifest: [{ paths, weights: g.specs }],
   };
-  writeJsonAtomic(path.join(tmp, 'model.json'), modelJson);
+  writeFileAtomic(path.join(tmp, 'model.json'), JSON.stringify(modelJson)); // compact: the node list is most of its size
   if (header.tokenizer) writeJsonAtomic(path.join(tmp, 'tokenizer.json'), header.tokenizer);
   const files = ['model.json', ...paths, ...(header.tokenizer ? ['tokenizer.json'] : []), 'kd-export.json', 'README.md'];
   const bytes = fs.statSync(path.join(tmp, 'model.json')).size + data.length;
