@@ -53,8 +53,9 @@ export class GraphBuilder {
     return this.op('Placeholder', [], { dtype: { type: dtype }, shape: { shape: shapeAttr(shape) } }, name);
   }
 
-  private constant(name: string, shape: number[], dtype: TfDtype, spec: Omit<WeightSpec, 'name'>, bytes: Uint8Array): string {
-    const n = this.op('Const', [], { value: { tensor: { dtype, tensorShape: shapeAttr(shape) } }, dtype: { type: dtype } }, name);
+  private constant(name: string, dtype: TfDtype, spec: Omit<WeightSpec, 'name'>, bytes: Uint8Array): string {
+    // No `value` attr: tfjs takes a Const's value from the weights manifest by name (saves ~40 bytes a node)
+    const n = this.op('Const', [], { dtype: { type: dtype } }, name);
     this.specs.push({ name: n, ...spec });
     this.buffers.push(bytes);
     return n;
@@ -62,18 +63,18 @@ export class GraphBuilder {
 
   f32(name: string, data: Float32Array | number[], shape: number[]): string {
     const a = Float32Array.from(data);
-    return this.constant(name, shape, 'DT_FLOAT', { shape, dtype: 'float32' }, new Uint8Array(a.buffer));
+    return this.constant(name, 'DT_FLOAT', { shape, dtype: 'float32' }, new Uint8Array(a.buffer));
   }
 
   i32(name: string, data: number[], shape = [data.length]): string {
     const a = Int32Array.from(data);
-    return this.constant(name, shape, 'DT_INT32', { shape, dtype: 'int32' }, new Uint8Array(a.buffer));
+    return this.constant(name, 'DT_INT32', { shape, dtype: 'int32' }, new Uint8Array(a.buffer));
   }
 
   /** int8 values q, loaded by tfjs as float32 integers (see the header). */
   int8(name: string, q: Int8Array, shape: number[]): string {
     const bytes = Uint8Array.from(q, (v) => v + 128);
-    return this.constant(name, shape, 'DT_FLOAT', { shape, dtype: 'float32', quantization: { dtype: 'uint8', min: -128, scale: 1 } }, bytes);
+    return this.constant(name, 'DT_FLOAT', { shape, dtype: 'float32', quantization: { dtype: 'uint8', min: -128, scale: 1 } }, bytes);
   }
 
   /** The weights as one buffer, in manifest order. */

@@ -66,7 +66,9 @@ export function modelFromArrays(config: ModelConfig, arrays: Map<string, Float32
   for (const [name, shape] of paramShapes(config)) {
     const data = arrays.get(name);
     if (!data) throw new Error(`missing weight ${name}`);
-    params.set(name, tf.variable(tf.tensor(data, shape, 'float32'), true, `${name}#${modelIds++}`));
+    const t = tf.tensor(data, shape, 'float32');
+    params.set(name, tf.variable(t, true, `${name}#${modelIds++}`));
+    t.dispose(); // the variable holds its own reference to the data
   }
   return { config, params };
 }

@@ -23,8 +23,10 @@ describe('kd prune', () => {
   it('magnitude, one-shot: exactly the asked sparsity per weight, held at 0 through KD fine-tuning, which recovers KL', async () => {
     const hash = sha256File(ckpt);
     const out = path.join(tmpDir(), 'pruned');
+    const tensors = tf.memory().numTensors;
     const s = await prune({ checkpoint: ckpt, out, data: 'synthetic', method: 'magnitude', sparsity: 0.5, finetuneSteps: 20, lr: 3e-3 });
     expect(sha256File(ckpt)).toBe(hash); // the input is never modified
+    expect(tf.memory().numTensors).toBe(tensors); // no tensor leaks through pruning and fine-tuning
     const { model } = loadModel(out);
     for (const name of prunableNames(model.config)) {
       const w = model.params.get(name)!.dataSync() as Float32Array;
@@ -64,7 +66,9 @@ describe('kd prune', () => {
 
   it('heads + neurons: removed physically, the model is smaller, loads and runs', async () => {
     const out = path.join(tmpDir(), 'structured');
+    const tensors = tf.memory().numTensors;
     const s = await prune({ checkpoint: ckpt, out, data: 'synthetic', method: 'structured', sparsity: 0.25, finetuneSteps: 5 });
+    expect(tf.memory().numTensors).toBe(tensors);
     const { model } = loadModel(out);
     expect(model.config.layers).toEqual([{ nHeads: 3, ffnDim: 48 }, { nHeads: 3, ffnDim: 48 }]);
     expect(model.config.headDim).toBe(tinyModel.dModel / tinyModel.nHeads);
