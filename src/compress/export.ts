@@ -6,7 +6,7 @@
  *   output "logits": float32 [B, T, V]
  * Quantized checkpoints export int8 weights (1 byte each, see graph.ts) times per-channel scales;
  * float32 ones export float32. The directory gets model.json, weight shards, tokenizer.json (when
- * the checkpoint has one), kd-export.json (format, shapes, provenance) and a README.md.
+ * the checkpoint has one), manifest.json (format "kd-export": shapes, provenance, files) and a README.md.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -155,9 +155,9 @@ export function exportModel(o: ExportOptions): ExportSummary {
   };
   writeFileAtomic(path.join(tmp, 'model.json'), JSON.stringify(modelJson)); // compact: the node list is most of its size
   if (header.tokenizer) writeJsonAtomic(path.join(tmp, 'tokenizer.json'), header.tokenizer);
-  const files = ['model.json', ...paths, ...(header.tokenizer ? ['tokenizer.json'] : []), 'kd-export.json', 'README.md'];
+  const files = ['model.json', ...paths, ...(header.tokenizer ? ['tokenizer.json'] : []), 'manifest.json', 'README.md'];
   const bytes = fs.statSync(path.join(tmp, 'model.json')).size + data.length;
-  writeJsonAtomic(path.join(tmp, 'kd-export.json'), {
+  writeJsonAtomic(path.join(tmp, 'manifest.json'), {
     format: EXPORT_FORMAT, version: 1, createdAt: new Date().toISOString(),
     input: { name: 'ids', dtype: 'int32', shape: [-1, -1], maxSeqLen: c.seqLen }, output: { name: 'logits', dtype: 'float32', shape: [-1, -1, c.vocabSize] },
     model: c, params: parameterCount(c), quantized, weights: quantized ? 'int8 (uint8 + 128 in the shards) × float32 per-channel scales' : 'float32',

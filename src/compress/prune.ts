@@ -68,7 +68,7 @@ export interface PruneSummary {
   /** structured: heads and MLP width per block */
   blocks?: BlockReport[];
   valKlBefore: number;
-  /** right after pruning, before fine-tuning */
+  /** right after pruning, before fine-tuning (gradual: after the last pruning step, before its fine-tuning) */
   valKlPruned: number;
   valKlAfter: number;
   valKlRelChange: number;
