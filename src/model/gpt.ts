@@ -6,13 +6,15 @@
  *                    x += out(gelu(fc(LN2(x))))
  *   logits = LN_f(x) · wteᵀ                                    [B, T, V]  (output tied to the token embedding)
  *
+ * Structured pruning may leave block i with its own head count H_i (head size kept) and MLP width f_i
+ * (config.layers, config.headDim); qkv is then [d, 3·H_i·hd] and proj [H_i·hd, d].
  * No biases in the linear layers (LayerNorms keep gain and bias, as torch.nn.LayerNorm does), no dropout.
  * Weights are plain tf.Variables in a name → variable map, so the optimizer, checkpoints and compression
  * all see the same flat list. Activations are kept 2-D ([B·T, d]) wherever possible: 2-D matmuls are the
  * fast path on every backend.
  */
 import * as tf from '@tensorflow/tfjs';
-import { type ModelConfig, parameterCount } from './config.js';
+import { type ModelConfig, blockShape, parameterCount } from './config.js';
 
 export type Params = Map<string, tf.Variable>;
 
@@ -24,12 +26,12 @@ export interface Model {
 /** Names and shapes of every weight, in a fixed order (checkpoints depend on it). */
 export function paramShapes(c: ModelConfig): [string, number[]][] {
   const d = c.dModel;
-  const f = c.ffnMult * d;
   const shapes: [string, number[]][] = [['wte', [c.vocabSize, d]], ['wpe', [c.seqLen, d]]];
   for (let i = 0; i < c.nLayers; i++) {
+    const { nHeads: H, headDim: hd, ffnDim: f } = blockShape(c, i);
     shapes.push(
       [`h${i}.ln1.g`, [d]], [`h${i}.ln1.b`, [d]],
-      [`h${i}.attn.qkv`, [d, 3 * d]], [`h${i}.attn.proj`, [d, d]],
+      [`h${i}.attn.qkv`, [d, 3 * H * hd]], [`h${i}.attn.proj`, [H * hd, d]],
       [`h${i}.ln2.g`, [d]], [`h${i}.ln2.b`, [d]],
       [`h${i}.mlp.fc`, [d, f]], [`h${i}.mlp.out`, [f, d]],
     );
@@ -66,7 +68,7 @@ export function modelFromArrays(config: ModelConfig, arrays: Map<string, Float32
     if (!data) throw new Error(`missing weight ${name}`);
     const t = tf.tensor(data, shape, 'float32');
     params.set(name, tf.variable(t, true, `${name}#${modelIds++}`));
-    t.dispose(); // the variable holds its own copy
+    t.dispose(); // the variable holds its own reference to the data
   }
   return { config, params };
 }
@@ -112,16 +114,14 @@ function causalMask(T: number): tf.Tensor2D {
   return m;
 }
 
-/** Causal multi-head self-attention.   h: [B·T, d] → [B·T, d] (before the output projection) */
-function attention(h: tf.Tensor2D, wqkv: tf.Tensor, B: number, T: number, H: number): tf.Tensor2D {
-  const d = h.shape[1];
-  const hd = d / H;
+/** Causal multi-head self-attention, H heads of size hd.   h: [B·T, d] → [B·T, H·hd] (before the output projection) */
+function attention(h: tf.Tensor2D, wqkv: tf.Tensor, B: number, T: number, H: number, hd: number): tf.Tensor2D {
   const qkv = tf.matMul(h, wqkv as tf.Tensor2D); // [B·T, 3d]
   const heads = (z: tf.Tensor) => tf.reshape(tf.transpose(tf.reshape(z, [B, T, H, hd]), [0, 2, 1, 3]), [B * H, T, hd]);
   const [q, k, v] = tf.split(qkv, 3, 1).map(heads); // each [B·H, T, hd]
   const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hd)), causalMask(T)); // [B·H, T, T]
   const y = tf.matMul(tf.softmax(scores), v); // [B·H, T, hd]
-  return tf.reshape(tf.transpose(tf.reshape(y, [B, H, T, hd]), [0, 2, 1, 3]), [B * T, d]);
+  return tf.reshape(tf.transpose(tf.reshape(y, [B, H, T, hd]), [0, 2, 1, 3]), [B * T, H * hd]);
 }
 
 /**
@@ -136,7 +136,8 @@ export function forwardHidden(m: Model, ids: tf.Tensor2D): tf.Tensor2D {
   const pos = tf.slice(p(m, 'wpe'), [0, 0], [T, c.dModel]); // [T, d]
   let x = tf.reshape(tf.add(tf.reshape(tok, [B, T, c.dModel]), pos), [B * T, c.dModel]) as tf.Tensor2D;
   for (let i = 0; i < c.nLayers; i++) {
-    const a = attention(layerNorm(x, p(m, `h${i}.ln1.g`), p(m, `h${i}.ln1.b`), c.lnEps), p(m, `h${i}.attn.qkv`), B, T, c.nHeads);
+    const { nHeads: H, headDim: hd } = blockShape(c, i);
+    const a = attention(layerNorm(x, p(m, `h${i}.ln1.g`), p(m, `h${i}.ln1.b`), c.lnEps), p(m, `h${i}.attn.qkv`), B, T, H, hd);
     x = tf.add(x, tf.matMul(a, p(m, `h${i}.attn.proj`) as tf.Tensor2D));
     const h2 = layerNorm(x, p(m, `h${i}.ln2.g`), p(m, `h${i}.ln2.b`), c.lnEps);
     x = tf.add(x, tf.matMul(gelu(tf.matMul(h2, p(m, `h${i}.mlp.fc`) as tf.Tensor2D)) as tf.Tensor2D, p(m, `h${i}.mlp.out`) as tf.Tensor2D));

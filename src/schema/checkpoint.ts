@@ -8,6 +8,11 @@
  *   bytes 12..   header: UTF-8 JSON (CheckpointHeader), padded with spaces to a multiple of 8
  *   then         payload: the tensors back to back, each at header.tensors[i].offset (8-byte aligned)
  * header.payloadSha256 covers the payload, so truncation and bit rot are caught on load.
+ *
+ * Quantized tensors (kd quantize) have dtype int8 and symmetric scales, value = q · scale: one scale
+ * (per tensor) or one per index of the channel axis `axis`. The scales are float32 in the payload
+ * (entry.scalesAt) — as JSON numbers in the header they would cost ~20 bytes each instead of 4;
+ * an inline `scales` list is still read.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -28,8 +33,12 @@ export interface TensorEntry {
   shape: number[];
   offset: number;
   byteLength: number;
-  /** int8 tensors: per-channel (last axis) or per-tensor symmetric scales */
+  /** int8 tensors, inline scales (read only; kd writes scalesAt) */
   scales?: number[];
+  /** int8 tensors: float32 scales at this payload offset, `count` of them (1 = per tensor) */
+  scalesAt?: { offset: number; count: number };
+  /** int8 tensors with one scale per channel: the channel axis (absent = last axis) */
+  axis?: number;
 }
 
 export interface CheckpointHeader {
@@ -55,7 +64,9 @@ export interface NamedArray {
   dtype: TensorDtype;
   shape: number[];
   data: Float32Array | Int8Array | Int32Array;
-  scales?: number[];
+  /** int8 only: value = q · scale, per tensor (one) or per index along `axis` */
+  scales?: Float32Array;
+  axis?: number;
 }
 
 export type CheckpointContent = Omit<CheckpointHeader, 'format' | 'version' | 'tensors' | 'payloadSha256' | 'createdAt' | 'kdVersion'> & {
@@ -70,11 +81,21 @@ export function encodeCheckpoint(c: CheckpointContent): Buffer {
   const tensors: TensorEntry[] = [];
   let offset = 0;
   for (const a of c.arrays) {
-    tensors.push({ name: a.name, dtype: a.dtype, shape: a.shape, offset, byteLength: a.data.byteLength, ...(a.scales ? { scales: a.scales } : {}) });
+    const e: TensorEntry = { name: a.name, dtype: a.dtype, shape: a.shape, offset, byteLength: a.data.byteLength };
     offset = pad8(offset + a.data.byteLength);
+    if (a.scales) {
+      e.scalesAt = { offset, count: a.scales.length };
+      if (a.axis !== undefined) e.axis = a.axis;
+      offset = pad8(offset + 4 * a.scales.length);
+    }
+    tensors.push(e);
   }
   const payload = Buffer.alloc(offset);
-  c.arrays.forEach((a, i) => Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength).copy(payload, tensors[i].offset));
+  const copy = (x: ArrayBufferView, at: number) => Buffer.from(x.buffer, x.byteOffset, x.byteLength).copy(payload, at);
+  c.arrays.forEach((a, i) => {
+    copy(a.data, tensors[i].offset);
+    if (a.scales) copy(a.scales, tensors[i].scalesAt!.offset);
+  });
   const { arrays: _arrays, ...rest } = c;
   const header: CheckpointHeader = {
     format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, kdVersion: c.kdVersion ?? 'dev', createdAt: new Date().toISOString(),
@@ -107,7 +128,7 @@ export function decodeCheckpoint(buf: Buffer, file: string): { header: Checkpoin
   }
   const payload = buf.subarray(12 + hlen);
   if (!Array.isArray(header.tensors)) throw bad('no tensor table');
-  const end = header.tensors.reduce((m, t) => Math.max(m, t.offset + t.byteLength), 0);
+  const end = header.tensors.reduce((m, t) => Math.max(m, t.offset + t.byteLength, t.scalesAt ? t.scalesAt.offset + 4 * t.scalesAt.count : 0), 0);
   if (end > payload.length) throw bad(`truncated: payload has ${payload.length} bytes, tensors need ${end}`);
   if (createHash('sha256').update(payload).digest('hex') !== header.payloadSha256) throw bad('checksum mismatch');
   const arrays = new Map<string, NamedArray>();
@@ -115,7 +136,10 @@ export function decodeCheckpoint(buf: Buffer, file: string): { header: Checkpoin
     const bytes = new Uint8Array(payload.subarray(t.offset, t.offset + t.byteLength)); // copy: aligned, owned
     const data = t.dtype === 'float32' ? new Float32Array(bytes.buffer) : t.dtype === 'int32' ? new Int32Array(bytes.buffer) : new Int8Array(bytes.buffer);
     if (data.length !== t.shape.reduce((a, b) => a * b, 1)) throw bad(`tensor ${t.name} has ${data.length} values for shape [${t.shape}]`);
-    arrays.set(t.name, { name: t.name, dtype: t.dtype, shape: t.shape, data, ...(t.scales ? { scales: t.scales } : {}) });
+    const scales = t.scalesAt
+      ? new Float32Array(new Uint8Array(payload.subarray(t.scalesAt.offset, t.scalesAt.offset + 4 * t.scalesAt.count)).buffer)
+      : t.scales ? Float32Array.from(t.scales) : undefined;
+    arrays.set(t.name, { name: t.name, dtype: t.dtype, shape: t.shape, data, ...(scales ? { scales } : {}), ...(t.axis !== undefined ? { axis: t.axis } : {}) });
   }
   return { header, arrays };
 }

@@ -1,13 +1,14 @@
 /**
- * Loading a kd checkpoint for serving: model config, weights (float32, or int8 with symmetric scales
- * as written by compression), tokenizer, and the names a server reports.
+ * Loading a kd checkpoint for serving: the shared loader (src/model/load.ts: float32, pruned or int8)
+ * plus what a server needs on top — a tokenizer it can always use, and the names it reports.
  */
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { KdError } from '../errors.js';
-import { type ModelConfig, resolveModelConfig } from '../model/config.js';
-import { type Model, modelFromArrays, paramShapes } from '../model/gpt.js';
-import { type NamedArray, loadCheckpoint } from '../schema/checkpoint.js';
+import type { ModelConfig } from '../model/config.js';
+import { type Model, modelFromArrays } from '../model/gpt.js';
+import { modelConfigOf, weightArrays } from '../model/load.js';
+import { loadCheckpoint } from '../schema/checkpoint.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 
 export interface ServedModel {
@@ -19,25 +20,6 @@ export interface ServedModel {
   /** "fp_" + a hash of the weights and tokenizer: changes whenever the served model does */
   fingerprint: string;
   file: string;
-}
-
-/**
- * Float32 values of a weight. int8: value = q × scale, with one scale per channel of the last axis
- * when there are as many scales as the last dimension, else one scale for the whole tensor.
- */
-export function dequantize(a: NamedArray, file: string): Float32Array {
-  if (a.dtype === 'float32') return a.data as Float32Array;
-  if (a.dtype !== 'int8') throw new KdError('corrupt-checkpoint', `${file}: weight ${a.name} has dtype ${a.dtype}; expected float32 or int8`);
-  const scales = a.scales ?? [];
-  const last = a.shape[a.shape.length - 1] ?? 1;
-  const perChannel = scales.length === last && scales.length > 1;
-  if (!perChannel && scales.length !== 1) {
-    throw new KdError('corrupt-checkpoint', `${file}: int8 weight ${a.name} needs 1 or ${last} scales, has ${scales.length}`);
-  }
-  const q = a.data as Int8Array;
-  const out = new Float32Array(q.length);
-  for (let i = 0; i < q.length; i++) out[i] = q[i]! * scales[perChannel ? i % last : 0]!;
-  return out;
 }
 
 /** The model name reported when none is given: the run directory's name. */
@@ -60,15 +42,9 @@ function tokenizerOf(header: { tokenizer?: unknown }, config: ModelConfig, file:
 
 export function loadServedModel(checkpointPath: string, modelName?: string): ServedModel {
   const { header, arrays, file } = loadCheckpoint(checkpointPath);
-  const config = resolveModelConfig(header.model as Partial<ModelConfig>, `${file}: model`);
+  const config = modelConfigOf(header, file);
   const tokenizer = tokenizerOf(header, config, file);
-  const weights = new Map<string, Float32Array>();
-  for (const [name, shape] of paramShapes(config)) {
-    const a = arrays.get(name);
-    if (!a) throw new KdError('corrupt-checkpoint', `${file}: weight ${name} is missing`);
-    if (a.shape.join(',') !== shape.join(',')) throw new KdError('corrupt-checkpoint', `${file}: weight ${name} has shape [${a.shape}], the config needs [${shape}]`);
-    weights.set(name, dequantize(a, file));
-  }
+  const weights = weightArrays(config, arrays, file); // float32, or int8 dequantized by the shared loader
   const fingerprint = 'fp_' + createHash('sha256').update(header.payloadSha256).update(tokenizer.hash()).digest('hex').slice(0, 12);
   return { model: modelFromArrays(config, weights), config, tokenizer, name: modelName ?? defaultModelName(checkpointPath, file), fingerprint, file };
 }

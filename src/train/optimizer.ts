@@ -27,8 +27,13 @@ export function initAdamW(params: Params): AdamWState {
   const m = new Map<string, tf.Variable>();
   const v = new Map<string, tf.Variable>();
   for (const [name, p] of params) {
-    m.set(name, tf.variable(tf.zerosLike(p), false));
-    v.set(name, tf.variable(tf.zerosLike(p), false));
+    // tf.variable takes its own reference to the initial value's data: free the temporary tensors
+    // (they leaked 2 tensors per weight)
+    for (const moments of [m, v]) {
+      const z = tf.zerosLike(p);
+      moments.set(name, tf.variable(z, false));
+      z.dispose();
+    }
   }
   return { t: 0, m, v };
 }

@@ -15,7 +15,7 @@ import { type Model, disposeModel, initModel, modelFromArrays, paramShapes } fro
 import type { NamedArray } from '../schema/checkpoint.js';
 import type { Batch } from './batch.js';
 import type { TrainConfig } from './config.js';
-import { type EvalResult, type StepResult, type Stepper, checkpointArrays, stepCounts } from './step.js';
+import { type EvalResult, type StepResult, type Stepper, type WeightMasks, checkpointArrays, stepCounts } from './step.js';
 
 export interface WorkerInit {
   rank: number;
@@ -27,6 +27,8 @@ export interface WorkerInit {
   arrays: NamedArray[];
   optimizerT: number;
   grads: SharedArrayBuffer;
+  /** kd prune: fixed 0/1 masks applied after every update (see TrainOptions.masks) */
+  masks?: WeightMasks;
 }
 
 export type WorkerRequest =
@@ -89,7 +91,7 @@ export class ParallelStepper implements Stepper {
 
   static async create(o: {
     model: ModelConfig; config: TrainConfig; workers: number; backend?: string;
-    from?: { arrays: Map<string, NamedArray>; optimizerT: number }; initFrom?: Model;
+    from?: { arrays: Map<string, NamedArray>; optimizerT: number }; initFrom?: Model; masks?: WeightMasks;
   }): Promise<ParallelStepper> {
     let arrays: NamedArray[];
     if (o.from) arrays = [...o.from.arrays.values()];
@@ -103,7 +105,7 @@ export class ParallelStepper implements Stepper {
     const grads = new SharedArrayBuffer(4 * params * o.workers);
     const handles: WorkerHandle[] = [];
     for (let rank = 0; rank < o.workers; rank++) {
-      const init: WorkerInit = { rank, workers: o.workers, backend: o.backend, model: o.model, config: o.config, arrays, optimizerT: o.from?.optimizerT ?? 0, grads };
+      const init: WorkerInit = { rank, workers: o.workers, backend: o.backend, model: o.model, config: o.config, arrays, optimizerT: o.from?.optimizerT ?? 0, grads, masks: o.masks };
       handles.push(new WorkerHandle(spawnWorker(init)));
     }
     const stepper = new ParallelStepper(handles, o.config, o.model, params);

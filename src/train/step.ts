@@ -84,6 +84,30 @@ export function applyGradients(model: Model, opt: AdamWState, grads: Map<string,
   return gradNorm;
 }
 
+export type WeightMasks = Map<string, Float32Array>;
+
+/** Masks as tensors, checked against the model's shapes (name → 0/1 array of the weight's size). */
+export function maskTensors(model: Model, masks: WeightMasks): Map<string, tf.Tensor> {
+  const out = new Map<string, tf.Tensor>();
+  for (const [name, m] of masks) {
+    const v = model.params.get(name);
+    if (!v || v.size !== m.length) throw new Error(`mask ${name} does not match a weight of the model`);
+    out.set(name, tf.tensor(m, v.shape));
+  }
+  return out;
+}
+
+/**
+ * weights ← weights ⊙ mask, after every optimizer update (kd prune): AdamW moves every entry, so
+ * pruned entries are put back to exactly 0 each step rather than having their gradients masked.
+ */
+export function applyMasks(model: Model, masks: Map<string, tf.Tensor>): void {
+  for (const [name, m] of masks) {
+    const v = model.params.get(name)!;
+    tf.tidy(() => v.assign(tf.mul(v, m)));
+  }
+}
+
 /** One optimizer step over `micro` batches, in process. */
 export function trainStep(model: Model, opt: AdamWState, micro: Batch[], c: TrainConfig, lr: number): StepResult {
   const counts = stepCounts(micro, c);
@@ -149,20 +173,27 @@ export function restore(config: ModelConfig, arrays: Map<string, NamedArray>, fi
 /** The in-process stepper. */
 export class LocalStepper implements Stepper {
   readonly params: number;
-  constructor(readonly model: Model, readonly opt: AdamWState, readonly config: TrainConfig) {
+  private readonly masks?: Map<string, tf.Tensor>;
+  constructor(readonly model: Model, readonly opt: AdamWState, readonly config: TrainConfig, masks?: WeightMasks) {
     this.params = [...model.params.values()].reduce((n, v) => n + v.size, 0);
+    if (masks) {
+      this.masks = maskTensors(model, masks);
+      applyMasks(model, this.masks);
+    }
   }
-  static create(model: ModelConfig, c: TrainConfig, from?: { arrays: Map<string, NamedArray>; optimizerT: number; file: string }, initFrom?: Model): LocalStepper {
+  static create(model: ModelConfig, c: TrainConfig, from?: { arrays: Map<string, NamedArray>; optimizerT: number; file: string }, initFrom?: Model, masks?: WeightMasks): LocalStepper {
     if (from) {
       const { model: m, opt } = restore(model, from.arrays, from.file);
       opt.t = from.optimizerT;
-      return new LocalStepper(m, opt, c);
+      return new LocalStepper(m, opt, c, masks);
     }
     const m = initFrom ?? initModel(model, c.seed);
-    return new LocalStepper(m, initAdamW(m.params), c);
+    return new LocalStepper(m, initAdamW(m.params), c, masks);
   }
   async step(micro: Batch[], lr: number): Promise<StepResult> {
-    return trainStep(this.model, this.opt, micro, this.config, lr);
+    const r = trainStep(this.model, this.opt, micro, this.config, lr);
+    if (this.masks) applyMasks(this.model, this.masks);
+    return r;
   }
   async evaluate(batches: Batch[]): Promise<EvalResult> {
     return evaluate(this.model, batches, this.config);
@@ -172,6 +203,7 @@ export class LocalStepper implements Stepper {
   }
   async release(keepModel: boolean): Promise<Model | undefined> {
     disposeAdamW(this.opt);
+    if (this.masks) tf.dispose([...this.masks.values()]);
     if (keepModel) return this.model;
     disposeModel(this.model);
     return undefined;

@@ -13,7 +13,7 @@ import { CHECKPOINT_FILE, loadCheckpoint, saveCheckpoint } from '../schema/check
 import type { Batch, BatchSourceFactory, Cursor } from './batch.js';
 import type { TrainConfig } from './config.js';
 import { learningRate } from './optimizer.js';
-import { LocalStepper, type Stepper } from './step.js';
+import { LocalStepper, type Stepper, type WeightMasks } from './step.js';
 
 export interface TrainOptions {
   model: ModelConfig;
@@ -43,6 +43,11 @@ export interface TrainOptions {
   workers?: number;
   /** backend for the workers (the in-process one is whatever is initialised) */
   backend?: string;
+  /**
+   * Fixed 0/1 masks by weight name (kd prune): weights ← weights ⊙ mask at the start and after every
+   * optimizer update, in process and in every worker, so pruned entries stay exactly 0.
+   */
+  masks?: WeightMasks;
 }
 
 export interface StepProgress {
@@ -125,9 +130,9 @@ function resumePoint(o: TrainOptions, file: string) {
 
 async function makeStepper(o: TrainOptions, from: ReturnType<typeof resumePoint>): Promise<Stepper> {
   const workers = o.workers ?? 1;
-  if (workers <= 1) return LocalStepper.create(o.model, o.config, from ?? undefined, o.initFrom);
+  if (workers <= 1) return LocalStepper.create(o.model, o.config, from ?? undefined, o.initFrom, o.masks);
   const { ParallelStepper } = await import('./parallel.js');
-  return ParallelStepper.create({ model: o.model, config: o.config, workers, backend: o.backend, from: from ?? undefined, initFrom: o.initFrom });
+  return ParallelStepper.create({ model: o.model, config: o.config, workers, backend: o.backend, from: from ?? undefined, initFrom: o.initFrom, masks: o.masks });
 }
 
 export async function train(o: TrainOptions): Promise<TrainSummary> {

@@ -6,7 +6,7 @@ import { isKdError } from '../errors.js';
 import { modelFromArrays } from '../model/gpt.js';
 import type { WorkerInit, WorkerRequest } from './parallel.js';
 import { initAdamW } from './optimizer.js';
-import { applyGradients, checkpointArrays, computeGradients, evaluate } from './step.js';
+import { applyGradients, applyMasks, checkpointArrays, computeGradients, evaluate, maskTensors } from './step.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -23,6 +23,8 @@ async function start() {
     }
   }
   opt.t = init.optimizerT;
+  const masks = init.masks ? maskTensors(model, init.masks) : undefined;
+  if (masks) applyMasks(model, masks);
   const names = [...model.params.keys()];
   const sizes = names.map((n) => model.params.get(n)!.size);
   const P = sizes.reduce((a, b) => a + b, 0);
@@ -57,7 +59,9 @@ async function start() {
           grads.set(n, tf.tensor(total.subarray(off, off + sizes[i]), model.params.get(n)!.shape));
           off += sizes[i];
         });
-        return applyGradients(model, opt, grads, init.config, req.lr);
+        const norm = applyGradients(model, opt, grads, init.config, req.lr);
+        if (masks) applyMasks(model, masks);
+        return norm;
       }
       case 'eval':
         return evaluate(model, req.batches, init.config);

@@ -3,6 +3,7 @@
  * plus an int8 copy (per-channel symmetric on the last axis, LayerNorms kept fp32) and a pruned copy
  * (the smaller half of every matrix set to 0), written the way the compress stage will write them.
  */
+import { channelAxis, quantizeArray } from '../../src/compress/int8.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { resolveModelConfig, type ModelConfig } from '../../src/model/config.js';
@@ -43,15 +44,10 @@ export async function makeStudents(dir: string, o: { trainSteps: number; config?
   };
   const int8 = save('int8', weights.map((a) => {
     if (a.shape.length !== 2) return a;
-    const w = a.data as Float32Array;
-    const C = a.shape[1];
-    const scales = Array.from({ length: C }, (_, c) => {
-      let m = 0;
-      for (let i = c; i < w.length; i += C) m = Math.max(m, Math.abs(w[i]));
-      return m / 127 || 1;
-    });
-    const q = Int8Array.from(w, (x, i) => Math.round(x / scales[i % C]));
-    return { name: a.name, dtype: 'int8', shape: a.shape, data: q, scales };
+    // the compressor's own quantizer: per row for the embeddings, per output column for the rest
+    const axis = channelAxis(a.name, a.shape);
+    const { q, scales } = quantizeArray(a.data as Float32Array, a.shape, { bits: 8, scheme: 'per-channel', axis });
+    return { name: a.name, dtype: 'int8' as const, shape: a.shape, data: q, scales, axis };
   }));
   const pruned = save('pruned', weights.map((a) => {
     if (a.shape.length !== 2) return a;

@@ -7,7 +7,8 @@ import { initBackend } from '../../src/backend/index.js';
 import { resolveModelConfig } from '../../src/model/config.js';
 import { disposeModel, initModel } from '../../src/model/gpt.js';
 import { type NamedArray, loadCheckpoint, saveCheckpoint } from '../../src/schema/checkpoint.js';
-import { defaultModelName, dequantize, loadServedModel } from '../../src/serve/model.js';
+import { defaultModelName, loadServedModel } from '../../src/serve/model.js';
+import { channelAxis, quantizeArray } from '../../src/compress/int8.js';
 import { serve } from '../../src/serve/serve.js';
 import { makeCheckpoint } from './fixture.js';
 
@@ -17,15 +18,10 @@ beforeAll(async () => {
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'kd-serve-model-'));
 
-/** Symmetric int8: per channel of the last axis for matrices, one scale for the rest. */
+/** Symmetric int8 with the compressor's own quantizer: per channel along the axis it picks, or per tensor. */
 function quantize(a: NamedArray, perChannel: boolean): NamedArray {
-  const x = a.data as Float32Array;
-  const C = a.shape[a.shape.length - 1]!;
-  const scales = perChannel ? new Array(C).fill(0) : [0];
-  x.forEach((v, i) => { const c = perChannel ? i % C : 0; scales[c] = Math.max(scales[c], Math.abs(v) / 127); });
-  const s = scales.map((v) => v || 1);
-  const q = Int8Array.from(x, (v, i) => Math.round(v / s[perChannel ? i % C : 0]!));
-  return { name: a.name, dtype: 'int8', shape: a.shape, data: q, scales: s };
+  const q = quantizeArray(a.data as Float32Array, a.shape, { bits: 8, scheme: perChannel ? 'per-channel' : 'per-tensor', axis: channelAxis(a.name, a.shape) });
+  return { name: a.name, dtype: 'int8', shape: a.shape, data: q.q, scales: q.scales, ...(q.axis !== undefined ? { axis: q.axis } : {}) };
 }
 
 function saveFreshModel(file: string, vocabSize: number, tokenizer?: unknown) {
@@ -35,16 +31,6 @@ function saveFreshModel(file: string, vocabSize: number, tokenizer?: unknown) {
   disposeModel(m);
   saveCheckpoint(file, { model: config as unknown as Record<string, unknown>, tokenizer, arrays });
 }
-
-describe('dequantize', () => {
-  it('int8 × scale, per channel of the last axis or per tensor', () => {
-    const perChannel: NamedArray = { name: 'w', dtype: 'int8', shape: [2, 3], data: Int8Array.from([1, -2, 3, 127, 0, -128]), scales: [0.5, 0.25, 2] };
-    expect([...dequantize(perChannel, 'f')]).toEqual([0.5, -0.5, 6, 63.5, 0, -256]);
-    const perTensor: NamedArray = { name: 'w', dtype: 'int8', shape: [3], data: Int8Array.from([1, -2, 3]), scales: [0.5] };
-    expect([...dequantize(perTensor, 'f')]).toEqual([0.5, -1, 1.5]);
-    expect(() => dequantize({ ...perChannel, scales: [1, 2] }, 'f.kdc')).toThrow(/f.kdc: int8 weight w needs 1 or 3 scales, has 2/);
-  });
-});
 
 describe('loadServedModel', () => {
   it('falls back to the byte tokenizer for a 256-token vocabulary without one, and refuses otherwise', () => {

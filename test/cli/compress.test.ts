@@ -1,0 +1,79 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { resolvePruneArgs, resolveQuantizeArgs } from '../../src/cli/compress.js';
+import { initBackend } from '../../src/backend/index.js';
+import { sha256File } from '../../src/compress/io.js';
+import { Tokenizer } from '../../src/tokenizer/tokenizer.js';
+import { tmpDir, trainedCheckpoint } from '../compress/fixture.js';
+
+const root = path.resolve(__dirname, '../..');
+const kd = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli.ts'), ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, KD_BACKEND: '' } });
+
+describe('compress argument parsing', () => {
+  it('maps flags to options and rejects unknown choices', () => {
+    expect(resolvePruneArgs({ checkpoint: 'a', out: 'b', data: 'synthetic', method: 'heads', sparsity: 0.25, finetuneSteps: 3, importance: 'norm' }))
+      .toMatchObject({ method: 'heads', sparsity: 0.25, finetuneSteps: 3, importance: 'norm' });
+    expect(() => resolvePruneArgs({ checkpoint: 'a', out: 'b', data: 's', method: 'random', sparsity: 0.5 })).toThrow(/--method random: choose one of magnitude/);
+    expect(() => resolvePruneArgs({ checkpoint: 'a', out: 'b', data: 's', method: 'magnitude', sparsity: 0.5, schedule: 'linear' })).toThrow(/--schedule linear/);
+    expect(resolveQuantizeArgs({ checkpoint: 'a', out: 'b', scheme: 'per-tensor', bits: 4 })).toMatchObject({ scheme: 'per-tensor', bits: 4 });
+    expect(() => resolveQuantizeArgs({ checkpoint: 'a', out: 'b', scheme: 'per-row' })).toThrow(/--scheme per-row/);
+  });
+});
+
+describe('kd prune / quantize / export (CLI)', () => {
+  let ckpt: string;
+  let withTok: string;
+  beforeAll(async () => {
+    await initBackend({ backend: 'cpu' });
+    ckpt = await trainedCheckpoint(20);
+    withTok = await trainedCheckpoint(2, { tokenizer: Tokenizer.bytes().toJSON() });
+  });
+
+  it('--help lists the commands and their flags', () => {
+    const r = kd('--help');
+    expect(r.stdout).toMatch(/kd prune/);
+    expect(r.stdout).toMatch(/kd quantize/);
+    expect(r.stdout).toMatch(/kd export/);
+    expect(kd('prune', '--help').stdout).toMatch(/--finetune-steps/);
+  });
+
+  it('prune → quantize → export with --json', () => {
+    const dir = tmpDir();
+    const p = kd('prune', '--checkpoint', ckpt, '--out', path.join(dir, 'p'), '--data', 'synthetic', '--method', 'magnitude', '--sparsity', '0.5',
+      '--finetune-steps', '2', '--workers', '1', '--backend', 'cpu', '--json');
+    expect(p.stderr).toBe('');
+    expect(p.status).toBe(0);
+    expect(JSON.parse(p.stdout)).toMatchObject({ method: 'magnitude', sparsity: 0.5, finetuneSteps: 2 });
+    const q = kd('quantize', '--checkpoint', path.join(dir, 'p'), '--out', path.join(dir, 'q'), '--data', 'synthetic', '--backend', 'cpu');
+    expect(q.status).toBe(0);
+    expect(q.stdout).toMatch(/validation KL to the teacher: [\d.]+ → [\d.]+/);
+    const e = kd('export', '--checkpoint', path.join(dir, 'q'), '--out', path.join(dir, 'e'), '--backend', 'cpu', '--json');
+    expect(e.status).toBe(0);
+    expect(JSON.parse(e.stdout)).toMatchObject({ quantized: true });
+    expect(fs.existsSync(path.join(dir, 'e', 'model.json'))).toBe(true);
+  });
+
+  it('bad input: one clear line, exit 1, the input checkpoint untouched', () => {
+    const dir = tmpDir();
+    const before = [sha256File(ckpt), sha256File(withTok)];
+    const cases: [string[], RegExp][] = [
+      [['prune', '--checkpoint', ckpt, '--out', path.join(dir, 'a'), '--data', 'synthetic', '--method', 'magnitude', '--sparsity', '1'], /--sparsity 1: must be in \[0, 1\)/],
+      [['prune', '--checkpoint', ckpt, '--out', path.join(dir, 'a'), '--data', 'synthetic', '--method', 'heads', '--sparsity', '-0.5'], /--sparsity -0.5/],
+      [['quantize', '--checkpoint', ckpt, '--out', path.join(dir, 'b'), '--bits', '2'], /--bits 2: only 8 and 4 bits/],
+      [['quantize', '--checkpoint', path.join(dir, 'missing.kdc'), '--out', path.join(dir, 'c')], /missing.kdc: no such checkpoint/],
+      [['export', '--checkpoint', path.join(dir, 'missing'), '--out', path.join(dir, 'd')], /no such checkpoint/],
+      [['prune', '--checkpoint', withTok, '--out', path.join(dir, 'e'), '--data', 'synthetic', '--method', 'neurons', '--sparsity', '0.5'], /--data synthetic has no tokenizer but .* was trained with tokenizer/],
+      [['quantize', '--checkpoint', ckpt, '--out', ckpt], /input is never modified/],
+    ];
+    for (const [args, msg] of cases) {
+      const r = kd(...args, '--backend', 'cpu');
+      expect(r.status, args.join(' ')).toBe(1);
+      expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
+      expect(r.stderr).toMatch(msg);
+    }
+    expect([sha256File(ckpt), sha256File(withTok)]).toEqual(before);
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+});
