@@ -99,6 +99,8 @@ export interface SplitStats {
   targeted: number;
   /** mean entropy (nats) of the teacher's renormalised top-k over labelled positions */
   meanEntropy: number;
+  /** share of the teacher's top-k mass on alternatives that are one student id */
+  massKept: number;
   /** shard bytes / labelled positions */
   bytesPerLabelled: number;
   bytes: number;
