@@ -48,6 +48,8 @@ export interface ResolvedTrain {
   topK: number;
   /** undefined = automatic (one per core on the wasm and cpu backends) */
   workers?: number;
+  /** the vocabulary size the user asked for (flag or config file); a dataset's tokenizer sets it otherwise */
+  vocabSizeGiven?: number;
 }
 
 function readConfigFile(file: string): { model?: Record<string, unknown>; train?: Record<string, unknown> } {
@@ -91,14 +93,15 @@ export function resolveTrainArgs(a: TrainArgs): ResolvedTrain {
   if (config.seqLen > model.seqLen) throw new KdError('bad-config', `${src}: train.seqLen (${config.seqLen}) exceeds model.seqLen (${model.seqLen})`);
   if (a.topK !== undefined && (!Number.isInteger(a.topK) || a.topK < 1)) throw new KdError('bad-config', `--top-k must be a positive integer, got ${a.topK}`);
   if (a.workers !== undefined && (!Number.isInteger(a.workers) || a.workers < 1)) throw new KdError('bad-config', `--workers must be a positive integer, got ${a.workers}`);
-  return { model, config, data: a.data, out: a.out, resume: a.resume ? true : a.force ? false : undefined, topK: a.topK ?? 20, workers: a.workers };
+  const vocabSizeGiven = a.vocabSize ?? (file.model?.vocabSize as number | undefined);
+  return { model, config, data: a.data, out: a.out, resume: a.resume ? true : a.force ? false : undefined, topK: a.topK ?? 20, workers: a.workers, vocabSizeGiven };
 }
 
 export const trainCommand: CommandModule<object, TrainArgs> = {
   command: 'train',
   describe: 'Train a student on the teacher\'s soft labels (KD loss × T², AdamW, checkpoints, exact resume)',
   builder: (y: Argv) => y
-    .option('data', { type: 'string', demandOption: true, describe: 'dataset directory, or "synthetic" for a built-in random bigram teacher' })
+    .option('data', { type: 'string', demandOption: true, describe: 'dataset directory (kd dataset build), or "synthetic" for a built-in random bigram teacher' })
     .option('out', { type: 'string', demandOption: true, describe: 'run directory for checkpoint.kdc and train-log.jsonl' })
     .option('config', { type: 'string', describe: 'JSON file {"model": {...}, "train": {...}}; flags override it' })
     .option('resume', { type: 'boolean', describe: 'continue the run in --out exactly where it stopped' })
@@ -123,7 +126,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
     .option('eval-batches', { type: 'number' })
     .option('checkpoint-every', { type: 'number' })
     .option('seed', { type: 'number' })
-    .option('vocab-size', { type: 'number', describe: 'model: vocabulary size (synthetic data)' })
+    .option('vocab-size', { type: 'number', describe: 'model: vocabulary size (synthetic data; a dataset\'s tokenizer sets it)' })
     .option('d-model', { type: 'number', describe: 'model: width' })
     .option('layers', { type: 'number', describe: 'model: transformer blocks' })
     .option('heads', { type: 'number', describe: 'model: attention heads (must divide d-model)' })
