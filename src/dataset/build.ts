@@ -34,6 +34,8 @@ export interface BuildOptions {
   seed?: number;
   /** bound on a shard's size (default 64 MiB) */
   shardBytes?: number;
+  /** positions per Arrow record batch, the loader's shuffle unit (default 16384) */
+  batchTokens?: number;
   /** replace an existing dataset in --out */
   force?: boolean;
   /** called after each raw shard of each pass: (done, total) */
@@ -56,7 +58,7 @@ export interface BuildSummary {
 
 export const BUILD_DEFAULTS = { vocabSize: 8192, valFraction: 0.05, seed: 0, shardBytes: 64 * 1024 * 1024 };
 
-function checkOptions(o: BuildOptions): Required<Omit<BuildOptions, 'onProgress' | 'force'>> {
+function checkOptions(o: BuildOptions): Required<Omit<BuildOptions, 'onProgress' | 'force' | 'batchTokens'>> {
   const r = { ...BUILD_DEFAULTS, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) } as Required<BuildOptions>;
   if (!Number.isInteger(r.vocabSize) || r.vocabSize < 256 || r.vocabSize > MAX_STUDENT_VOCAB) throw new KdError('bad-option', `--vocab-size must be an integer in [256, ${MAX_STUDENT_VOCAB}], got ${r.vocabSize}`);
   if (!(r.valFraction >= 0 && r.valFraction < 1)) throw new KdError('bad-option', `--val-fraction must be in [0, 1), got ${r.valFraction}`);
@@ -126,7 +128,7 @@ export function buildDataset(opts: BuildOptions): BuildSummary {
     const hash = tokenizer.hash();
     const map = new TeacherMap(tokenizer);
     // pass 2: convert and write
-    const writers = Object.fromEntries(SPLITS.map((s) => [s, new ShardWriter(tmp, s, hash, { shardBytes: o.shardBytes })])) as Record<Split, ShardWriter>;
+    const writers = Object.fromEntries(SPLITS.map((s) => [s, new ShardWriter(tmp, s, hash, { shardBytes: o.shardBytes, batchTokens: opts.batchTokens })])) as Record<Split, ShardWriter>;
     const stats = Object.fromEntries(SPLITS.map((s) => [s, newConvertStats()])) as Record<Split, ConvertStats>;
     const targeted = { train: 0, val: 0 };
     let records = 0;

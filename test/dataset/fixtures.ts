@@ -110,3 +110,16 @@ export function writeRaw(dir: string, records: RawRecord[], perShard = 50): stri
   }
   return dir;
 }
+
+/** A built dataset from real-text chat and score records; returns its dir and the raw records. */
+export function builtDataset(o: { texts?: number; vocabSize?: number; valFraction?: number; seed?: number; shardBytes?: number; batchTokens?: number } = {}) {
+  const texts = paragraphs(o.texts ?? 60);
+  const half = Math.floor(texts.length / 2);
+  const records = [...rawRecords(texts.slice(0, half), { choices: 2 }), ...rawRecords(texts.slice(half), { mode: 'score', seed: 2 })]
+    .map((r, i) => (i >= half * 2 ? { ...r, input_id: `score-${r.input_id}` } : r));
+  const root = tmpDir();
+  const raw = writeRaw(path.join(root, 'raw'), records, 25);
+  const out = path.join(root, 'ds');
+  // imported lazily so fixtures stay usable from tests that only need raw records
+  return { root, raw, out, records };
+}
