@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { KdError } from '../errors.js';
 import { DATASET_TOKENIZER, type DatasetManifest, type Split, readDatasetManifest } from '../schema/dataset.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
-import { readShardBytes } from './shards.js';
+import { openShard } from './shards.js';
 
 export interface OpenDataset {
   dir: string;
@@ -39,7 +39,7 @@ export function openDataset(dir: string): OpenDataset {
   return { dir, manifest, tokenizer };
 }
 
-/** Checks every shard of a split against the manifest's size and sha256 (one pass over the bytes). */
+/** Checks every shard of a split: size and sha256 against the manifest, Arrow footer, format version, tokenizer. */
 export function verifySplit(ds: OpenDataset, split: Split): void {
-  for (const s of ds.manifest.splits[split].shards) readShardBytes(ds.dir, s, true);
+  for (const s of ds.manifest.splits[split].shards) openShard(ds.dir, s, ds.manifest.tokenizer.hash, true);
 }

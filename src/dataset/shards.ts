@@ -153,8 +153,8 @@ export function readShardBytes(dir: string, info: ShardInfo, verify: boolean): U
   return bytes;
 }
 
-/** Opens a shard: every record batch as flat buffers. */
-export function loadShard(dir: string, info: ShardInfo, tokenizerHash: string, verify: boolean): ShardBatch[] {
+/** Opens a shard's Arrow file (size, optionally sha256, footer, schema and batch count checked). */
+export function openShard(dir: string, info: ShardInfo, tokenizerHash: string, verify: boolean): RecordBatchFileReader {
   const file = join(dir, info.file);
   const bytes = readShardBytes(dir, info, verify);
   let reader: RecordBatchFileReader;
@@ -167,10 +167,16 @@ export function loadShard(dir: string, info: ShardInfo, tokenizerHash: string, v
   }
   checkDatasetSchema(reader.schema, file, tokenizerHash);
   if (reader.numRecordBatches !== info.batches) throw new KdError('DATASET_CORRUPT', `${file}: ${reader.numRecordBatches} record batches, the manifest says ${info.batches}`);
+  return reader;
+}
+
+/** Loads a shard: every record batch as flat buffers. */
+export function loadShard(dir: string, info: ShardInfo, tokenizerHash: string, verify: boolean): ShardBatch[] {
+  const reader = openShard(dir, info, tokenizerHash, verify);
   const out: ShardBatch[] = [];
   for (let i = 0; i < reader.numRecordBatches; i++) {
     const rb = reader.readRecordBatch(i);
-    if (!rb) throw new KdError('DATASET_CORRUPT', `${file}: record batch ${i} cannot be read`);
+    if (!rb) throw new KdError('DATASET_CORRUPT', `${join(dir, info.file)}: record batch ${i} cannot be read`);
     out.push(flatBatch(rb));
   }
   return out;
