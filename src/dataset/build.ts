@@ -19,10 +19,11 @@ import {
   DATASET_FORMAT, DATASET_FORMAT_VERSION, DATASET_MANIFEST, DATASET_TOKENIZER, type DatasetManifest, MAX_STUDENT_VOCAB, SPLITS,
   type Split, type SplitStats,
 } from '../schema/dataset.js';
-import { listRawShards, readRawShard } from '../schema/raw.js';
+import { listRawShards } from '../schema/raw.js';
 import { TeacherMap, VocabCounter, deriveVocab } from '../tokenizer/derive.js';
 import { type ConvertStats, convertRecord, newConvertStats, splitOf } from './convert.js';
 import { importResponses } from './import.js';
+import { readRawRecords } from './raw-columns.js';
 import { ShardWriter } from './shards.js';
 
 export interface BuildOptions {
@@ -121,7 +122,7 @@ export function buildDataset(opts: BuildOptions): BuildSummary {
     // pass 1: usefulness of every teacher token → the student tokenizer
     const counter = new VocabCounter();
     for (const f of src.files) {
-      for (const r of readRawShard(f)) counter.add(r);
+      for (const r of readRawRecords(f)) counter.add(r);
       opts.onProgress?.(++done, total);
     }
     const { tokenizer, massKept } = deriveVocab(counter, o.vocabSize);
@@ -133,7 +134,7 @@ export function buildDataset(opts: BuildOptions): BuildSummary {
     const targeted = { train: 0, val: 0 };
     let records = 0;
     for (const f of src.files) {
-      for (const r of readRawShard(f)) {
+      for (const r of readRawRecords(f)) {
         records++;
         const split = splitOf(r.input_id, o.seed, o.valFraction);
         const q = convertRecord(r, map, stats[split]);
