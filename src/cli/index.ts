@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { collectCommand } from './collect.js';
 import { exportCommand, pruneCommand, quantizeCommand } from './compress.js';
+import { buildCommand, datasetCommand } from './dataset.js';
 import { doctorCommand } from './doctor.js';
 import { evalCommand } from './eval.js';
 import { runCommand } from './run.js';
@@ -10,8 +11,8 @@ import { trainCommand } from './train.js';
 
 /** Every kd command, in the order `kd --help` lists them: the pipeline, then its stages, then tools. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [runCommand, collectCommand, tokenizerCommand, trainCommand, pruneCommand, quantizeCommand, exportCommand, evalCommand, serveCommand, doctorCommand];
+export const commands: CommandModule<any, any>[] = [runCommand, collectCommand, datasetCommand, tokenizerCommand, trainCommand, pruneCommand, quantizeCommand, exportCommand, evalCommand, serveCommand, doctorCommand];
 
 /** Subcommands of the nested commands, for validating pipeline stages without running anything. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const subcommands: Record<string, CommandModule<any, any>[]> = { tokenizer: [tokenizerTrainCommand] };
+export const subcommands: Record<string, CommandModule<any, any>[]> = { tokenizer: [tokenizerTrainCommand], dataset: [buildCommand] };

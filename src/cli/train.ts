@@ -67,6 +67,8 @@ export interface ResolvedTrain {
   /** undefined = automatic (one per core on the wasm and cpu backends) */
   workers?: number;
   tokenizer?: Tokenizer;
+  /** the vocabulary size the user asked for (flag or config file); a dataset's tokenizer sets it otherwise */
+  vocabSizeGiven?: number;
 }
 
 function readConfigFile(file: string): { model?: Record<string, unknown>; train?: Record<string, unknown> } {
@@ -115,7 +117,8 @@ export function resolveTrainArgs(a: TrainArgs): ResolvedTrain {
   if (config.seqLen > model.seqLen) throw new KdError('bad-config', `${src}: train.seqLen (${config.seqLen}) exceeds model.seqLen (${model.seqLen})`);
   if (a.topK !== undefined && (!Number.isInteger(a.topK) || a.topK < 1)) throw new KdError('bad-config', `--top-k must be a positive integer, got ${a.topK}`);
   if (a.workers !== undefined && (!Number.isInteger(a.workers) || a.workers < 1)) throw new KdError('bad-config', `--workers must be a positive integer, got ${a.workers}`);
-  return { model, config, data: a.data, out: a.out, resume: a.resume ? true : a.force ? false : undefined, topK: a.topK ?? 20, workers: a.workers, tokenizer };
+  const vocabSizeGiven = a.vocabSize ?? (file.model?.vocabSize as number | undefined);
+  return { model, config, data: a.data, out: a.out, resume: a.resume ? true : a.force ? false : undefined, topK: a.topK ?? 20, workers: a.workers, tokenizer, vocabSizeGiven };
 }
 
 export const trainCommand: CommandModule<object, TrainArgs> = {
@@ -147,7 +150,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
     .option('eval-batches', { type: 'number' })
     .option('checkpoint-every', { type: 'number' })
     .option('seed', { type: 'number' })
-    .option('vocab-size', { type: 'number', describe: 'model: vocabulary size (synthetic data)' })
+    .option('vocab-size', { type: 'number', describe: 'model: vocabulary size (synthetic data; a dataset\'s tokenizer sets it)' })
     .option('d-model', { type: 'number', describe: 'model: width' })
     .option('layers', { type: 'number', describe: 'model: transformer blocks' })
     .option('heads', { type: 'number', describe: 'model: attention heads (must divide d-model)' })

@@ -4,7 +4,7 @@
  * here: the -9999 sentinel, missing bytes, fewer alternatives than asked, the null first position of
  * an echo, vLLM's id-keyed prompt_logprobs.
  */
-import type { RawRecord } from '../schema/raw.js';
+import { renderPrompt, type RawRecord } from '../schema/raw.js';
 import type { PlannedRequest } from './request.js';
 
 /** A log-prob at or below this is the "outside the top 20" / clamped -inf sentinel, not a value. */
@@ -89,6 +89,7 @@ function baseRecord(json: Record<string, unknown>, ctx: ParseContext, choiceInde
     latency_ms: ctx.latencyMs,
     attempts: ctx.attempts,
     completed_at: ctx.completedAt,
+    prompt: ctx.req.endpoint === 'chat' ? renderPrompt(ctx.req.body.messages) : null,
   };
 }
 

@@ -67,6 +67,11 @@ export interface RawRecord {
   attempts: number;
   /** Unix time in ms when the response arrived. */
   completed_at: number;
+  /**
+   * Chat: the request's messages as plain text ({@link renderPrompt}); null in score mode. Added
+   * after version 1 shipped, so shards without the column still read; absent when null.
+   */
+  prompt?: string | null;
 }
 
 const list = (t: DataType, nullable = true) => new List(new Field('item', t, nullable));
@@ -97,7 +102,26 @@ export const RAW_FIELDS: Field[] = [
   new Field('latency_ms', new Float64(), false),
   new Field('attempts', new Int32(), false),
   new Field('completed_at', new Float64(), false),
+  new Field('prompt', new Utf8(), true),
 ];
+
+/** Columns a version-1 shard may lack (read as null). */
+const OPTIONAL_COLUMNS = new Set(['prompt']);
+
+/** Chat messages as plain text, one "role: content" line each: "system: …\nuser: …\n". */
+export function renderPrompt(messages: unknown): string | null {
+  if (!Array.isArray(messages)) return null;
+  let out = '';
+  for (const m of messages) {
+    if (!m || typeof m !== 'object') continue;
+    const { role, content } = m as { role?: unknown; content?: unknown };
+    const text = typeof content === 'string' ? content
+      : Array.isArray(content) ? content.map((p) => (p && typeof p === 'object' && typeof (p as { text?: unknown }).text === 'string' ? (p as { text: string }).text : '')).join('')
+        : '';
+    out += `${typeof role === 'string' ? role : 'user'}: ${text}\n`;
+  }
+  return out;
+}
 
 /** The schema of a raw shard; `extra` metadata (mode, model, top_k…) is informational. */
 export function rawSchema(extra: Record<string, string> = {}): Schema {
@@ -120,7 +144,7 @@ export function checkRawSchema(schema: Schema, file: string): void {
     throw new KdError('RAW_VERSION', `${file}: raw format version ${version} is not supported (this kd reads version ${RAW_FORMAT_VERSION}); re-collect or upgrade kd`);
   }
   for (const f of RAW_FIELDS) {
-    if (!schema.fields.some((g) => g.name === f.name)) {
+    if (!OPTIONAL_COLUMNS.has(f.name) && !schema.fields.some((g) => g.name === f.name)) {
       throw new KdError('RAW_SCHEMA', `${file}: column "${f.name}" is missing`);
     }
   }
@@ -283,7 +307,11 @@ export function scanIpcStream(bytes: Uint8Array): IpcScan {
 
 function toRecord(row: Record<string, unknown>): RawRecord {
   const out: Record<string, unknown> = {};
-  for (const f of RAW_FIELDS) out[f.name] = toPlain(row[f.name]);
+  for (const f of RAW_FIELDS) {
+    const v = toPlain(row[f.name]);
+    // an optional column reads as absent when null, so version-1 records round-trip unchanged
+    if (!(OPTIONAL_COLUMNS.has(f.name) && v == null)) out[f.name] = v;
+  }
   return out as unknown as RawRecord;
 }
 

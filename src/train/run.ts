@@ -4,6 +4,9 @@ import { initBackend } from '../backend/index.js';
 import type { ResolvedTrain } from '../cli/train.js';
 import { KdError } from '../errors.js';
 import { formatDuration, startProgress } from '../progress.js';
+import { datasetSource } from '../dataset/loader.js';
+import { isDatasetDir, openDataset } from '../dataset/open.js';
+import type { ModelConfig } from '../model/config.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { BatchSourceFactory } from './batch.js';
 import { syntheticTeacher } from './synthetic.js';
@@ -28,7 +31,10 @@ export interface OpenedData {
   tokenizer?: Tokenizer;
 }
 
-/** `--data`: "synthetic" (the built-in bigram teacher) or a dataset directory. Shared by train, eval and compress. */
+/**
+ * `--data`: "synthetic" (the built-in bigram teacher), "corpus:…" (plain text) or a dataset directory
+ * (kd dataset build). Shared by train, eval and compress.
+ */
 export function openData(spec: string, o: DataOptions): OpenedData {
   if (spec === 'synthetic') {
     const s = { vocabSize: o.vocabSize ?? 8192, seqLen: o.seqLen, batchSize: o.batchSize, topK: o.topK ?? 20, seed: o.seed };
@@ -41,7 +47,25 @@ export function openData(spec: string, o: DataOptions): OpenedData {
     const open = (split: 'train' | 'val') => corpusBatches(encodeDocs(splitDocs(corpus, split), o.tokenizer!), { ...o, name: corpus.name, split });
     return { train: open('train'), val: open('val'), tokenizer: o.tokenizer };
   }
-  throw new KdError('bad-data', `--data ${spec}: not a kd dataset directory (use "synthetic", "corpus:sotu", or build one with kd dataset build)`);
+  if (!isDatasetDir(spec)) throw new KdError('bad-data', `--data ${spec}: not a kd dataset directory (no manifest.json; use "synthetic", "corpus:sotu", or build one with kd dataset build)`);
+  // A dataset: its train split for training, its val split (when not empty) for validation.
+  const ds = openDataset(spec);
+  const o2 = { batchSize: o.batchSize, seqLen: o.seqLen, seed: o.seed };
+  return {
+    train: datasetSource(ds, { ...o2, split: 'train' }),
+    val: ds.manifest.splits.val.tokens > 0 ? datasetSource(ds, { ...o2, split: 'val' }) : undefined,
+    tokenizer: ds.tokenizer,
+  };
+}
+
+/** The data of a `kd train` run, and the model config with the vocabulary its tokenizer fixes. */
+export function trainData(r: ResolvedTrain): OpenedData & { model: ModelConfig } {
+  const data = openData(r.data, { batchSize: r.config.batchSize, seqLen: r.config.seqLen, seed: r.config.seed, vocabSize: r.model.vocabSize, topK: r.topK, tokenizer: r.tokenizer });
+  const V = data.tokenizer?.vocabSize ?? r.model.vocabSize;
+  if (r.vocabSizeGiven !== undefined && r.vocabSizeGiven !== V) {
+    throw new KdError('bad-config', `--vocab-size ${r.vocabSizeGiven} does not match ${r.data}'s tokenizer (${V} ids); drop --vocab-size, or rebuild the dataset with --vocab-size ${r.vocabSizeGiven}`);
+  }
+  return { ...data, model: { ...r.model, vocabSize: V } };
 }
 
 /**
@@ -56,9 +80,10 @@ export function defaultWorkers(backend: string, batchSize: number): number {
 export async function runTrain(r: ResolvedTrain, io: { backend?: string; json: boolean }): Promise<TrainSummary> {
   const be = await initBackend({ backend: io.backend });
   const workers = r.workers ?? defaultWorkers(be.backend, r.config.batchSize);
-  const data = openData(r.data, { batchSize: r.config.batchSize, seqLen: r.config.seqLen, seed: r.config.seed, vocabSize: r.model.vocabSize, topK: r.topK, tokenizer: r.tokenizer });
+  const data = trainData(r);
+  const model = data.model;
   const out = (s: string) => process.stdout.write(s + '\n');
-  if (!io.json) out(`kd train: ${r.model.nLayers}×${r.model.dModel} student, vocab ${r.model.vocabSize}, ${r.config.steps} steps on ${be.backend} × ${workers} worker${workers > 1 ? 's' : ''} → ${r.out}`);
+  if (!io.json) out(`kd train: ${model.nLayers}×${model.dModel} student, vocab ${model.vocabSize}, ${r.config.steps} steps on ${be.backend} × ${workers} worker${workers > 1 ? 's' : ''} → ${r.out}`);
   const bar = startProgress(r.config.steps, 'train |{bar}| {value}/{total} steps | loss {loss} | {tps} tok/s | ETA {eta}', !io.json && Boolean(process.stderr.isTTY));
   const stop = new AbortController();
   const onSig = () => stop.abort();
@@ -66,7 +91,7 @@ export async function runTrain(r: ResolvedTrain, io: { backend?: string; json: b
   process.once('SIGTERM', onSig);
   try {
     const s = await train({
-      model: r.model, config: r.config, data: data.train, val: data.val, outDir: r.out, resume: r.resume, signal: stop.signal,
+      model, config: r.config, data: data.train, val: data.val, outDir: r.out, resume: r.resume, signal: stop.signal,
       workers, backend: be.backend, tokenizer: data.tokenizer?.toJSON(),
       meta: { backend: be.backend },
       onStep: (p) => bar.update(p.step, { loss: p.loss.toFixed(4), tps: Math.round(p.tokensPerSec), eta: formatDuration(p.etaSec) }),

@@ -118,6 +118,11 @@ function resumePoint(o: TrainOptions, file: string) {
   if (!sameJson(ck.header.model, o.model)) {
     throw new KdError('resume-mismatch', `${file}: model config differs from this run's (checkpoint ${JSON.stringify(ck.header.model)})`);
   }
+  // same vocabulary size is not enough: ids must mean the same byte strings
+  const vocab = (t: unknown) => (t && typeof t === 'object' ? (t as { tokens?: unknown }).tokens : undefined);
+  if (o.tokenizer !== undefined && ck.header.tokenizer !== undefined && !sameJson(vocab(ck.header.tokenizer), vocab(o.tokenizer))) {
+    throw new KdError('resume-mismatch', `${file}: trained with another tokenizer than this run's data; rebuild the data with the checkpoint's tokenizer or start a new run`);
+  }
   if (!ck.header.state || !ck.header.train) throw new KdError('resume-mismatch', `${file}: has no training state to resume (was it exported or compressed?)`);
   const saved = ck.header.train as Record<string, unknown>;
   const changed = Object.keys(o.config).filter((k) => !CADENCE.has(k) && !sameJson(saved[k], (o.config as unknown as Record<string, unknown>)[k]));

@@ -1,0 +1,125 @@
+/**
+ * `kd dataset build | inspect | import`: thin shells over src/dataset. Handlers import the stage
+ * lazily so `--help` loads neither Arrow nor the tokenizer.
+ */
+import type { Argv, CommandModule } from 'yargs';
+import type { BuildOptions, BuildSummary } from '../dataset/build.js';
+import type { ImportOptions, ImportSummary } from '../dataset/import.js';
+import type { Inspection } from '../dataset/inspect.js';
+import { KdError } from '../errors.js';
+
+export interface DatasetBuildArgs { from: string; out: string; vocabSize?: number; valFraction?: number; seed?: number; shardMb?: number; force?: boolean; json?: boolean }
+export interface DatasetInspectArgs { dir: string; json?: boolean }
+export interface DatasetImportArgs { from: string; out: string; topK?: number; force?: boolean; json?: boolean }
+
+/** argv → build options (pure). */
+export function buildOptionsFromArgs(a: DatasetBuildArgs): BuildOptions {
+  if (a.shardMb !== undefined && !(a.shardMb > 0)) throw new KdError('bad-option', `--shard-mb must be > 0, got ${a.shardMb}`);
+  return {
+    from: a.from, out: a.out, vocabSize: a.vocabSize, valFraction: a.valFraction, seed: a.seed,
+    shardBytes: a.shardMb === undefined ? undefined : Math.round(a.shardMb * 1024 * 1024), force: a.force,
+  };
+}
+
+export function importOptionsFromArgs(a: DatasetImportArgs): ImportOptions {
+  if (a.topK !== undefined && (!Number.isInteger(a.topK) || a.topK < 1)) throw new KdError('bad-option', `--top-k must be a positive integer, got ${a.topK}`);
+  return { from: a.from, out: a.out, topK: a.topK, force: a.force };
+}
+
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+const int = (x: number) => x.toLocaleString('en-US');
+
+export function formatBuild(s: BuildSummary): string {
+  const lines = [`kd dataset build → ${s.out}`,
+    `tokenizer: ${s.vocabSize} ids (256 bytes + ${s.vocabSize - 256} teacher tokens); teacher top-k mass kept one-to-one: ${pct(s.massKept)}`];
+  for (const [name, x] of Object.entries(s.splits)) {
+    lines.push(`${name.padEnd(5)} ${int(x.sequences)} sequences, ${int(x.tokens)} tokens, ${int(x.labelled)} labelled, ${x.shards} shard${x.shards === 1 ? '' : 's'}, ${(x.bytes / 1e6).toFixed(2)} MB`);
+  }
+  lines.push(`${s.bytesPerLabelled.toFixed(1)} bytes per labelled token at top-k ${s.topK} (target ≤ ${s.targetBytesPerLabelled})${s.bytesPerLabelled > s.targetBytesPerLabelled ? ' — OVER TARGET' : ''}; ${s.seconds.toFixed(1)} s`);
+  if (s.counts.bytesFromString > 0) lines.push(`note: ${int(s.counts.bytesFromString)} teacher tokens had no bytes; their UTF-8 string was used`);
+  return lines.join('\n');
+}
+
+export function formatInspection(r: Inspection): string {
+  const lines = [`${r.dir}: ${r.format} v${r.version}, built ${r.createdAt}, teacher ${r.teacherModels.join(', ') || 'unknown'}`,
+    `tokenizer ${r.tokenizer.hash.slice(0, 12)}…, ${r.tokenizer.vocabSize} ids, top-k ${r.topK}, ${r.bytesPerLabelled.toFixed(1)} bytes per labelled token (target ≤ ${r.targetBytesPerLabelled})`,
+    'split  sequences      tokens    labelled  entropy  mass kept  bytes/token  bytes/labelled'];
+  for (const [name, s] of Object.entries(r.splits)) {
+    lines.push(`${name.padEnd(5)} ${int(s.sequences).padStart(10)} ${int(s.tokens).padStart(11)} ${int(s.labelled).padStart(11)} ${s.meanEntropy.toFixed(3).padStart(8)} ${pct(s.massKept).padStart(10)} ${s.bytesPerToken.toFixed(1).padStart(12)} ${s.bytesPerLabelled.toFixed(1).padStart(15)}`);
+  }
+  return lines.join('\n');
+}
+
+const out = (s: string) => process.stdout.write(s + '\n');
+
+export const buildCommand: CommandModule<object, DatasetBuildArgs> = {
+  command: 'build',
+  describe: 'Build a soft-label dataset (student tokenizer, train/val Arrow shards, manifest) from raw teacher output',
+  builder: (y: Argv) => y
+    .option('from', { type: 'string', demandOption: true, describe: 'raw directory (datasets/NAME/raw), or a .jsonl/.csv of saved chat-completion responses' })
+    .option('out', { type: 'string', demandOption: true, describe: 'dataset directory (datasets/NAME)' })
+    .option('vocab-size', { type: 'number', describe: 'student vocabulary: 256 bytes + the most useful teacher tokens (default 8192)' })
+    .option('val-fraction', { type: 'number', describe: 'share of inputs held out for validation (default 0.05)' })
+    .option('seed', { type: 'number', describe: 'seed of the train/val split (default 0)' })
+    .option('shard-mb', { type: 'number', describe: 'bound on each shard\'s size in MiB (default 64)' })
+    .option('force', { type: 'boolean', describe: 'replace a dataset already in --out' })
+    .option('json', { type: 'boolean', describe: 'print the summary as JSON' })
+    .example('$0 dataset build --from datasets/sotu/raw --out datasets/sotu --vocab-size 4096', ''),
+  handler: async (argv) => {
+    const o = buildOptionsFromArgs(argv);
+    const [{ buildDataset }, { startProgress }] = await Promise.all([import('../dataset/build.js'), import('../progress.js')]);
+    // two passes over the raw shards; the total is known once the source is resolved
+    let bar: ReturnType<typeof startProgress> | undefined;
+    try {
+      const s = buildDataset({ ...o, onProgress: (done, total) => {
+        bar ??= startProgress(total, 'build |{bar}| {value}/{total} raw shards (2 passes) | ETA {eta}s', !argv.json && Boolean(process.stderr.isTTY));
+        bar.update(done, {});
+      } });
+      bar?.stop();
+      out(argv.json ? JSON.stringify(s) : formatBuild(s));
+    } finally {
+      bar?.stop();
+    }
+  },
+};
+
+const inspect: CommandModule<object, DatasetInspectArgs> = {
+  command: 'inspect <dir>',
+  describe: 'Per split: sequences, tokens, labelled positions, teacher entropy, mass kept, bytes per token (checks every shard)',
+  builder: (y: Argv) => y
+    .positional('dir', { type: 'string', demandOption: true, describe: 'dataset directory' })
+    .option('json', { type: 'boolean', describe: 'print JSON' }) as Argv<DatasetInspectArgs>,
+  handler: async (argv) => {
+    const { inspectDataset } = await import('../dataset/inspect.js');
+    const r = inspectDataset(argv.dir);
+    out(argv.json ? JSON.stringify(r) : formatInspection(r));
+  },
+};
+
+const importCmd: CommandModule<object, DatasetImportArgs> = {
+  command: 'import',
+  describe: 'Turn saved OpenAI chat-completion responses (JSONL or CSV, with logprobs) into raw shards',
+  builder: (y: Argv) => y
+    .option('from', { type: 'string', demandOption: true, describe: '.jsonl (completions, Batch API output lines, or {messages, response}) or .csv with a "response" column' })
+    .option('out', { type: 'string', demandOption: true, describe: 'raw directory to write (datasets/NAME/raw)' })
+    .option('top-k', { type: 'number', describe: 'alternatives kept per position (default 20)' })
+    .option('force', { type: 'boolean', describe: 'replace raw shards already in --out' })
+    .option('json', { type: 'boolean', describe: 'print the summary as JSON' }),
+  handler: async (argv) => {
+    const { importResponses } = await import('../dataset/import.js');
+    const s: ImportSummary = importResponses(importOptionsFromArgs(argv));
+    if (argv.json) {
+      out(JSON.stringify(s));
+      return;
+    }
+    out(`kd dataset import: ${s.records} records from ${s.lines} lines of ${s.file} → ${argv.out} (${s.shards.length} shard${s.shards.length === 1 ? '' : 's'})`);
+    if (s.rejected) out(`${s.rejected} lines rejected (see rejects.jsonl), e.g. line ${s.rejects[0].line}: ${s.rejects[0].reason}`);
+  },
+};
+
+export const datasetCommand: CommandModule<object, object> = {
+  command: 'dataset <command>',
+  describe: 'Build, inspect and import soft-label datasets',
+  builder: (y: Argv) => y.command(buildCommand).command(inspect).command(importCmd).demandCommand(1, 'Give a dataset command: build, inspect or import.'),
+  handler: () => {},
+};

@@ -1,0 +1,145 @@
+/**
+ * The soft-label dataset format written by `kd dataset build` and read by `kd train --data DIR`.
+ *
+ * Layout: DIR/{manifest.json, tokenizer.json, train-00000.arrow, …, val-00000.arrow, …}. Shards are
+ * Arrow IPC *file* format (footer → a truncated shard fails to open); manifest.json holds the sha256
+ * of every shard and is written last, so a directory without it is not a dataset.
+ *
+ * One row per sequence (one teacher answer, or one scored chunk of a text), in student token ids:
+ * - `ids` [L] the student input ids. A teacher token kept in the student vocabulary is one id; any
+ *   other becomes its greedy student encoding (`Tokenizer.encode(bytes)`: bytes and shorter kept
+ *   tokens). Chat answers start with the rendered prompt's greedy encoding.
+ * - `target_from`: position n has the hard target ids[n+1] when target_from ≤ n < L−1, else none.
+ *   Positions before it are context: the prompt (chat) or the overlap a score chunk shares with the
+ *   chunk before it (its text is labelled there). The last prompt position does predict the answer's
+ *   first token, so target_from is the last context position.
+ * - `mask` [L] 1 where position n carries the teacher's soft label for the next token. The label of
+ *   teacher token i sits on the position just before the FIRST student token of token i; the other
+ *   positions inside a split teacher token (its continuation bytes) get hard targets but mask 0.
+ *   A teacher token at position 0 has no predecessor, so its label is dropped.
+ * - `top_ids` / `top_logprobs` [labelled][k ≤ K]: per masked position in order, the teacher's top-k
+ *   projected onto student ids, best first, ids unique. An alternative not kept in the vocabulary
+ *   goes to the first student token of its encoding; alternatives landing on one id are merged by
+ *   log-sum-exp. Natural-log probabilities stored as float16 bits (see ./float16.ts for precision).
+ *
+ * Schema metadata: `kd.format` = {@link DATASET_FORMAT}, `kd.format_version`, `kd.split`,
+ * `kd.tokenizer_hash`. Readers refuse other formats and versions.
+ */
+import { Field, Float16, Int32, List, Schema, Uint16, Uint8, Utf8 } from 'apache-arrow';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { KdError } from '../errors.js';
+
+export const DATASET_FORMAT = 'kd-dataset';
+export const DATASET_FORMAT_VERSION = 1;
+export const DATASET_MANIFEST = 'manifest.json';
+export const DATASET_TOKENIZER = 'tokenizer.json';
+/** Student ids are Uint16: a mini student's vocabulary is at most this. */
+export const MAX_STUDENT_VOCAB = 65536;
+
+export type Split = 'train' | 'val';
+export const SPLITS: readonly Split[] = ['train', 'val'];
+
+const list = (t: ConstructorParameters<typeof Field>[1]) => new List(new Field('item', t, false));
+
+export const DATASET_FIELDS: Field[] = [
+  new Field('input_id', new Utf8(), false),
+  new Field('ids', list(new Uint16()), false),
+  new Field('mask', list(new Uint8()), false),
+  new Field('target_from', new Int32(), false),
+  new Field('top_ids', list(list(new Uint16())), false),
+  new Field('top_logprobs', list(list(new Float16())), false),
+];
+
+export function datasetSchema(split: Split, tokenizerHash: string): Schema {
+  return new Schema(DATASET_FIELDS, new Map([
+    ['kd.format', DATASET_FORMAT],
+    ['kd.format_version', String(DATASET_FORMAT_VERSION)],
+    ['kd.split', split],
+    ['kd.tokenizer_hash', tokenizerHash],
+  ]));
+}
+
+/** Refuses a shard of another format, version, tokenizer or column layout; names the file. */
+export function checkDatasetSchema(schema: Schema, file: string, tokenizerHash: string): void {
+  const format = schema.metadata.get('kd.format');
+  const version = schema.metadata.get('kd.format_version');
+  if (format !== DATASET_FORMAT) throw new KdError('DATASET_FORMAT', `${file}: not a kd dataset shard (kd.format is ${JSON.stringify(format ?? null)}, expected "${DATASET_FORMAT}")`);
+  if (version !== String(DATASET_FORMAT_VERSION)) {
+    throw new KdError('DATASET_VERSION', `${file}: dataset format version ${version} is not supported (this kd reads version ${DATASET_FORMAT_VERSION}); rebuild with kd dataset build or upgrade kd`);
+  }
+  const hash = schema.metadata.get('kd.tokenizer_hash');
+  if (hash !== tokenizerHash) throw new KdError('TOKENIZER_MISMATCH', `${file}: built with tokenizer ${hash?.slice(0, 12)}…, but the dataset's tokenizer is ${tokenizerHash.slice(0, 12)}…; rebuild the dataset`);
+  for (const f of DATASET_FIELDS) {
+    const g = schema.fields.find((x) => x.name === f.name);
+    if (!g || String(g.type) !== String(f.type)) throw new KdError('DATASET_SCHEMA', `${file}: column "${f.name}" is ${g ? `${g.type}, expected ${f.type}` : 'missing'}`);
+  }
+}
+
+export const shardName = (split: Split, index: number): string => `${split}-${String(index).padStart(5, '0')}.arrow`;
+
+export interface ShardInfo {
+  file: string;
+  sha256: string;
+  bytes: number;
+  /** Arrow record batches in the shard: the reader's unit of shuffling */
+  batches: number;
+  sequences: number;
+  tokens: number;
+  labelled: number;
+}
+
+export interface SplitStats {
+  sequences: number;
+  /** student positions */
+  tokens: number;
+  /** positions with a soft label */
+  labelled: number;
+  /** positions with a hard target */
+  targeted: number;
+  /** mean entropy (nats) of the teacher's renormalised top-k over labelled positions */
+  meanEntropy: number;
+  /** share of the teacher's top-k mass on alternatives that are one student id */
+  massKept: number;
+  /** shard bytes / labelled positions */
+  bytesPerLabelled: number;
+  bytes: number;
+  shards: ShardInfo[];
+}
+
+export interface DatasetManifest {
+  format: typeof DATASET_FORMAT;
+  version: number;
+  kdVersion: string;
+  createdAt: string;
+  /** the largest top-k of any position: the K of training batches */
+  topK: number;
+  teacher: { models: string[] };
+  tokenizer: { file: string; hash: string; vocabSize: number; massKept: number };
+  params: { vocabSize: number; valFraction: number; seed: number; shardBytes: number };
+  source: { dir: string; files: { file: string; sha256: string; bytes: number }[] };
+  counts: Record<string, number>;
+  /** bytes per labelled position over both splits; the target is ≤ 6·topK + 16 */
+  bytesPerLabelled: number;
+  splits: Record<Split, SplitStats>;
+}
+
+/** Reads and checks DIR/manifest.json; every failure names the file. */
+export function readDatasetManifest(dir: string): DatasetManifest {
+  const file = join(dir, DATASET_MANIFEST);
+  if (!existsSync(file)) throw new KdError('NOT_A_DATASET', `${file}: missing — ${dir} is not a kd dataset (build one with kd dataset build)`);
+  let m: DatasetManifest;
+  try {
+    m = JSON.parse(readFileSync(file, 'utf8')) as DatasetManifest;
+  } catch (e) {
+    throw new KdError('DATASET_MANIFEST', `${file}: not valid JSON (${(e as Error).message}); rebuild with kd dataset build --force`);
+  }
+  if (!m || m.format !== DATASET_FORMAT) throw new KdError('DATASET_FORMAT', `${file}: not a kd dataset manifest (format ${JSON.stringify(m?.format ?? null)})`);
+  if (m.version !== DATASET_FORMAT_VERSION) {
+    throw new KdError('DATASET_VERSION', `${file}: dataset format version ${m.version} is not supported (this kd reads version ${DATASET_FORMAT_VERSION}); rebuild or upgrade kd`);
+  }
+  for (const s of SPLITS) {
+    if (!m.splits?.[s] || !Array.isArray(m.splits[s].shards)) throw new KdError('DATASET_MANIFEST', `${file}: splits.${s}.shards is missing`);
+  }
+  return m;
+}
