@@ -22,6 +22,7 @@ export interface StageKindDef {
 export const STAGES: Record<StageKind, StageKindDef> = {
   tokenizer: { command: ['tokenizer', 'train'], inputs: ['corpus'], out: 'out', outIsFile: true },
   collect: { command: ['collect'], inputs: ['input'], out: 'out' },
+  merge: { command: ['dataset', 'merge'], inputs: ['from'], out: 'out', force: 'force' },
   dataset: { command: ['dataset', 'build'], inputs: ['from'], out: 'out', force: 'force' },
   train: { command: ['train'], inputs: ['data', 'config', 'tokenizer'], out: 'out', resume: 'resume', force: 'force' },
   prune: { command: ['prune'], inputs: ['checkpoint', 'data'], out: 'out', force: 'force' },

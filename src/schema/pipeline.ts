@@ -14,7 +14,7 @@
 import { z } from 'zod';
 
 export const PIPELINE_VERSION = 1;
-export const STAGE_KINDS = ['tokenizer', 'collect', 'dataset', 'train', 'prune', 'quantize', 'export', 'eval'] as const;
+export const STAGE_KINDS = ['tokenizer', 'collect', 'merge', 'dataset', 'train', 'prune', 'quantize', 'export', 'eval'] as const;
 export type StageKind = (typeof STAGE_KINDS)[number];
 
 const serviceSchema = z.strictObject({
