@@ -141,11 +141,11 @@ export const mergeCommand: CommandModule<object, DatasetMergeArgs> = {
   command: 'merge',
   describe: 'Merge raw directories (the shards of kd collect --shard i/n) into one for kd dataset build, dropping duplicate requests',
   builder: (y: Argv) => y
-    .option('from', { type: 'string', array: true, demandOption: true, describe: 'a raw directory; repeat it (the first one holding a request keeps it)' })
+    .option('from', { type: 'string', array: true, demandOption: true, describe: 'raw directories: repeat --from, or give several (a shell glob); on a duplicate request the first one wins' })
     .option('out', { type: 'string', demandOption: true, describe: 'raw directory to write (datasets/NAME/raw)' })
     .option('force', { type: 'boolean', describe: 'replace a non-empty --out' })
     .option('json', { type: 'boolean', describe: 'print the summary as JSON' })
-    .example('$0 dataset merge --from datasets/sotu/raw-shard-0-of-2 --from datasets/sotu/raw-shard-1-of-2 --out datasets/sotu/raw', '') as Argv<DatasetMergeArgs>,
+    .example('$0 dataset merge --from datasets/sotu/raw-shard-*-of-8 --out datasets/sotu/raw', '') as Argv<DatasetMergeArgs>,
   handler: async (argv) => {
     const { mergeRaw } = await import('../dataset/merge.js');
     const s = mergeRaw(mergeOptionsFromArgs(argv));

@@ -3,7 +3,7 @@
  * overlapping runs) → one raw directory that `kd dataset build --from` reads.
  *
  * Every input shard is checked (format and version, no torn tail) and no input may be unfinished
- * (a `.partial` shard, or a manifest still "running"): all checks pass before anything is written.
+ * (a `.partial` shard, or a manifest still "running"); any failure leaves --out as it was.
  * A request hash is kept from the first --from that holds it; later copies are dropped and counted
  * (the same row collected twice must train once). A shard with nothing dropped is copied byte for
  * byte; one with drops is re-encoded without them. Rejects are concatenated, de-duplicated by row id

@@ -113,6 +113,11 @@ describe('kd dataset merge', () => {
     expect(JSON.parse(io.out())).toMatchObject({ counts: { requests: 9, duplicate_requests: 3 } });
     vi.restoreAllMocks();
     io = capture();
+    // a shell glob expands to `--from dir1 dir2 …`
+    expect(await main(['dataset', 'merge', '--from', a, b, '--out', path.join(root, 'glob'), '--json'])).toBe(0);
+    expect(JSON.parse(io.out()).sources.map((x: { dir: string }) => x.dir)).toEqual([a, b]);
+    vi.restoreAllMocks();
+    io = capture();
     expect(await main(['dataset', 'merge', '--from', a, '--out', path.join(root, 'cli2')])).toBe(0);
     expect(io.out()).toMatch(/^kd dataset merge → .*cli2: 12 records \(6 requests\) in 1 shard from 1 source\n/);
     vi.restoreAllMocks();
