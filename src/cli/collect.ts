@@ -1,6 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import type { CollectInput } from '../collect/options.js';
 import type { CollectSummary } from '../collect/collect.js';
+import { parseShardSpec } from '../collect/partition.js';
 
 export interface CollectArgs {
   teacherUrl?: string;
@@ -32,6 +33,7 @@ export interface CollectArgs {
   priceOut?: number;
   prices?: string;
   shardMb?: number;
+  shard?: string;
   dryRun?: boolean;
   json?: boolean;
 }
@@ -68,6 +70,7 @@ export function collectOptionsFromArgs(a: CollectArgs): CollectInput {
     priceOut: a.priceOut,
     pricesFile: a.prices,
     shardBytes: a.shardMb === undefined ? undefined : Math.round(a.shardMb * 1024 * 1024),
+    shard: a.shard === undefined ? undefined : parseShardSpec(a.shard),
     dryRun: a.dryRun,
   };
 }
@@ -79,13 +82,13 @@ export function formatCollectSummary(s: CollectSummary): string {
   if (s.dryRun && s.estimate) {
     const e = s.estimate;
     return [
-      `dry run: ${s.rows} rows → ${s.requestsTotal} requests (${s.alreadyDone} already done, ${s.pending} to send) to ${s.model}`,
+      `dry run${s.shard ? ` of shard ${s.shard}` : ''}: ${s.rows} rows → ${s.requestsTotal} requests (${s.alreadyDone} already done, ${s.pending} to send) to ${s.model}`,
       `tokens   ~${e.promptTokens} prompt (${s.tokens.method}), ≤ ${e.maxCompletionTokens} completion`,
       `cost     ${usd(e.minCostUsd)} (prompts only) .. ${usd(e.maxCostUsd)} (every completion at max length) at $${s.price.input}/$${s.price.output} per 1M in/out (${s.price.source})`,
     ].join('\n');
   }
   const lines = [
-    `${s.stopReason === 'complete' ? 'collected' : `stopped (${s.stopReason})`}: ${s.answered} answered, ${s.rejected} rejected, ${s.alreadyDone} already done, ${s.pending} pending of ${s.requestsTotal} requests (${s.rows} rows)`,
+    `${s.stopReason === 'complete' ? 'collected' : `stopped (${s.stopReason})`}${s.shard ? ` shard ${s.shard}` : ''}: ${s.answered} answered, ${s.rejected} rejected, ${s.alreadyDone} already done, ${s.pending} pending of ${s.requestsTotal} requests (${s.rows} rows)`,
     `sent     ${s.sent} HTTP requests, ${s.retries} retries, ${s.reqPerSec.toFixed(1)} req/s over ${(s.elapsedMs / 1000).toFixed(1)} s`,
     `tokens   ${s.tokens.prompt} prompt + ${s.tokens.completion} completion`,
     `cost     ${usd(s.costUsd)} this run, ${usd(s.totalCostUsd)} in total (${s.price.source === 'unknown' ? 'no price known' : `$${s.price.input}/$${s.price.output} per 1M in/out`})`,
@@ -131,6 +134,8 @@ export const collectCommand: CommandModule<object, CollectArgs> = {
     .option('price-out', { type: 'number', describe: 'USD per 1M output tokens (overrides the table)' })
     .option('prices', { type: 'string', describe: 'JSON price file {"model": {"input": USD/1M, "output": USD/1M}}' })
     .option('shard-mb', { type: 'number', describe: 'roll to a new shard after this many MiB (default 256)' })
+    // requiresArg: the value is taken even when it looks like a flag ("-1/4" gets the --shard error, not "unknown argument 1")
+    .option('shard', { type: 'string', requiresArg: true, describe: 'i/n: collect only slice i (0 ≤ i < n) of the input rows, by a hash of each row id; one --out per shard, then kd dataset merge (Kubernetes: --shard $JOB_COMPLETION_INDEX/8)' })
     .option('dry-run', { type: 'boolean', default: false, describe: 'estimate tokens and cost without calling the teacher' })
     .option('json', { type: 'boolean', default: false, describe: 'print one JSON summary on stdout' }) as Argv<CollectArgs>,
   handler: async (argv) => {

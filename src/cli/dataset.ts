@@ -1,15 +1,17 @@
 /**
- * `kd dataset build | inspect | import`: thin shells over src/dataset. Handlers import the stage
+ * `kd dataset build | inspect | import | merge`: thin shells over src/dataset. Handlers import the stage
  * lazily so `--help` loads neither Arrow nor the tokenizer.
  */
 import type { Argv, CommandModule } from 'yargs';
 import type { BuildOptions, BuildSummary } from '../dataset/build.js';
 import type { ImportOptions, ImportSummary } from '../dataset/import.js';
 import type { Inspection } from '../dataset/inspect.js';
+import type { MergeOptions, MergeSummary } from '../dataset/merge.js';
 import { KdError } from '../errors.js';
 
 export interface DatasetBuildArgs { from: string; out: string; vocabSize?: number; valFraction?: number; seed?: number; shardMb?: number; force?: boolean; json?: boolean }
 export interface DatasetInspectArgs { dir: string; json?: boolean }
+export interface DatasetMergeArgs { from: string[]; out: string; force?: boolean; json?: boolean }
 export interface DatasetImportArgs { from: string; out: string; topK?: number; force?: boolean; json?: boolean }
 
 /** argv → build options (pure). */
@@ -26,6 +28,11 @@ export function importOptionsFromArgs(a: DatasetImportArgs): ImportOptions {
   return { from: a.from, out: a.out, topK: a.topK, force: a.force };
 }
 
+/** argv → merge options (pure); yargs gives a string for a single --from. */
+export function mergeOptionsFromArgs(a: DatasetMergeArgs): MergeOptions {
+  return { from: ([] as string[]).concat(a.from ?? []), out: a.out, force: a.force };
+}
+
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 const int = (x: number) => x.toLocaleString('en-US');
 
@@ -37,6 +44,19 @@ export function formatBuild(s: BuildSummary): string {
   }
   lines.push(`${s.bytesPerLabelled.toFixed(1)} bytes per labelled token at top-k ${s.topK} (target ≤ ${s.targetBytesPerLabelled})${s.bytesPerLabelled > s.targetBytesPerLabelled ? ' — OVER TARGET' : ''}; ${s.seconds.toFixed(1)} s`);
   if (s.counts.bytesFromString > 0) lines.push(`note: ${int(s.counts.bytesFromString)} teacher tokens had no bytes; their UTF-8 string was used`);
+  return lines.join('\n');
+}
+
+export function formatMerge(s: MergeSummary): string {
+  const c = s.counts;
+  const lines = [`kd dataset merge → ${s.out}: ${int(c.records)} records (${int(c.requests)} requests) in ${s.shards.length} shard${s.shards.length === 1 ? '' : 's'} from ${s.sources.length} source${s.sources.length === 1 ? '' : 's'}`,
+    `duplicates dropped: ${int(c.duplicate_requests)} request${c.duplicate_requests === 1 ? '' : 's'} (${int(c.duplicate_records)} records), ${int(c.duplicate_rejects)} reject line${c.duplicate_rejects === 1 ? '' : 's'}; ${int(c.rejects)} rejects kept`,
+    `tokens ${int(s.tokens.prompt)} prompt + ${int(s.tokens.completion)} completion; $${s.cost_usd.toFixed(4)} spent on the sources; teacher ${s.teacher.models.join(', ') || 'unknown'}`];
+  for (const src of s.sources) {
+    const m = src.manifest;
+    lines.push(`  ${src.dir}${m?.shard ? ` (shard ${m.shard.index}/${m.shard.count})` : ''}: ${int(src.records)} records kept, ${int(src.duplicate_records)} duplicates, ${int(src.rejects)} rejects${m?.status ? `, ${m.status}` : ''}`);
+  }
+  for (const n of s.notes) lines.push(`note: ${n}`);
   return lines.join('\n');
 }
 
@@ -117,9 +137,25 @@ const importCmd: CommandModule<object, DatasetImportArgs> = {
   },
 };
 
+export const mergeCommand: CommandModule<object, DatasetMergeArgs> = {
+  command: 'merge',
+  describe: 'Merge raw directories (the shards of kd collect --shard i/n) into one for kd dataset build, dropping duplicate requests',
+  builder: (y: Argv) => y
+    .option('from', { type: 'string', array: true, demandOption: true, describe: 'raw directories: repeat --from, or give several (a shell glob); on a duplicate request the first one wins' })
+    .option('out', { type: 'string', demandOption: true, describe: 'raw directory to write (datasets/NAME/raw)' })
+    .option('force', { type: 'boolean', describe: 'replace a non-empty --out' })
+    .option('json', { type: 'boolean', describe: 'print the summary as JSON' })
+    .example('$0 dataset merge --from datasets/sotu/raw-shard-*-of-8 --out datasets/sotu/raw', '') as Argv<DatasetMergeArgs>,
+  handler: async (argv) => {
+    const { mergeRaw } = await import('../dataset/merge.js');
+    const s = mergeRaw(mergeOptionsFromArgs(argv));
+    out(argv.json ? JSON.stringify(s) : formatMerge(s));
+  },
+};
+
 export const datasetCommand: CommandModule<object, object> = {
   command: 'dataset <command>',
   describe: 'Build, inspect and import soft-label datasets',
-  builder: (y: Argv) => y.command(buildCommand).command(inspect).command(importCmd).demandCommand(1, 'Give a dataset command: build, inspect or import.'),
+  builder: (y: Argv) => y.command(buildCommand).command(inspect).command(importCmd).command(mergeCommand).demandCommand(1, 'Give a dataset command: build, inspect, import or merge.'),
   handler: () => {},
 };

@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { collectCommand } from './collect.js';
 import { exportCommand, pruneCommand, quantizeCommand } from './compress.js';
-import { buildCommand, datasetCommand } from './dataset.js';
+import { buildCommand, datasetCommand, mergeCommand } from './dataset.js';
 import { doctorCommand } from './doctor.js';
 import { evalCommand } from './eval.js';
 import { runCommand } from './run.js';
@@ -15,4 +15,4 @@ export const commands: CommandModule<any, any>[] = [runCommand, collectCommand, 
 
 /** Subcommands of the nested commands, for validating pipeline stages without running anything. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const subcommands: Record<string, CommandModule<any, any>[]> = { tokenizer: [tokenizerTrainCommand], dataset: [buildCommand] };
+export const subcommands: Record<string, CommandModule<any, any>[]> = { tokenizer: [tokenizerTrainCommand], dataset: [buildCommand, mergeCommand] };

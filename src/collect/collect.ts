@@ -3,6 +3,9 @@
  * for log-probs (chat: generated tokens with top-k; score: teacher-forced top-k over given text),
  * and appends raw records to Arrow stream shards, exactly once per request across kills and restarts.
  *
+ * With `shard` (`--shard i/n`) only the input rows of that slice exist for this run: others are
+ * neither sent, rejected nor counted; the rest (resume, exactly-once) is per output directory as ever.
+ *
  * Plan, then run: a first pass over the input checks it (structural errors before any request),
  * counts requests and what is already done; `dryRun` stops there with a token and cost estimate.
  */
@@ -12,6 +15,7 @@ import { KdError } from '../errors.js';
 import { rawSchema, type RawRecord } from '../schema/raw.js';
 import { makeTeacherClient, SendError, type TeacherClient } from './client.js';
 import { readInput, type InputRow } from './input.js';
+import { formatShard, inShard } from './partition.js';
 import { RejectWriter, REJECTS_FILE, scanLedger, type LedgerScan, type RejectLine } from './ledger.js';
 import {
   hashFile, kdVersion, readManifest, shapeHash, writeManifest, type CollectManifest, type CollectRunRecord,
@@ -33,6 +37,8 @@ export interface CollectSummary {
   mode: CollectOptions['mode'];
   model: string;
   dryRun: boolean;
+  /** "i/n" with --shard: rows, requests and counts are those of this slice only. */
+  shard: string | null;
   stopReason: StopReason;
   /** Why the run stopped early, for people. */
   stopDetail: string | null;
@@ -69,6 +75,8 @@ type Task =
 
 async function* tasks(o: CollectOptions, p: RequestParams): AsyncGenerator<Task> {
   for await (const row of readInput({ file: o.input, mode: o.mode, format: o.format, column: o.column, idColumn: o.idColumn, systemColumn: o.systemColumn, system: o.system })) {
+    // Other shards' rows are still parsed (a malformed file fails the same on every shard), then skipped.
+    if (!inShard(row.id, o.shard)) continue;
     if (row.reject) yield { kind: 'reject', row, hash: rowRejectHash(row) };
     else for (const req of planRequests(row, p)) yield { kind: 'request', req };
   }
@@ -142,11 +150,16 @@ export async function collect(input: CollectInput, rt: CollectRuntime = {}): Pro
     const changed = Object.keys(shape).filter((k) => JSON.stringify(shape[k]) !== JSON.stringify(previous.request_shape?.[k]));
     throw new KdError('RESUME_MISMATCH', `${out} holds a collection made with other request options (${changed.join(', ') || 'request shape'} differ); use a new --out, or the same options to resume`);
   }
+  const shard = o.shard ? formatShard(o.shard) : null;
+  const previousShard = previous?.shard ? formatShard(previous.shard) : null;
+  if (previous && previousShard !== shard && ledger.done.size > 0) {
+    throw new KdError('RESUME_MISMATCH', `${out} holds ${previousShard ? `shard ${previousShard}` : 'an unsharded collection'}, not ${shard ? `shard ${shard}` : 'an unsharded one'}; give each shard its own --out (e.g. datasets/NAME/raw-shard-${o.shard?.index ?? 'I'}-of-${o.shard?.count ?? 'N'})`);
+  }
   const priorCost = costUsd(price, ledger.usage.promptTokens, ledger.usage.completionTokens, ledger.usage.cachedTokens);
 
   const planned = await plan(o, p, ledger, counter, price, o.dryRun);
   const summary: CollectSummary = {
-    out, mode: o.mode, model: o.model, dryRun: o.dryRun, stopReason: 'complete', stopDetail: null,
+    out, mode: o.mode, model: o.model, dryRun: o.dryRun, shard, stopReason: 'complete', stopDetail: null,
     rows: planned.rows, requestsTotal: planned.requests, alreadyDone: planned.alreadyDone, answered: 0, rejected: 0,
     pending: planned.requests - planned.alreadyDone, sent: 0, retries: 0, failedRequests: 0, records: 0,
     tokens: { prompt: 0, completion: 0, method: counter.method }, costUsd: 0, totalCostUsd: priorCost, price,
@@ -171,7 +184,7 @@ export async function collect(input: CollectInput, rt: CollectRuntime = {}): Pro
     format: 'kd-collect-manifest', version: 1, kd_version: kdVersion(), status,
     stop_reason: status === 'running' ? null : summary.stopReason,
     created_at: previous?.created_at ?? startedAt, updated_at: new Date().toISOString(),
-    input: { file: o.input, ...inputHash }, options: recordedOptions(o), request_shape: shape, request_shape_hash: shapeId,
+    input: { file: o.input, ...inputHash }, shard: o.shard ?? null, options: recordedOptions(o), request_shape: shape, request_shape_hash: shapeId,
     teacher: { base_url: safeUrl(client.baseURL), model: o.model, models_seen: [...models].sort(), system_fingerprints: [...fingerprints].sort() },
     counts: { requests_total: summary.requestsTotal, records: ledger.records + summary.records, rejects: ledger.rejects + summary.rejected, pending: summary.pending },
     tokens: { prompt: ledger.usage.promptTokens + summary.tokens.prompt, completion: ledger.usage.completionTokens + summary.tokens.completion, cached: ledger.usage.cachedTokens + cachedTokens, estimate_method: counter.method },

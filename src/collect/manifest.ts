@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ShardSpec } from './partition.js';
 import { canonicalJson } from './request.js';
 
 export const MANIFEST_FILE = 'manifest.json';
@@ -32,6 +33,8 @@ export interface CollectManifest {
   created_at: string;
   updated_at: string;
   input: { file: string; sha256: string; bytes: number };
+  /** The slice of the input rows this directory holds (`kd collect --shard`); null: all of them. Absent before sharding existed. */
+  shard?: ShardSpec | null;
   options: Record<string, unknown>;
   request_shape: Record<string, unknown>;
   request_shape_hash: string;

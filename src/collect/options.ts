@@ -4,6 +4,7 @@
  */
 import { KdError } from '../errors.js';
 import type { CollectMode, InputFormat } from './input.js';
+import { checkShardSpec, type ShardSpec } from './partition.js';
 import { effectiveTopK, isOpenAIModel, type RequestParams, type ScoreApi } from './request.js';
 
 export interface CollectOptions {
@@ -38,6 +39,8 @@ export interface CollectOptions {
   priceOut?: number;
   pricesFile?: string;
   shardBytes: number;
+  /** Collect only this slice of the input rows (fan-out over machines); absent: every row. */
+  shard?: ShardSpec;
   dryRun: boolean;
 }
 
@@ -103,6 +106,7 @@ export function resolveCollectOptions(o: CollectInput): CollectOptions {
   num('price-in', r.priceIn, 0);
   num('price-out', r.priceOut, 0);
   int('shard-bytes', r.shardBytes, 1024);
+  if (r.shard !== undefined) r.shard = checkShardSpec(r.shard);
   return r;
 }
 

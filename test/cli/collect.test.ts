@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli.js';
 import { collectOptionsFromArgs, formatCollectSummary } from '../../src/cli/collect.js';
+import type { CollectSummary } from '../../src/collect/collect.js';
 import { recordedOptions, requestShape, resolveCollectOptions } from '../../src/collect/options.js';
 import { progressFields } from '../../src/collect/progress.js';
 import { startTeacherServer, type TeacherServer } from '../collect/teacher-server.js';
@@ -85,14 +86,43 @@ describe('kd collect flags', () => {
     expect(io.out()).toContain('$0.0000 (prompts only) .. $0.0001');
   });
 
+  it.each(['3/2', '-1/4', '1/0', 'a/b'])('--shard %s: one kd: line, exit 1, nothing sent', async (v) => {
+    const dir = mkdtempSync(join(tmpdir(), 'kd-cli-'));
+    const input = join(dir, 'p.jsonl');
+    writeFileSync(input, '{"prompt":"hello world"}\n');
+    const io = capture();
+    expect(await main(['collect', '--teacher-url', 'http://127.0.0.1:1/v1', '--model', 'm', '--input', input, '--out', join(dir, 'raw'), '--shard', v])).toBe(1);
+    expect(io.err()).toMatch(new RegExp(`^kd: --shard: "${v.replace('/', '\\/')}" is not valid \\([^\\n]*\\); want i/n with 0 ≤ i < n, e.g. --shard 0/8 … --shard 7/8\\n$`));
+  });
+
+  it('--shard i/n maps to a spec and the dry run names it', async () => {
+    expect(collectOptionsFromArgs({ model: 'm', input: 'i', out: 'o', shard: '1/4' }).shard).toEqual({ index: 1, count: 4 });
+    const dir = mkdtempSync(join(tmpdir(), 'kd-cli-'));
+    const input = join(dir, 'p.jsonl');
+    writeFileSync(input, Array.from({ length: 40 }, (_, i) => JSON.stringify({ id: `r${i}`, prompt: 'hi' })).join('\n') + '\n');
+    let rows = 0;
+    for (const i of [0, 1, 2, 3]) {
+      const io = capture();
+      expect(await main(['collect', '--model', 'gpt-4o', '--input', input, '--out', join(dir, 'raw'), '--dry-run', '--shard', `${i}/4`, '--json'])).toBe(0);
+      const s = JSON.parse(io.out());
+      expect(s.shard).toBe(`${i}/4`);
+      expect(s.rows).toBeLessThan(40);
+      rows += s.rows;
+      vi.restoreAllMocks();
+    }
+    expect(rows).toBe(40);
+  });
+
   it('formats a stopped run with its reason', () => {
-    const text = formatCollectSummary({
-      out: '/o', mode: 'chat', model: 'm', dryRun: false, stopReason: 'budget', stopDetail: 'stopped before passing --max-cost $1', rows: 2, requestsTotal: 2,
+    const summary: CollectSummary = {
+      out: '/o', mode: 'chat', model: 'm', dryRun: false, shard: null, stopReason: 'budget', stopDetail: 'stopped before passing --max-cost $1', rows: 2, requestsTotal: 2,
       alreadyDone: 0, answered: 1, rejected: 0, pending: 1, sent: 1, retries: 0, failedRequests: 0, records: 1, tokens: { prompt: 5, completion: 3, method: 'x' },
       costUsd: 0.9, totalCostUsd: 0.9, price: { input: 1, output: 2, source: 'flags' }, elapsedMs: 1000, reqPerSec: 1, systemFingerprints: [], repairs: [],
       parseStats: { positions: 3, sentinels: 0, shortTopK: 0, missingBytes: 0 },
-    });
+    };
+    const text = formatCollectSummary(summary);
     expect(text).toMatch(/^stopped \(budget\): 1 answered/);
+    expect(formatCollectSummary({ ...summary, shard: '1/4' })).toMatch(/^stopped \(budget\) shard 1\/4: 1 answered/);
     expect(text).toContain('why      stopped before passing --max-cost $1');
     expect(text).toContain('cost     $0.9000 this run');
   });
