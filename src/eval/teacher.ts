@@ -62,26 +62,53 @@ function readJson(file: string): Record<string, unknown> | null {
   }
 }
 
-/** The collect manifest behind a dataset directory: raw/manifest.json, or one embedded in manifest.json. */
-function findCollectManifest(dir: string): { file: string; m: CollectManifest } | null {
+/** A merged raw directory's manifest (kd dataset merge): totals over its collections. */
+interface MergeManifest {
+  format: 'kd-raw-merge';
+  teacher?: { models?: string[] };
+  counts?: { requests?: number };
+  tokens?: { prompt?: number; completion?: number };
+  cost_usd?: number;
+}
+
+/**
+ * The collection behind a dataset directory: the raw directory it was built from (its manifest's
+ * source.dir, else DIR/raw) — a kd collect manifest, or a kd dataset merge one over several — or a
+ * collect manifest embedded in the dataset's manifest.json.
+ */
+function findCollection(dir: string): { file: string; rawDir: string | null; m: CollectManifest } | null {
   const isCollect = (v: unknown): v is CollectManifest => Boolean(v && typeof v === 'object' && (v as { format?: unknown }).format === 'kd-collect-manifest');
-  for (const file of [path.join(dir, 'raw', 'manifest.json'), path.join(dir, 'manifest.json')]) {
+  const own = readJson(path.join(dir, 'manifest.json'));
+  const source = (own?.source as { dir?: unknown } | undefined)?.dir;
+  const rawDirs = [...(typeof source === 'string' ? [source, path.resolve(dir, '..', path.basename(source))] : []), path.join(dir, 'raw')];
+  for (const rawDir of rawDirs) {
+    const file = path.join(rawDir, 'manifest.json');
     const j = readJson(file);
-    if (isCollect(j)) return { file, m: j };
-    if (j && isCollect(j.collect)) return { file, m: j.collect };
+    if (isCollect(j)) return { file, rawDir, m: j };
+    if (j && (j as { format?: unknown }).format === 'kd-raw-merge') {
+      const mm = j as unknown as MergeManifest;
+      const model = mm.teacher?.models?.[0] ?? null;
+      const price = model ? resolvePrice(model) : { input: 0, output: 0, source: 'unknown' };
+      const m = {
+        format: 'kd-collect-manifest', teacher: { model }, counts: { records: mm.counts?.requests ?? 0 },
+        tokens: { prompt: mm.tokens?.prompt ?? 0, completion: mm.tokens?.completion ?? 0 }, cost_usd: mm.cost_usd ?? 0,
+        price: { input: price.input, output: price.output, source: price.source },
+      } as unknown as CollectManifest;
+      return { file, rawDir, m };
+    }
   }
+  if (own && isCollect(own.collect)) return { file: path.join(dir, 'manifest.json'), rawDir: null, m: own.collect };
   return null;
 }
 
 /** Collection figures of a dataset directory; null when it has no collection records (e.g. synthetic). */
 export function readCollection(dataDir: string): CollectionFigures | null {
   if (!fs.existsSync(dataDir) || !fs.statSync(dataDir).isDirectory()) return null;
-  const found = findCollectManifest(dataDir);
+  const found = findCollection(dataDir);
   if (!found) return null;
-  const { m, file } = found;
+  const { m, file, rawDir } = found;
   let latency: TeacherLatency | null = null;
-  const rawDir = path.join(dataDir, 'raw');
-  if (fs.existsSync(rawDir)) {
+  if (rawDir && fs.existsSync(rawDir)) {
     const lat: number[] = [], comp: (number | null)[] = [];
     for (const shard of listRawShards(rawDir)) {
       const cols = readRawColumns(fs.readFileSync(shard), shard, ['latency_ms', 'completion_tokens', 'choice_index'] as const);
