@@ -12,6 +12,7 @@ import yargs, { type CommandModule } from 'yargs';
 import { writeJsonAtomic } from '../atomic.js';
 import { KdError } from '../errors.js';
 import type { StageKind } from '../schema/pipeline.js';
+import { tsxNodeArgs } from '../tsx.js';
 import { KD_VERSION } from '../version.js';
 import { hashInput, sha256 } from './hash.js';
 import { type LoadedPipeline, at, loadPipeline } from './load.js';
@@ -59,7 +60,7 @@ const SERVICE_REF = /\$\{services\.([A-Za-z0-9_-]+)\.url\}/g;
 function kdCommand(): string[] {
   const here = fileURLToPath(import.meta.url);
   const root = path.resolve(path.dirname(here), '..', '..');
-  return here.endsWith('.ts') ? ['--import', 'tsx', path.join(root, 'src', 'cli.ts')] : [path.join(root, 'dist', 'cli.js')];
+  return here.endsWith('.ts') ? [...tsxNodeArgs(), path.join(root, 'src', 'cli.ts')] : [path.join(root, 'dist', 'cli.js')];
 }
 
 /** Parse argv with the command's own yargs definition (strict): the same checks a user gets. */

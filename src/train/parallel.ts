@@ -10,6 +10,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { KdError } from '../errors.js';
+import { tsxEsmApiUrl } from '../tsx.js';
 import type { ModelConfig } from '../model/config.js';
 import { type Model, disposeModel, initModel, modelFromArrays, paramShapes } from '../model/gpt.js';
 import type { NamedArray } from '../schema/checkpoint.js';
@@ -82,7 +83,7 @@ class WorkerHandle {
 function spawnWorker(workerData: WorkerInit): Worker {
   if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./worker.js', import.meta.url), { workerData });
   const script = new URL('./worker.ts', import.meta.url).href;
-  const boot = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(script)}); });`;
+  const boot = `import(${JSON.stringify(tsxEsmApiUrl())}).then((m) => { m.register(); return import(${JSON.stringify(script)}); });`;
   return new Worker(boot, { eval: true, workerData });
 }
 

@@ -1,0 +1,59 @@
+/**
+ * The offline demo end to end (issue: "npm ci then npm run demo"): kd serve with the embedded teacher,
+ * collect over HTTP in score and chat mode, merge, dataset, train, prune, quantize, export, eval —
+ * then a second run that finds every stage up to date. Runs in a scratch directory holding only what
+ * the demo reads from the repository.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { tsxNodeArgs } from '../../src/tsx.js';
+
+const root = path.resolve(__dirname, '../..');
+
+function kdRun(cwd: string, ...args: string[]) {
+  const r = spawnSync(process.execPath, [...tsxNodeArgs(), path.join(root, 'src/cli.ts'), 'run', 'pipelines/demo.yaml', '--json', ...args], { cwd, encoding: 'utf8', env: { ...process.env, KD_BACKEND: '' } });
+  const report = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  return { status: r.status, report, stderr: r.stderr };
+}
+
+describe('npm run demo', () => {
+  it('distils a student from the embedded teacher end to end, then finds everything up to date', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kd-demo-'));
+    for (const p of ['pipelines/demo.yaml', 'datasets/demo-sotu.jsonl', 'datasets/demo-prompts.csv', 'checkpoints/teacher/checkpoint.kdc']) {
+      fs.mkdirSync(path.dirname(path.join(dir, p)), { recursive: true });
+      fs.copyFileSync(path.join(root, p), path.join(dir, p));
+    }
+    const first = kdRun(dir);
+    expect(first.stderr).not.toMatch(/internal error/);
+    expect(first.status).toBe(0);
+    expect(first.report.ok).toBe(true);
+    expect(first.report.stages.map((s: { name: string; status: string }) => `${s.name}:${s.status}`)).toEqual(
+      ['collect-score', 'collect-chat', 'merge', 'dataset', 'train', 'prune', 'quantize', 'export', 'eval'].map((n) => `${n}:ran`));
+    const byName = Object.fromEntries(first.report.stages.map((s: { name: string; summary: unknown }) => [s.name, s.summary]));
+    expect(byName['collect-score']).toMatchObject({ mode: 'score' });
+    expect(byName.prune).toBeTruthy();
+
+    const report = JSON.parse(fs.readFileSync(path.join(dir, 'reports/demo/report.json'), 'utf8'));
+    expect(report.students.map((s: { name: string }) => s.name)).toEqual(['fp32', 'pruned', 'int8']);
+    for (const s of report.students) {
+      expect(s.metrics.kl).toBeGreaterThan(0);
+      expect(s.metrics.agreement).toBeGreaterThan(0.1); // far above chance (1/1024): the student learned from the teacher
+    }
+    expect(report.teacher.live.status).toBe('ok');
+    expect(report.teacher.collection.requests).toBe(152);
+    const html = fs.readFileSync(path.join(dir, 'reports/demo/index.html'), 'utf8');
+    expect(html).toMatch(/<svg/);
+    expect(fs.existsSync(path.join(dir, 'exports/demo/model.json'))).toBe(true);
+    const student = JSON.parse(fs.readFileSync(path.join(dir, 'checkpoints/demo-student/kd-stage.json'), 'utf8'));
+    expect(student).toMatchObject({ kind: 'train', status: 'done', provenance: { seed: '0' } });
+    // the student is about a tenth of the teacher
+    expect(report.students[0].size.params).toBeLessThan(2_583_936 / 8);
+
+    const second = kdRun(dir);
+    expect(second.status).toBe(0);
+    expect(second.report.stages.every((s: { status: string }) => s.status === 'skipped')).toBe(true);
+  }, 900_000);
+});
