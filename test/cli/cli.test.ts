@@ -1,11 +1,10 @@
-import { spawnSync } from 'node:child_process';
+import { kd as runKd } from '../helpers/kd.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-const root = path.resolve(__dirname, '../..');
-const kd = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli.ts'), ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, KD_BACKEND: '' } });
+const kd = (...args: string[]) => runKd(args);
 
 describe('kd CLI', () => {
   it('--help lists the commands', () => {

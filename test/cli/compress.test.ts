@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { kd as runKd } from '../helpers/kd.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -8,8 +8,7 @@ import { sha256File } from '../../src/compress/io.js';
 import { Tokenizer } from '../../src/tokenizer/tokenizer.js';
 import { tmpDir, trainedCheckpoint } from '../compress/fixture.js';
 
-const root = path.resolve(__dirname, '../..');
-const kd = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli.ts'), ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, KD_BACKEND: '' } });
+const kd = (...args: string[]) => runKd(args);
 
 describe('compress argument parsing', () => {
   it('maps flags to options and rejects unknown choices', () => {

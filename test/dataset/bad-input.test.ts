@@ -1,5 +1,5 @@
 import { RecordBatch, RecordBatchFileReader, RecordBatchFileWriter, Schema } from 'apache-arrow';
-import { spawnSync } from 'node:child_process';
+import { kd as runKd } from '../helpers/kd.js';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -11,7 +11,7 @@ import { readDatasetManifest } from '../../src/schema/dataset.js';
 import { builtDataset } from './fixtures.js';
 
 const root = path.resolve(__dirname, '../..');
-const kd = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli.ts'), ...args], { cwd: root, encoding: 'utf8' });
+const kd = (...args: string[]) => runKd(args);
 const fx = builtDataset({ texts: 24 });
 const params = { from: fx.raw, vocabSize: 400, valFraction: 0.2, shardBytes: 30_000 };
 buildDataset({ ...params, out: fx.out });

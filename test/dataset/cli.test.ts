@@ -1,11 +1,11 @@
-import { spawnSync } from 'node:child_process';
+import { kd as runKd } from '../helpers/kd.js';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildOptionsFromArgs } from '../../src/cli/dataset.js';
 import { builtDataset } from './fixtures.js';
 
 const root = path.resolve(__dirname, '../..');
-const kd = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli.ts'), ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, KD_BACKEND: '' } });
+const kd = (...args: string[]) => runKd(args);
 
 describe('kd dataset CLI', () => {
   it('maps flags to build options', () => {

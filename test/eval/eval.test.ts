@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { kd as runKd } from '../helpers/kd.js';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -13,7 +13,6 @@ import { nextTokenLogProbs } from '../../src/model/gpt.js';
 import { startTeacherServer } from '../collect/teacher-server.js';
 import { makeStudents, type Students } from './fixtures.js';
 
-const root = path.resolve(__dirname, '../..');
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'kd-eval-'));
 let dir: string;
 let s: Students;
@@ -182,7 +181,7 @@ describe('evalStudents', () => {
 });
 
 describe('kd eval (CLI)', () => {
-  const kd = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli.ts'), ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, KD_BACKEND: '' } });
+  const kd = (...args: string[]) => runKd(args);
   const common = () => ['eval', '--data', 'synthetic', '--student', s.fp32, '--batches', '1', '--batch-size', '2', '--samples', '1', '--gen-tokens', '2', '--latency-steps', '2', '--backend', 'cpu'];
 
   it('--help documents the gates and exit codes', () => {

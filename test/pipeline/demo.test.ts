@@ -4,17 +4,15 @@
  * then a second run that finds every stage up to date. Runs in a scratch directory holding only what
  * the demo reads from the repository.
  */
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { tsxNodeArgs } from '../../src/tsx.js';
+import { ROOT as root, kd } from '../helpers/kd.js';
 
-const root = path.resolve(__dirname, '../..');
 
 function kdRun(cwd: string, ...args: string[]) {
-  const r = spawnSync(process.execPath, [...tsxNodeArgs(), path.join(root, 'src/cli.ts'), 'run', 'pipelines/demo.yaml', '--json', ...args], { cwd, encoding: 'utf8', env: { ...process.env, KD_BACKEND: '' } });
+  const r = kd(['run', 'pipelines/demo.yaml', '--json', ...args], { cwd });
   const report = JSON.parse(r.stdout.trim().split('\n').pop()!);
   return { status: r.status, report, stderr: r.stderr };
 }
