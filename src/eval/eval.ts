@@ -9,6 +9,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { kdVersion } from '../collect/manifest.js';
 import { KdError } from '../errors.js';
+import { gitCommit } from '../provenance.js';
 import { disposeModel } from '../model/gpt.js';
 import { flopsPerToken } from '../model/config.js';
 import { EVAL_REPORT_FORMAT, EVAL_REPORT_VERSION, type EvalReport, type SampleText, type StudentReport, type TrainLogPoint } from '../schema/eval-report.js';
@@ -249,6 +250,14 @@ export async function evalStudents(o: EvalOptions): Promise<EvalResult> {
         ppl: reports[0].metrics.teacherPpl, coverage: reports[0].metrics.teacherCoverage,
       },
       students: reports, samples, summary: summarize(reports), gate: null,
+      provenance: {
+        gitCommit: gitCommit(), systemFingerprints: collection?.systemFingerprints ?? [],
+        students: students.map(({ name, s }) => ({
+          name,
+          seed: typeof (s.header.train as { seed?: unknown } | undefined)?.seed === 'number' ? (s.header.train as { seed: number }).seed : null,
+          steps: typeof (s.header.state as { step?: unknown } | undefined)?.step === 'number' ? (s.header.state as { step: number }).step : null,
+        })),
+      },
     };
     report.gate = runGate(reports, { failIf, gateOn: o.gateOn, baseline });
     const charts = await renderCharts(report);

@@ -95,6 +95,16 @@ function teacherSection(r: EvalReport): string {
   return `<table class="kv">${rows.map(([k, v]) => `<tr><th scope="row">${k}</th><td>${v}</td></tr>`).join('')}</table>`;
 }
 
+function provenanceSection(r: EvalReport): string {
+  const p = r.provenance;
+  const rows: [string, string][] = [
+    ['git commit', p.gitCommit ? `<code>${escapeHtml(p.gitCommit)}</code>` : missing('not run inside a git repository')],
+    ['teacher system_fingerprint', p.systemFingerprints.length ? p.systemFingerprints.map((f) => `<code>${escapeHtml(f)}</code>`).join(' ') : missing('none recorded while collecting')],
+    ...p.students.map((s): [string, string] => [`student ${escapeHtml(s.name)}`, `seed ${s.seed ?? '—'}, ${s.steps ?? '—'} training steps`]),
+  ];
+  return `<table class="kv">${rows.map(([k, v]) => `<tr><th scope="row">${k}</th><td>${v}</td></tr>`).join('')}</table>`;
+}
+
 function costSection(r: EvalReport): string {
   const p = r.teacher.price;
   const rows = r.students.map((s) => `<tr><th scope="row">${escapeHtml(s.name)}</th><td>${(s.cost.flopsPerToken / 1e6).toFixed(2)} MFLOP</td>` +
@@ -166,6 +176,7 @@ ${costSection(r)}
 </section>
 <section><h2>Teacher</h2>${teacherSection(r)}</section>
 <section><h2>Sample generations</h2>${samplesSection(r)}</section>
+<section><h2>Provenance</h2>${provenanceSection(r)}</section>
 <section><h2>Definitions</h2><dl>
 <dt>KL</dt><dd>Σₖ pₜ(k)·(log pₜ(k) − log pₛ(k)) at T = 1 over the teacher's top-k renormalised; pₛ is the student's full-vocabulary probability (kd-kernel's forward KL).</dd>
 <dt>agreement</dt><dd>the student's argmax over the full vocabulary equals the teacher's top-1 id.</dd>

@@ -32,6 +32,8 @@ export interface CollectionFigures {
   price: { input: number; output: number; source: string };
   /** null when the raw shards are not there to read */
   latency: TeacherLatency | null;
+  /** the teacher's system_fingerprint values seen while collecting (provenance) */
+  systemFingerprints: string[];
 }
 
 export interface LiveTeacher {
@@ -65,6 +67,7 @@ function readJson(file: string): Record<string, unknown> | null {
 /** A merged raw directory's manifest (kd dataset merge): totals over its collections. */
 interface MergeManifest {
   format: 'kd-raw-merge';
+  sources?: { dir?: string }[];
   teacher?: { models?: string[] };
   counts?: { requests?: number };
   tokens?: { prompt?: number; completion?: number };
@@ -93,6 +96,10 @@ function findCollection(dir: string): { file: string; rawDir: string | null; m: 
         format: 'kd-collect-manifest', teacher: { model }, counts: { records: mm.counts?.requests ?? 0 },
         tokens: { prompt: mm.tokens?.prompt ?? 0, completion: mm.tokens?.completion ?? 0 }, cost_usd: mm.cost_usd ?? 0,
         price: { input: price.input, output: price.output, source: price.source },
+        teacherFingerprints: (mm.sources ?? []).flatMap((src) => {
+          const sm = src.dir ? readJson(path.join(src.dir, 'manifest.json')) : null;
+          return ((sm?.teacher as { system_fingerprints?: string[] } | undefined)?.system_fingerprints) ?? [];
+        }),
       } as unknown as CollectManifest;
       return { file, rawDir, m };
     }
@@ -124,6 +131,7 @@ export function readCollection(dataDir: string): CollectionFigures | null {
     promptTokens: m.tokens?.prompt ?? 0, completionTokens: m.tokens?.completion ?? 0, costUsd: m.cost_usd ?? 0,
     price: { input: m.price?.input ?? 0, output: m.price?.output ?? 0, source: m.price?.source ?? 'unknown' },
     latency,
+    systemFingerprints: [...new Set([...(m.teacher?.system_fingerprints ?? []), ...((m as unknown as { teacherFingerprints?: string[] }).teacherFingerprints ?? [])])],
   };
 }
 

@@ -4,7 +4,7 @@
  * command, parameters, inputs' contents and kd version — is skipped as up to date; an interrupted
  * stage resumes; `--force` reruns. Each stage runs as a child `kd` process (see stages.ts).
  */
-import { type ChildProcess, spawn, execFileSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,7 @@ import yargs, { type CommandModule } from 'yargs';
 import { writeJsonAtomic } from '../atomic.js';
 import { KdError } from '../errors.js';
 import type { StageKind } from '../schema/pipeline.js';
+import { gitCommit } from '../provenance.js';
 import { tsxNodeArgs } from '../tsx.js';
 import { KD_VERSION } from '../version.js';
 import { hashInput, sha256 } from './hash.js';
@@ -77,14 +78,6 @@ async function validateArgv(kind: StageKind, argv: string[]): Promise<void> {
     .command({ ...cmd, handler: () => {} } as CommandModule);
   await y.parseAsync();
   if (failure) throw new Error(failure);
-}
-
-function gitCommit(): string | null {
-  try {
-    return execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return null;
-  }
 }
 
 function manifestPath(p: PlannedStage): string {

@@ -85,4 +85,10 @@ export interface EvalReport {
   /** the one-line verdict and its parts */
   summary: { line: string; best: Record<string, string | null> };
   gate: GateReport | null;
+  /** where the figures came from: this repository's commit, the teacher's fingerprints, each student's seed and steps */
+  provenance: {
+    gitCommit: string | null;
+    systemFingerprints: string[];
+    students: { name: string; seed: number | null; steps: number | null }[];
+  };
 }

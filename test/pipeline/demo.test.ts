@@ -42,6 +42,9 @@ describe('npm run demo', () => {
     }
     expect(report.teacher.live.status).toBe('ok');
     expect(report.teacher.collection.requests).toBe(152);
+    // provenance: kd serve's fingerprint seen while collecting, each student's seed and steps
+    expect(report.provenance.systemFingerprints[0]).toMatch(/^fp_[0-9a-f]{12}$/);
+    expect(report.provenance.students[0]).toMatchObject({ name: 'fp32', seed: 0, steps: 300 });
     const html = fs.readFileSync(path.join(dir, 'reports/demo/index.html'), 'utf8');
     expect(html).toMatch(/<svg/);
     expect(fs.existsSync(path.join(dir, 'exports/demo/model.json'))).toBe(true);
