@@ -107,6 +107,7 @@ export async function runTrain(r: ResolvedTrain, io: { backend?: string; json: b
       out(`${Math.round(s.tokensPerSec)} tokens/s, ${s.msPerStep.toFixed(0)} ms/step, ${(s.flops / 1e9).toFixed(1)} GFLOP/s, ${s.params.toLocaleString('en-US')} parameters`);
       out(`checkpoint: ${s.checkpoint}${stop.signal.aborted ? ' (continue with --resume)' : ''}`);
     }
+    if (stop.signal.aborted) process.exitCode = 130; // interrupted: a checkpoint was written, but the run is not complete
     return s;
   } finally {
     bar.stop();
