@@ -226,7 +226,11 @@ export async function runPipeline(file: string, o: RunOptions = {}): Promise<Pip
         format: 'kd-stage', version: 1, pipeline: lp.pipeline.name, stage: p.name, kind: p.kind, key, status: 'done',
         command: ['kd', ...def.command, ...p.template], inputs, kdVersion: KD_VERSION,
         startedAt: started.toISOString(), endedAt: new Date().toISOString(), seconds,
-        provenance: { gitCommit: commit, node: process.versions.node, seed: flagValues(p.template, 'seed')[0] ?? null },
+        provenance: {
+          gitCommit: commit, node: process.versions.node, seed: flagValues(p.template, 'seed')[0] ?? null,
+          // collect stages: who answered
+          ...(p.kind === 'collect' ? { teacherModel: summary?.model ?? null, systemFingerprints: summary?.systemFingerprints ?? [] } : {}),
+        },
         summary,
       };
       writeJsonAtomic(mfile, manifest);

@@ -48,6 +48,8 @@ describe('npm run demo', () => {
     const html = fs.readFileSync(path.join(dir, 'reports/demo/index.html'), 'utf8');
     expect(html).toMatch(/<svg/);
     expect(fs.existsSync(path.join(dir, 'exports/demo/model.json'))).toBe(true);
+    const collected = JSON.parse(fs.readFileSync(path.join(dir, 'datasets/demo/raw-score/kd-stage.json'), 'utf8'));
+    expect(collected.provenance).toMatchObject({ teacherModel: 'kd-teacher', systemFingerprints: [report.provenance.systemFingerprints[0]] });
     const student = JSON.parse(fs.readFileSync(path.join(dir, 'checkpoints/demo-student/kd-stage.json'), 'utf8'));
     expect(student).toMatchObject({ kind: 'train', status: 'done', provenance: { seed: '0' } });
     // the student is about a tenth of the teacher
