@@ -3,22 +3,17 @@
  * progress callback, env) are kept apart from the options recorded in the manifest.
  */
 import { KdError } from '../errors.js';
-import type { CollectMode, InputFormat } from './input.js';
+import type { CollectMode, InputOptions } from './input.js';
 import { checkShardSpec, type ShardSpec } from './partition.js';
 import { effectiveTopK, isOpenAIModel, type RequestParams, type ScoreApi } from './request.js';
 
-export interface CollectOptions {
+/** What to read (InputOptions without the file, which is `input` here) and how to ask. */
+export interface CollectOptions extends Omit<InputOptions, 'file'> {
   /** Base URL of the OpenAI-compatible teacher (…/v1); else OPENAI_BASE_URL, else OpenAI. */
   teacherUrl?: string;
   model: string;
   input: string;
   out: string;
-  mode: CollectMode;
-  format?: InputFormat;
-  column?: string;
-  idColumn?: string;
-  systemColumn?: string;
-  system?: string;
   /** Name of the environment variable holding the key (default OPENAI_API_KEY). */
   apiKeyEnv?: string;
   topK: number;

@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { capture } from '../helpers/capture.js';
 import { main } from '../../src/cli.js';
 import { collectOptionsFromArgs, formatCollectSummary } from '../../src/cli/collect.js';
 import type { CollectSummary } from '../../src/collect/collect.js';
@@ -16,13 +17,6 @@ afterEach(async () => {
   server = null;
 });
 
-function capture() {
-  let out = '';
-  let err = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => ((out += String(c)), true));
-  vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => ((err += String(c)), true));
-  return { out: () => out, err: () => err };
-}
 
 describe('kd collect flags', () => {
   it('map 1:1 to options (seconds → ms, MiB → bytes) and validate', () => {

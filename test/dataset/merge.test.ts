@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Schema } from 'apache-arrow';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { capture } from '../helpers/capture.js';
 import { main } from '../../src/cli.js';
 import { subcommands } from '../../src/cli/index.js';
 import { mergeRaw } from '../../src/dataset/merge.js';
@@ -30,13 +31,6 @@ function sources() {
 const snapshot = (dir: string) => Object.fromEntries(fs.readdirSync(dir).sort().map((f) => [f, createHash('sha256').update(fs.readFileSync(path.join(dir, f))).digest('hex')]));
 const key = (r: RawRecord) => `${r.input_id}/${r.choice_index}`;
 
-function capture() {
-  let out = '';
-  let err = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => ((out += String(c)), true));
-  vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => ((err += String(c)), true));
-  return { out: () => out, err: () => err };
-}
 
 describe('kd dataset merge', () => {
   it('keeps each request once (the first source wins), copies clean shards, re-encodes the rest, leaves the inputs alone', () => {
