@@ -74,7 +74,7 @@ async function main() {
   const flops = 3 * flopsPerToken(model) * tps;
   const peak = matmulPeak();
   const result: Record<string, unknown> = {
-    bench: 'train', backend: info.backend, workers, threads_per_worker: info.threads, cpus: os.cpus().length,
+    bench: 'train', backend: info.backend, matmul: info.matmul, workers, threads_per_worker: info.threads, cpus: os.cpus().length,
     tokens_per_s: Math.round(tps * 10) / 10, step_ms_median: Math.round(stepMs * 10) / 10,
     model_gflops: Math.round(flops / 1e7) / 100, matmul_peak_gflops: Math.round(peak / 1e7) / 100, mfu: Math.round((flops / (peak * workers)) * 1000) / 1000,
     params: parameterCount(model), loss: Math.round(loss * 1e4) / 1e4, steps, warmup,

@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { KdError } from '../errors.js';
+import { nativeStatus } from './native.js';
 
 export const BACKENDS = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -28,6 +29,8 @@ export interface BackendInfo {
   tfjsVersion: string;
   nodeVersion: string;
   cpus: number;
+  /** what runs the matmuls: on wasm, kd's native matmul when built, else XNNPACK (and why) */
+  matmul: string;
 }
 
 const require = createRequire(import.meta.url);
@@ -99,7 +102,7 @@ export async function initBackend(opts: InitOptions = {}): Promise<BackendInfo> 
       const tfBackend = await activate(name);
       attempts.push({ name, ok: true, reason: forced ? 'forced' : 'best available' });
       current = { backend: name, tfBackend, attempts, threads: threadCount(tfBackend), tfjsVersion: tf.version_core,
-        nodeVersion: process.versions.node, cpus: os.availableParallelism?.() ?? os.cpus().length };
+        nodeVersion: process.versions.node, cpus: os.availableParallelism?.() ?? os.cpus().length, matmul: matmulEngine(tfBackend) };
       return current;
     } catch (e) {
       attempts.push({ name, ok: false, reason: errMsg(e) });
@@ -107,6 +110,13 @@ export async function initBackend(opts: InitOptions = {}): Promise<BackendInfo> 
   }
   const why = attempts.map((a) => `${a.name}: ${a.reason}`).join('; ');
   throw new KdError('backend-unavailable', `no usable backend (${why})`);
+}
+
+function matmulEngine(tfBackend: string): string {
+  if (tfBackend === 'tensorflow') return 'libtensorflow';
+  if (tfBackend === 'cpu') return 'tfjs cpu (JavaScript)';
+  const n = nativeStatus();
+  return n.loaded ? `kd native (${n.detail})` : `XNNPACK; kd native matmul ${n.detail}`;
 }
 
 function threadCount(tfBackend: string): number {

@@ -5,7 +5,9 @@
  * - UnsortedSegmentSum: missing on wasm; it is the gradient of gather (embeddings, picked log-probs).
  * - GatherV2: wrong values when batchDims > 0 (tensorflow/tfjs#8658, fix #8659 unmerged).
  * - BatchMatMul: the wasm kernel only uses XNNPACK for untransposed batch-1 products; every other case,
- *   i.e. every matmul gradient and all of attention, runs a scalar triple loop 10-15× slower.
+ *   i.e. every matmul gradient and all of attention, runs a scalar triple loop 10-15× slower. When kd's
+ *   native matmul is built (src/backend/native.ts) every product runs there, in place on the heap;
+ *   otherwise we reduce each product to XNNPACK's fast case.
  * - Identity, SplitV: correct but copy far more than needed (see each).
  *
  * Kernels work on the wasm heap directly: `makeOutput` allocates, `typedArrayFromHeap` views. Allocate
@@ -14,11 +16,13 @@
 import { backend_util, broadcast_util, getKernel, registerKernel, unregisterKernel, util } from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, NamedAttrMap, Tensor, TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { nativeGemm, type NativeGemm } from './native.js';
 
 /** The parts of the Emscripten module we call; its .d.ts needs @types/emscripten, which we don't carry. */
 interface WasmModule {
   cwrap(name: string, ret: null, args: string[]): (...args: unknown[]) => void;
   tfjs: { disposeData(id: number): void };
+  HEAPF32: Float32Array;
 }
 
 type Args = { inputs: Record<string, TensorInfo>; backend: BackendWasm; attrs: NamedAttrMap };
@@ -224,6 +228,27 @@ function batchIndex(dims: number[], outDims: number[]): Int32Array {
 }
 
 /**
+ * C = op(A)·op(B) by the native matmul, reading and writing the wasm heap in place. When B is shared by
+ * the whole batch and A's batch is contiguous rows, the batch is one tall product (B packed once).
+ */
+function nativeProduct(native: NativeGemm, backend: BackendWasm, a: TensorInfo, aIdx: Int32Array, tA: boolean,
+  b: TensorInfo, bIdx: Int32Array, tB: boolean, outShape: number[], m: number, k: number, n: number): TensorInfo {
+  const out = backend.makeOutput(outShape, 'float32');
+  const base = (t: TensorInfo) => backend.dataIdMap.get(t.dataId)!.memoryOffset / 4;
+  const heap = (backend.wasm as unknown as WasmModule).HEAPF32; // after makeOutput: the heap may have grown
+  const batch = aIdx.length;
+  const sharedB = bIdx.every((v) => v === 0);
+  if (sharedB && !tA && aIdx.every((v, i) => v === i)) {
+    native.gemm(heap, new Int32Array([base(a)]), new Int32Array([base(b)]), base(out), batch * m, n, k, false, tB);
+  } else {
+    const ao = aIdx.map((v) => base(a) + v * m * k);
+    const bo = bIdx.map((v) => base(b) + v * k * n);
+    native.gemm(heap, ao, bo, base(out), m, n, k, tA, tB);
+  }
+  return out;
+}
+
+/**
  * C = op(A)·op(B) using only XNNPACK's fast case, in one of two forms:
  *   direct:  transpose the transposed operands, then C = A'·B'; XNNPACK packs B' as its weights.
  *   swapped: Cᵀ = op(B)ᵀ·op(A)ᵀ, whose operands are the *untransposed* ones transposed; A is packed; then
@@ -249,6 +274,8 @@ function batchMatMul(args: Args, orig: Kernel): TensorInfo | TensorInfo[] {
   const outBatch = broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
   const aIdx = batchIndex(a.shape.slice(0, -2), outBatch);
   const bIdx = batchIndex(b.shape.slice(0, -2), outBatch);
+  const native = nativeGemm();
+  if (native) return nativeProduct(native, backend, a, aIdx, tA, b, bIdx, tB, [...outBatch, m, n], m, k, n);
   const batchA = util.sizeFromShape(a.shape) / (m * k);
   const batchB = util.sizeFromShape(b.shape) / (k * n);
   const sizeA = batchA * m * k;

@@ -18,6 +18,7 @@ export const doctorCommand: CommandModule<object, DoctorArgs> = {
     const lines = [
       `backend   ${info.backend}${info.tfBackend !== info.backend ? ` (tfjs '${info.tfBackend}')` : ''}`,
       `threads   ${info.threads} (of ${info.cpus} cores)`,
+      `matmul    ${info.matmul}`,
       `tfjs      ${info.tfjsVersion}`,
       `node      ${info.nodeVersion}`,
       'tried:',

@@ -4,9 +4,10 @@
  */
 // The @tensorflow/tfjs union package registers the gradients (tfjs-core's node bundle has none) and the cpu backend.
 import * as tf from '@tensorflow/tfjs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.js';
 import { registerWasmKernels } from '../../src/backend/wasm-kernels.js';
+import { nativeGemm, nativeStatus, setNativeEnabled } from '../../src/backend/native.js';
 
 type Data = Float32Array | Int32Array | Uint8Array;
 
@@ -86,7 +87,34 @@ describe('GatherV2 on wasm', () => {
   });
 });
 
-describe('BatchMatMul on wasm', () => {
+/** What runs BatchMatMul on wasm: each micro-kernel of kd's native matmul this CPU has, and XNNPACK. */
+const native = nativeGemm();
+const engines = [...(native?.kernels() ?? []), 'xnnpack'];
+function useEngine(engine: string): void {
+  setNativeEnabled(engine !== 'xnnpack');
+  if (engine !== 'xnnpack') expect(native!.useKernel(engine)).toBe(true);
+}
+
+describe('kd native matmul', () => {
+  it('is built by npm install (set KD_SKIP_NATIVE=1 to build without it)', () => {
+    if (process.env.KD_SKIP_NATIVE === '1') return;
+    expect(nativeStatus().detail).toMatch(/^(avx512|avx2|generic)$/);
+    expect(nativeStatus().loaded).toBe(true);
+  });
+  it('rejects operands outside the heap instead of reading past it', () => {
+    if (!native) return;
+    const heap = new Float32Array(16);
+    expect(() => native.gemm(heap, new Int32Array([0]), new Int32Array([8]), 14, 2, 2, 4, false, false)).toThrow(/outside the heap/);
+    expect(() => native.gemm(heap, new Int32Array([0]), new Int32Array([0]), 0, 2, 2, 2, false, false)).not.toThrow();
+  });
+});
+
+describe.each(engines)('BatchMatMul on wasm, %s', (engine) => {
+  beforeAll(() => useEngine(engine));
+  afterAll(() => {
+    setNativeEnabled(true);
+    if (native) native.useKernel(native.kernels()[0]);
+  });
   const cases: [string, number[], number[]][] = [
     ['2-D', [5, 7], [7, 3]],
     ['batch > 1', [4, 6, 8], [4, 8, 5]],
@@ -96,8 +124,12 @@ describe('BatchMatMul on wasm', () => {
     ['rank 3 times rank 2', [4, 5, 7], [7, 3]],
     ['rank 4 against rank 3', [2, 3, 5, 7], [3, 7, 2]],
     ['m = 1, n = 1', [3, 1, 7], [3, 7, 1]],
-    // With transposeA this is the LM-head weight gradient's shape, which takes the swapped form.
+    // With transposeA this is the LM-head weight gradient's shape, which takes the swapped form on XNNPACK.
     ['tall a', [96, 64], [64, 12]],
+    // More rows, depth and columns than the native matmul packs at once (192, 256, 4096): partial tiles
+    // on every edge and accumulation across depth blocks.
+    ['beyond one block of rows', [197, 300], [300, 40]],
+    ['beyond one block of depth and columns', [23, 517], [517, 4099]],
   ];
   for (const [name, sa, sb] of cases) {
     for (const tA of [false, true]) {
@@ -107,7 +139,7 @@ describe('BatchMatMul on wasm', () => {
           const t = (s: number[], on: boolean) => (on ? [...s.slice(0, -2), s[s.length - 1], s[s.length - 2]] : s);
           const ta = t(sa, tA);
           const tb = t(sb, tB);
-          await expectSame(() => tf.matMul(rand(ta, 11), rand(tb, 13), tA, tB));
+          await expectSame(() => tf.matMul(rand(ta, 11), rand(tb, 13), tA, tB), sa[sa.length - 1] > 100 ? 5e-4 : 1e-4);
         });
       }
     }

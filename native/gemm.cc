@@ -1,0 +1,321 @@
+// kd's native matrix product: C = op(A)·op(B) in float32, row-major, single-threaded (kd runs one
+// training worker per core). It is an optional accelerator for the wasm backend: tensors live in the
+// wasm heap, which reaches us as a Float32Array, so products run in place with no copies.
+//
+// Layout follows BLIS/GotoBLAS: B is packed in KC×NR panels, A in MR×KC panels, and a register-blocked
+// micro-kernel does the FMAs. Transposes are absorbed by the packing, so op(A)/op(B) cost nothing extra.
+// The micro-kernel is chosen at load time from what the CPU supports (AVX-512, AVX2+FMA, or portable C),
+// so a build is safe to copy to an older machine of the same architecture.
+// Not thread-safe across useKernel(): switch kernels only while no product runs.
+#include <node_api.h>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <algorithm>
+#include <vector>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define KD_X86 1
+#endif
+
+namespace {
+
+constexpr int KC = 256;   // depth of a packed block: an MR×KC A panel + KC×NR B panel stay in L1
+constexpr int MC = 192;   // rows of A packed at once (L2)
+constexpr int NC = 4096;  // columns of B packed at once (L3)
+
+struct Kernel {
+  int mr, nr;
+  // c[mr×nr] (row stride ldc) = (accumulate ? c : 0) + a_panel · b_panel over kc
+  void (*run)(int kc, const float* a, const float* b, float* c, long ldc, bool accumulate);
+  const char* name;
+};
+
+// ---- portable micro-kernel (any CPU; the compiler vectorises the inner loop) ----
+template <int MR, int NR>
+void kernel_generic(int kc, const float* a, const float* b, float* c, long ldc, bool accumulate) {
+  float acc[MR][NR] = {};
+  for (int p = 0; p < kc; p++) {
+    for (int i = 0; i < MR; i++) {
+      const float ai = a[p * MR + i];
+      for (int j = 0; j < NR; j++) acc[i][j] += ai * b[p * NR + j];
+    }
+  }
+  for (int i = 0; i < MR; i++)
+    for (int j = 0; j < NR; j++) c[i * ldc + j] = (accumulate ? c[i * ldc + j] : 0.f) + acc[i][j];
+}
+
+#ifdef KD_X86
+// ---- AVX-512: 12 rows × 32 columns, 24 zmm accumulators ----
+__attribute__((target("avx512f"))) void kernel_avx512(int kc, const float* a, const float* b, float* c, long ldc, bool accumulate) {
+  __m512 c0[12], c1[12];
+  for (int i = 0; i < 12; i++) { c0[i] = _mm512_setzero_ps(); c1[i] = _mm512_setzero_ps(); }
+  for (int p = 0; p < kc; p++) {
+    const __m512 b0 = _mm512_loadu_ps(b + p * 32), b1 = _mm512_loadu_ps(b + p * 32 + 16);
+    const float* ap = a + p * 12;
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) {
+      const __m512 ai = _mm512_set1_ps(ap[i]);
+      c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
+      c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+    }
+  }
+  for (int i = 0; i < 12; i++) {
+    float* ci = c + i * ldc;
+    if (accumulate) {
+      c0[i] = _mm512_add_ps(c0[i], _mm512_loadu_ps(ci));
+      c1[i] = _mm512_add_ps(c1[i], _mm512_loadu_ps(ci + 16));
+    }
+    _mm512_storeu_ps(ci, c0[i]);
+    _mm512_storeu_ps(ci + 16, c1[i]);
+  }
+}
+
+// ---- AVX2 + FMA: 6 rows × 16 columns, 12 ymm accumulators ----
+__attribute__((target("avx2,fma"))) void kernel_avx2(int kc, const float* a, const float* b, float* c, long ldc, bool accumulate) {
+  __m256 c0[6], c1[6];
+  for (int i = 0; i < 6; i++) { c0[i] = _mm256_setzero_ps(); c1[i] = _mm256_setzero_ps(); }
+  for (int p = 0; p < kc; p++) {
+    const __m256 b0 = _mm256_loadu_ps(b + p * 16), b1 = _mm256_loadu_ps(b + p * 16 + 8);
+    const float* ap = a + p * 6;
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) {
+      const __m256 ai = _mm256_broadcast_ss(ap + i);
+      c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
+      c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
+    }
+  }
+  for (int i = 0; i < 6; i++) {
+    float* ci = c + i * ldc;
+    if (accumulate) {
+      c0[i] = _mm256_add_ps(c0[i], _mm256_loadu_ps(ci));
+      c1[i] = _mm256_add_ps(c1[i], _mm256_loadu_ps(ci + 8));
+    }
+    _mm256_storeu_ps(ci, c0[i]);
+    _mm256_storeu_ps(ci + 8, c1[i]);
+  }
+}
+#endif
+
+// The micro-kernels this CPU can run, best first. The best is used; tests switch with useKernel().
+std::vector<Kernel> supported_kernels() {
+  std::vector<Kernel> ks;
+#ifdef KD_X86
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) ks.push_back({12, 32, kernel_avx512, "avx512"});
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ks.push_back({6, 16, kernel_avx2, "avx2"});
+#endif
+  ks.push_back({8, 8, kernel_generic<8, 8>, "generic"});
+  return ks;
+}
+
+const std::vector<Kernel> KERNELS = supported_kernels();
+Kernel K = KERNELS.front();
+
+// element (i, p) of op(A) and (p, j) of op(B)
+struct Operand {
+  const float* x;
+  long ld;
+  bool t;
+  float at(long r, long c) const { return t ? x[c * ld + r] : x[r * ld + c]; }
+};
+
+// A rows [i0, i0+mc) × depth [p0, p0+kc) → MR-row panels, zero-padded
+void pack_a(const Operand& A, long i0, int mc, long p0, int kc, float* out) {
+  const int mr = K.mr;
+  for (int ir = 0; ir < mc; ir += mr) {
+    const int rows = std::min(mr, mc - ir);
+    float* panel = out + (long)ir * kc;
+    if (!A.t) {
+      for (int r = 0; r < rows; r++) {
+        const float* src = A.x + (i0 + ir + r) * A.ld + p0;
+        for (int p = 0; p < kc; p++) panel[p * mr + r] = src[p];
+      }
+    } else {
+      for (int p = 0; p < kc; p++) {
+        const float* src = A.x + (p0 + p) * A.ld + i0 + ir;
+        for (int r = 0; r < rows; r++) panel[p * mr + r] = src[r];
+      }
+    }
+    if (rows < mr)
+      for (int p = 0; p < kc; p++)
+        for (int r = rows; r < mr; r++) panel[p * mr + r] = 0.f;
+  }
+}
+
+// B depth [p0, p0+kc) × columns [j0, j0+nc) → NR-column panels, zero-padded
+void pack_b(const Operand& B, long p0, int kc, long j0, int nc, float* out) {
+  const int nr = K.nr;
+  for (int jr = 0; jr < nc; jr += nr) {
+    const int cols = std::min(nr, nc - jr);
+    float* panel = out + (long)jr * kc;
+    if (!B.t) {
+      for (int p = 0; p < kc; p++) {
+        const float* src = B.x + (p0 + p) * B.ld + j0 + jr;
+        float* dst = panel + p * nr;
+        std::memcpy(dst, src, cols * sizeof(float));
+        for (int c = cols; c < nr; c++) dst[c] = 0.f;
+      }
+    } else {
+      for (int c = 0; c < cols; c++) {
+        const float* src = B.x + (j0 + jr + c) * B.ld + p0;
+        for (int p = 0; p < kc; p++) panel[p * nr + c] = src[p];
+      }
+      for (int c = cols; c < nr; c++)
+        for (int p = 0; p < kc; p++) panel[p * nr + c] = 0.f;
+    }
+  }
+}
+
+struct Buffers {
+  float* a = nullptr;
+  float* b = nullptr;
+  Buffers() {
+    a = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * (MC + 16) * KC));
+    b = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * (NC + 32) * KC));
+  }
+  ~Buffers() { std::free(a); std::free(b); }
+};
+thread_local Buffers buf;  // one set per worker thread
+
+// C[M×N] (row stride N) = op(A)[M×K] · op(B)[K×N]
+void gemm(const Operand& A, const Operand& B, float* C, long M, long N, long Kd) {
+  if (Kd == 0) {
+    std::memset(C, 0, sizeof(float) * M * N);
+    return;
+  }
+  const int mr = K.mr, nr = K.nr;
+  alignas(64) float edge[16 * 32];
+  for (long j0 = 0; j0 < N; j0 += NC) {
+    const int nc = (int)std::min<long>(NC, N - j0);
+    for (long p0 = 0; p0 < Kd; p0 += KC) {
+      const int kc = (int)std::min<long>(KC, Kd - p0);
+      const bool acc = p0 > 0;
+      pack_b(B, p0, kc, j0, nc, buf.b);
+      for (long i0 = 0; i0 < M; i0 += MC) {
+        const int mc = (int)std::min<long>(MC, M - i0);
+        pack_a(A, i0, mc, p0, kc, buf.a);
+        for (int jr = 0; jr < nc; jr += nr) {
+          const int cols = std::min(nr, nc - jr);
+          const float* bp = buf.b + (long)jr * kc;
+          for (int ir = 0; ir < mc; ir += mr) {
+            const int rows = std::min(mr, mc - ir);
+            const float* ap = buf.a + (long)ir * kc;
+            float* c = C + (i0 + ir) * N + j0 + jr;
+            if (rows == mr && cols == nr) {
+              K.run(kc, ap, bp, c, N, acc);
+            } else {  // partial tile: compute into a scratch tile, copy the valid part
+              K.run(kc, ap, bp, edge, nr, false);
+              for (int r = 0; r < rows; r++)
+                for (int q = 0; q < cols; q++) c[r * N + q] = (acc ? c[r * N + q] : 0.f) + edge[r * nr + q];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// ---- N-API glue ----
+#define CHECK(call)                                                     \
+  if ((call) != napi_ok) {                                              \
+    napi_throw_error(env, nullptr, "kd native gemm: bad arguments");    \
+    return nullptr;                                                     \
+  }
+
+bool typed(napi_env env, napi_value v, napi_typedarray_type want, void** data, size_t* length) {
+  bool is = false;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return false;
+  napi_typedarray_type type;
+  if (napi_get_typedarray_info(env, v, &type, length, data, nullptr, nullptr) != napi_ok) return false;
+  return type == want;
+}
+
+// gemm(heap: Float32Array, aOffsets: Int32Array, bOffsets: Int32Array, cOffset, M, N, K, transA, transB)
+// For each batch element i: heap[cOffset + i·M·N ...] = op(A at aOffsets[i]) · op(B at bOffsets[i]).
+// Offsets are in elements of heap; every operand must lie inside it (checked).
+napi_value Gemm(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc != 9) { napi_throw_error(env, nullptr, "kd native gemm: expected 9 arguments"); return nullptr; }
+  void *heapData, *aoData, *boData;
+  size_t heapLen, aoLen, boLen;
+  if (!typed(env, argv[0], napi_float32_array, &heapData, &heapLen) ||
+      !typed(env, argv[1], napi_int32_array, &aoData, &aoLen) ||
+      !typed(env, argv[2], napi_int32_array, &boData, &boLen) || aoLen != boLen) {
+    napi_throw_type_error(env, nullptr, "kd native gemm: expected (Float32Array, Int32Array, Int32Array, ...)");
+    return nullptr;
+  }
+  int64_t cOff, M, N, Kd;
+  bool tA, tB;
+  CHECK(napi_get_value_int64(env, argv[3], &cOff));
+  CHECK(napi_get_value_int64(env, argv[4], &M));
+  CHECK(napi_get_value_int64(env, argv[5], &N));
+  CHECK(napi_get_value_int64(env, argv[6], &Kd));
+  CHECK(napi_get_value_bool(env, argv[7], &tA));
+  CHECK(napi_get_value_bool(env, argv[8], &tB));
+  float* heap = static_cast<float*>(heapData);
+  const int32_t* ao = static_cast<const int32_t*>(aoData);
+  const int32_t* bo = static_cast<const int32_t*>(boData);
+  const int64_t len = (int64_t)heapLen, batch = (int64_t)aoLen;
+  const auto inside = [&](int64_t off, int64_t size) { return off >= 0 && size >= 0 && off + size <= len; };
+  bool ok = M >= 0 && N >= 0 && Kd >= 0 && inside(cOff, batch * M * N);
+  for (int64_t i = 0; ok && i < batch; i++) ok = inside(ao[i], M * Kd) && inside(bo[i], Kd * N);
+  if (!ok) { napi_throw_range_error(env, nullptr, "kd native gemm: operand outside the heap"); return nullptr; }
+  for (int64_t i = 0; i < batch; i++) {
+    const Operand A{heap + ao[i], tA ? M : Kd, tA};
+    const Operand B{heap + bo[i], tB ? Kd : N, tB};
+    gemm(A, B, heap + cOff + i * M * N, M, N, Kd);
+  }
+  return nullptr;
+}
+
+// kernel(): the micro-kernel in use. kernels(): all this CPU supports, best first.
+// useKernel(name): switch (process-wide; for tests and benchmarks); false when unsupported.
+napi_value Kernel_(napi_env env, napi_callback_info) {
+  napi_value name;
+  napi_create_string_utf8(env, K.name, NAPI_AUTO_LENGTH, &name);
+  return name;
+}
+
+napi_value Kernels(napi_env env, napi_callback_info) {
+  napi_value list, name;
+  napi_create_array_with_length(env, KERNELS.size(), &list);
+  for (size_t i = 0; i < KERNELS.size(); i++) {
+    napi_create_string_utf8(env, KERNELS[i].name, NAPI_AUTO_LENGTH, &name);
+    napi_set_element(env, list, (uint32_t)i, name);
+  }
+  return list;
+}
+
+napi_value UseKernel(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  char want[32] = {0};
+  size_t len = 0;
+  napi_value result;
+  bool found = false;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) == napi_ok && argc == 1 &&
+      napi_get_value_string_utf8(env, argv[0], want, sizeof want, &len) == napi_ok) {
+    for (const Kernel& k : KERNELS)
+      if (std::strcmp(k.name, want) == 0) { K = k; found = true; }
+  }
+  napi_get_boolean(env, found, &result);
+  return result;
+}
+
+napi_value Init(napi_env env, napi_value exports) {
+  const napi_property_descriptor props[] = {
+    {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"kernel", nullptr, Kernel_, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"kernels", nullptr, Kernels, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"useKernel", nullptr, UseKernel, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return nullptr;
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE_INIT() { return Init(env, exports); }
