@@ -15,6 +15,9 @@ interface WasmLike {
 interface CpuLike {
   data: { get(dataId: object): { values: TypedArray } };
 }
+interface RefCounted {
+  refCount(dataId: object): number;
+}
 
 /** A typed-array view of t's data. On wasm it is valid only until the next allocation. */
 export function viewOf(t: tf.Tensor): TypedArray {
@@ -22,6 +25,18 @@ export function viewOf(t: tf.Tensor): TypedArray {
   if (name === 'wasm') return (tf.backend() as unknown as WasmLike).typedArrayFromHeap(t);
   if (name === 'cpu') return (tf.backend() as unknown as CpuLike).data.get(t.dataId).values;
   return t.dataSync() as TypedArray;
+}
+
+/**
+ * A view through which t's float32 data may be modified in place, or null when that is not possible
+ * (a backend keeping data elsewhere, or data shared with another tensor: the copy-free Identity and
+ * tf.variable alias data). Valid until the next allocation, like viewOf.
+ */
+export function writableView(t: tf.Tensor): Float32Array | null {
+  const name = tf.getBackend();
+  if (t.dtype !== 'float32' || (name !== 'wasm' && name !== 'cpu')) return null;
+  if ((tf.backend() as unknown as RefCounted).refCount(t.dataId) !== 1) return null;
+  return viewOf(t) as Float32Array;
 }
 
 /**

@@ -6,6 +6,7 @@
  * Plus global-norm gradient clipping and a warm-up + cosine learning-rate schedule.
  */
 import * as tf from '@tensorflow/tfjs';
+import { viewOf, writableView } from '../backend/io.js';
 import type { Params } from '../model/gpt.js';
 
 export interface AdamWConfig {
@@ -42,46 +43,81 @@ export function disposeAdamW(s: AdamWState): void {
   for (const x of [...s.m.values(), ...s.v.values()]) x.dispose();
 }
 
-/** One AdamW update at learning rate `lr`; grads are consumed (disposed). */
-export function adamWStep(params: Params, grads: Map<string, tf.Tensor>, s: AdamWState, c: AdamWConfig, lr: number): void {
-  s.t += 1;
-  const bc1 = 1 - Math.pow(c.beta1, s.t);
-  const bc2 = 1 - Math.pow(c.beta2, s.t);
+/**
+ * Gradients laid out flat, one after the other in the order of `params` (as workers exchange them).
+ * Consumes (disposes) the tensors; a weight without a gradient gets zeros.
+ */
+export function flattenGrads(params: Params, grads: Map<string, tf.Tensor>, out?: Float32Array): Float32Array {
+  let size = 0;
+  for (const p of params.values()) size += p.size;
+  const flat = out ?? new Float32Array(size);
+  let off = 0;
   for (const [name, p] of params) {
     const g = grads.get(name);
-    if (!g) continue;
-    const m = s.m.get(name)!;
-    const v = s.v.get(name)!;
-    tf.tidy(() => {
-      const m1 = tf.add(tf.mul(m, c.beta1), tf.mul(g, 1 - c.beta1));
-      const v1 = tf.add(tf.mul(v, c.beta2), tf.mul(tf.square(g), 1 - c.beta2));
-      const decayed = c.weightDecay > 0 && p.rank >= 2 ? tf.mul(p, 1 - lr * c.weightDecay) : p;
-      const update = tf.div(tf.div(m1, bc1), tf.add(tf.sqrt(tf.div(v1, bc2)), c.eps));
-      m.assign(m1);
-      v.assign(v1);
-      p.assign(tf.sub(decayed, tf.mul(update, lr)));
-    });
+    if (g) flat.set(viewOf(g) as Float32Array, off);
+    else flat.fill(0, off, off + p.size);
+    off += p.size;
   }
   tf.dispose([...grads.values()]);
+  return flat;
+}
+
+/** Global L2 norm of flat gradients, accumulated in float64 (the same value in every worker). */
+export function globalNorm(flat: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < flat.length; i++) s += flat[i] * flat[i];
+  return Math.sqrt(s);
 }
 
 /**
- * Scale gradients so their global L2 norm is at most maxNorm (torch.nn.utils.clip_grad_norm_:
- * coefficient maxNorm / (norm + 1e-6), capped at 1). Returns the norm before clipping.
- * Replaces the entries of `grads` in place.
+ * Gradient scale for global-norm clipping, as torch.nn.utils.clip_grad_norm_: maxNorm / (norm + 1e-6),
+ * capped at 1; 1 when clipping is off or the norm is not finite.
  */
-export function clipGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): number {
-  const norm = Math.sqrt(tf.tidy(() => tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g)))).dataSync()[0]));
-  if (maxNorm > 0 && Number.isFinite(norm)) {
-    const coef = maxNorm / (norm + 1e-6);
-    if (coef < 1) {
-      for (const [name, g] of grads) {
-        grads.set(name, tf.mul(g, coef));
-        g.dispose();
+export function clipCoefficient(norm: number, maxNorm: number): number {
+  if (!(maxNorm > 0) || !Number.isFinite(norm)) return 1;
+  return Math.min(1, maxNorm / (norm + 1e-6));
+}
+
+/**
+ * One AdamW update at learning rate `lr` from flat gradients (see flattenGrads), each multiplied by
+ * `scale` (the clipping coefficient). On wasm and cpu it is one fused pass per weight over the tensors'
+ * memory (weights and moments are ours alone); elsewhere, tfjs ops.
+ */
+export function adamWStep(params: Params, flat: Float32Array, s: AdamWState, c: AdamWConfig, lr: number, scale = 1): void {
+  s.t += 1;
+  const bc1 = 1 - Math.pow(c.beta1, s.t);
+  const bc2 = 1 - Math.pow(c.beta2, s.t);
+  const { beta1: b1, beta2: b2, eps } = c;
+  let off = 0;
+  for (const [name, p] of params) {
+    const g = flat.subarray(off, off + p.size);
+    off += p.size;
+    const m = s.m.get(name)!;
+    const v = s.v.get(name)!;
+    const decay = c.weightDecay > 0 && p.rank >= 2 ? 1 - lr * c.weightDecay : 1;
+    const pv = writableView(p), mv = writableView(m), vv = writableView(v);
+    if (pv && mv && vv) {
+      const step = lr / bc1, rbc2 = 1 / bc2;
+      for (let i = 0; i < g.length; i++) {
+        const gi = g[i] * scale;
+        const mi = b1 * mv[i] + (1 - b1) * gi;
+        const vi = b2 * vv[i] + (1 - b2) * gi * gi;
+        mv[i] = mi;
+        vv[i] = vi;
+        pv[i] = pv[i] * decay - (step * mi) / (Math.sqrt(vi * rbc2) + eps);
       }
+      continue;
     }
+    tf.tidy(() => {
+      const gt = tf.mul(tf.tensor(g, p.shape), scale);
+      const m1 = tf.add(tf.mul(m, b1), tf.mul(gt, 1 - b1));
+      const v1 = tf.add(tf.mul(v, b2), tf.mul(tf.square(gt), 1 - b2));
+      const update = tf.div(tf.div(m1, bc1), tf.add(tf.sqrt(tf.div(v1, bc2)), eps));
+      m.assign(m1);
+      v.assign(v1);
+      p.assign(tf.sub(tf.mul(p, decay), tf.mul(update, lr)));
+    });
   }
-  return norm;
 }
 
 export interface ScheduleConfig {

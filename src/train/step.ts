@@ -12,7 +12,7 @@ import { type Batch, batchLabels } from './batch.js';
 import type { TrainConfig } from './config.js';
 import { lossWeights } from './kd-kernel.js';
 import { type KdLossValue, evalKdLoss, headKdLoss } from './losses.js';
-import { type AdamWState, adamWStep, clipGlobalNorm, disposeAdamW, initAdamW } from './optimizer.js';
+import { type AdamWState, adamWStep, clipCoefficient, disposeAdamW, flattenGrads, globalNorm, initAdamW } from './optimizer.js';
 
 export interface StepResult {
   loss: number;
@@ -77,10 +77,13 @@ export function computeGradients(model: Model, micro: Batch[], c: TrainConfig, c
   return { grads, loss, kdSum, ceSum };
 }
 
-/** Clip and apply summed gradients (consumed). Returns the norm before clipping. */
-export function applyGradients(model: Model, opt: AdamWState, grads: Map<string, tf.Tensor>, c: TrainConfig, lr: number): number {
-  const gradNorm = clipGlobalNorm(grads, c.gradClip);
-  adamWStep(model.params, grads, opt, c, lr);
+/**
+ * Clip and apply summed gradients, flat in parameter order (see flattenGrads). Returns the norm
+ * before clipping.
+ */
+export function applyGradients(model: Model, opt: AdamWState, flat: Float32Array, c: TrainConfig, lr: number): number {
+  const gradNorm = globalNorm(flat);
+  adamWStep(model.params, flat, opt, c, lr, clipCoefficient(gradNorm, c.gradClip));
   return gradNorm;
 }
 
@@ -112,7 +115,7 @@ export function applyMasks(model: Model, masks: Map<string, tf.Tensor>): void {
 export function trainStep(model: Model, opt: AdamWState, micro: Batch[], c: TrainConfig, lr: number): StepResult {
   const counts = stepCounts(micro, c);
   const g = computeGradients(model, micro, c, counts);
-  const gradNorm = applyGradients(model, opt, g.grads, c, lr);
+  const gradNorm = applyGradients(model, opt, flattenGrads(model.params, g.grads), c, lr);
   return { loss: g.loss, kd: g.kdSum / counts.labelled, ce: g.ceSum / counts.targeted, gradNorm };
 }
 

@@ -5,7 +5,7 @@ import { initBackend } from '../backend/index.js';
 import { isKdError } from '../errors.js';
 import { modelFromArrays } from '../model/gpt.js';
 import type { WorkerInit, WorkerRequest } from './parallel.js';
-import { initAdamW } from './optimizer.js';
+import { flattenGrads, initAdamW } from './optimizer.js';
 import { applyGradients, applyMasks, checkpointArrays, computeGradients, evaluate, maskTensors } from './step.js';
 
 const init = workerData as WorkerInit;
@@ -25,9 +25,8 @@ async function start() {
   opt.t = init.optimizerT;
   const masks = init.masks ? maskTensors(model, init.masks) : undefined;
   if (masks) applyMasks(model, masks);
-  const names = [...model.params.keys()];
-  const sizes = names.map((n) => model.params.get(n)!.size);
-  const P = sizes.reduce((a, b) => a + b, 0);
+  let P = 0;
+  for (const v of model.params.values()) P += v.size;
   const slots = Array.from({ length: init.workers }, (_, r) => new Float32Array(init.grads, 4 * P * r, P));
   const total = new Float32Array(P);
 
@@ -37,14 +36,7 @@ async function start() {
         return true;
       case 'grad': {
         const g = computeGradients(model, req.batches, init.config, req.counts);
-        let off = 0;
-        names.forEach((n, i) => {
-          const t = g.grads.get(n);
-          if (t) slots[init.rank].set(t.dataSync() as Float32Array, off);
-          else slots[init.rank].fill(0, off, off + sizes[i]);
-          off += sizes[i];
-        });
-        tf.dispose([...g.grads.values()]);
+        flattenGrads(model.params, g.grads, slots[init.rank]);
         return { loss: g.loss, kdSum: g.kdSum, ceSum: g.ceSum };
       }
       case 'apply': {
@@ -53,13 +45,7 @@ async function start() {
           const s = slots[r];
           for (let i = 0; i < P; i++) total[i] += s[i];
         }
-        const grads = new Map<string, tf.Tensor>();
-        let off = 0;
-        names.forEach((n, i) => {
-          grads.set(n, tf.tensor(total.subarray(off, off + sizes[i]), model.params.get(n)!.shape));
-          off += sizes[i];
-        });
-        const norm = applyGradients(model, opt, grads, init.config, req.lr);
+        const norm = applyGradients(model, opt, total, init.config, req.lr);
         if (masks) applyMasks(model, masks);
         return norm;
       }

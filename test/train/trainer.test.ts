@@ -4,13 +4,14 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/backend/index.js';
+import { writableView } from '../../src/backend/io.js';
 import { resolveModelConfig } from '../../src/model/config.js';
 import { initModel, disposeModel } from '../../src/model/gpt.js';
 import { resolveTrainConfig, type TrainConfig } from '../../src/train/config.js';
 import { syntheticTeacher } from '../../src/train/synthetic.js';
 import { train } from '../../src/train/trainer.js';
 import { trainStep } from '../../src/train/step.js';
-import { initAdamW, disposeAdamW, learningRate } from '../../src/train/optimizer.js';
+import { adamWStep, clipCoefficient, globalNorm, initAdamW, disposeAdamW, learningRate } from '../../src/train/optimizer.js';
 import { loadCheckpoint } from '../../src/schema/checkpoint.js';
 import type { Batch } from '../../src/train/batch.js';
 
@@ -145,6 +146,49 @@ describe('AdamW and the schedule', () => {
     const g1 = m.params.get('h0.ln1.g')!.dataSync();
     for (let i = 0; i < 8; i++) expect(Math.abs(Math.abs(g0[i] - g1[i]) - 0.01)).toBeLessThan(1e-4); // no decay on LayerNorm gain
     disposeAdamW(opt); disposeModel(m);
+  });
+
+  it('the fused in-place AdamW pass equals the tfjs-ops pass, step after step, and shared data is never written', () => {
+    const c = cfg({ weightDecay: 0.1 });
+    const [fused, ops] = [initModel(model, 8), initModel(model, 8)];
+    const [of, oo] = [initAdamW(fused.params), initAdamW(ops.params)];
+    // Holding a clone of every weight shares its data: the optimizer must then leave it alone and
+    // fall back to tfjs ops, which is how the reference path is exercised here.
+    const clones = [...ops.params.values()].map((v) => tf.clone(v));
+    const before = clones.map((t) => t.dataSync().slice());
+    for (const name of ['wte', 'h0.ln1.g']) {
+      expect(writableView(fused.params.get(name)!)).not.toBeNull();
+      expect(writableView(ops.params.get(name)!)).toBeNull();
+    }
+    let size = 0;
+    for (const v of fused.params.values()) size += v.size;
+    for (let step = 0; step < 3; step++) {
+      const flat = Float32Array.from({ length: size }, (_, i) => Math.sin(i * 0.37 + step) * (i % 7));
+      const scale = clipCoefficient(globalNorm(flat), 1);
+      expect(scale).toBeLessThan(1);
+      adamWStep(fused.params, flat, of, c, 0.01, scale);
+      adamWStep(ops.params, flat, oo, c, 0.01, scale);
+    }
+    for (const name of fused.params.keys()) {
+      const [a, b] = [fused.params.get(name)!.dataSync(), ops.params.get(name)!.dataSync()];
+      for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i])).toBeLessThan(1e-6);
+      const [ma, mb] = [of.m.get(name)!.dataSync(), oo.m.get(name)!.dataSync()];
+      for (let i = 0; i < ma.length; i++) expect(Math.abs(ma[i] - mb[i])).toBeLessThan(1e-7);
+    }
+    expect(of.t).toBe(3);
+    clones.forEach((t, i) => expect(t.dataSync()).toEqual(before[i]));
+    // …and the reference path did move the weights (its data was replaced, not written)
+    expect(ops.params.get('wte')!.dataSync()[0]).not.toBe(before[0][0]);
+    tf.dispose(clones);
+    [of, oo].forEach(disposeAdamW); [fused, ops].forEach(disposeModel);
+  });
+
+  it('clips like torch.nn.utils.clip_grad_norm_', () => {
+    expect(globalNorm(new Float32Array([3, 4]))).toBe(5);
+    expect(clipCoefficient(5, 1)).toBeCloseTo(1 / (5 + 1e-6), 12);
+    expect(clipCoefficient(0.5, 1)).toBe(1);
+    expect(clipCoefficient(5, 0)).toBe(1);
+    expect(clipCoefficient(Infinity, 1)).toBe(1);
   });
 
   it('warms up linearly then decays along a cosine to minLr', () => {
