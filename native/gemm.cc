@@ -7,7 +7,7 @@
 // The micro-kernel is chosen at load time from what the CPU supports (AVX-512, AVX2+FMA, or portable C),
 // so a build is safe to copy to an older machine of the same architecture.
 // Not thread-safe across useKernel(): switch kernels only while no product runs.
-#include <node_api.h>
+#include "kd.h"
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -18,6 +18,7 @@
 #define KD_X86 1
 #endif
 
+namespace kd {
 namespace {
 
 constexpr int KC = 256;   // depth of a packed block: an MR×KC A panel + KC×NR B panel stay in L1
@@ -178,8 +179,12 @@ struct Buffers {
 };
 thread_local Buffers buf;  // one set per worker thread
 
+}  // namespace
+
 // C[M×N] (row stride N) = op(A)[M×K] · op(B)[K×N]
-void gemm(const Operand& A, const Operand& B, float* C, long M, long N, long Kd) {
+void gemm(const float* a, bool tA, const float* b, bool tB, float* C, long M, long N, long Kd) {
+  const Operand A{a, tA ? M : Kd, tA};
+  const Operand B{b, tB ? Kd : N, tB};
   if (Kd == 0) {
     std::memset(C, 0, sizeof(float) * M * N);
     return;
@@ -216,106 +221,18 @@ void gemm(const Operand& A, const Operand& B, float* C, long M, long N, long Kd)
   }
 }
 
-// ---- N-API glue ----
-#define CHECK(call)                                                     \
-  if ((call) != napi_ok) {                                              \
-    napi_throw_error(env, nullptr, "kd native gemm: bad arguments");    \
-    return nullptr;                                                     \
-  }
+const char* gemm_kernel() { return K.name; }
 
-bool typed(napi_env env, napi_value v, napi_typedarray_type want, void** data, size_t* length) {
-  bool is = false;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return false;
-  napi_typedarray_type type;
-  if (napi_get_typedarray_info(env, v, &type, length, data, nullptr, nullptr) != napi_ok) return false;
-  return type == want;
+std::vector<const char*> gemm_kernels() {
+  std::vector<const char*> names;
+  for (const Kernel& k : KERNELS) names.push_back(k.name);
+  return names;
 }
 
-// gemm(heap: Float32Array, aOffsets: Int32Array, bOffsets: Int32Array, cOffset, M, N, K, transA, transB)
-// For each batch element i: heap[cOffset + i·M·N ...] = op(A at aOffsets[i]) · op(B at bOffsets[i]).
-// Offsets are in elements of heap; every operand must lie inside it (checked).
-napi_value Gemm(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
-  napi_value argv[9];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc != 9) { napi_throw_error(env, nullptr, "kd native gemm: expected 9 arguments"); return nullptr; }
-  void *heapData, *aoData, *boData;
-  size_t heapLen, aoLen, boLen;
-  if (!typed(env, argv[0], napi_float32_array, &heapData, &heapLen) ||
-      !typed(env, argv[1], napi_int32_array, &aoData, &aoLen) ||
-      !typed(env, argv[2], napi_int32_array, &boData, &boLen) || aoLen != boLen) {
-    napi_throw_type_error(env, nullptr, "kd native gemm: expected (Float32Array, Int32Array, Int32Array, ...)");
-    return nullptr;
-  }
-  int64_t cOff, M, N, Kd;
-  bool tA, tB;
-  CHECK(napi_get_value_int64(env, argv[3], &cOff));
-  CHECK(napi_get_value_int64(env, argv[4], &M));
-  CHECK(napi_get_value_int64(env, argv[5], &N));
-  CHECK(napi_get_value_int64(env, argv[6], &Kd));
-  CHECK(napi_get_value_bool(env, argv[7], &tA));
-  CHECK(napi_get_value_bool(env, argv[8], &tB));
-  float* heap = static_cast<float*>(heapData);
-  const int32_t* ao = static_cast<const int32_t*>(aoData);
-  const int32_t* bo = static_cast<const int32_t*>(boData);
-  const int64_t len = (int64_t)heapLen, batch = (int64_t)aoLen;
-  const auto inside = [&](int64_t off, int64_t size) { return off >= 0 && size >= 0 && off + size <= len; };
-  bool ok = M >= 0 && N >= 0 && Kd >= 0 && inside(cOff, batch * M * N);
-  for (int64_t i = 0; ok && i < batch; i++) ok = inside(ao[i], M * Kd) && inside(bo[i], Kd * N);
-  if (!ok) { napi_throw_range_error(env, nullptr, "kd native gemm: operand outside the heap"); return nullptr; }
-  for (int64_t i = 0; i < batch; i++) {
-    const Operand A{heap + ao[i], tA ? M : Kd, tA};
-    const Operand B{heap + bo[i], tB ? Kd : N, tB};
-    gemm(A, B, heap + cOff + i * M * N, M, N, Kd);
-  }
-  return nullptr;
+bool gemm_use_kernel(const char* name) {
+  for (const Kernel& k : KERNELS)
+    if (std::strcmp(k.name, name) == 0) { K = k; return true; }
+  return false;
 }
 
-// kernel(): the micro-kernel in use. kernels(): all this CPU supports, best first.
-// useKernel(name): switch (process-wide; for tests and benchmarks); false when unsupported.
-napi_value Kernel_(napi_env env, napi_callback_info) {
-  napi_value name;
-  napi_create_string_utf8(env, K.name, NAPI_AUTO_LENGTH, &name);
-  return name;
-}
-
-napi_value Kernels(napi_env env, napi_callback_info) {
-  napi_value list, name;
-  napi_create_array_with_length(env, KERNELS.size(), &list);
-  for (size_t i = 0; i < KERNELS.size(); i++) {
-    napi_create_string_utf8(env, KERNELS[i].name, NAPI_AUTO_LENGTH, &name);
-    napi_set_element(env, list, (uint32_t)i, name);
-  }
-  return list;
-}
-
-napi_value UseKernel(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  char want[32] = {0};
-  size_t len = 0;
-  napi_value result;
-  bool found = false;
-  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) == napi_ok && argc == 1 &&
-      napi_get_value_string_utf8(env, argv[0], want, sizeof want, &len) == napi_ok) {
-    for (const Kernel& k : KERNELS)
-      if (std::strcmp(k.name, want) == 0) { K = k; found = true; }
-  }
-  napi_get_boolean(env, found, &result);
-  return result;
-}
-
-napi_value Init(napi_env env, napi_value exports) {
-  const napi_property_descriptor props[] = {
-    {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"kernel", nullptr, Kernel_, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"kernels", nullptr, Kernels, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"useKernel", nullptr, UseKernel, nullptr, nullptr, nullptr, napi_default, nullptr},
-  };
-  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return nullptr;
-  return exports;
-}
-
-}  // namespace
-
-NAPI_MODULE_INIT() { return Init(env, exports); }
+}  // namespace kd

@@ -5,6 +5,7 @@
  * backends (tfjs-node) fall back to dataSync()/tf.tensor copies.
  */
 import * as tf from '@tensorflow/tfjs';
+import { type NativeKernels, nativeKernels } from './native.js';
 
 type TypedArray = Float32Array | Int32Array | Uint8Array;
 
@@ -17,6 +18,12 @@ interface CpuLike {
 }
 interface RefCounted {
   refCount(dataId: object): number;
+}
+
+/** kd's native kernels when they can work on this backend's tensor memory (wasm, cpu), else null. */
+export function inPlaceKernels(): NativeKernels | null {
+  const name = tf.getBackend();
+  return name === 'wasm' || name === 'cpu' ? nativeKernels() : null;
 }
 
 /** A typed-array view of t's data. On wasm it is valid only until the next allocation. */

@@ -1,16 +1,17 @@
 /**
- * kd's optional native matmul (native/gemm.cc, built by `npm install` with node-gyp when a C++ compiler
- * is there). The wasm backend hands it the wasm heap, so products run in place: on this project's
- * reference machine it multiplies 5-6× faster than XNNPACK's 128-bit wasm SIMD. When it is missing
- * (no compiler at install time, an unsupported platform) or KD_NATIVE=0, the wasm kernels fall back to
- * XNNPACK and nothing else changes.
+ * kd's optional native kernels (native/*.cc, built by `npm install` with node-gyp when a C++ compiler
+ * is there): a matmul and the fused ops of a training step (LayerNorm, GELU, the loss's softmax rows,
+ * AdamW). They work in place on tensor memory — the wasm heap, or the cpu backend's arrays. On this
+ * project's reference machine the matmul runs 5-6× faster than XNNPACK's 128-bit wasm SIMD. When the
+ * addon is missing (no compiler at install time, an unsupported platform) or KD_NATIVE=0, every caller
+ * falls back to tfjs ops (XNNPACK for matmuls) and nothing else changes.
  */
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export interface NativeGemm {
+export interface NativeKernels {
   /**
    * For each batch element i: heap[cOffset + i·M·N, +M·N) = op(A at aOffsets[i]) · op(B at bOffsets[i]),
    * row-major float32; offsets in elements of `heap`.
@@ -23,6 +24,21 @@ export interface NativeGemm {
   kernels(): string[];
   /** use another supported micro-kernel (tests, benchmarks); false if unsupported */
   useKernel(name: string): boolean;
+  /** y = 0.5·x·(1 + erf(x/√2)) */
+  geluForward(x: Float32Array, y: Float32Array): void;
+  /** dx = dy · d gelu(x)/dx */
+  geluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  /** rows of d: y = (x − μ)·rstd·γ + β, rstd = 1/√(σ² + ε); writes mean and rstd per row */
+  layerNormForward(x: Float32Array, gamma: Float32Array, beta: Float32Array, y: Float32Array, mean: Float32Array,
+    rstd: Float32Array, d: number, eps: number): void;
+  /** dx, and dγ, dβ summed over rows (overwritten) */
+  layerNormBackward(dy: Float32Array, x: Float32Array, gamma: Float32Array, mean: Float32Array, rstd: Float32Array,
+    dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, d: number): void;
+  /** rows of V: lse[n] = log Σ exp(c·s), g (+)= scale[n]·softmax(c·s) */
+  softmaxRows(s: Float32Array, g: Float32Array, lse: Float64Array, c: number, scale: Float32Array, accumulate: boolean, V: number): void;
+  /** m ← β1·m + (1−β1)·g', v ← β2·v + (1−β2)·g'², p ← p·decay − step·m/(√(v·rbc2) + ε), with g' = g·scale */
+  adamw(p: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array, step: number, rbc2: number, beta1: number,
+    beta2: number, eps: number, decay: number, scale: number): void;
 }
 
 export interface NativeStatus {
@@ -33,9 +49,9 @@ export interface NativeStatus {
 }
 
 const ADDON = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../build/Release/kd_native.node');
-let cached: { addon: NativeGemm | null; status: NativeStatus } | undefined;
+let cached: { addon: NativeKernels | null; status: NativeStatus } | undefined;
 
-function load(): { addon: NativeGemm | null; status: NativeStatus } {
+function load(): { addon: NativeKernels | null; status: NativeStatus } {
   const off = process.env.KD_NATIVE;
   if (off !== undefined && ['0', 'false', 'off', 'no'].includes(off.toLowerCase())) {
     return { addon: null, status: { loaded: false, detail: 'disabled by KD_NATIVE', path: ADDON } };
@@ -44,7 +60,7 @@ function load(): { addon: NativeGemm | null; status: NativeStatus } {
     return { addon: null, status: { loaded: false, detail: 'not built (run `npm run build:native`; needs a C++ compiler)', path: ADDON } };
   }
   try {
-    const addon = createRequire(import.meta.url)(ADDON) as NativeGemm;
+    const addon = createRequire(import.meta.url)(ADDON) as NativeKernels;
     return { addon, status: { loaded: true, detail: addon.kernel(), path: ADDON } };
   } catch (e) {
     const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0];
@@ -55,12 +71,12 @@ function load(): { addon: NativeGemm | null; status: NativeStatus } {
 let enabled = true;
 
 /** The addon, or null when it is unavailable or disabled (see nativeStatus for why). */
-export function nativeGemm(): NativeGemm | null {
+export function nativeKernels(): NativeKernels | null {
   cached ??= load();
   return enabled ? cached.addon : null;
 }
 
-/** Turn the native matmul off (or back on) in this thread, e.g. to compare it with XNNPACK. */
+/** Turn the native kernels off (or back on) in this thread, e.g. to compare them with tfjs ops. */
 export function setNativeEnabled(on: boolean): void {
   enabled = on;
 }

@@ -16,7 +16,7 @@
 import { backend_util, broadcast_util, getKernel, registerKernel, unregisterKernel, util } from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, NamedAttrMap, Tensor, TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { nativeGemm, type NativeGemm } from './native.js';
+import { nativeKernels, type NativeKernels } from './native.js';
 
 /** The parts of the Emscripten module we call; its .d.ts needs @types/emscripten, which we don't carry. */
 interface WasmModule {
@@ -231,7 +231,7 @@ function batchIndex(dims: number[], outDims: number[]): Int32Array {
  * C = op(A)·op(B) by the native matmul, reading and writing the wasm heap in place. When B is shared by
  * the whole batch and A's batch is contiguous rows, the batch is one tall product (B packed once).
  */
-function nativeProduct(native: NativeGemm, backend: BackendWasm, a: TensorInfo, aIdx: Int32Array, tA: boolean,
+function nativeProduct(native: NativeKernels, backend: BackendWasm, a: TensorInfo, aIdx: Int32Array, tA: boolean,
   b: TensorInfo, bIdx: Int32Array, tB: boolean, outShape: number[], m: number, k: number, n: number): TensorInfo {
   const out = backend.makeOutput(outShape, 'float32');
   const base = (t: TensorInfo) => backend.dataIdMap.get(t.dataId)!.memoryOffset / 4;
@@ -274,7 +274,7 @@ function batchMatMul(args: Args, orig: Kernel): TensorInfo | TensorInfo[] {
   const outBatch = broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
   const aIdx = batchIndex(a.shape.slice(0, -2), outBatch);
   const bIdx = batchIndex(b.shape.slice(0, -2), outBatch);
-  const native = nativeGemm();
+  const native = nativeKernels();
   if (native) return nativeProduct(native, backend, a, aIdx, tA, b, bIdx, tB, [...outBatch, m, n], m, k, n);
   const batchA = util.sizeFromShape(a.shape) / (m * k);
   const batchB = util.sizeFromShape(b.shape) / (k * n);

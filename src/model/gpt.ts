@@ -15,6 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { type ModelConfig, blockShape, parameterCount } from './config.js';
+import { fusedGelu, fusedLayerNorm } from './fused.js';
 
 export type Params = Map<string, tf.Variable>;
 
@@ -91,14 +92,21 @@ function p(m: Model, name: string): tf.Variable {
   return v;
 }
 
-/** LayerNorm over the last axis: (x − μ)/√(σ² + ε) · g + b.   x: [N, d] */
+/**
+ * LayerNorm over the last axis: (x − μ)/√(σ² + ε) · g + b.   x: [N, d]
+ * (One fused op when kd's native kernels run on this backend, see fused.ts; the same math.)
+ */
 function layerNorm(x: tf.Tensor2D, g: tf.Tensor, b: tf.Tensor, eps: number): tf.Tensor2D {
+  const fused = fusedLayerNorm(x, g, b, eps);
+  if (fused) return fused;
   const { mean, variance } = tf.moments(x, -1, true);
   return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), g), b);
 }
 
 /** Exact GELU, 0.5·x·(1 + erf(x/√2)) — torch.nn.functional.gelu's default. */
 function gelu(x: tf.Tensor): tf.Tensor {
+  const fused = fusedGelu(x);
+  if (fused) return fused;
   return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
 }
 

@@ -6,7 +6,7 @@
  * Plus global-norm gradient clipping and a warm-up + cosine learning-rate schedule.
  */
 import * as tf from '@tensorflow/tfjs';
-import { viewOf, writableView } from '../backend/io.js';
+import { inPlaceKernels, viewOf, writableView } from '../backend/io.js';
 import type { Params } from '../model/gpt.js';
 
 export interface AdamWConfig {
@@ -81,13 +81,15 @@ export function clipCoefficient(norm: number, maxNorm: number): number {
 /**
  * One AdamW update at learning rate `lr` from flat gradients (see flattenGrads), each multiplied by
  * `scale` (the clipping coefficient). On wasm and cpu it is one fused pass per weight over the tensors'
- * memory (weights and moments are ours alone); elsewhere, tfjs ops.
+ * memory (weights and moments are ours alone), native when kd's kernels are built, else JS; elsewhere,
+ * tfjs ops.
  */
 export function adamWStep(params: Params, flat: Float32Array, s: AdamWState, c: AdamWConfig, lr: number, scale = 1): void {
   s.t += 1;
   const bc1 = 1 - Math.pow(c.beta1, s.t);
   const bc2 = 1 - Math.pow(c.beta2, s.t);
   const { beta1: b1, beta2: b2, eps } = c;
+  const native = inPlaceKernels();
   let off = 0;
   for (const [name, p] of params) {
     const g = flat.subarray(off, off + p.size);
@@ -96,6 +98,10 @@ export function adamWStep(params: Params, flat: Float32Array, s: AdamWState, c: 
     const v = s.v.get(name)!;
     const decay = c.weightDecay > 0 && p.rank >= 2 ? 1 - lr * c.weightDecay : 1;
     const pv = writableView(p), mv = writableView(m), vv = writableView(v);
+    if (pv && mv && vv && native) {
+      native.adamw(pv, mv, vv, g, lr / bc1, 1 / bc2, b1, b2, eps, decay, scale);
+      continue;
+    }
     if (pv && mv && vv) {
       const step = lr / bc1, rbc2 = 1 / bc2;
       for (let i = 0; i < g.length; i++) {

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.js';
 import { registerWasmKernels } from '../../src/backend/wasm-kernels.js';
-import { nativeGemm, nativeStatus, setNativeEnabled } from '../../src/backend/native.js';
+import { nativeKernels, nativeStatus, setNativeEnabled } from '../../src/backend/native.js';
 
 type Data = Float32Array | Int32Array | Uint8Array;
 
@@ -88,7 +88,7 @@ describe('GatherV2 on wasm', () => {
 });
 
 /** What runs BatchMatMul on wasm: each micro-kernel of kd's native matmul this CPU has, and XNNPACK. */
-const native = nativeGemm();
+const native = nativeKernels();
 const engines = [...(native?.kernels() ?? []), 'xnnpack'];
 function useEngine(engine: string): void {
   setNativeEnabled(engine !== 'xnnpack');

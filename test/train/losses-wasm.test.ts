@@ -1,10 +1,14 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/backend/index.js';
+import { nativeKernels, setNativeEnabled } from '../../src/backend/native.js';
 import { headKdLoss, resolveLossOptions, type Divergence, type KdLabels } from '../../src/train/losses.js';
 import { Rng } from '../../src/rng.js';
 
-/** The wasm forward (softmax in wasm, sparse JS) against the JS kernel on the cpu backend. */
+/**
+ * The split forward (dense softmax by kd's native kernels or by wasm's, sparse part in JS) against the
+ * float64 JS kernel on the cpu backend without native kernels.
+ */
 function labels(N: number, V: number, K: number, r: Rng): KdLabels {
   const topIds = new Int32Array(N * K), topLogprobs = new Float32Array(N * K);
   for (let n = 0; n < N; n++) {
@@ -21,7 +25,9 @@ function labels(N: number, V: number, K: number, r: Rng): KdLabels {
 
 beforeAll(async () => { await initBackend({ backend: 'wasm' }); });
 
-describe('headKdLoss on wasm matches the JS kernel on cpu', () => {
+const paths: [string, string, boolean][] = [['wasm', 'wasm softmax', false], ...(nativeKernels() ? [['wasm', 'native', true], ['cpu', 'native', true]] as [string, string, boolean][] : [])];
+
+describe.each(paths)('headKdLoss on %s (%s) matches the JS kernel on cpu', (backend, _what, native) => {
   const cases: [Divergence, number, number][] = [['forward-kl', 2, 0], ['forward-kl', 1, 0.4], ['reverse-kl', 1.5, 0.2], ['jsd', 2, 0.5]];
   it.each(cases)('%s T=%d alpha=%d', async (divergence, temperature, alpha) => {
     const N = 24, V = 300, d = 16, K = 5;
@@ -36,8 +42,9 @@ describe('headKdLoss on wasm matches the JS kernel on cpu', () => {
     for (let k = 0; k < K; k++) l.topIds[2 * K + k] = low[k];
     l.targets[2] = low[K];
     const o = resolveLossOptions({ divergence, temperature, alpha, beta: 0.4 });
-    const run = async (backend: string) => {
+    const run = async (backend: string, native: boolean) => {
       await tf.setBackend(backend);
+      setNativeEnabled(native);
       const before = tf.memory().numTensors;
       const h = tf.tensor2d(H, [N, d]), w = tf.tensor2d(W, [V, d]);
       const { value, grads } = tf.valueAndGrads((a: tf.Tensor, b: tf.Tensor) => headKdLoss(a as tf.Tensor2D, b as tf.Tensor2D, l, o))([h, w]);
@@ -46,8 +53,9 @@ describe('headKdLoss on wasm matches the JS kernel on cpu', () => {
       expect(tf.memory().numTensors).toBe(before);
       return out;
     };
-    const a = await run('wasm');
-    const b = await run('cpu');
+    const b = await run('cpu', false);
+    const a = await run(backend, native);
+    setNativeEnabled(true);
     expect(a.loss).toBeGreaterThan(0);
     expect(Math.abs(a.loss - b.loss) / b.loss).toBeLessThan(1e-5);
     const maxDiff = (x: Float32Array, y: Float32Array) => x.reduce((m, v, i) => Math.max(m, Math.abs(v - y[i])), 0);

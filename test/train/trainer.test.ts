@@ -5,6 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/backend/index.js';
 import { writableView } from '../../src/backend/io.js';
+import { setNativeEnabled } from '../../src/backend/native.js';
 import { resolveModelConfig } from '../../src/model/config.js';
 import { initModel, disposeModel } from '../../src/model/gpt.js';
 import { resolveTrainConfig, type TrainConfig } from '../../src/train/config.js';
@@ -148,39 +149,44 @@ describe('AdamW and the schedule', () => {
     disposeAdamW(opt); disposeModel(m);
   });
 
-  it('the fused in-place AdamW pass equals the tfjs-ops pass, step after step, and shared data is never written', () => {
+  it('the fused in-place AdamW pass (native, and JS) equals the tfjs-ops pass, step after step; shared data is never written', () => {
     const c = cfg({ weightDecay: 0.1 });
-    const [fused, ops] = [initModel(model, 8), initModel(model, 8)];
-    const [of, oo] = [initAdamW(fused.params), initAdamW(ops.params)];
+    const [nat, js, ops] = [initModel(model, 8), initModel(model, 8), initModel(model, 8)];
+    const [on, oj, oo] = [initAdamW(nat.params), initAdamW(js.params), initAdamW(ops.params)];
     // Holding a clone of every weight shares its data: the optimizer must then leave it alone and
     // fall back to tfjs ops, which is how the reference path is exercised here.
     const clones = [...ops.params.values()].map((v) => tf.clone(v));
     const before = clones.map((t) => t.dataSync().slice());
     for (const name of ['wte', 'h0.ln1.g']) {
-      expect(writableView(fused.params.get(name)!)).not.toBeNull();
+      expect(writableView(nat.params.get(name)!)).not.toBeNull();
       expect(writableView(ops.params.get(name)!)).toBeNull();
     }
     let size = 0;
-    for (const v of fused.params.values()) size += v.size;
+    for (const v of nat.params.values()) size += v.size;
     for (let step = 0; step < 3; step++) {
       const flat = Float32Array.from({ length: size }, (_, i) => Math.sin(i * 0.37 + step) * (i % 7));
       const scale = clipCoefficient(globalNorm(flat), 1);
       expect(scale).toBeLessThan(1);
-      adamWStep(fused.params, flat, of, c, 0.01, scale);
+      adamWStep(nat.params, flat, on, c, 0.01, scale);
+      setNativeEnabled(false);
+      adamWStep(js.params, flat, oj, c, 0.01, scale);
+      setNativeEnabled(true);
       adamWStep(ops.params, flat, oo, c, 0.01, scale);
     }
-    for (const name of fused.params.keys()) {
-      const [a, b] = [fused.params.get(name)!.dataSync(), ops.params.get(name)!.dataSync()];
-      for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i])).toBeLessThan(1e-6);
-      const [ma, mb] = [of.m.get(name)!.dataSync(), oo.m.get(name)!.dataSync()];
-      for (let i = 0; i < ma.length; i++) expect(Math.abs(ma[i] - mb[i])).toBeLessThan(1e-7);
+    for (const [m, o] of [[nat, on], [js, oj]] as const) {
+      for (const name of m.params.keys()) {
+        const [a, b] = [m.params.get(name)!.dataSync(), ops.params.get(name)!.dataSync()];
+        for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i])).toBeLessThan(1e-6);
+        const [ma, mb] = [o.m.get(name)!.dataSync(), oo.m.get(name)!.dataSync()];
+        for (let i = 0; i < ma.length; i++) expect(Math.abs(ma[i] - mb[i])).toBeLessThan(1e-7);
+      }
+      expect(o.t).toBe(3);
     }
-    expect(of.t).toBe(3);
     clones.forEach((t, i) => expect(t.dataSync()).toEqual(before[i]));
     // …and the reference path did move the weights (its data was replaced, not written)
     expect(ops.params.get('wte')!.dataSync()[0]).not.toBe(before[0][0]);
     tf.dispose(clones);
-    [of, oo].forEach(disposeAdamW); [fused, ops].forEach(disposeModel);
+    [on, oj, oo].forEach(disposeAdamW); [nat, js, ops].forEach(disposeModel);
   });
 
   it('clips like torch.nn.utils.clip_grad_norm_', () => {

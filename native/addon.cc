@@ -1,0 +1,224 @@
+// N-API bindings of kd's native kernels. Every array argument is a typed array (on the wasm backend, a
+// view of the wasm heap); sizes are checked here so a wrong call throws instead of touching memory it
+// does not own. See src/backend/native.ts for the JavaScript side.
+#include <node_api.h>
+#include <cstdint>
+#include <string>
+#include "kd.h"
+
+namespace {
+
+struct Args {
+  napi_env env;
+  napi_value v[16];
+  size_t n = 16;
+  bool ok = true;
+  std::string err;
+
+  Args(napi_env e, napi_callback_info info, size_t want) : env(e) {
+    if (napi_get_cb_info(env, info, &n, v, nullptr, nullptr) != napi_ok || n != want) fail("expected " + std::to_string(want) + " arguments");
+  }
+  void fail(const std::string& m) {
+    if (ok) err = m;
+    ok = false;
+  }
+  template <typename T>
+  T* array(size_t i, napi_typedarray_type want, size_t* length, const char* name) {
+    bool is = false;
+    void* data = nullptr;
+    napi_typedarray_type type;
+    if (!ok) return nullptr;
+    if (napi_is_typedarray(env, v[i], &is) != napi_ok || !is ||
+        napi_get_typedarray_info(env, v[i], &type, length, &data, nullptr, nullptr) != napi_ok || type != want) {
+      fail(std::string(name) + " must be a " + (want == napi_float64_array ? "Float64Array" : want == napi_int32_array ? "Int32Array" : "Float32Array"));
+      return nullptr;
+    }
+    return static_cast<T*>(data);
+  }
+  float* f32(size_t i, size_t need, const char* name) {
+    size_t len = 0;
+    float* p = array<float>(i, napi_float32_array, &len, name);
+    if (p && len < need) fail(std::string(name) + " is too short");
+    return p;
+  }
+  double num(size_t i) {
+    double x = 0;
+    if (ok && napi_get_value_double(env, v[i], &x) != napi_ok) fail("expected a number");
+    return x;
+  }
+  long count(size_t i) {
+    const double x = num(i);
+    if (ok && !(x >= 0 && x < 9.0e15 && x == (double)(long)x)) fail("expected a count");
+    return (long)x;
+  }
+  bool flag(size_t i) {
+    bool b = false;
+    if (ok && napi_get_value_bool(env, v[i], &b) != napi_ok) fail("expected a boolean");
+    return b;
+  }
+  napi_value done() {
+    if (!ok) napi_throw_range_error(env, nullptr, ("kd native: " + err).c_str());
+    return nullptr;
+  }
+};
+
+// gemm(heap: Float32Array, aOffsets: Int32Array, bOffsets: Int32Array, cOffset, M, N, K, transA, transB)
+// For each batch element i: heap[cOffset + i·M·N, +M·N) = op(A at aOffsets[i]) · op(B at bOffsets[i]),
+// offsets in elements of heap.
+napi_value Gemm(napi_env env, napi_callback_info info) {
+  Args a(env, info, 9);
+  size_t heapLen = 0, aoLen = 0, boLen = 0;
+  float* heap = a.array<float>(0, napi_float32_array, &heapLen, "heap");
+  const int32_t* ao = a.array<int32_t>(1, napi_int32_array, &aoLen, "aOffsets");
+  const int32_t* bo = a.array<int32_t>(2, napi_int32_array, &boLen, "bOffsets");
+  const long cOff = a.count(3), M = a.count(4), N = a.count(5), K = a.count(6);
+  const bool tA = a.flag(7), tB = a.flag(8);
+  if (!a.ok) return a.done();
+  if (aoLen != boLen) a.fail("aOffsets and bOffsets differ in length");
+  const long len = (long)heapLen, batch = (long)aoLen;
+  const auto inside = [&](long off, long size) { return off >= 0 && off + size <= len; };
+  bool in = inside(cOff, batch * M * N);
+  for (long i = 0; in && i < batch; i++) in = inside(ao[i], M * K) && inside(bo[i], K * N);
+  if (!in) a.fail("operand outside the heap");
+  if (!a.ok) return a.done();
+  for (long i = 0; i < batch; i++) kd::gemm(heap + ao[i], tA, heap + bo[i], tB, heap + cOff + i * M * N, M, N, K);
+  return nullptr;
+}
+
+napi_value GemmKernel(napi_env env, napi_callback_info) {
+  napi_value name;
+  napi_create_string_utf8(env, kd::gemm_kernel(), NAPI_AUTO_LENGTH, &name);
+  return name;
+}
+
+napi_value GemmKernels(napi_env env, napi_callback_info) {
+  const auto names = kd::gemm_kernels();
+  napi_value list, name;
+  napi_create_array_with_length(env, names.size(), &list);
+  for (size_t i = 0; i < names.size(); i++) {
+    napi_create_string_utf8(env, names[i], NAPI_AUTO_LENGTH, &name);
+    napi_set_element(env, list, (uint32_t)i, name);
+  }
+  return list;
+}
+
+// useKernel(name): switch the matmul micro-kernel (tests, benchmarks); false when unsupported
+napi_value UseKernel(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  char want[32] = {0};
+  size_t len = 0;
+  bool found = napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) == napi_ok && argc == 1 &&
+    napi_get_value_string_utf8(env, argv[0], want, sizeof want, &len) == napi_ok && kd::gemm_use_kernel(want);
+  napi_get_boolean(env, found, &result);
+  return result;
+}
+
+// geluForward(x, y)
+napi_value GeluForward(napi_env env, napi_callback_info info) {
+  Args a(env, info, 2);
+  size_t n = 0;
+  const float* x = a.array<float>(0, napi_float32_array, &n, "x");
+  float* y = a.f32(1, n, "y");
+  if (a.ok) kd::gelu_forward(x, y, (long)n);
+  return a.done();
+}
+
+// geluBackward(x, dy, dx)
+napi_value GeluBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info, 3);
+  size_t n = 0;
+  const float* x = a.array<float>(0, napi_float32_array, &n, "x");
+  const float* dy = a.f32(1, n, "dy");
+  float* dx = a.f32(2, n, "dx");
+  if (a.ok) kd::gelu_backward(x, dy, dx, (long)n);
+  return a.done();
+}
+
+// layerNormForward(x, gamma, beta, y, mean, rstd, d, eps)
+napi_value LayerNormForward(napi_env env, napi_callback_info info) {
+  Args a(env, info, 8);
+  size_t n = 0;
+  const float* x = a.array<float>(0, napi_float32_array, &n, "x");
+  const long d = a.count(6);
+  const float eps = (float)a.num(7);
+  if (a.ok && (d == 0 || n % d)) a.fail("x is not a whole number of rows");
+  const long rows = a.ok ? (long)n / d : 0;
+  const float* g = a.f32(1, d, "gamma");
+  const float* b = a.f32(2, d, "beta");
+  float* y = a.f32(3, n, "y");
+  float* mean = a.f32(4, rows, "mean");
+  float* rstd = a.f32(5, rows, "rstd");
+  if (a.ok) kd::layer_norm_forward(x, g, b, y, mean, rstd, rows, d, eps);
+  return a.done();
+}
+
+// layerNormBackward(dy, x, gamma, mean, rstd, dx, dgamma, dbeta, d)
+napi_value LayerNormBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info, 9);
+  size_t n = 0;
+  const float* dy = a.array<float>(0, napi_float32_array, &n, "dy");
+  const long d = a.count(8);
+  if (a.ok && (d == 0 || n % d)) a.fail("dy is not a whole number of rows");
+  const long rows = a.ok ? (long)n / d : 0;
+  const float* x = a.f32(1, n, "x");
+  const float* g = a.f32(2, d, "gamma");
+  const float* mean = a.f32(3, rows, "mean");
+  const float* rstd = a.f32(4, rows, "rstd");
+  float* dx = a.f32(5, n, "dx");
+  float* dg = a.f32(6, d, "dgamma");
+  float* db = a.f32(7, d, "dbeta");
+  if (a.ok) kd::layer_norm_backward(dy, x, g, mean, rstd, dx, dg, db, rows, d);
+  return a.done();
+}
+
+// softmaxRows(s, g, lse: Float64Array, c, scale, accumulate, V)
+napi_value SoftmaxRows(napi_env env, napi_callback_info info) {
+  Args a(env, info, 7);
+  size_t n = 0, lseLen = 0;
+  const float* s = a.array<float>(0, napi_float32_array, &n, "s");
+  const long V = a.count(6);
+  if (a.ok && (V == 0 || n % V)) a.fail("s is not a whole number of rows");
+  const long rows = a.ok ? (long)n / V : 0;
+  float* g = a.f32(1, n, "g");
+  double* lse = a.array<double>(2, napi_float64_array, &lseLen, "lse");
+  if (a.ok && (long)lseLen < rows) a.fail("lse is too short");
+  const float c = (float)a.num(3);
+  const float* scale = a.f32(4, rows, "scale");
+  const bool acc = a.flag(5);
+  if (a.ok) kd::softmax_rows(s, g, lse, c, scale, acc, rows, V);
+  return a.done();
+}
+
+// adamw(p, m, v, g, step, rbc2, beta1, beta2, eps, decay, scale)
+napi_value AdamW(napi_env env, napi_callback_info info) {
+  Args a(env, info, 11);
+  size_t n = 0;
+  float* p = a.array<float>(0, napi_float32_array, &n, "p");
+  float* m = a.f32(1, n, "m");
+  float* v = a.f32(2, n, "v");
+  const float* g = a.f32(3, n, "g");
+  const float step = (float)a.num(4), rbc2 = (float)a.num(5), b1 = (float)a.num(6), b2 = (float)a.num(7);
+  const float eps = (float)a.num(8), decay = (float)a.num(9), scale = (float)a.num(10);
+  if (a.ok) kd::adamw(p, m, v, g, (long)n, step, rbc2, b1, b2, eps, decay, scale);
+  return a.done();
+}
+
+}  // namespace
+
+NAPI_MODULE_INIT() {
+  const napi_property_descriptor props[] = {
+    {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"kernel", nullptr, GemmKernel, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"kernels", nullptr, GemmKernels, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"useKernel", nullptr, UseKernel, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"geluForward", nullptr, GeluForward, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"geluBackward", nullptr, GeluBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"layerNormForward", nullptr, LayerNormForward, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"layerNormBackward", nullptr, LayerNormBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"softmaxRows", nullptr, SoftmaxRows, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"adamw", nullptr, AdamW, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return nullptr;
+  return exports;
+}

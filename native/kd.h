@@ -1,0 +1,23 @@
+// kd's native kernels (see gemm.cc, ops.cc); addon.cc binds them to JavaScript.
+#pragma once
+#include <vector>
+
+namespace kd {
+
+// C[M×N] = op(A)·op(B), row-major float32; op transposes when tA/tB
+void gemm(const float* a, bool tA, const float* b, bool tB, float* c, long M, long N, long K);
+const char* gemm_kernel();
+std::vector<const char*> gemm_kernels();
+bool gemm_use_kernel(const char* name);
+
+void gelu_forward(const float* x, float* y, long n);
+void gelu_backward(const float* x, const float* dy, float* dx, long n);
+void layer_norm_forward(const float* x, const float* gamma, const float* beta, float* y, float* mean, float* rstd,
+  long rows, long d, float eps);
+void layer_norm_backward(const float* dy, const float* x, const float* gamma, const float* mean, const float* rstd,
+  float* dx, float* dgamma, float* dbeta, long rows, long d);
+void softmax_rows(const float* s, float* g, double* lse, float c, const float* scale, bool accumulate, long rows, long V);
+void adamw(float* p, float* m, float* v, const float* g, long n, float step, float rbc2, float b1, float b2,
+  float eps, float decay, float scale);
+
+}  // namespace kd

@@ -1,0 +1,146 @@
+// kd's native fused kernels: one pass over memory for what tfjs would do in several ops (LayerNorm,
+// GELU, the loss's softmax rows, AdamW). Arguments are Float32Arrays (views of the wasm heap or any
+// other memory); results are written into the arrays given. Loops are plain C++ that the compiler
+// vectorises (reductions marked `omp simd`, built with -fopenmp-simd: no OpenMP runtime); on x86-64 Linux each hot loop is also compiled for AVX-512 and AVX2 and picked at load time.
+#include "kd.h"
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
+#define KD_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
+#else
+#define KD_CLONES
+#endif
+
+namespace kd {
+
+// e^x for x ≤ 0 (and modest positive x), to ~2 ulp, with no libm call so loops vectorise.
+static inline float exp_approx(float x) {
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  const float n = __builtin_floorf(x * 1.44269504089f + 0.5f);
+  const float r = x - n * 0.693145751953125f - n * 1.428606765330187e-06f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t bits = ((int32_t)n + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+// erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7), the approximation tfjs's own Erf kernels use.
+static inline float erf_approx(float x) {
+  const float sign = x < 0.f ? -1.f : 1.f;
+  const float a = x < 0.f ? -x : x;
+  const float t = 1.0f / (1.0f + 0.3275911f * a);
+  const float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+  return sign * (1.0f - poly * exp_approx(-a * a));
+}
+
+KD_CLONES void gelu_forward(const float* x, float* y, long n) {
+  for (long i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erf_approx(x[i] * 0.70710678118654752f));
+}
+
+// dx = dy · (Φ(x) + x·φ(x)), Φ the normal CDF, φ its density
+KD_CLONES void gelu_backward(const float* x, const float* dy, float* dx, long n) {
+  for (long i = 0; i < n; i++) {
+    const float cdf = 0.5f * (1.0f + erf_approx(x[i] * 0.70710678118654752f));
+    const float pdf = 0.3989422804014327f * exp_approx(-0.5f * x[i] * x[i]);
+    dx[i] = dy[i] * (cdf + x[i] * pdf);
+  }
+}
+
+// y = (x − μ)/√(σ² + ε) · γ + β per row of d; keeps μ and 1/√(σ² + ε) for the backward pass
+KD_CLONES void layer_norm_forward(const float* x, const float* gamma, const float* beta, float* y, float* mean, float* rstd,
+  long rows, long d, float eps) {
+  for (long r = 0; r < rows; r++) {
+    const float* xr = x + r * d;
+    float s = 0.f;
+#pragma omp simd reduction(+ : s)
+    for (long j = 0; j < d; j++) s += xr[j];
+    const float mu = s / d;
+    float q = 0.f;
+#pragma omp simd reduction(+ : q)
+    for (long j = 0; j < d; j++) q += (xr[j] - mu) * (xr[j] - mu);
+    const float rs = 1.0f / std::sqrt(q / d + eps);
+    float* yr = y + r * d;
+    for (long j = 0; j < d; j++) yr[j] = (xr[j] - mu) * rs * gamma[j] + beta[j];
+    mean[r] = mu;
+    rstd[r] = rs;
+  }
+}
+
+// dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) with dx̂ = dy·γ; dγ = Σ_rows dy·x̂, dβ = Σ_rows dy
+KD_CLONES void layer_norm_backward(const float* dy, const float* x, const float* gamma, const float* mean, const float* rstd,
+  float* dx, float* dgamma, float* dbeta, long rows, long d) {
+  for (long j = 0; j < d; j++) dgamma[j] = dbeta[j] = 0.f;
+  for (long r = 0; r < rows; r++) {
+    const float* xr = x + r * d;
+    const float* dyr = dy + r * d;
+    const float mu = mean[r], rs = rstd[r];
+    float a = 0.f, b = 0.f;
+#pragma omp simd reduction(+ : a, b)
+    for (long j = 0; j < d; j++) {
+      const float xh = (xr[j] - mu) * rs;
+      const float g = dyr[j] * gamma[j];
+      a += g;
+      b += g * xh;
+      dgamma[j] += dyr[j] * xh;
+      dbeta[j] += dyr[j];
+    }
+    a /= d;
+    b /= d;
+    float* dxr = dx + r * d;
+    for (long j = 0; j < d; j++) dxr[j] = rs * (dyr[j] * gamma[j] - a - (xr[j] - mu) * rs * b);
+  }
+}
+
+// Per row n of s [rows × V]: lse[n] = log Σ_v exp(c·s[n,v]) and g[n,v] (+)= scale[n]·exp(c·s[n,v] − lse[n]).
+KD_CLONES void softmax_rows(const float* s, float* g, double* lse, float c, const float* scale, bool accumulate, long rows, long V) {
+  for (long r = 0; r < rows; r++) {
+    const float* sr = s + r * V;
+    float* gr = g + r * V;
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (long v = 0; v < V; v++) mx = sr[v] * c > mx ? sr[v] * c : mx;
+    float sum = 0.f;
+    if (accumulate) {
+#pragma omp simd reduction(+ : sum)
+      for (long v = 0; v < V; v++) sum += exp_approx(sr[v] * c - mx);
+      const double l = (double)mx + std::log((double)sum);
+      const float k = scale[r] / sum;
+      for (long v = 0; v < V; v++) gr[v] += k * exp_approx(sr[v] * c - mx);
+      lse[r] = l;
+    } else {
+#pragma omp simd reduction(+ : sum)
+      for (long v = 0; v < V; v++) {
+        const float e = exp_approx(sr[v] * c - mx);
+        gr[v] = e;
+        sum += e;
+      }
+      const float k = scale[r] / sum;
+      for (long v = 0; v < V; v++) gr[v] *= k;
+      lse[r] = (double)mx + std::log((double)sum);
+    }
+  }
+}
+
+// AdamW with decoupled decay (see src/train/optimizer.ts): g is scaled by `scale` (clipping) first.
+KD_CLONES void adamw(float* p, float* m, float* v, const float* g, long n, float step, float rbc2, float b1, float b2,
+  float eps, float decay, float scale) {
+  for (long i = 0; i < n; i++) {
+    const float gi = g[i] * scale;
+    const float mi = b1 * m[i] + (1.f - b1) * gi;
+    const float vi = b2 * v[i] + (1.f - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = p[i] * decay - step * mi / (std::sqrt(vi * rbc2) + eps);
+  }
+}
+
+}  // namespace kd
