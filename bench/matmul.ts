@@ -1,6 +1,7 @@
 /**
  * GFLOP/s of every matmul a training step of the reference config runs (2,048 tokens, d 128, vocab 8192,
- * ffn 512, 4 heads of 32, T 128), on wasm before and after registerWasmKernels(). Prints one JSON line.
+ * ffn 512, 4 heads of 32, T 128), on wasm: the stock kernel (`stock`), ours on XNNPACK (`xnnpack`) and
+ * kd's native matmul (`native`, when built). Prints one JSON line.
  *
  * Each product A[m×k]·B[k×n] comes in the three forms a step uses: `plain`, `bT` = [m×n]·[k×n]ᵀ (the
  * gradient w.r.t. A) and `aT` = [m×k]ᵀ·[m×n] (the gradient w.r.t. B). Run: npx tsx bench/matmul.ts
@@ -9,6 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { registerWasmKernels } from '../src/backend/wasm-kernels.js';
+import { nativeKernels, nativeStatus, setNativeEnabled } from '../src/backend/native.js';
 
 const N = 2048, d = 128, V = 8192, F = 512, BH = 64, T = 128, hd = 32;
 const products: [string, number, number, number, number][] = [
@@ -55,6 +57,9 @@ wasm.setWasmPaths(path.join(path.dirname(require.resolve('@tensorflow/tfjs-backe
 if (!(await tf.setBackend('wasm'))) throw new Error('wasm backend failed to initialise');
 const before = measure();
 registerWasmKernels();
-const after = measure();
-const result = Object.fromEntries(Object.keys(before).map((k) => [k, { before: before[k], after: after[k] }]));
-console.log(JSON.stringify({ unit: 'GFLOP/s', threads: wasm.getThreadsCount(), tfjs: tf.version_core, result }));
+setNativeEnabled(false);
+const xnnpack = measure();
+setNativeEnabled(true);
+const native = nativeKernels() ? measure() : undefined;
+const result = Object.fromEntries(Object.keys(before).map((k) => [k, { stock: before[k], xnnpack: xnnpack[k], ...(native ? { native: native[k] } : {}) }]));
+console.log(JSON.stringify({ unit: 'GFLOP/s', threads: wasm.getThreadsCount(), tfjs: tf.version_core, native: nativeStatus().detail, result }));
