@@ -1,6 +1,6 @@
-// Build kd's optional native matmul (native/gemm.cc → build/Release/kd_native.node) with node-gyp.
+// Build kd's optional native kernels (native/*.cc → build/Release/kd_native.node) with node-gyp.
 // Runs as the package's install script. It never fails the install: without a C++ compiler (or node
-// headers) kd simply runs its matmuls on wasm XNNPACK, as `kd doctor` then says.
+// headers) kd runs on XNNPACK and tfjs ops instead, as `kd doctor` then says.
 // KD_SKIP_NATIVE=1 skips the build.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -21,7 +21,7 @@ function nodeGyp() {
 }
 
 if (process.env.KD_SKIP_NATIVE === '1') {
-  console.log('kd: native matmul skipped (KD_SKIP_NATIVE=1)');
+  console.log('kd: native kernels skipped (KD_SKIP_NATIVE=1)');
   process.exit(0);
 }
 const gyp = nodeGyp();
@@ -32,9 +32,9 @@ const r = gyp
   ? spawnSync(process.execPath, [gyp, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' })
   : spawnSync('node-gyp', args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', shell: process.platform === 'win32' });
 if (r.status === 0) {
-  console.log('kd: native matmul built (build/Release/kd_native.node)');
+  console.log('kd: native kernels built (build/Release/kd_native.node)');
 } else {
   const why = r.error ? r.error.message : (r.stderr || r.stdout || '').trim().split('\n').slice(-3).join(' | ');
-  console.warn(`kd: native matmul not built, training will use wasm XNNPACK matmuls (slower): ${why}`);
+  console.warn(`kd: native kernels not built; kd will use XNNPACK and tfjs ops (slower): ${why}`);
   if (strict) process.exit(1);
 }
