@@ -3,7 +3,8 @@
  * fast. Measurements behind each choice: /work/shared/docs/wasm-training.md, bench/matmul.ts.
  *
  * - UnsortedSegmentSum: missing on wasm; it is the gradient of gather (embeddings, picked log-probs).
- * - GatherV2: wrong values when batchDims > 0 (tensorflow/tfjs#8658, fix #8659 unmerged).
+ * - GatherV2: wrong values when batchDims > 0 (tensorflow/tfjs#8658, fix #8659 unmerged), and slow in
+ *   every case (index arithmetic per element: the embedding lookup took 7-14 ms a step); ours copies slices.
  * - BatchMatMul: the wasm kernel only uses XNNPACK for untransposed batch-1 products; every other case,
  *   i.e. every matmul gradient and all of attention, runs a scalar triple loop 10-15× slower. When kd's
  *   native matmul is built (src/backend/native.ts) every product runs there, in place on the heap;
@@ -35,7 +36,7 @@ export function registerWasmKernels(): void {
   if (registered) return;
   registered = true;
   registerKernel({ kernelName: 'UnsortedSegmentSum', backendName: 'wasm', kernelFunc: unsortedSegmentSum as unknown as KernelFunc });
-  wrap('GatherV2', (orig) => (args) => ((args.attrs.batchDims as number) > 0 ? gatherBatched(args) : orig(args)));
+  wrap('GatherV2', (orig) => (args) => (args.inputs.x.dtype === 'string' ? orig(args) : gather(args)));
   wrap('BatchMatMul', (orig) => (args) => batchMatMul(args, orig));
   wrap('Identity', () => identity);
   wrap('SplitV', (orig) => (args) => (args.inputs.x.dtype === 'string' ? orig(args) : splitV(args)));
@@ -69,8 +70,8 @@ function unsortedSegmentSum({ inputs: { x, segmentIds }, backend, attrs }: Args)
   return out;
 }
 
-/** GatherV2 with batchDims > 0: out[b, o, i, :] = x[b, o, indices[b, i], :] (tfjs#8658). */
-function gatherBatched({ inputs: { x, indices }, backend, attrs }: Args): TensorInfo {
+/** GatherV2: out[b, o, i, :] = x[b, o, indices[b, i], :], whole slices at a time (tfjs#8658). */
+function gather({ inputs: { x, indices }, backend, attrs }: Args): TensorInfo {
   const axis = util.parseAxisParam(attrs.axis as number, x.shape)[0];
   const info = backend_util.segment_util.collectGatherOpShapeInfo(x as Tensor, indices as Tensor, axis, attrs.batchDims as number);
   const { batchSize, outerSize, dimSize, sliceSize } = info;
@@ -88,7 +89,11 @@ function gatherBatched({ inputs: { x, indices }, backend, attrs }: Args): Tensor
       const row = (b * outerSize + r) * dimSize;
       for (let i = 0; i < perBatch; i++) {
         const src = (row + idx[b * perBatch + i]) * sliceSize;
-        for (let k = 0; k < sliceSize; k++) o[dst++] = xs[src + k];
+        if (sliceSize < 16) for (let k = 0; k < sliceSize; k++) o[dst++] = xs[src + k];
+        else {
+          o.set(xs.subarray(src, src + sliceSize), dst);
+          dst += sliceSize;
+        }
       }
     }
   }

@@ -69,11 +69,22 @@ describe('UnsortedSegmentSum on wasm', () => {
 });
 
 describe('GatherV2 on wasm', () => {
-  it('batchDims 0 (the original kernel): float rows, inner axis, int32 data', async () => {
+  it('batchDims 0: float rows, inner axis, int32 data', async () => {
     const idx = tf.tensor1d([4, 0, 4, 2], 'int32');
     await expectSame(() => tf.gather(rand([5, 3]), idx));
     await expectSame(() => tf.gather(rand([2, 5, 3]), tf.tensor2d([[1, 0], [4, 4]], [2, 2], 'int32'), 1));
     await expectSame(() => tf.gather(tf.tensor2d([[1, 2], [3, 4], [5, 6]], [3, 2], 'int32'), tf.tensor1d([2, 2, 0], 'int32')));
+  });
+  it('batchDims 0, slices of 16 and more (copied whole): embedding rows, rank 3, int32', async () => {
+    const idx = tf.tensor1d([4, 0, 4, 2, 1], 'int32');
+    await expectSame(() => tf.gather(rand([5, 40]), idx));
+    await expectSame(() => tf.gather(rand([5, 2, 20]), idx));
+    await expectSame(() => tf.gather(tf.reshape(tf.range(0, 5 * 17, 1, 'int32'), [5, 17]), idx));
+    await expectSame(() => tf.gather(rand([3, 5, 16]), idx, 1));
+  });
+  it('rejects an index out of range', async () => {
+    await tf.setBackend('wasm');
+    expect(() => tf.gather(rand([5, 40]), tf.tensor1d([5], 'int32'))).toThrow(/not in \[0, 4\]/);
   });
   it('batchDims 1 (tfjs#8658), with outer dims and int32 data', async () => {
     const idx = tf.tensor2d([[2, 0], [1, 1], [0, 2]], [3, 2], 'int32');
