@@ -21,6 +21,13 @@ describe('kd CLI', () => {
     expect(info.backend).toBe('wasm'); // no libtensorflow on this machine
     expect(info.attempts.find((a: { name: string }) => a.name === 'tensorflow').ok).toBe(false);
     expect(info.tfjsVersion).toMatch(/^4\./);
+    expect(info.matmul).toMatch(/^kd native \((avx512|avx2|generic)\)$|^XNNPACK/);
+  });
+
+  it('doctor says when the native kernels are turned off, and what runs instead', () => {
+    const r = runKd(['doctor'], { env: { ...process.env, KD_NATIVE: '0' } });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^matmul +XNNPACK; kd native matmul disabled by KD_NATIVE$/m);
   });
 
   it('bad input gives one clear line and a non-zero exit, no stack trace', () => {
