@@ -127,7 +127,13 @@ void pack_a(const Operand& A, long i0, int mc, long p0, int kc, float* out) {
   for (int ir = 0; ir < mc; ir += mr) {
     const int rows = std::min(mr, mc - ir);
     float* panel = out + (long)ir * kc;
-    if (!A.t) {
+    if (!A.t && rows == mr) {
+      // mr rows read side by side (the prefetchers follow mr streams), the panel written in order
+      const float* src[16];
+      for (int r = 0; r < mr; r++) src[r] = A.x + (i0 + ir + r) * A.ld + p0;
+      for (int p = 0; p < kc; p++)
+        for (int r = 0; r < mr; r++) panel[p * mr + r] = src[r][p];
+    } else if (!A.t) {
       for (int r = 0; r < rows; r++) {
         const float* src = A.x + (i0 + ir + r) * A.ld + p0;
         for (int p = 0; p < kc; p++) panel[p * mr + r] = src[p];
