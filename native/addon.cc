@@ -190,6 +190,31 @@ napi_value SoftmaxRows(napi_env env, napi_callback_info info) {
   return a.done();
 }
 
+// attentionForward(qkv, out, P, B, T, H, hd, scale)
+napi_value AttentionForward(napi_env env, napi_callback_info info) {
+  Args a(env, info, 8);
+  const long B = a.count(3), T = a.count(4), H = a.count(5), hd = a.count(6);
+  const float scale = (float)a.num(7);
+  const float* qkv = a.f32(0, B * T * 3 * H * hd, "qkv");
+  float* out = a.f32(1, B * T * H * hd, "out");
+  float* P = a.f32(2, B * H * T * T, "P");
+  if (a.ok) kd::attention_forward(qkv, out, P, B, T, H, hd, scale);
+  return a.done();
+}
+
+// attentionBackward(qkv, P, dout, dqkv, B, T, H, hd, scale)
+napi_value AttentionBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info, 9);
+  const long B = a.count(4), T = a.count(5), H = a.count(6), hd = a.count(7);
+  const float scale = (float)a.num(8);
+  const float* qkv = a.f32(0, B * T * 3 * H * hd, "qkv");
+  const float* P = a.f32(1, B * H * T * T, "P");
+  const float* dout = a.f32(2, B * T * H * hd, "dout");
+  float* dqkv = a.f32(3, B * T * 3 * H * hd, "dqkv");
+  if (a.ok) kd::attention_backward(qkv, P, dout, dqkv, B, T, H, hd, scale);
+  return a.done();
+}
+
 // adamw(p, m, v, g, step, rbc2, beta1, beta2, eps, decay, scale)
 napi_value AdamW(napi_env env, napi_callback_info info) {
   Args a(env, info, 11);
@@ -217,6 +242,8 @@ NAPI_MODULE_INIT() {
     {"layerNormForward", nullptr, LayerNormForward, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"layerNormBackward", nullptr, LayerNormBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"softmaxRows", nullptr, SoftmaxRows, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"attentionForward", nullptr, AttentionForward, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"attentionBackward", nullptr, AttentionBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"adamw", nullptr, AdamW, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return nullptr;

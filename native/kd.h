@@ -17,6 +17,9 @@ void layer_norm_forward(const float* x, const float* gamma, const float* beta, f
 void layer_norm_backward(const float* dy, const float* x, const float* gamma, const float* mean, const float* rstd,
   float* dx, float* dgamma, float* dbeta, long rows, long d);
 void softmax_rows(const float* s, float* g, double* lse, float c, const float* scale, bool accumulate, long rows, long V);
+void attention_forward(const float* qkv, float* out, float* P, long B, long T, long H, long hd, float scale);
+void attention_backward(const float* qkv, const float* P, const float* dout, float* dqkv, long B, long T, long H, long hd,
+  float scale);
 void adamw(float* p, float* m, float* v, const float* g, long n, float step, float rbc2, float b1, float b2,
   float eps, float decay, float scale);
 

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
 #define KD_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
@@ -126,6 +127,141 @@ KD_CLONES void softmax_rows(const float* s, float* g, double* lse, float c, cons
       const float k = scale[r] / sum;
       for (long v = 0; v < V; v++) gr[v] *= k;
       lse[r] = (double)mx + std::log((double)sum);
+    }
+  }
+}
+
+// ---- causal self-attention over a fused qkv ----
+// qkv rows (b·T + t) hold [q | k | v], each H heads of hd; head h of q is at column h·hd, of k at d + h·hd,
+// of v at 2d + h·hd (d = H·hd). Per (b, h) the head's Q, K, V are gathered into contiguous scratch,
+// with K and V also transposed, so every inner loop is a contiguous multiply-add with no horizontal sums.
+
+namespace {
+struct AttnScratch {
+  std::vector<float> q, k, v, kt, vt, s, dq, dk, dv, dout;
+  void size(long T, long hd) {
+    for (auto* b : {&q, &k, &v, &kt, &vt, &dq, &dk, &dv, &dout}) b->resize(T * hd);
+    s.resize(T);
+  }
+};
+thread_local AttnScratch scratch;
+
+void gather_head(const float* qkv, long b, long h, long T, long H, long hd, AttnScratch& w) {
+  const long d = H * hd;
+  for (long t = 0; t < T; t++) {
+    const float* row = qkv + (b * T + t) * 3 * d + h * hd;
+    for (long c = 0; c < hd; c++) {
+      w.q[t * hd + c] = row[c];
+      w.k[t * hd + c] = row[d + c];
+      w.v[t * hd + c] = row[2 * d + c];
+      w.kt[c * T + t] = row[d + c];
+      w.vt[c * T + t] = row[2 * d + c];
+    }
+  }
+}
+}  // namespace
+
+// out [B·T, d] = softmax(scale·QKᵀ + causal mask)·V per head; P [B·H, T, T] keeps the probabilities (0 above
+// the diagonal) for the backward pass.
+KD_CLONES void attention_forward(const float* qkv, float* out, float* P, long B, long T, long H, long hd, float scale) {
+  AttnScratch& w = scratch;
+  w.size(T, hd);
+  const long d = H * hd;
+  for (long b = 0; b < B; b++) {
+    for (long h = 0; h < H; h++) {
+      gather_head(qkv, b, h, T, H, hd, w);
+      float* Pbh = P + (b * H + h) * T * T;
+      for (long i = 0; i < T; i++) {
+        const long n = i + 1;  // keys 0..i
+        float* s = w.s.data();
+        for (long j = 0; j < n; j++) s[j] = 0.f;
+        for (long c = 0; c < hd; c++) {
+          const float qc = w.q[i * hd + c] * scale;
+          const float* ktc = w.kt.data() + c * T;
+#pragma omp simd
+          for (long j = 0; j < n; j++) s[j] += qc * ktc[j];
+        }
+        float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+        for (long j = 0; j < n; j++) mx = s[j] > mx ? s[j] : mx;
+        float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
+        for (long j = 0; j < n; j++) {
+          s[j] = exp_approx(s[j] - mx);
+          sum += s[j];
+        }
+        float* p = Pbh + i * T;
+        const float inv = 1.f / sum;
+        for (long j = 0; j < n; j++) p[j] = s[j] * inv;
+        for (long j = n; j < T; j++) p[j] = 0.f;
+        float* o = out + (b * T + i) * d + h * hd;
+        for (long c = 0; c < hd; c++) o[c] = 0.f;
+        for (long j = 0; j < n; j++) {
+          const float pj = p[j];
+          const float* vj = w.v.data() + j * hd;
+#pragma omp simd
+          for (long c = 0; c < hd; c++) o[c] += pj * vj[c];
+        }
+      }
+    }
+  }
+}
+
+// dqkv [B·T, 3d] from dout [B·T, d]: dV = Pᵀ·dO, dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(P ⊙ dP)), dQ = scale·dS·K,
+// dK = scale·dSᵀ·Q.
+KD_CLONES void attention_backward(const float* qkv, const float* P, const float* dout, float* dqkv, long B, long T, long H,
+  long hd, float scale) {
+  AttnScratch& w = scratch;
+  w.size(T, hd);
+  const long d = H * hd;
+  for (long b = 0; b < B; b++) {
+    for (long h = 0; h < H; h++) {
+      gather_head(qkv, b, h, T, H, hd, w);
+      const float* Pbh = P + (b * H + h) * T * T;
+      for (long t = 0; t < T; t++)
+        for (long c = 0; c < hd; c++) w.dout[t * hd + c] = dout[(b * T + t) * d + h * hd + c];
+      for (long x = 0; x < T * hd; x++) w.dk[x] = w.dv[x] = 0.f;
+      for (long i = 0; i < T; i++) {
+        const long n = i + 1;
+        const float* p = Pbh + i * T;
+        const float* doi = w.dout.data() + i * hd;
+        float* ds = w.s.data();
+        // dP[i, j] = dO_i · V_j
+        for (long j = 0; j < n; j++) ds[j] = 0.f;
+        for (long c = 0; c < hd; c++) {
+          const float g = doi[c];
+          const float* vtc = w.vt.data() + c * T;
+#pragma omp simd
+          for (long j = 0; j < n; j++) ds[j] += g * vtc[j];
+        }
+        float dot = 0.f;
+#pragma omp simd reduction(+ : dot)
+        for (long j = 0; j < n; j++) dot += p[j] * ds[j];
+        for (long j = 0; j < n; j++) ds[j] = p[j] * (ds[j] - dot) * scale;
+        float* dqi = w.dq.data() + i * hd;
+        for (long c = 0; c < hd; c++) dqi[c] = 0.f;
+        const float* qi = w.q.data() + i * hd;
+        for (long j = 0; j < n; j++) {
+          const float sj = ds[j], pj = p[j];
+          const float* kj = w.k.data() + j * hd;
+          float* dkj = w.dk.data() + j * hd;
+          float* dvj = w.dv.data() + j * hd;
+#pragma omp simd
+          for (long c = 0; c < hd; c++) {
+            dqi[c] += sj * kj[c];
+            dkj[c] += sj * qi[c];
+            dvj[c] += pj * doi[c];
+          }
+        }
+      }
+      for (long t = 0; t < T; t++) {
+        float* row = dqkv + (b * T + t) * 3 * d + h * hd;
+        for (long c = 0; c < hd; c++) {
+          row[c] = w.dq[t * hd + c];
+          row[d + c] = w.dk[t * hd + c];
+          row[2 * d + c] = w.dv[t * hd + c];
+        }
+      }
     }
   }
 }

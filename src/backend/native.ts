@@ -1,7 +1,7 @@
 /**
  * kd's optional native kernels (native/*.cc, built by `npm install` with node-gyp when a C++ compiler
- * is there): a matmul and the fused ops of a training step (LayerNorm, GELU, the loss's softmax rows,
- * AdamW). They work in place on tensor memory — the wasm heap, or the cpu backend's arrays. On this
+ * is there): a matmul and the fused ops of a training step (LayerNorm, GELU, causal attention, the
+ * loss's softmax rows, AdamW). They work in place on tensor memory — the wasm heap, or the cpu backend's arrays. On this
  * project's reference machine the matmul runs 5-6× faster than XNNPACK's 128-bit wasm SIMD. When the
  * addon is missing (no compiler at install time, an unsupported platform) or KD_NATIVE=0, every caller
  * falls back to tfjs ops (XNNPACK for matmuls) and nothing else changes.
@@ -36,6 +36,14 @@ export interface NativeKernels {
     dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, d: number): void;
   /** rows of V: lse[n] = log Σ exp(c·s), g (+)= scale[n]·softmax(c·s) */
   softmaxRows(s: Float32Array, g: Float32Array, lse: Float64Array, c: number, scale: Float32Array, accumulate: boolean, V: number): void;
+  /**
+   * Causal self-attention over a fused qkv [B·T, 3·H·hd] (each row q | k | v, heads side by side):
+   * out [B·T, H·hd] = softmax(scale·QKᵀ, causal)·V per head; P [B·H, T, T] receives the probabilities.
+   */
+  attentionForward(qkv: Float32Array, out: Float32Array, P: Float32Array, B: number, T: number, H: number, hd: number, scale: number): void;
+  /** dqkv [B·T, 3·H·hd] from dout [B·T, H·hd], with P from the forward pass */
+  attentionBackward(qkv: Float32Array, P: Float32Array, dout: Float32Array, dqkv: Float32Array, B: number, T: number, H: number,
+    hd: number, scale: number): void;
   /** m ← β1·m + (1−β1)·g', v ← β2·v + (1−β2)·g'², p ← p·decay − step·m/(√(v·rbc2) + ε), with g' = g·scale */
   adamw(p: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array, step: number, rbc2: number, beta1: number,
     beta2: number, eps: number, decay: number, scale: number): void;

@@ -1,7 +1,7 @@
 /**
- * LayerNorm and GELU as single differentiable ops over kd's native kernels: one pass over memory each
- * way instead of the ~10 tfjs ops (and their saved intermediates) of the compositions in gpt.ts, which
- * stay the reference and the fallback. Each function returns null when the native kernels cannot run on
+ * LayerNorm, GELU and causal attention as single differentiable ops over kd's native kernels: one pass
+ * over memory each way instead of the ~10 tfjs ops (and their saved intermediates, head transposes,
+ * splits) of the compositions in gpt.ts, which stay the reference and the fallback. Each function returns null when the native kernels cannot run on
  * the current backend; the caller then composes tfjs ops.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -46,4 +46,27 @@ export function fusedGelu(x: tf.Tensor): tf.Tensor | null {
     };
   });
   return op(x);
+}
+
+/**
+ * Causal multi-head self-attention from the fused projection qkv [B·T, 3·H·hd] (q | k | v per row, heads
+ * side by side) to the heads' outputs side by side, [B·T, H·hd], before the output projection.
+ */
+export function fusedAttention(qkv: tf.Tensor2D, B: number, T: number, H: number, hd: number): tf.Tensor2D | null {
+  const k = inPlaceKernels();
+  if (!k) return null;
+  const scale = 1 / Math.sqrt(hd);
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [x, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    const P = new Float32Array(B * H * T * T); // probabilities, for the backward pass
+    const y = computeInto([B * T, H * hd], [x], (out, [xv]) => k.attentionForward(xv as Float32Array, out, P, B, T, H, hd, scale));
+    save([x]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        computeInto([B * T, 3 * H * hd], [saved[0], dy], (out, [xv, dyv]) =>
+          k.attentionBackward(xv as Float32Array, P, dyv as Float32Array, out, B, T, H, hd, scale)),
+    };
+  });
+  return op(qkv) as tf.Tensor2D;
 }

@@ -15,7 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { type ModelConfig, blockShape, parameterCount } from './config.js';
-import { fusedGelu, fusedLayerNorm } from './fused.js';
+import { fusedAttention, fusedGelu, fusedLayerNorm } from './fused.js';
 
 export type Params = Map<string, tf.Variable>;
 
@@ -124,7 +124,9 @@ function causalMask(T: number): tf.Tensor2D {
 
 /** Causal multi-head self-attention, H heads of size hd.   h: [B·T, d] → [B·T, H·hd] (before the output projection) */
 function attention(h: tf.Tensor2D, wqkv: tf.Tensor, B: number, T: number, H: number, hd: number): tf.Tensor2D {
-  const qkv = tf.matMul(h, wqkv as tf.Tensor2D); // [B·T, 3d]
+  const qkv = tf.matMul(h, wqkv as tf.Tensor2D) as tf.Tensor2D; // [B·T, 3d]
+  const fused = fusedAttention(qkv, B, T, H, hd); // the same math in one op, when kd's native kernels run
+  if (fused) return fused;
   const heads = (z: tf.Tensor) => tf.reshape(tf.transpose(tf.reshape(z, [B, T, H, hd]), [0, 2, 1, 3]), [B * H, T, hd]);
   const [q, k, v] = tf.split(qkv, 3, 1).map(heads); // each [B·H, T, hd]
   const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hd)), causalMask(T)); // [B·H, T, T]

@@ -3,7 +3,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.js';
 import { nativeKernels, setNativeEnabled } from '../../src/backend/native.js';
 import { resolveModelConfig } from '../../src/model/config.js';
-import { fusedGelu, fusedLayerNorm } from '../../src/model/fused.js';
+import { fusedAttention, fusedGelu, fusedLayerNorm } from '../../src/model/fused.js';
 import { disposeModel, forwardHidden, initModel } from '../../src/model/gpt.js';
 import { resolveTrainConfig } from '../../src/train/config.js';
 import { computeGradients } from '../../src/train/step.js';
@@ -30,6 +30,14 @@ const randT = (shape: number[], scale = 1, shift = 0) =>
 function compositeLayerNorm(x: tf.Tensor, g: tf.Tensor, b: tf.Tensor, eps: number): tf.Tensor {
   const { mean, variance } = tf.moments(x, -1, true);
   return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), g), b);
+}
+/** causal attention from a fused qkv, composed of tfjs ops with an additive mask as gpt.ts does */
+function compositeAttention(qkv: tf.Tensor, B: number, T: number, H: number, hd: number): tf.Tensor {
+  const heads = (z: tf.Tensor) => tf.reshape(tf.transpose(tf.reshape(z, [B, T, H, hd]), [0, 2, 1, 3]), [B * H, T, hd]);
+  const [q, k, v] = tf.split(qkv, 3, 1).map(heads);
+  const mask = tf.mul(tf.sub(tf.linalg.bandPart(tf.ones([T, T]), -1, 0), 1), 1e9);
+  const y = tf.matMul(tf.softmax(tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hd)), mask)), v);
+  return tf.reshape(tf.transpose(tf.reshape(y, [B, H, T, hd]), [0, 2, 1, 3]), [B * T, H * hd]);
 }
 const compositeGelu = (x: tf.Tensor) => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
 
@@ -69,6 +77,17 @@ describe.each(backends)('fused ops on %s', (backend) => {
     tf.dispose([x, w]);
   });
 
+  it('causal attention: same values and gradient as the tfjs composition (odd sizes, T = 1 too)', async () => {
+    await tf.setBackend(backend);
+    for (const [B, T, H, hd] of [[2, 7, 3, 5], [1, 1, 2, 4], [3, 33, 2, 16]]) {
+      const qkv = randT([B * T, 3 * H * hd], 1.5), w = randT([B * T, H * hd]);
+      const fused = valueAndGrads((x) => fusedAttention(x as tf.Tensor2D, B, T, H, hd)!, [qkv], w);
+      const ref = valueAndGrads((x) => compositeAttention(x, B, T, H, hd), [qkv], w);
+      fused.forEach((f, i) => expect(maxRelDiff(f, ref[i])).toBeLessThan(1e-5));
+      tf.dispose([qkv, w]);
+    }
+  });
+
   it('a whole training step: same loss and gradients with and without the native kernels', async () => {
     await tf.setBackend(backend);
     const model = resolveModelConfig({ vocabSize: 64, seqLen: 16, dModel: 32, nLayers: 2, nHeads: 4 });
@@ -102,6 +121,7 @@ describe('without native kernels', () => {
     const x = randT([4, 8]);
     expect(fusedLayerNorm(x as tf.Tensor2D, tf.ones([8]), tf.zeros([8]), 1e-5)).toBeNull();
     expect(fusedGelu(x)).toBeNull();
+    expect(fusedAttention(randT([4, 24]) as tf.Tensor2D, 1, 4, 2, 4)).toBeNull();
     const m = initModel(resolveModelConfig({ vocabSize: 16, seqLen: 4, dModel: 8, nLayers: 1, nHeads: 2 }), 1);
     const h = forwardHidden(m, tf.tensor2d([[1, 2, 3, 4]], [1, 4], 'int32'));
     expect(h.shape).toEqual([4, 8]);
