@@ -215,6 +215,27 @@ napi_value AttentionBackward(napi_env env, napi_callback_info info) {
   return a.done();
 }
 
+// sumSquares(x) → Σ x² (double)
+napi_value SumSquares(napi_env env, napi_callback_info info) {
+  Args a(env, info, 1);
+  size_t n = 0;
+  const float* x = a.array<float>(0, napi_float32_array, &n, "x");
+  if (!a.ok) return a.done();
+  napi_value r;
+  napi_create_double(env, kd::sum_squares(x, (long)n), &r);
+  return r;
+}
+
+// addInto(dst, src): dst += src
+napi_value AddInto(napi_env env, napi_callback_info info) {
+  Args a(env, info, 2);
+  size_t n = 0;
+  float* dst = a.array<float>(0, napi_float32_array, &n, "dst");
+  const float* src = a.f32(1, n, "src");
+  if (a.ok) kd::add_into(dst, src, (long)n);
+  return a.done();
+}
+
 // adamw(p, m, v, g, step, rbc2, beta1, beta2, eps, decay, scale)
 napi_value AdamW(napi_env env, napi_callback_info info) {
   Args a(env, info, 11);
@@ -244,6 +265,8 @@ NAPI_MODULE_INIT() {
     {"softmaxRows", nullptr, SoftmaxRows, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"attentionForward", nullptr, AttentionForward, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"attentionBackward", nullptr, AttentionBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"sumSquares", nullptr, SumSquares, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"addInto", nullptr, AddInto, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"adamw", nullptr, AdamW, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return nullptr;

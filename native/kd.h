@@ -20,6 +20,8 @@ void softmax_rows(const float* s, float* g, double* lse, float c, const float* s
 void attention_forward(const float* qkv, float* out, float* P, long B, long T, long H, long hd, float scale);
 void attention_backward(const float* qkv, const float* P, const float* dout, float* dqkv, long B, long T, long H, long hd,
   float scale);
+double sum_squares(const float* x, long n);
+void add_into(float* dst, const float* src, long n);
 void adamw(float* p, float* m, float* v, const float* g, long n, float step, float rbc2, float b1, float b2,
   float eps, float decay, float scale);
 

@@ -266,6 +266,19 @@ KD_CLONES void attention_backward(const float* qkv, const float* P, const float*
   }
 }
 
+// Σ x², accumulated in double
+KD_CLONES double sum_squares(const float* x, long n) {
+  double s = 0.0;
+#pragma omp simd reduction(+ : s)
+  for (long i = 0; i < n; i++) s += (double)x[i] * (double)x[i];
+  return s;
+}
+
+// dst += src
+KD_CLONES void add_into(float* dst, const float* src, long n) {
+  for (long i = 0; i < n; i++) dst[i] += src[i];
+}
+
 // AdamW with decoupled decay (see src/train/optimizer.ts): g is scaled by `scale` (clipping) first.
 KD_CLONES void adamw(float* p, float* m, float* v, const float* g, long n, float step, float rbc2, float b1, float b2,
   float eps, float decay, float scale) {

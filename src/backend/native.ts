@@ -44,6 +44,10 @@ export interface NativeKernels {
   /** dqkv [B·T, 3·H·hd] from dout [B·T, H·hd], with P from the forward pass */
   attentionBackward(qkv: Float32Array, P: Float32Array, dout: Float32Array, dqkv: Float32Array, B: number, T: number, H: number,
     hd: number, scale: number): void;
+  /** Σ x², accumulated in float64 */
+  sumSquares(x: Float32Array): number;
+  /** dst += src */
+  addInto(dst: Float32Array, src: Float32Array): void;
   /** m ← β1·m + (1−β1)·g', v ← β2·v + (1−β2)·g'², p ← p·decay − step·m/(√(v·rbc2) + ε), with g' = g·scale */
   adamw(p: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array, step: number, rbc2: number, beta1: number,
     beta2: number, eps: number, decay: number, scale: number): void;

@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { inPlaceKernels, viewOf, writableView } from '../backend/io.js';
+import { nativeKernels } from '../backend/native.js';
 import type { Params } from '../model/gpt.js';
 
 export interface AdamWConfig {
@@ -64,9 +65,18 @@ export function flattenGrads(params: Params, grads: Map<string, tf.Tensor>, out?
 
 /** Global L2 norm of flat gradients, accumulated in float64 (the same value in every worker). */
 export function globalNorm(flat: Float32Array): number {
+  const native = nativeKernels();
+  if (native) return Math.sqrt(native.sumSquares(flat));
   let s = 0;
   for (let i = 0; i < flat.length; i++) s += flat[i] * flat[i];
   return Math.sqrt(s);
+}
+
+/** dst += src, elementwise (workers summing their gradients) */
+export function addInto(dst: Float32Array, src: Float32Array): void {
+  const native = nativeKernels();
+  if (native) return native.addInto(dst, src);
+  for (let i = 0; i < dst.length; i++) dst[i] += src[i];
 }
 
 /**

@@ -5,7 +5,7 @@ import { initBackend } from '../backend/index.js';
 import { isKdError } from '../errors.js';
 import { modelFromArrays } from '../model/gpt.js';
 import type { WorkerInit, WorkerRequest } from './parallel.js';
-import { flattenGrads, initAdamW } from './optimizer.js';
+import { addInto, flattenGrads, initAdamW } from './optimizer.js';
 import { applyGradients, applyMasks, checkpointArrays, computeGradients, evaluate, maskTensors } from './step.js';
 
 const init = workerData as WorkerInit;
@@ -41,10 +41,7 @@ async function start() {
       }
       case 'apply': {
         total.set(slots[0]);
-        for (let r = 1; r < init.workers; r++) {
-          const s = slots[r];
-          for (let i = 0; i < P; i++) total[i] += s[i];
-        }
+        for (let r = 1; r < init.workers; r++) addInto(total, slots[r]);
         const norm = applyGradients(model, opt, total, init.config, req.lr);
         if (masks) applyMasks(model, masks);
         return norm;

@@ -12,7 +12,7 @@ import { resolveTrainConfig, type TrainConfig } from '../../src/train/config.js'
 import { syntheticTeacher } from '../../src/train/synthetic.js';
 import { train } from '../../src/train/trainer.js';
 import { trainStep } from '../../src/train/step.js';
-import { adamWStep, clipCoefficient, globalNorm, initAdamW, disposeAdamW, learningRate } from '../../src/train/optimizer.js';
+import { adamWStep, addInto, clipCoefficient, globalNorm, initAdamW, disposeAdamW, learningRate } from '../../src/train/optimizer.js';
 import { loadCheckpoint } from '../../src/schema/checkpoint.js';
 import type { Batch } from '../../src/train/batch.js';
 
@@ -191,6 +191,16 @@ describe('AdamW and the schedule', () => {
 
   it('clips like torch.nn.utils.clip_grad_norm_', () => {
     expect(globalNorm(new Float32Array([3, 4]))).toBe(5);
+    const big = Float32Array.from({ length: 100003 }, (_, i) => Math.sin(i));
+    const native = globalNorm(big);
+    setNativeEnabled(false);
+    expect(Math.abs(globalNorm(big) - native) / native).toBeLessThan(1e-12);
+    const [a, b] = [big.slice(), big.slice()];
+    addInto(a, big);
+    setNativeEnabled(true);
+    addInto(b, big);
+    expect(a).toEqual(b);
+    expect(a[7]).toBeCloseTo(2 * big[7], 6);
     expect(clipCoefficient(5, 1)).toBeCloseTo(1 / (5 + 1e-6), 12);
     expect(clipCoefficient(0.5, 1)).toBe(1);
     expect(clipCoefficient(5, 0)).toBe(1);
