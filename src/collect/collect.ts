@@ -176,7 +176,7 @@ export async function collect(input: CollectInput, rt: CollectRuntime = {}): Pro
   }
 
   mkdirSync(out, { recursive: true });
-  const client = makeTeacherClient({ baseURL: o.teacherUrl, apiKeyEnv: o.apiKeyEnv, timeoutMs: o.timeoutMs, env: rt.env });
+  const client = makeTeacherClient({ baseURL: o.teacherUrl, apiKeyEnv: o.apiKeyEnv, timeoutMs: o.timeoutMs, concurrency: o.concurrency, env: rt.env });
   const inputHash = await hashFile(o.input);
   const startedAt = new Date().toISOString();
   const run: CollectRunRecord = { started_at: startedAt, finished_at: null, stop_reason: 'running', sent: 0, retries: 0, answered: 0, rejected: 0, cost_usd: 0 };
