@@ -24,6 +24,14 @@ export interface TeacherClientOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+/** An answer as received: the body's bytes, not yet decoded. */
+export interface RawTeacherResponse {
+  status: number;
+  body: Uint8Array;
+  headers: HeaderSource;
+  latencyMs: number;
+}
+
 export interface TeacherResponse {
   json: unknown;
   headers: HeaderSource;
@@ -47,7 +55,23 @@ export class SendError extends Error {
 
 export interface TeacherClient {
   readonly baseURL: string;
+  /** One attempt; the body is left undecoded ({@link decodeBody}): kd collect decodes it off the main thread. */
+  sendRaw(req: PlannedRequest, signal: AbortSignal): Promise<RawTeacherResponse>;
+  /** One attempt, the body decoded; a body that is not JSON throws a `bad_json` SendError. */
   send(req: PlannedRequest, signal: AbortSignal, keepIdOrder: boolean): Promise<TeacherResponse>;
+}
+
+/**
+ * The JSON of a 2xx body, or why it is none (a retryable failure: a truncated or garbled answer).
+ * `keepIdOrder`: vLLM's token-id keys keep their order ({@link parseJsonKeepingIdOrder}).
+ */
+export function decodeBody(body: Uint8Array, status: number, keepIdOrder: boolean): { ok: true; json: unknown } | { ok: false; message: string } {
+  const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
+  try {
+    return { ok: true, json: keepIdOrder ? parseJsonKeepingIdOrder(text) : JSON.parse(text) };
+  } catch {
+    return { ok: false, message: `HTTP ${status}: the body is not JSON (${text.length} bytes: ${JSON.stringify(text.slice(0, 80))})` };
+  }
 }
 
 /** Local servers take any key: this placeholder is sent when none is configured. */
@@ -73,35 +97,33 @@ export function makeTeacherClient(o: TeacherClientOptions): TeacherClient {
   const rawBase = o.baseURL ?? env.OPENAI_BASE_URL;
   const baseURL = rawBase ? normalizeBaseURL(rawBase) : 'https://api.openai.com/v1';
   const sdk = new OpenAI({ apiKey: key || PLACEHOLDER_KEY, baseURL, maxRetries: 0, timeout: o.timeoutMs, fetch: nodeFetch({ maxSockets: o.concurrency ?? 16 }) });
-  return {
+  const client: TeacherClient = {
     baseURL,
-    async send(req, stop, keepIdOrder) {
+    async sendRaw(req, stop) {
       const timeout = AbortSignal.timeout(o.timeoutMs);
       const signal = AbortSignal.any([stop, timeout]);
       const options = { signal, timeout: o.timeoutMs, headers: { 'x-kd-request-hash': req.hash } };
       const t0 = performance.now();
-      let res: Response;
-      let text: string;
       try {
         // eslint-disable-next-line @typescript-eslint/no-explicit-any
         const body = req.body as any;
-        res = req.endpoint === 'chat'
+        const res = req.endpoint === 'chat'
           ? await sdk.chat.completions.create(body, options).asResponse()
           : await sdk.completions.create(body, options).asResponse();
-        text = res instanceof BufferedResponse ? res.buffer.toString('utf8') : await res.text();
+        const bytes = res instanceof BufferedResponse ? res.buffer : new Uint8Array(await res.arrayBuffer());
+        return { status: res.status, body: bytes, headers: res.headers, latencyMs: performance.now() - t0 };
       } catch (e) {
         throw classify(e, stop, timeout, o.timeoutMs, key);
       }
-      const latencyMs = performance.now() - t0;
-      let json: unknown;
-      try {
-        json = keepIdOrder ? parseJsonKeepingIdOrder(text) : JSON.parse(text);
-      } catch {
-        throw new SendError('bad_json', `HTTP ${res.status}: the body is not JSON (${text.length} bytes: ${JSON.stringify(text.slice(0, 80))})`, res.status, res.headers);
-      }
-      return { json, headers: res.headers, latencyMs };
+    },
+    async send(req, stop, keepIdOrder) {
+      const res = await client.sendRaw(req, stop);
+      const decoded = decodeBody(res.body, res.status, keepIdOrder);
+      if (!decoded.ok) throw new SendError('bad_json', decoded.message, res.status, res.headers);
+      return { json: decoded.json, headers: res.headers, latencyMs: res.latencyMs };
     },
   };
+  return client;
 }
 
 /** The innermost cause of a fetch failure, e.g. "ECONNREFUSED 127.0.0.1:9" or "other side closed". */
