@@ -100,9 +100,13 @@ export function makeTeacherClient(o: TeacherClientOptions): TeacherClient {
   const client: TeacherClient = {
     baseURL,
     async sendRaw(req, stop) {
-      const timeout = AbortSignal.timeout(o.timeoutMs);
-      const signal = AbortSignal.any([stop, timeout]);
-      const options = { signal, timeout: o.timeoutMs, headers: { 'x-kd-request-hash': req.hash } };
+      // The SDK's timeout covers the body too: nodeFetch resolves only once the body is read. The
+      // SDK never removes its listener from the signal it is given: give it one per request.
+      const ac = new AbortController();
+      const onStop = () => ac.abort(stop.reason);
+      if (stop.aborted) onStop();
+      else stop.addEventListener('abort', onStop, { once: true });
+      const options = { signal: ac.signal, timeout: o.timeoutMs, headers: { 'x-kd-request-hash': req.hash } };
       const t0 = performance.now();
       try {
         // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -113,7 +117,9 @@ export function makeTeacherClient(o: TeacherClientOptions): TeacherClient {
         const bytes = res instanceof BufferedResponse ? res.buffer : new Uint8Array(await res.arrayBuffer());
         return { status: res.status, body: bytes, headers: res.headers, latencyMs: performance.now() - t0 };
       } catch (e) {
-        throw classify(e, stop, timeout, o.timeoutMs, key);
+        throw classify(e, stop, o.timeoutMs, key);
+      } finally {
+        stop.removeEventListener('abort', onStop);
       }
     },
     async send(req, stop, keepIdOrder) {
@@ -141,9 +147,9 @@ export function redact(text: string, key: string | undefined): string {
   return out;
 }
 
-function classify(e: unknown, stop: AbortSignal, timeout: AbortSignal, timeoutMs: number, key: string | undefined): SendError {
+function classify(e: unknown, stop: AbortSignal, timeoutMs: number, key: string | undefined): SendError {
   if (stop.aborted) return new SendError('aborted', 'aborted');
-  if (e instanceof OpenAI.APIConnectionTimeoutError || timeout.aborted) return new SendError('timeout', `no answer within ${timeoutMs} ms`);
+  if (e instanceof OpenAI.APIConnectionTimeoutError) return new SendError('timeout', `no answer within ${timeoutMs} ms`);
   if (e instanceof OpenAI.APIError && e.status !== undefined) {
     const code = e.code === undefined || e.code === null ? null : String(e.code);
     const msg = (e.error as { message?: unknown } | undefined)?.message;

@@ -9,6 +9,7 @@
  * Plan, then run: a first pass over the input checks it (structural errors before any request),
  * counts requests and what is already done; `dryRun` stops there with a token and cost estimate.
  */
+import { setMaxListeners } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { KdError } from '../errors.js';
@@ -223,6 +224,8 @@ export async function collect(input: CollectInput, rt: CollectRuntime = {}): Pro
   return summary;
 }
 
+const TASKS_PER_SLOT = 2;
+
 /**
  * The worker pool: pacing, retries, budget, failure counting, writing. Twice `concurrency` tasks run
  * at once but only `concurrency` requests are in flight (`http`): a task whose answer is being
@@ -256,6 +259,8 @@ class Engine {
   ) {
     this.rejects = new RejectWriter(join(out, REJECTS_FILE));
     this.http = new Semaphore(o.concurrency);
+    // Each task listens to the stop signal while it sends or waits (and stops listening after).
+    setMaxListeners(TASKS_PER_SLOT * o.concurrency + 8, this.stopController.signal);
     this.done = new Set(ledger.done);
   }
   private readonly done: Set<string>;
@@ -299,7 +304,7 @@ class Engine {
           throw e;
         }
       };
-      const results = await Promise.allSettled(Array.from({ length: 2 * this.o.concurrency }, worker));
+      const results = await Promise.allSettled(Array.from({ length: TASKS_PER_SLOT * this.o.concurrency }, worker));
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
     } finally {
