@@ -42,29 +42,57 @@ export interface NodeFetchOptions {
   maxSockets: number;
 }
 
-/** A fetch(url, init) on node:http(s); rejects like undici's (a TypeError with the cause). */
+/** Copies chunks into one buffer that owns its memory (so it can be moved to another thread). */
+function ownBuffer(chunks: Buffer[], size: number): Buffer {
+  const out = Buffer.allocUnsafeSlow(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 20;
+
+/**
+ * A fetch(url, init) on node:http(s); rejects like undici's (a TypeError with the cause) and follows
+ * redirects as fetch does (303, and 301/302 after a POST, become a GET without body; the
+ * authorization header is dropped when the redirect leaves the origin).
+ */
 export function nodeFetch(o: NodeFetchOptions): (input: string | URL | Request, init?: RequestInit) => Promise<Response> {
   const agents = {
     'http:': new http.Agent({ keepAlive: true, maxSockets: o.maxSockets, scheduling: 'fifo' }),
     'https:': new https.Agent({ keepAlive: true, maxSockets: o.maxSockets, scheduling: 'fifo' }),
   };
-  return (input, init = {}) => new Promise<Response>((resolve, reject) => {
-    const url = new URL(input instanceof Request ? input.url : input);
+  const fetchOnce = (url: URL, method: string, headers: Record<string, string>, body: string | Uint8Array | undefined, signal: AbortSignal | undefined, redirects: number): Promise<Response> => new Promise<Response>((resolve, reject) => {
     const agent = agents[url.protocol as keyof typeof agents];
     if (!agent) return reject(new TypeError(`fetch: unsupported protocol ${url.protocol}`));
-    const signal = init.signal ?? undefined;
     if (signal?.aborted) return reject(signal.reason);
-    const headers: Record<string, string> = {};
-    new Headers(init.headers).forEach((v, k) => {
-      headers[k] = v;
-    });
-    const body = init.body as string | Uint8Array | null | undefined;
-    if (body !== null && body !== undefined && typeof body !== 'string' && !(body instanceof Uint8Array)) {
-      return reject(new TypeError('fetch: only string and byte bodies are supported'));
-    }
-    if (body !== null && body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
     const fail = (e: unknown) => reject(signal?.aborted ? signal.reason : new TypeError('fetch failed', { cause: e }));
-    const req = (url.protocol === 'https:' ? https : http).request(url, { method: init.method ?? 'GET', headers, agent, signal }, (res) => {
+    const req = (url.protocol === 'https:' ? https : http).request(url, { method, headers, agent, signal }, (res) => {
+      const status = res.statusCode!;
+      const location = res.headers.location;
+      if (REDIRECTS.has(status) && location !== undefined) {
+        res.resume();
+        if (redirects >= MAX_REDIRECTS) return fail(new Error('redirect count exceeded'));
+        let next: URL;
+        try {
+          next = new URL(location, url);
+        } catch (e) {
+          return fail(e);
+        }
+        const get = status === 303 ? method !== 'HEAD' : (status === 301 || status === 302) && method === 'POST';
+        const h = { ...headers };
+        if (get) {
+          delete h['content-length'];
+          delete h['content-type'];
+        }
+        if (next.origin !== url.origin) delete h.authorization;
+        resolve(fetchOnce(next, get ? 'GET' : method, h, get ? undefined : body, signal, redirects + 1));
+        return;
+      }
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (c: Buffer) => {
@@ -80,13 +108,25 @@ export function nodeFetch(o: NodeFetchOptions): (input: string | URL | Request, 
         const raw = res.rawHeaders;
         for (let i = 0; i < raw.length; i += 2) h.append(raw[i]!, raw[i + 1]!);
         try {
-          resolve(new BufferedResponse(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size), { status: res.statusCode!, statusText: res.statusMessage, headers: h, url: url.href }));
+          resolve(new BufferedResponse(ownBuffer(chunks, size), { status, statusText: res.statusMessage, headers: h, url: url.href }));
         } catch (e) {
           fail(e);
         }
       });
     });
     req.on('error', fail);
-    req.end(body ?? undefined);
+    req.end(body);
   });
+  return (input, init = {}) => {
+    const headers: Record<string, string> = {};
+    new Headers(init.headers).forEach((v, k) => {
+      headers[k] = v;
+    });
+    const body = init.body as string | Uint8Array | null | undefined;
+    if (body !== null && body !== undefined && typeof body !== 'string' && !(body instanceof Uint8Array)) {
+      return Promise.reject(new TypeError('fetch: only string and byte bodies are supported'));
+    }
+    if (body !== null && body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
+    return fetchOnce(new URL(input instanceof Request ? input.url : input), init.method ?? 'GET', headers, body ?? undefined, init.signal ?? undefined, 0);
+  };
 }

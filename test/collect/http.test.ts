@@ -41,6 +41,22 @@ describe('nodeFetch', () => {
     expect(await new Response(res.body).text()).toBe('{"method":"POST","body":"héllo"}');
   });
 
+  it('follows redirects as fetch does: 307 keeps method and body, 303 becomes a GET', async () => {
+    const url = await serve((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', () => {
+        if (req.url === '/a') return res.writeHead(307, { location: '/b' }).end();
+        if (req.url === '/b') return res.writeHead(303, { location: `http://${req.headers.host}/c` }).end(`${req.method} ${Buffer.concat(chunks)}`);
+        res.writeHead(200).end(`${req.method} ${req.url} ${Buffer.concat(chunks).length} ${req.headers.authorization}`);
+      });
+    });
+    const f = nodeFetch({ maxSockets: 2 });
+    const res = await f(`${url}/a`, { method: 'POST', body: 'xyz', headers: { authorization: 'Bearer k' } });
+    expect(await res.text()).toBe('GET /c 0 Bearer k');
+    expect(res.url).toBe(`${url}/c`);
+  });
+
   it('rejects like fetch: a TypeError whose cause names the failure, or the abort reason', async () => {
     const f = nodeFetch({ maxSockets: 1 });
     const e = await f('http://127.0.0.1:9/').catch((x) => x);
