@@ -10,7 +10,7 @@ import OpenAI from 'openai';
 import { KdError } from '../errors.js';
 import { BufferedResponse, nodeFetch } from './http.js';
 import type { HeaderSource } from './pacing.js';
-import { parseJsonKeepingIdOrder } from './parse.js';
+import { decodeBody } from './parse.js';
 import type { PlannedRequest } from './request.js';
 
 export interface TeacherClientOptions {
@@ -59,19 +59,6 @@ export interface TeacherClient {
   sendRaw(req: PlannedRequest, signal: AbortSignal): Promise<RawTeacherResponse>;
   /** One attempt, the body decoded; a body that is not JSON throws a `bad_json` SendError. */
   send(req: PlannedRequest, signal: AbortSignal, keepIdOrder: boolean): Promise<TeacherResponse>;
-}
-
-/**
- * The JSON of a 2xx body, or why it is none (a retryable failure: a truncated or garbled answer).
- * `keepIdOrder`: vLLM's token-id keys keep their order ({@link parseJsonKeepingIdOrder}).
- */
-export function decodeBody(body: Uint8Array, status: number, keepIdOrder: boolean): { ok: true; json: unknown } | { ok: false; message: string } {
-  const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
-  try {
-    return { ok: true, json: keepIdOrder ? parseJsonKeepingIdOrder(text) : JSON.parse(text) };
-  } catch {
-    return { ok: false, message: `HTTP ${status}: the body is not JSON (${text.length} bytes: ${JSON.stringify(text.slice(0, 80))})` };
-  }
 }
 
 /** Local servers take any key: this placeholder is sent when none is configured. */

@@ -11,9 +11,8 @@ import { Worker } from 'node:worker_threads';
 import { KdError } from '../errors.js';
 import { rawSchema, type RawRecord } from '../schema/raw.js';
 import { startWorker } from '../tsx.js';
-import { decodeBody } from './client.js';
 import type { ShardInfo } from './ledger.js';
-import { parseChat, parseEcho, parseVllm, type ParseStats } from './parse.js';
+import { decodeBody, parseChat, parseEcho, parseVllm, type ParseStats } from './parse.js';
 import type { PlannedRequest, ScoreApi } from './request.js';
 import { ShardWriter } from './shards.js';
 
