@@ -7,10 +7,13 @@
  *   collect() call (input planning, ledger scan, manifest included);
  * - `light`: the same for a small answer (top-k 5, 4 tokens);
  * - `floor`: plain fetch() (no SDK, no parsing, no writing) against the same server: what this
- *   machine's Node HTTP stack reaches at all, the honest ceiling for the figures above.
+ *   machine's Node HTTP stack reaches at all, the honest ceiling for the figures above; `floor_http`
+ *   the same with node:http (what kd collect's client runs on).
+ * Steady state: a warm-up collect (not measured) runs first, so the JIT and the server are warm.
  * The server runs in its own process so it does not share the collector's event loop.
  */
 import { spawn } from 'node:child_process';
+import http from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -32,23 +35,37 @@ const port = await new Promise<number>((res, rej) => {
 const url = `http://127.0.0.1:${port}/v1`;
 const dir = mkdtempSync(join(tmpdir(), 'kd-bench-'));
 
-async function floor(n: number): Promise<number> {
+const floorBody = (i: number) => JSON.stringify({ model: 'bench-teacher', messages: [{ role: 'user', content: `floor ${i}` }], logprobs: true, top_logprobs: 20, max_tokens: 16 });
+const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+const post = {
+  fetch: async (body: string) => {
+    const r = await fetch(`${url}/chat/completions`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+    await r.text();
+  },
+  http: (body: string) => new Promise<void>((res, rej) => {
+    const req = http.request(`${url}/chat/completions`, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (r) => {
+      const chunks: Buffer[] = [];
+      r.on('data', (c: Buffer) => chunks.push(c));
+      r.on('end', () => res(void Buffer.concat(chunks).toString('utf8')));
+      r.on('error', rej);
+    });
+    req.on('error', rej);
+    req.end(body);
+  }),
+};
+
+async function floor(n: number, via: keyof typeof post): Promise<number> {
   let next = 0;
   const t0 = performance.now();
   await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-    while (next < n) {
-      const i = next++;
-      const body = JSON.stringify({ model: 'bench-teacher', messages: [{ role: 'user', content: `floor ${i}` }], logprobs: true, top_logprobs: 20, max_tokens: 16 });
-      const r = await fetch(`${url}/chat/completions`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
-      await r.text();
-    }
+    while (next < n) await post[via](floorBody(next++));
   }));
   return n / ((performance.now() - t0) / 1000);
 }
 
-async function run(name: string, topK: number, maxTokens: number) {
+async function run(name: string, topK: number, maxTokens: number, requests = REQUESTS) {
   const input = join(dir, `${name}.jsonl`);
-  writeFileSync(input, Array.from({ length: REQUESTS }, (_, i) => JSON.stringify({ id: `${name}${i}`, prompt: `Benchmark prompt number ${i}: say something.` })).join('\n') + '\n');
+  writeFileSync(input, Array.from({ length: requests }, (_, i) => JSON.stringify({ id: `${name}${i}`, prompt: `Benchmark prompt number ${i}: say something.` })).join('\n') + '\n');
   const out = join(dir, name);
   const t0 = performance.now();
   const s = await collect({ teacherUrl: url, model: 'bench-teacher', input, out, concurrency: CONCURRENCY, topK, maxTokens });
@@ -70,8 +87,11 @@ async function run(name: string, topK: number, maxTokens: number) {
 const round = (v: number, d = 1) => Number(v.toFixed(d));
 
 try {
-  await floor(CONCURRENCY * 4); // warm the server and its connections
-  const floorRps = await floor(REQUESTS);
+  await floor(CONCURRENCY * 4, 'fetch'); // warm the server and its connections
+  await floor(CONCURRENCY * 4, 'http');
+  const floorRps = await floor(REQUESTS, 'fetch');
+  const floorHttpRps = await floor(REQUESTS, 'http');
+  await run('warmup', 20, 16, Math.min(REQUESTS, 1000));
   const main = await run('default', 20, 16);
   const light = await run('light', 5, 4);
   process.stdout.write(JSON.stringify({
@@ -79,7 +99,8 @@ try {
     ...main,
     light,
     floor: { what: 'plain fetch, no SDK/parsing/writing', req_per_s: round(floorRps), fraction_of_ideal: round(floorRps / IDEAL, 3) },
-    fraction_of_floor: round(main.req_per_s / floorRps, 3),
+    floor_http: { what: 'plain node:http, no SDK/parsing/writing', req_per_s: round(floorHttpRps), fraction_of_ideal: round(floorHttpRps / IDEAL, 3) },
+    fraction_of_floor: round(main.req_per_s / Math.max(floorRps, floorHttpRps), 3),
   }) + '\n');
 } finally {
   child.kill('SIGTERM');

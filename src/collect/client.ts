@@ -1,14 +1,16 @@
 /**
- * The teacher client: the official `openai` SDK with its retries off (pacing.ts retries), a
- * per-request timeout that also covers reading the body, and raw bodies parsed here (so a body that
+ * The teacher client: the official `openai` SDK with its retries off (pacing.ts retries), its fetch
+ * on node:http (http.ts: far less CPU per request than the built-in fetch), a per-request timeout
+ * that also covers reading the body, and raw bodies parsed here (so a body that
  * is not JSON is a retryable failure, and vLLM's id-keyed objects keep their order).
  *
  * The API key is handed to the SDK and nowhere else: it is not part of any error, log or manifest.
  */
 import OpenAI from 'openai';
 import { KdError } from '../errors.js';
+import { BufferedResponse, nodeFetch } from './http.js';
 import type { HeaderSource } from './pacing.js';
-import { parseJsonKeepingIdOrder } from './parse.js';
+import { decodeBody } from './parse.js';
 import type { PlannedRequest } from './request.js';
 
 export interface TeacherClientOptions {
@@ -17,7 +19,17 @@ export interface TeacherClientOptions {
   /** Name of the environment variable holding the key (default OPENAI_API_KEY). */
   apiKeyEnv?: string;
   timeoutMs: number;
+  /** Requests in flight at most (sockets kept open per host; default 16). */
+  concurrency?: number;
   env?: NodeJS.ProcessEnv;
+}
+
+/** An answer as received: the body's bytes, not yet decoded. */
+export interface RawTeacherResponse {
+  status: number;
+  body: Uint8Array;
+  headers: HeaderSource;
+  latencyMs: number;
 }
 
 export interface TeacherResponse {
@@ -43,6 +55,9 @@ export class SendError extends Error {
 
 export interface TeacherClient {
   readonly baseURL: string;
+  /** One attempt; the body is left undecoded ({@link decodeBody}): kd collect decodes it off the main thread. */
+  sendRaw(req: PlannedRequest, signal: AbortSignal): Promise<RawTeacherResponse>;
+  /** One attempt, the body decoded; a body that is not JSON throws a `bad_json` SendError. */
   send(req: PlannedRequest, signal: AbortSignal, keepIdOrder: boolean): Promise<TeacherResponse>;
 }
 
@@ -68,36 +83,40 @@ export function makeTeacherClient(o: TeacherClientOptions): TeacherClient {
   if (o.apiKeyEnv && !key) throw new KdError('API_KEY', `--api-key-env: environment variable ${o.apiKeyEnv} is not set`);
   const rawBase = o.baseURL ?? env.OPENAI_BASE_URL;
   const baseURL = rawBase ? normalizeBaseURL(rawBase) : 'https://api.openai.com/v1';
-  const sdk = new OpenAI({ apiKey: key || PLACEHOLDER_KEY, baseURL, maxRetries: 0, timeout: o.timeoutMs });
-  return {
+  const sdk = new OpenAI({ apiKey: key || PLACEHOLDER_KEY, baseURL, maxRetries: 0, timeout: o.timeoutMs, fetch: nodeFetch({ maxSockets: o.concurrency ?? 16 }) });
+  const client: TeacherClient = {
     baseURL,
-    async send(req, stop, keepIdOrder) {
-      const timeout = AbortSignal.timeout(o.timeoutMs);
-      const signal = AbortSignal.any([stop, timeout]);
-      const options = { signal, timeout: o.timeoutMs, headers: { 'x-kd-request-hash': req.hash } };
+    async sendRaw(req, stop) {
+      // The SDK's timeout covers the body too: nodeFetch resolves only once the body is read. The
+      // SDK never removes its listener from the signal it is given: give it one per request.
+      const ac = new AbortController();
+      const onStop = () => ac.abort(stop.reason);
+      if (stop.aborted) onStop();
+      else stop.addEventListener('abort', onStop, { once: true });
+      const options = { signal: ac.signal, timeout: o.timeoutMs, headers: { 'x-kd-request-hash': req.hash } };
       const t0 = performance.now();
-      let res: Response;
-      let text: string;
       try {
         // eslint-disable-next-line @typescript-eslint/no-explicit-any
         const body = req.body as any;
-        res = req.endpoint === 'chat'
+        const res = req.endpoint === 'chat'
           ? await sdk.chat.completions.create(body, options).asResponse()
           : await sdk.completions.create(body, options).asResponse();
-        text = await res.text();
+        const bytes = res instanceof BufferedResponse ? res.buffer : new Uint8Array(await res.arrayBuffer());
+        return { status: res.status, body: bytes, headers: res.headers, latencyMs: performance.now() - t0 };
       } catch (e) {
-        throw classify(e, stop, timeout, o.timeoutMs, key);
+        throw classify(e, stop, o.timeoutMs, key);
+      } finally {
+        stop.removeEventListener('abort', onStop);
       }
-      const latencyMs = performance.now() - t0;
-      let json: unknown;
-      try {
-        json = keepIdOrder ? parseJsonKeepingIdOrder(text) : JSON.parse(text);
-      } catch {
-        throw new SendError('bad_json', `HTTP ${res.status}: the body is not JSON (${text.length} bytes: ${JSON.stringify(text.slice(0, 80))})`, res.status, res.headers);
-      }
-      return { json, headers: res.headers, latencyMs };
+    },
+    async send(req, stop, keepIdOrder) {
+      const res = await client.sendRaw(req, stop);
+      const decoded = decodeBody(res.body, res.status, keepIdOrder);
+      if (!decoded.ok) throw new SendError('bad_json', decoded.message, res.status, res.headers);
+      return { json: decoded.json, headers: res.headers, latencyMs: res.latencyMs };
     },
   };
+  return client;
 }
 
 /** The innermost cause of a fetch failure, e.g. "ECONNREFUSED 127.0.0.1:9" or "other side closed". */
@@ -115,9 +134,9 @@ export function redact(text: string, key: string | undefined): string {
   return out;
 }
 
-function classify(e: unknown, stop: AbortSignal, timeout: AbortSignal, timeoutMs: number, key: string | undefined): SendError {
+function classify(e: unknown, stop: AbortSignal, timeoutMs: number, key: string | undefined): SendError {
   if (stop.aborted) return new SendError('aborted', 'aborted');
-  if (e instanceof OpenAI.APIConnectionTimeoutError || timeout.aborted) return new SendError('timeout', `no answer within ${timeoutMs} ms`);
+  if (e instanceof OpenAI.APIConnectionTimeoutError) return new SendError('timeout', `no answer within ${timeoutMs} ms`);
   if (e instanceof OpenAI.APIError && e.status !== undefined) {
     const code = e.code === undefined || e.code === null ? null : String(e.code);
     const msg = (e.error as { message?: unknown } | undefined)?.message;

@@ -9,10 +9,10 @@
  * Plan, then run: a first pass over the input checks it (structural errors before any request),
  * counts requests and what is already done; `dryRun` stops there with a token and cost estimate.
  */
+import { setMaxListeners } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { KdError } from '../errors.js';
-import { rawSchema, type RawRecord } from '../schema/raw.js';
 import { makeTeacherClient, SendError, type TeacherClient } from './client.js';
 import { readInput, type InputRow } from './input.js';
 import { formatShard, inShard } from './partition.js';
@@ -21,14 +21,13 @@ import {
   hashFile, kdVersion, readManifest, shapeHash, writeManifest, type CollectManifest, type CollectRunRecord,
 } from './manifest.js';
 import {
-  recordedOptions, requestParams, requestShape, resolveCollectOptions, safeUrl, type CollectInput, type CollectOptions, type CollectRuntime,
+  RECORD_WORKER_MIN_REQUESTS, recordedOptions, requestParams, requestShape, resolveCollectOptions, safeUrl, type CollectInput, type CollectOptions, type CollectRuntime,
 } from './options.js';
-import { backoffMs, classifyStatus, Pacer, retryAfterMs, sleep } from './pacing.js';
-import { parseChat, parseEcho, parseVllm, type ParseResult } from './parse.js';
+import { backoffMs, classifyStatus, Pacer, retryAfterMs, Semaphore, sleep } from './pacing.js';
 import { costUsd, estimateRequest, resolvePrice, tokenCounter, type ResolvedPrice, type TokenCounter } from './pricing.js';
 import type { CollectProgress } from './progress.js';
 import { planRequests, rowRejectHash, type PlannedRequest, type RequestParams } from './request.js';
-import { ShardWriter } from './shards.js';
+import { inThreadSink, workerSink, type JobResult, type RecordPipelineOptions, type RecordSink } from './records.js';
 
 export type StopReason = 'complete' | 'budget' | 'max_failures' | 'fatal' | 'interrupted' | 'failed_requests';
 
@@ -176,7 +175,7 @@ export async function collect(input: CollectInput, rt: CollectRuntime = {}): Pro
   }
 
   mkdirSync(out, { recursive: true });
-  const client = makeTeacherClient({ baseURL: o.teacherUrl, apiKeyEnv: o.apiKeyEnv, timeoutMs: o.timeoutMs, env: rt.env });
+  const client = makeTeacherClient({ baseURL: o.teacherUrl, apiKeyEnv: o.apiKeyEnv, timeoutMs: o.timeoutMs, concurrency: o.concurrency, env: rt.env });
   const inputHash = await hashFile(o.input);
   const startedAt = new Date().toISOString();
   const run: CollectRunRecord = { started_at: startedAt, finished_at: null, stop_reason: 'running', sent: 0, retries: 0, answered: 0, rejected: 0, cost_usd: 0 };
@@ -196,16 +195,19 @@ export async function collect(input: CollectInput, rt: CollectRuntime = {}): Pro
   let cachedTokens = 0;
   writeManifest(out, manifest('running', ledger.shards));
 
-  const engine = new Engine(o, rt, client, counter, price, ledger, summary, out, priorCost);
-  engine.onRecords = (records) => {
-    for (const r of records) {
-      if (r.model) models.add(r.model);
-      if (r.system_fingerprint) fingerprints.add(r.system_fingerprint);
-      cachedTokens += r.cached_tokens ?? 0;
-    }
+  const sinkOptions: RecordPipelineOptions = {
+    dir: out, firstIndex: ledger.nextShardIndex, maxBytes: o.shardBytes, topK: p.topK, scoreApi: o.scoreApi,
+    schemaMetadata: { 'kd.mode': o.mode, 'kd.model': o.model, 'kd.top_k': String(p.topK), 'kd.score_api': o.mode === 'score' ? o.scoreApi : '' },
   };
   let shardsWritten: CollectManifest['shards'];
   try {
+    const sink = (rt.recordWorker ?? summary.pending >= RECORD_WORKER_MIN_REQUESTS) ? await workerSink(sinkOptions) : inThreadSink(sinkOptions);
+    const engine = new Engine(o, rt, client, counter, price, ledger, summary, sink, out, priorCost);
+    engine.onWritten = (r) => {
+      for (const m of r.models) models.add(m);
+      for (const f of r.fingerprints) fingerprints.add(f);
+      cachedTokens += r.cachedTokens;
+    };
     shardsWritten = await engine.run(tasks(o, p));
   } catch (e) {
     summary.stopReason = 'fatal';
@@ -222,20 +224,26 @@ export async function collect(input: CollectInput, rt: CollectRuntime = {}): Pro
   return summary;
 }
 
-/** The worker pool: pacing, retries, budget, failure counting, writing. */
+const TASKS_PER_SLOT = 2;
+
+/**
+ * The worker pool: pacing, retries, budget, failure counting, writing. Twice `concurrency` tasks run
+ * at once but only `concurrency` requests are in flight (`http`): a task whose answer is being
+ * decoded and written (by the sink, off the main thread) does not hold a request slot meanwhile.
+ */
 class Engine {
   private readonly pacer = new Pacer();
+  private readonly http: Semaphore;
   private readonly stopController = new AbortController();
   private stopping = false;
   /** A budget stop lets in-flight requests finish; the others abandon them. */
   private draining = false;
   private consecutiveFailures = 0;
   private lastFailure = '';
-  private inFlight = 0;
+  /** Cost of the tasks under way (sent or about to be, not yet booked). */
   private inFlightCost = 0;
-  private readonly shards: ShardWriter;
   private readonly rejects: RejectWriter;
-  onRecords: (records: readonly RawRecord[]) => void = () => {};
+  onWritten: (r: Extract<JobResult, { kind: 'written' }>) => void = () => {};
 
   constructor(
     private readonly o: CollectOptions,
@@ -245,15 +253,14 @@ class Engine {
     private readonly price: ResolvedPrice,
     ledger: LedgerScan,
     private readonly s: CollectSummary,
+    private readonly sink: RecordSink,
     out: string,
     private readonly priorCost: number,
   ) {
-    const schema = rawSchema({ 'kd.mode': o.mode, 'kd.model': o.model, 'kd.top_k': String(requestParams(o).topK), 'kd.score_api': o.mode === 'score' ? o.scoreApi : '' });
-    this.shards = new ShardWriter({
-      dir: out, firstIndex: ledger.nextShardIndex, schema, maxBytes: o.shardBytes, onWritten: (r) => this.onRecords(r),
-      onError: (e) => this.stop('fatal', `writing a raw shard failed: ${e.message}`, true),
-    });
     this.rejects = new RejectWriter(join(out, REJECTS_FILE));
+    this.http = new Semaphore(o.concurrency);
+    // Each task listens to the stop signal while it sends or waits (and stops listening after).
+    setMaxListeners(TASKS_PER_SLOT * o.concurrency + 8, this.stopController.signal);
     this.done = new Set(ledger.done);
   }
   private readonly done: Set<string>;
@@ -262,7 +269,7 @@ class Engine {
     const s = this.s;
     return {
       total: s.requestsTotal, done: s.alreadyDone + s.answered + s.rejected, answered: s.answered, rejected: s.rejected,
-      retries: s.retries, failures: s.failedRequests, inFlight: this.inFlight, promptTokens: s.tokens.prompt,
+      retries: s.retries, failures: s.failedRequests, inFlight: this.http.inUse, promptTokens: s.tokens.prompt,
       completionTokens: s.tokens.completion, costUsd: s.totalCostUsd, elapsedMs: 0,
     };
   }
@@ -278,6 +285,7 @@ class Engine {
 
   async run(source: AsyncGenerator<Task>): Promise<CollectManifest['shards']> {
     const t0 = performance.now();
+    let closed: CollectManifest['shards'];
     const onAbort = () => this.stop('interrupted', 'interrupted', true);
     this.rt.signal?.addEventListener('abort', onAbort, { once: true });
     if (this.rt.signal?.aborted) onAbort();
@@ -296,7 +304,7 @@ class Engine {
           throw e;
         }
       };
-      const results = await Promise.allSettled(Array.from({ length: this.o.concurrency }, worker));
+      const results = await Promise.allSettled(Array.from({ length: TASKS_PER_SLOT * this.o.concurrency }, worker));
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
     } finally {
@@ -304,7 +312,7 @@ class Engine {
       if (timer) clearInterval(timer);
       this.rejects.close();
       await source.return(undefined).catch(() => undefined);
-      this.shards.close(); // throws a KdError if a write failed
+      closed = await this.sink.close(); // throws a KdError if a write failed
     }
     this.rt.onProgress?.({ ...this.progress(), elapsedMs: performance.now() - t0 });
     if (!this.stopping && this.s.failedRequests > 0) {
@@ -312,7 +320,7 @@ class Engine {
       this.s.stopDetail = `${this.s.failedRequests} request(s) failed after ${this.o.retries} retries (last: ${this.lastFailure}); run the same command again to retry them`;
     }
     this.s.pending = this.s.requestsTotal - this.s.alreadyDone - this.s.answered - this.s.rejected;
-    return this.shards.closed;
+    return closed;
   }
 
   private reject(line: Omit<RejectLine, 'at'>): void {
@@ -347,85 +355,103 @@ class Engine {
       this.stop('budget', `stopped before passing --max-cost $${this.o.maxCost}: spent $${this.s.totalCostUsd.toFixed(4)}, the next request could cost up to $${est.costUsd.toFixed(4)}`, false);
       return;
     }
-    this.inFlight++;
     this.inFlightCost += est.costUsd;
     try {
       await this.execute(req, est.promptTokens, est.promptTokens + est.completionTokens, rejectBase);
     } finally {
-      this.inFlight--;
       this.inFlightCost -= est.costUsd;
     }
   }
 
   private async execute(req: PlannedRequest, estPrompt: number, estTokens: number, rejectBase: Omit<RejectLine, 'at' | 'reason' | 'detail'>): Promise<void> {
     const signal = this.stopController.signal;
-    const keepIdOrder = req.endpoint === 'completions' && this.o.scoreApi === 'vllm';
-    for (let attempt = 0; ; attempt++) {
-      await this.pacer.acquire(estTokens, signal);
-      if (signal.aborted) return;
-      this.s.sent++;
-      let res;
-      try {
-        res = await this.client.send(req, signal, keepIdOrder);
-      } catch (e) {
-        if (!(e instanceof SendError)) throw e;
-        if (e.kind === 'aborted') return;
-        this.pacer.observe(e.headers);
-        const kind = e.kind === 'http' ? classifyStatus(e.status!, e.headers, e.code) : 'retry';
-        if (kind === 'fatal') {
-          this.stop('fatal', `the teacher refused: ${e.message}${e.status === 401 ? ' (check the API key variable)' : e.status === 404 ? ` (is --model "${this.o.model}" served at ${this.client.baseURL}?)` : ''}`, true);
-          return;
+    // The request slot is held through attempts and backoffs, and given up while the answer is written.
+    let holding = false;
+    const release = () => {
+      if (holding) this.http.release();
+      holding = false;
+    };
+    try {
+      for (let attempt = 0; ; attempt++) {
+        if (!holding) {
+          await this.http.acquire();
+          holding = true;
         }
-        if (kind === 'reject') {
-          this.reject({ ...rejectBase, reason: `http_${e.status}`, detail: e.message });
-          this.failure(e.message);
-          return;
+        await this.pacer.acquire(estTokens, signal);
+        if (signal.aborted) return;
+        this.s.sent++;
+        let failed: SendError;
+        try {
+          const res = await this.client.sendRaw(req, signal);
+          this.pacer.observe(res.headers);
+          release();
+          // Decoded, parsed and written by the sink (off the main thread); back once on disk or refused.
+          const out = await this.sink.process({ req, status: res.status, body: res.body, latencyMs: res.latencyMs, attempts: attempt + 1, completedAt: Date.now() });
+          if (out.kind !== 'bad_json') return this.accept(req, out, estPrompt, rejectBase);
+          failed = new SendError('bad_json', out.message, res.status, res.headers);
+        } catch (e) {
+          if (!(e instanceof SendError)) throw e;
+          if (e.kind === 'aborted') return;
+          this.pacer.observe(e.headers);
+          failed = e;
         }
-        if (attempt >= this.o.retries || this.draining) {
-          this.s.failedRequests++;
-          this.failure(e.message);
-          return;
-        }
-        this.s.retries++;
-        const told = retryAfterMs(e.headers);
+        if (!this.retryAfter(failed, attempt, rejectBase)) return;
+        const told = retryAfterMs(failed.headers);
         const wait = told ?? backoffMs(attempt, this.rt.backoffBaseMs);
         // A rate limit concerns everyone: pause all workers; other failures wait alone.
-        if (e.status === 429 || told !== null) this.pacer.pause(wait);
+        if (failed.status === 429 || told !== null) this.pacer.pause(wait);
         else await sleep(wait, signal);
-        continue;
       }
-      this.pacer.observe(res.headers);
-      this.accept(req, res.json, res.latencyMs, attempt + 1, estPrompt, rejectBase);
-      return;
+    } finally {
+      release();
     }
   }
 
-  private accept(req: PlannedRequest, json: unknown, latencyMs: number, attempts: number, estPrompt: number, rejectBase: Omit<RejectLine, 'at' | 'reason' | 'detail'>): void {
-    const ctx = { req, topK: requestParams(this.o).topK, latencyMs, attempts, completedAt: Date.now() };
-    const parsed: ParseResult = req.endpoint === 'chat' ? parseChat(json, ctx) : this.o.scoreApi === 'vllm' ? parseVllm(json, ctx) : parseEcho(json, ctx);
+  /** Books a failed attempt; true when the request is to be tried again. */
+  private retryAfter(e: SendError, attempt: number, rejectBase: Omit<RejectLine, 'at' | 'reason' | 'detail'>): boolean {
+    const kind = e.kind === 'http' ? classifyStatus(e.status!, e.headers, e.code) : 'retry';
+    if (kind === 'fatal') {
+      this.stop('fatal', `the teacher refused: ${e.message}${e.status === 401 ? ' (check the API key variable)' : e.status === 404 ? ` (is --model "${this.o.model}" served at ${this.client.baseURL}?)` : ''}`, true);
+      return false;
+    }
+    if (kind === 'reject') {
+      this.reject({ ...rejectBase, reason: `http_${e.status}`, detail: e.message });
+      this.failure(e.message);
+      return false;
+    }
+    if (attempt >= this.o.retries || this.draining) {
+      this.s.failedRequests++;
+      this.failure(e.message);
+      return false;
+    }
+    this.s.retries++;
+    return true;
+  }
+
+  /** Books an answer the sink has taken: written records, or a rejected row. */
+  private accept(req: PlannedRequest, out: Exclude<JobResult, { kind: 'bad_json' }>, estPrompt: number, rejectBase: Omit<RejectLine, 'at' | 'reason' | 'detail'>): void {
     // Billing happened whatever the parse says.
-    const usage = json && typeof json === 'object' ? (json as { usage?: { prompt_tokens?: number; completion_tokens?: number; prompt_tokens_details?: { cached_tokens?: number } } }).usage : undefined;
-    const promptTokens = usage?.prompt_tokens ?? estPrompt;
-    const completionTokens = usage?.completion_tokens ?? (parsed.ok && req.endpoint === 'chat' ? parsed.records.reduce((a, r) => a + r.tokens.length, 0) : 0);
-    const cost = costUsd(this.price, promptTokens, completionTokens, usage?.prompt_tokens_details?.cached_tokens ?? 0);
+    const promptTokens = out.usage.promptTokens ?? estPrompt;
+    const completionTokens = out.usage.completionTokens ?? (out.kind === 'written' && req.endpoint === 'chat' ? out.tokens : 0);
+    const cost = costUsd(this.price, promptTokens, completionTokens, out.usage.cachedTokens);
     this.s.costUsd += cost;
     this.s.totalCostUsd = this.priorCost + this.s.costUsd;
     this.s.tokens.prompt += promptTokens;
     this.s.tokens.completion += completionTokens;
-    if (!parsed.ok) {
-      this.reject({ ...rejectBase, reason: parsed.reason, detail: parsed.detail });
-      this.failure(`${parsed.reason}: ${parsed.detail}`);
+    if (out.kind === 'rejected') {
+      this.reject({ ...rejectBase, reason: out.reason, detail: out.detail });
+      this.failure(`${out.reason}: ${out.detail}`);
       return;
     }
     this.consecutiveFailures = 0;
     const ps = this.s.parseStats;
-    ps.positions += parsed.stats.positions;
-    ps.sentinels += parsed.stats.sentinels;
-    ps.shortTopK += parsed.stats.shortTopK;
-    ps.missingBytes += parsed.stats.missingBytes;
-    this.shards.add(parsed.records);
+    ps.positions += out.stats.positions;
+    ps.sentinels += out.stats.sentinels;
+    ps.shortTopK += out.stats.shortTopK;
+    ps.missingBytes += out.stats.missingBytes;
     this.done.add(req.hash);
     this.s.answered++;
-    this.s.records += parsed.records.length;
+    this.s.records += out.records;
+    this.onWritten(out);
   }
 }

@@ -48,7 +48,15 @@ export interface CollectRuntime {
   env?: NodeJS.ProcessEnv;
   /** Base of the exponential backoff in ms (tests shorten it). */
   backoffBaseMs?: number;
+  /**
+   * Decode, parse and write answers in a worker thread (true) or on the calling thread (false).
+   * Default: a worker when at least {@link RECORD_WORKER_MIN_REQUESTS} requests are to be sent.
+   */
+  recordWorker?: boolean;
 }
+
+/** Below this many requests a run writes on its own thread (a worker's start-up would not pay off). */
+export const RECORD_WORKER_MIN_REQUESTS = 100;
 
 export const COLLECT_DEFAULTS = {
   mode: 'chat' as CollectMode,

@@ -159,3 +159,26 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', done, { once: true });
   });
 }
+
+/** At most `size` holders at once; waiters are served first come, first served. */
+export class Semaphore {
+  private held = 0;
+  private readonly waiters: (() => void)[] = [];
+  constructor(private readonly size: number) {}
+  get inUse(): number {
+    return this.held;
+  }
+  acquire(): Promise<void> {
+    if (this.held < this.size) {
+      this.held++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+  /** Hands the slot to the next waiter, if any. */
+  release(): void {
+    const next = this.waiters.shift();
+    if (next) next();
+    else this.held--;
+  }
+}

@@ -244,6 +244,19 @@ export function parseJsonKeepingIdOrder(text: string): unknown {
 }
 
 /**
+ * The JSON of a 2xx body, or why it is none (a retryable failure: a truncated or garbled answer).
+ * `keepIdOrder`: vLLM's token-id keys keep their order ({@link parseJsonKeepingIdOrder}).
+ */
+export function decodeBody(body: Uint8Array, status: number, keepIdOrder: boolean): { ok: true; json: unknown } | { ok: false; message: string } {
+  const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
+  try {
+    return { ok: true, json: keepIdOrder ? parseJsonKeepingIdOrder(text) : JSON.parse(text) };
+  } catch {
+    return { ok: false, message: `HTTP ${status}: the body is not JSON (${text.length} bytes: ${JSON.stringify(text.slice(0, 80))})` };
+  }
+}
+
+/**
  * vLLM `prompt_logprobs` (completions: inside the choice; chat: top level). Each position is an
  * object keyed by token id, the prompt token first, then the top-k by rank; the first position is
  * null. Text offsets are rebuilt only when the decoded tokens spell the end of the text exactly.

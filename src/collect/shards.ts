@@ -1,8 +1,9 @@
 /**
  * Append-only raw shards. Records are queued as responses arrive and written as one record batch on
  * the next turn of the event loop (so responses that land together share a batch, and a completed
- * record waits for disk only as long as the current callbacks run). Each batch is one write() to the
- * file: a kill leaves whole batches plus at most one torn batch, which resume drops.
+ * record waits for disk only as long as the current callbacks run); `add()` resolves once the batch
+ * holding its records is written. Each batch is one write() to the file: a kill leaves whole batches
+ * plus at most one torn batch, which resume drops.
  *
  * A shard is written as `raw-NNNNN.arrows.partial` and renamed to `raw-NNNNN.arrows` when it is
  * closed (size bound reached or run over), so readers never see a shard in progress.
@@ -20,10 +21,6 @@ export interface ShardWriterOptions {
   schema: Schema;
   /** Roll to a new shard once this many bytes are written. */
   maxBytes: number;
-  /** Called after every batch is on disk, with the records it held. */
-  onWritten?: (records: readonly RawRecord[]) => void;
-  /** Called when a scheduled write fails (disk full…); the error is also thrown by close(). */
-  onError?: (error: Error) => void;
 }
 
 export class ShardWriter {
@@ -34,6 +31,8 @@ export class ShardWriter {
   private records = 0;
   private batches = 0;
   private queue: RawRecord[] = [];
+  /** Settle the add() promises of the queued records. */
+  private waiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private scheduled = false;
   /** Shards closed by this writer. */
   readonly closed: ShardInfo[] = [];
@@ -42,20 +41,24 @@ export class ShardWriter {
     this.index = o.firstIndex;
   }
 
-  /** Queues records for the next batch. Records of one response are always in the same batch. */
-  add(records: readonly RawRecord[]): void {
+  /**
+   * Queues records for the next batch (records of one call are always in the same batch). Resolves
+   * when that batch is written; rejects if the write fails (disk full…), as close() then throws.
+   */
+  add(records: readonly RawRecord[]): Promise<void> {
     this.queue.push(...records);
+    const written = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => {
         try {
           this.flush();
-        } catch (e) {
-          this.error ??= e as Error;
-          this.o.onError?.(e as Error);
+        } catch {
+          // this.error is set; close() throws it
         }
       });
     }
+    return written;
   }
 
   private error: Error | null = null;
@@ -65,15 +68,24 @@ export class ShardWriter {
     this.scheduled = false;
     if (this.queue.length === 0) return;
     const records = this.queue;
+    const waiters = this.waiters;
     this.queue = [];
-    if (this.fd === null) this.open();
-    const bytes = this.encoder!.batch(records);
-    writeSync(this.fd!, bytes);
-    this.bytes += bytes.byteLength;
-    this.records += records.length;
-    this.batches++;
-    this.o.onWritten?.(records);
-    if (this.bytes >= this.o.maxBytes) this.closeShard();
+    this.waiters = [];
+    try {
+      if (this.error) throw this.error;
+      if (this.fd === null) this.open();
+      const bytes = this.encoder!.batch(records);
+      writeSync(this.fd!, bytes);
+      this.bytes += bytes.byteLength;
+      this.records += records.length;
+      this.batches++;
+      if (this.bytes >= this.o.maxBytes) this.closeShard();
+    } catch (e) {
+      this.error ??= e as Error;
+      for (const w of waiters) w.reject(e as Error);
+      throw e;
+    }
+    for (const w of waiters) w.resolve();
   }
 
   /** Flushes and closes the current shard; throws a KdError if any write failed. */

@@ -10,7 +10,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { KdError } from '../errors.js';
-import { tsxEsmApiUrl } from '../tsx.js';
+import { startWorker } from '../tsx.js';
 import type { ModelConfig } from '../model/config.js';
 import { type Model, disposeModel, initModel, modelFromArrays, paramShapes } from '../model/gpt.js';
 import type { NamedArray } from '../schema/checkpoint.js';
@@ -79,14 +79,6 @@ class WorkerHandle {
   }
 }
 
-/** Start a worker on worker.js, or — running from the TypeScript sources (tests, tsx) — on worker.ts through tsx. */
-function spawnWorker(workerData: WorkerInit): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./worker.js', import.meta.url), { workerData });
-  const script = new URL('./worker.ts', import.meta.url).href;
-  const boot = `import(${JSON.stringify(tsxEsmApiUrl())}).then((m) => { m.register(); return import(${JSON.stringify(script)}); });`;
-  return new Worker(boot, { eval: true, workerData });
-}
-
 export class ParallelStepper implements Stepper {
   private constructor(private readonly handles: WorkerHandle[], private readonly config: TrainConfig, private readonly modelConfig: ModelConfig, readonly params: number) {}
 
@@ -107,7 +99,7 @@ export class ParallelStepper implements Stepper {
     const handles: WorkerHandle[] = [];
     for (let rank = 0; rank < o.workers; rank++) {
       const init: WorkerInit = { rank, workers: o.workers, backend: o.backend, model: o.model, config: o.config, arrays, optimizerT: o.from?.optimizerT ?? 0, grads, masks: o.masks };
-      handles.push(new WorkerHandle(spawnWorker(init)));
+      handles.push(new WorkerHandle(startWorker(import.meta.url, './worker', init)));
     }
     const stepper = new ParallelStepper(handles, o.config, o.model, params);
     try {

@@ -228,19 +228,48 @@ describe('collect: score mode', () => {
   });
 });
 
-describe('collect: interruption', () => {
+describe('collect: the record worker', () => {
+  it('writes the same records, rejects and counts as the calling thread', async () => {
+    // Faults keyed on the prompt, so both runs meet the same ones: a reject and a retried bad body.
+    const fault = (c: { attempt: number; body: Record<string, unknown> }) => {
+      const prompt = JSON.stringify(c.body.messages);
+      if (prompt.includes('number 3?')) return 'nologprobs' as const;
+      if (prompt.includes('number 5?') && c.attempt === 1) return 'badjson' as const;
+      return null;
+    };
+    const runs = [];
+    for (const recordWorker of [false, true]) {
+      await server?.close(); // a fresh server each time: it counts attempts per request
+      const { base } = await setup({ fault, genTokens: 6 }, prompts(40));
+      const out = base.out;
+      const s = await collect({ ...base, n: 2, concurrency: 8, shardBytes: 20_000 }, { recordWorker, backoffBaseMs: 1 });
+      const timing = (r: RawRecord) => ({ ...r, latency_ms: 0, completed_at: 0 });
+      const records = [...readRawDir(out)].map(timing).sort((a, b) => a.input_id.localeCompare(b.input_id) || a.choice_index - b.choice_index);
+      const rej = rejects(out).map((r) => ({ ...r, at: '' }));
+      // How answers group into batches (so where shards roll) depends on timing: not compared.
+      expect(readdirSync(out).filter((f) => f.endsWith('.arrows')).length).toBeGreaterThan(1);
+      runs.push({ records, rej, s: { answered: s.answered, rejected: s.rejected, records: s.records, retries: s.retries, tokens: s.tokens, costUsd: s.costUsd, parseStats: s.parseStats, fp: s.systemFingerprints } });
+    }
+    expect(runs[0]!.records.length).toBe(78);
+    expect(runs[0]!.rej).toHaveLength(1);
+    expect(runs[0]!.s).toMatchObject({ answered: 39, rejected: 1, retries: 1, fp: ['fp_test'] });
+    expect(runs[1]).toEqual(runs[0]);
+  });
+});
+
+describe.each([false, true])('collect: interruption (record worker: %s)', (recordWorker) => {
   it('an abort mid-run loses nothing and a rerun completes every request exactly once', async () => {
     const controller = new AbortController();
     // the server pulls the plug when the 20th request arrives: some answered, some in flight
     const { base, server: srv } = await setup({ latencyMs: 15, fault: (c) => { if (c.seq === 20) controller.abort(); return null; } }, prompts(60));
-    const first = collect({ ...base, concurrency: 6 }, { signal: controller.signal });
+    const first = collect({ ...base, concurrency: 6 }, { signal: controller.signal, recordWorker });
     const s1 = await first;
     expect(s1.stopReason).toBe('interrupted');
     expect(s1.answered).toBeLessThan(60);
     const done1 = new Set(outputHashes(base.out).keys());
     const sentBefore = new Set(srv.log.map((l) => l.hash));
     const logLength = srv.log.length;
-    const s2 = await collect({ ...base, concurrency: 6 });
+    const s2 = await collect({ ...base, concurrency: 6 }, { recordWorker });
     expect(s2.stopReason).toBe('complete');
     const resent = srv.log.slice(logLength).map((l) => l.hash);
     for (const h of resent) expect(done1.has(h)).toBe(false); // nothing completed is sent again

@@ -66,14 +66,17 @@ describe('shard writer', () => {
       w.add([record(i)]);
       if (i % 3 === 2) await new Promise((r) => setImmediate(r));
     }
+    // add() resolves once its batch is on disk: a resume would find it done
+    await w.add([record(12)]);
+    expect(scanLedger(dir, { repair: false }).done.has(record(12).request_hash)).toBe(true);
     w.close();
     const files = readdirSync(dir).sort();
     expect(files.every((f) => /^raw-\d{5}\.arrows$/.test(f))).toBe(true);
     expect(files.length).toBeGreaterThan(1);
     const all = [...readRawDir(dir)];
-    expect(all.map((r) => r.input_id)).toEqual(Array.from({ length: 12 }, (_, i) => `id${i}`));
-    expect(w.closed.reduce((a, s) => a + s.records, 0)).toBe(12);
-    expect(w.closed.reduce((a, s) => a + s.batches, 0)).toBe(4);
+    expect(all.map((r) => r.input_id)).toEqual(Array.from({ length: 13 }, (_, i) => `id${i}`));
+    expect(w.closed.reduce((a, s) => a + s.records, 0)).toBe(13);
+    expect(w.closed.reduce((a, s) => a + s.batches, 0)).toBe(5);
   });
 });
 

@@ -66,28 +66,63 @@ export function fakeTokens(text: string): string[] {
   return text.match(/\s*\S+|\s+/gu) ?? [];
 }
 
-function chatAnswer(body: Record<string, unknown>, o: TeacherServerOptions): unknown {
+/** One generated position: the token, its log-prob and bytes, and k alternatives (the token first). */
+function chatPosition(token: string, i: number, k: number, o: TeacherServerOptions): unknown {
+  const alts = Array.from({ length: k }, (_, j) => {
+    const t = j === 0 ? token : ` a${j}`;
+    return { token: t, logprob: o.sentinel && j === k - 1 ? -9999 : lp(`${t}${i}`) - j, ...(o.noBytes ? {} : { bytes: [...Buffer.from(t)] }) };
+  });
+  return { token, logprob: lp(`${token}${i}`), ...(o.noBytes ? {} : { bytes: [...Buffer.from(token)] }), top_logprobs: alts };
+}
+
+/** What a chat answer holds, before the positions are built: per choice its tokens. */
+function chatPlan(body: Record<string, unknown>, o: TeacherServerOptions) {
   const messages = body.messages as { content: string }[];
   const prompt = messages.map((m) => m.content).join('\n');
   const k = Math.min(Number(body.top_logprobs ?? 0), o.altsPerPosition ?? 99);
   const max = Number(body.max_completion_tokens ?? body.max_tokens ?? 16);
   const n = Number(body.n ?? 1);
   const gen = Math.min(max, o.genTokens ?? 4);
-  const choices = Array.from({ length: n }, (_, c) => {
-    const content = Array.from({ length: gen }, (_, i) => {
-      const token = i === 0 ? 'é' : ` t${h32(`${prompt}/${c}/${i}`) % 100}`;
-      const alts = Array.from({ length: k }, (_, j) => {
-        const t = j === 0 ? token : ` a${j}`;
-        return { token: t, logprob: o.sentinel && j === k - 1 ? -9999 : lp(`${t}${i}`) - j, ...(o.noBytes ? {} : { bytes: [...Buffer.from(t)] }) };
-      });
-      return { token, logprob: lp(`${token}${i}`), ...(o.noBytes ? {} : { bytes: [...Buffer.from(token)] }), top_logprobs: alts };
-    });
-    return { index: c, message: { role: 'assistant', content: content.map((x) => x.token).join('') }, logprobs: { content }, finish_reason: gen < max ? 'stop' : 'length' };
-  });
+  const choices = Array.from({ length: n }, (_, c) => Array.from({ length: gen }, (_, i) => (i === 0 ? 'é' : ` t${h32(`${prompt}/${c}/${i}`) % 100}`)));
+  const promptTokens = fakeTokens(prompt).length + 3;
   return {
-    id: 'chatcmpl-test', object: 'chat.completion', created: 0, model: body.model, system_fingerprint: 'fp_test',
-    choices, usage: { prompt_tokens: fakeTokens(prompt).length + 3, completion_tokens: gen * n, total_tokens: fakeTokens(prompt).length + 3 + gen * n },
+    k, choices, finishReason: gen < max ? 'stop' : 'length',
+    usage: { prompt_tokens: promptTokens, completion_tokens: gen * n, total_tokens: promptTokens + gen * n },
   };
+}
+
+/** The chat answer as an object (the reference for {@link chatAnswerJson}). */
+export function chatAnswer(body: Record<string, unknown>, o: TeacherServerOptions): { choices: { logprobs: unknown }[] } & Record<string, unknown> {
+  const p = chatPlan(body, o);
+  const choices = p.choices.map((tokens, c) => ({
+    index: c, message: { role: 'assistant', content: tokens.join('') },
+    logprobs: { content: tokens.map((t, i) => chatPosition(t, i, p.k, o)) }, finish_reason: p.finishReason,
+  }));
+  return { id: 'chatcmpl-test', object: 'chat.completion', created: 0, model: body.model, system_fingerprint: 'fp_test', choices, usage: p.usage };
+}
+
+/**
+ * The same answer serialized: exactly `JSON.stringify(chatAnswer(body, o))` (with `logprobs: null`
+ * when `noLogprobs`), but each position's JSON comes from `cache` — positions depend only on the
+ * token, its index and k, so the bench server spends its time on HTTP, not on building ~17 KB
+ * answers. The answer's content and size are unchanged.
+ */
+export function chatAnswerJson(body: Record<string, unknown>, o: TeacherServerOptions, cache: Map<string, string>, noLogprobs = false): string {
+  const p = chatPlan(body, o);
+  const position = (t: string, i: number) => {
+    const key = `${i}\u0000${p.k}\u0000${t}`;
+    let json = cache.get(key);
+    if (json === undefined) {
+      if (cache.size >= 100_000) cache.clear();
+      json = JSON.stringify(chatPosition(t, i, p.k, o));
+      cache.set(key, json);
+    }
+    return json;
+  };
+  const choices = p.choices.map((tokens, c) => `{"index":${c},"message":${JSON.stringify({ role: 'assistant', content: tokens.join('') })},`
+    + `"logprobs":${noLogprobs ? 'null' : `{"content":[${tokens.map(position).join(',')}]}`},"finish_reason":${JSON.stringify(p.finishReason)}}`);
+  const model = body.model === undefined ? '' : `"model":${JSON.stringify(body.model)},`;
+  return `{"id":"chatcmpl-test","object":"chat.completion","created":0,${model}"system_fingerprint":"fp_test","choices":[${choices.join(',')}],"usage":${JSON.stringify(p.usage)}}`;
 }
 
 function completionAnswer(body: Record<string, unknown>): unknown {
@@ -128,6 +163,7 @@ export async function startTeacherServer(o: TeacherServerOptions = {}): Promise<
   const answered = new Map<string, number>();
   const log: TeacherServer['log'] = [];
   let seq = 0;
+  const positions = new Map<string, string>();
   const send = (res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}, hash?: string) => {
     res.writeHead(status, { 'content-type': 'application/json', ...headers });
     res.end(body, () => {
@@ -175,9 +211,7 @@ export async function startTeacherServer(o: TeacherServerOptions = {}): Promise<
         break;
     }
     if (req.url === '/v1/chat/completions') {
-      const answer = chatAnswer(body, o) as { choices: { logprobs: unknown }[] };
-      if (fault === 'nologprobs') for (const c of answer.choices) c.logprobs = null;
-      return send(res, 200, JSON.stringify(answer), rl, hash);
+      return send(res, 200, chatAnswerJson(body, o, positions, fault === 'nologprobs'), rl, hash);
     }
     if (req.url === '/v1/completions') {
       const answer = completionAnswer(body);
