@@ -159,28 +159,41 @@ void gather_head(const float* qkv, long b, long h, long T, long H, long hd, Attn
     }
   }
 }
+// out[j] = scale · x · M_j for j < n, M given transposed (mt [hd × T]): hd contiguous multiply-adds, no
+// horizontal sums
+inline void row_times(float* out, const float* x, float scale, const float* mt, long n, long T, long hd) {
+  for (long j = 0; j < n; j++) out[j] = 0.f;
+  for (long c = 0; c < hd; c++) {
+    const float xc = x[c] * scale;
+    const float* mc = mt + c * T;
+#pragma omp simd
+    for (long j = 0; j < n; j++) out[j] += xc * mc[j];
+  }
+}
+
+// f(b, h, scratch) for every batch row b and head h, with the head's Q, K, V gathered into the scratch
+template <typename F>
+inline void for_each_head(const float* qkv, long B, long T, long H, long hd, F f) {
+  AttnScratch& w = scratch;
+  w.size(T, hd);
+  for (long b = 0; b < B; b++)
+    for (long h = 0; h < H; h++) {
+      gather_head(qkv, b, h, T, H, hd, w);
+      f(b, h, w);
+    }
+}
 }  // namespace
 
 // out [B·T, d] = softmax(scale·QKᵀ + causal mask)·V per head; P [B·H, T, T] keeps the probabilities (0 above
 // the diagonal) for the backward pass.
 KD_CLONES void attention_forward(const float* qkv, float* out, float* P, long B, long T, long H, long hd, float scale) {
-  AttnScratch& w = scratch;
-  w.size(T, hd);
   const long d = H * hd;
-  for (long b = 0; b < B; b++) {
-    for (long h = 0; h < H; h++) {
-      gather_head(qkv, b, h, T, H, hd, w);
+  for_each_head(qkv, B, T, H, hd, [&](long b, long h, AttnScratch& w) {
       float* Pbh = P + (b * H + h) * T * T;
       for (long i = 0; i < T; i++) {
         const long n = i + 1;  // keys 0..i
         float* s = w.s.data();
-        for (long j = 0; j < n; j++) s[j] = 0.f;
-        for (long c = 0; c < hd; c++) {
-          const float qc = w.q[i * hd + c] * scale;
-          const float* ktc = w.kt.data() + c * T;
-#pragma omp simd
-          for (long j = 0; j < n; j++) s[j] += qc * ktc[j];
-        }
+        row_times(s, w.q.data() + i * hd, scale, w.kt.data(), n, T, hd);
         float mx = -INFINITY;
 #pragma omp simd reduction(max : mx)
         for (long j = 0; j < n; j++) mx = s[j] > mx ? s[j] : mx;
@@ -203,20 +216,15 @@ KD_CLONES void attention_forward(const float* qkv, float* out, float* P, long B,
           for (long c = 0; c < hd; c++) o[c] += pj * vj[c];
         }
       }
-    }
-  }
+  });
 }
 
 // dqkv [B·T, 3d] from dout [B·T, d]: dV = Pᵀ·dO, dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(P ⊙ dP)), dQ = scale·dS·K,
 // dK = scale·dSᵀ·Q.
 KD_CLONES void attention_backward(const float* qkv, const float* P, const float* dout, float* dqkv, long B, long T, long H,
   long hd, float scale) {
-  AttnScratch& w = scratch;
-  w.size(T, hd);
   const long d = H * hd;
-  for (long b = 0; b < B; b++) {
-    for (long h = 0; h < H; h++) {
-      gather_head(qkv, b, h, T, H, hd, w);
+  for_each_head(qkv, B, T, H, hd, [&](long b, long h, AttnScratch& w) {
       const float* Pbh = P + (b * H + h) * T * T;
       for (long t = 0; t < T; t++)
         for (long c = 0; c < hd; c++) w.dout[t * hd + c] = dout[(b * T + t) * d + h * hd + c];
@@ -226,14 +234,7 @@ KD_CLONES void attention_backward(const float* qkv, const float* P, const float*
         const float* p = Pbh + i * T;
         const float* doi = w.dout.data() + i * hd;
         float* ds = w.s.data();
-        // dP[i, j] = dO_i · V_j
-        for (long j = 0; j < n; j++) ds[j] = 0.f;
-        for (long c = 0; c < hd; c++) {
-          const float g = doi[c];
-          const float* vtc = w.vt.data() + c * T;
-#pragma omp simd
-          for (long j = 0; j < n; j++) ds[j] += g * vtc[j];
-        }
+        row_times(ds, doi, 1.f, w.vt.data(), n, T, hd);  // dP[i, j] = dO_i · V_j
         float dot = 0.f;
 #pragma omp simd reduction(+ : dot)
         for (long j = 0; j < n; j++) dot += p[j] * ds[j];
@@ -262,8 +263,7 @@ KD_CLONES void attention_backward(const float* qkv, const float* P, const float*
           row[2 * d + c] = w.dv[t * hd + c];
         }
       }
-    }
-  }
+  });
 }
 
 // Σ x², accumulated in double
