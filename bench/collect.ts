@@ -1,5 +1,6 @@
 /**
- * Throughput of `kd collect` against a local teacher with a fixed 50 ms latency at concurrency 32.
+ * Throughput of `kd collect` against a local teacher with a fixed 50 ms latency (from each request's
+ * arrival to its answer) at concurrency 32.
  * The ideal is 32 / 0.05 s = 640 req/s. Prints one JSON object:
  * - `req_per_s` / `fraction_of_ideal`: requests answered per second from the first request sent to
  *   the last answer (taken from the records' own timestamps), for the default case (top-k 20, 16

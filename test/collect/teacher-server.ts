@@ -174,6 +174,7 @@ export async function startTeacherServer(o: TeacherServerOptions = {}): Promise<
     send(res, status, JSON.stringify({ error: { message, type: 'test', param: null, code: status === 429 ? 'rate_limit_exceeded' : null } }), headers);
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const arrived = performance.now();
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const hash = String(req.headers['x-kd-request-hash'] ?? 'none');
@@ -188,7 +189,8 @@ export async function startTeacherServer(o: TeacherServerOptions = {}): Promise<
     }
     const fault = o.fault?.({ hash, attempt, seq, body }) ?? null;
     if (o.keepLog !== false) log.push({ hash, status: fault ?? 200, at: Date.now() });
-    if (o.latencyMs) await new Promise((r) => setTimeout(r, o.latencyMs));
+    // The latency counts from the request's arrival, so reading and parsing its body are inside it.
+    if (o.latencyMs) await new Promise((r) => setTimeout(r, Math.max(0, o.latencyMs! - (performance.now() - arrived))));
     const rl: Record<string, string> = o.rateLimit
       ? { 'x-ratelimit-remaining-requests': String(o.rateLimit.remainingRequests), 'x-ratelimit-reset-requests': o.rateLimit.resetRequests }
       : {};
