@@ -120,6 +120,36 @@ describe('kd native matmul', () => {
   });
 });
 
+describe.each(native?.kernels() ?? [])('kd native matmul, %s micro-kernel, against float64', (kernel) => {
+  beforeAll(() => expect(native!.useKernel(kernel)).toBe(true));
+  afterAll(() => native!.useKernel(native!.kernels()[0]));
+  it('every tile edge and block boundary, all four transposes, batched with offsets', () => {
+    const sizes = [1, 2, 5, 6, 7, 11, 12, 13, 17, 31, 32, 33, 191, 192, 193, 255, 256, 257];
+    let seed = 1;
+    const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32) - 0.5;
+    for (let trial = 0; trial < 60; trial++) {
+      const [M, N, K] = [0, 1, 2].map(() => sizes[Math.floor((rnd() + 0.5) * sizes.length)]);
+      const [tA, tB] = [trial % 2 === 1, (trial >> 1) % 2 === 1];
+      const batch = 1 + (trial % 3);
+      const pad = 3; // operands start at odd offsets inside one heap
+      const heap = Float32Array.from({ length: pad + batch * (M * K + K * N + M * N) }, rnd);
+      const ao = Int32Array.from({ length: batch }, (_, i) => pad + i * M * K);
+      const bo = Int32Array.from({ length: batch }, (_, i) => pad + batch * M * K + i * K * N);
+      const cOff = pad + batch * (M * K + K * N);
+      native!.gemm(heap, ao, bo, cOff, M, N, K, tA, tB);
+      for (let b = 0; b < batch; b++) {
+        for (let probe = 0; probe < 12; probe++) {
+          const i = Math.floor((rnd() + 0.5) * M), j = Math.floor((rnd() + 0.5) * N);
+          let want = 0;
+          for (let p = 0; p < K; p++) want += heap[ao[b] + (tA ? p * M + i : i * K + p)] * heap[bo[b] + (tB ? j * K + p : p * N + j)];
+          const got = heap[cOff + b * M * N + i * N + j];
+          expect(Math.abs(got - want), `M ${M} N ${N} K ${K} tA ${tA} tB ${tB} batch ${b} (${i}, ${j})`).toBeLessThan(1e-5 * Math.max(1, Math.sqrt(K)));
+        }
+      }
+    }
+  });
+});
+
 describe.each(engines)('BatchMatMul on wasm, %s', (engine) => {
   beforeAll(() => useEngine(engine));
   afterAll(() => {
