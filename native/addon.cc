@@ -62,26 +62,29 @@ struct Args {
   }
 };
 
-// gemm(heap: Float32Array, aOffsets: Int32Array, bOffsets: Int32Array, cOffset, M, N, K, transA, transB)
-// For each batch element i: heap[cOffset + i·M·N, +M·N) = op(A at aOffsets[i]) · op(B at bOffsets[i]),
-// offsets in elements of heap.
+// gemm(a: Float32Array, aOffsets: Int32Array, b: Float32Array, bOffsets: Int32Array, c: Float32Array, cOffset,
+//      M, N, K, transA, transB)
+// For each batch element i: c[cOffset + i·M·N, +M·N) = op(A at a[aOffsets[i]]) · op(B at b[bOffsets[i]]), offsets
+// in elements. a, b and c may be views of the same memory (the wasm heap); the output must not overlap the inputs.
 napi_value Gemm(napi_env env, napi_callback_info info) {
-  Args a(env, info, 9);
-  size_t heapLen = 0, aoLen = 0, boLen = 0;
-  float* heap = a.array<float>(0, napi_float32_array, &heapLen, "heap");
+  Args a(env, info, 11);
+  size_t aLen = 0, aoLen = 0, bLen = 0, boLen = 0, cLen = 0;
+  const float* A = a.array<float>(0, napi_float32_array, &aLen, "a");
   const int32_t* ao = a.array<int32_t>(1, napi_int32_array, &aoLen, "aOffsets");
-  const int32_t* bo = a.array<int32_t>(2, napi_int32_array, &boLen, "bOffsets");
-  const long cOff = a.count(3), M = a.count(4), N = a.count(5), K = a.count(6);
-  const bool tA = a.flag(7), tB = a.flag(8);
+  const float* B = a.array<float>(2, napi_float32_array, &bLen, "b");
+  const int32_t* bo = a.array<int32_t>(3, napi_int32_array, &boLen, "bOffsets");
+  float* C = a.array<float>(4, napi_float32_array, &cLen, "c");
+  const long cOff = a.count(5), M = a.count(6), N = a.count(7), K = a.count(8);
+  const bool tA = a.flag(9), tB = a.flag(10);
   if (!a.ok) return a.done();
   if (aoLen != boLen) a.fail("aOffsets and bOffsets differ in length");
-  const long len = (long)heapLen, batch = (long)aoLen;
-  const auto inside = [&](long off, long size) { return off >= 0 && off + size <= len; };
-  bool in = inside(cOff, batch * M * N);
-  for (long i = 0; in && i < batch; i++) in = inside(ao[i], M * K) && inside(bo[i], K * N);
-  if (!in) a.fail("operand outside the heap");
+  const long batch = (long)aoLen;
+  const auto inside = [](long off, long size, size_t len) { return off >= 0 && off + size <= (long)len; };
+  bool in = inside(cOff, batch * M * N, cLen);
+  for (long i = 0; in && i < batch; i++) in = inside(ao[i], M * K, aLen) && inside(bo[i], K * N, bLen);
+  if (!in) a.fail("operand outside its array");
   if (!a.ok) return a.done();
-  for (long i = 0; i < batch; i++) kd::gemm(heap + ao[i], tA, heap + bo[i], tB, heap + cOff + i * M * N, M, N, K);
+  for (long i = 0; i < batch; i++) kd::gemm(A + ao[i], tA, B + bo[i], tB, C + cOff + i * M * N, M, N, K);
   return nullptr;
 }
 

@@ -69,6 +69,8 @@ async function tryWasm(threads: number): Promise<void> {
 
 async function tryCpu(): Promise<void> {
   await import('@tensorflow/tfjs-backend-cpu');
+  const { registerCpuKernels } = await import('./cpu-kernels.js');
+  registerCpuKernels();
 }
 
 async function activate(name: BackendName): Promise<string> {

@@ -13,11 +13,11 @@ import { fileURLToPath } from 'node:url';
 
 export interface NativeKernels {
   /**
-   * For each batch element i: heap[cOffset + i·M·N, +M·N) = op(A at aOffsets[i]) · op(B at bOffsets[i]),
-   * row-major float32; offsets in elements of `heap`.
+   * For each batch element i: c[cOffset + i·M·N, +M·N) = op(A at a[aOffsets[i]]) · op(B at b[bOffsets[i]]),
+   * row-major float32, offsets in elements. a, b, c may view the same memory; c must not overlap a or b.
    */
-  gemm(heap: Float32Array, aOffsets: Int32Array, bOffsets: Int32Array, cOffset: number, M: number, N: number, K: number,
-    transposeA: boolean, transposeB: boolean): void;
+  gemm(a: Float32Array, aOffsets: Int32Array, b: Float32Array, bOffsets: Int32Array, c: Float32Array, cOffset: number,
+    M: number, N: number, K: number, transposeA: boolean, transposeB: boolean): void;
   /** the micro-kernel in use: avx512, avx2 or generic */
   kernel(): string;
   /** the micro-kernels this CPU supports, best first (the best is used) */

@@ -14,10 +14,12 @@
  * Kernels work on the wasm heap directly: `makeOutput` allocates, `typedArrayFromHeap` views. Allocate
  * every output before taking views: malloc can grow the heap, which detaches views taken earlier.
  */
-import { backend_util, broadcast_util, getKernel, registerKernel, unregisterKernel, util } from '@tensorflow/tfjs-core';
+import { backend_util, getKernel, registerKernel, unregisterKernel, util } from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, NamedAttrMap, Tensor, TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { nativeKernels, type NativeKernels } from './native.js';
+import { segmentSum } from './segment-sum.js';
+import { matmulGeometry } from './matmul-geometry.js';
 
 /** The parts of the Emscripten module we call; its .d.ts needs @types/emscripten, which we don't carry. */
 interface WasmModule {
@@ -51,22 +53,12 @@ function wrap(kernelName: string, make: (orig: Kernel) => Kernel): void {
   registerKernel(config);
 }
 
-/** out[ids[i], ...] += x[i, ...]; ids outside [0, numSegments) are dropped, as in TensorFlow. O(x.size). */
+/** See segment-sum.ts. */
 function unsortedSegmentSum({ inputs: { x, segmentIds }, backend, attrs }: Args): TensorInfo {
   const numSegments = attrs.numSegments as number;
   const innerShape = x.shape.slice(segmentIds.shape.length);
-  const inner = util.sizeFromShape(innerShape);
   const out = backend.makeOutput([numSegments, ...innerShape], x.dtype);
-  const o = backend.typedArrayFromHeap(out).fill(0);
-  const xs = backend.typedArrayFromHeap(x);
-  const ids = backend.typedArrayFromHeap(segmentIds);
-  for (let i = 0; i < ids.length; i++) {
-    const s = ids[i];
-    if (s < 0 || s >= numSegments) continue;
-    const src = i * inner;
-    const dst = s * inner;
-    for (let j = 0; j < inner; j++) o[dst + j] += xs[src + j];
-  }
+  segmentSum(backend.typedArrayFromHeap(out), backend.typedArrayFromHeap(x), backend.typedArrayFromHeap(segmentIds), numSegments, util.sizeFromShape(innerShape));
   return out;
 }
 
@@ -216,22 +208,6 @@ function productsOnViews(backend: BackendWasm, x: TensorInfo, xIdx: Int32Array, 
   releaseView(backend, wId);
 }
 
-/** Index into an operand's batch for every output batch element, broadcasting its size-1 dims. */
-function batchIndex(dims: number[], outDims: number[]): Int32Array {
-  const idx = new Int32Array(util.sizeFromShape(outDims));
-  const padded = [...new Array<number>(outDims.length - dims.length).fill(1), ...dims];
-  for (let i = 0; i < idx.length; i++) {
-    let rem = i;
-    let stride = 1;
-    for (let d = outDims.length - 1; d >= 0; d--) {
-      if (padded[d] > 1) idx[i] += (rem % outDims[d]) * stride;
-      rem = Math.floor(rem / outDims[d]);
-      stride *= padded[d];
-    }
-  }
-  return idx;
-}
-
 /**
  * C = op(A)·op(B) by the native matmul, reading and writing the wasm heap in place. When B is shared by
  * the whole batch and A's batch is contiguous rows, the batch is one tall product (B packed once).
@@ -244,11 +220,11 @@ function nativeProduct(native: NativeKernels, backend: BackendWasm, a: TensorInf
   const batch = aIdx.length;
   const sharedB = bIdx.every((v) => v === 0);
   if (sharedB && !tA && aIdx.every((v, i) => v === i)) {
-    native.gemm(heap, new Int32Array([base(a)]), new Int32Array([base(b)]), base(out), batch * m, n, k, false, tB);
+    native.gemm(heap, new Int32Array([base(a)]), heap, new Int32Array([base(b)]), heap, base(out), batch * m, n, k, false, tB);
   } else {
     const ao = aIdx.map((v) => base(a) + v * m * k);
     const bo = bIdx.map((v) => base(b) + v * k * n);
-    native.gemm(heap, ao, bo, base(out), m, n, k, tA, tB);
+    native.gemm(heap, ao, heap, bo, heap, base(out), m, n, k, tA, tB);
   }
   return out;
 }
@@ -270,15 +246,7 @@ function batchMatMul(args: Args, orig: Kernel): TensorInfo | TensorInfo[] {
   if (a.dtype !== 'float32' || b.dtype !== 'float32' || util.sizeFromShape(a.shape) === 0 || util.sizeFromShape(b.shape) === 0) {
     return orig(args);
   }
-  const ra = a.shape.length;
-  const rb = b.shape.length;
-  const [m, k] = tA ? [a.shape[ra - 1], a.shape[ra - 2]] : [a.shape[ra - 2], a.shape[ra - 1]];
-  const [kb, n] = tB ? [b.shape[rb - 1], b.shape[rb - 2]] : [b.shape[rb - 2], b.shape[rb - 1]];
-  util.assert(k === kb, () => `Error in matMul: inner shapes (${k}) and (${kb}) of Tensors with shapes ${a.shape} and ` +
-    `${b.shape} and transposeA=${tA} and transposeB=${tB} must match.`);
-  const outBatch = broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
-  const aIdx = batchIndex(a.shape.slice(0, -2), outBatch);
-  const bIdx = batchIndex(b.shape.slice(0, -2), outBatch);
+  const { m, k, n, outBatch, aIdx, bIdx } = matmulGeometry(a, b, tA, tB);
   const native = nativeKernels();
   if (native) return nativeProduct(native, backend, a, aIdx, tA, b, bIdx, tB, [...outBatch, m, n], m, k, n);
   const batchA = util.sizeFromShape(a.shape) / (m * k);

@@ -112,11 +112,12 @@ describe('kd native matmul', () => {
     expect(nativeStatus().detail).toMatch(/^(avx512|avx2|generic)$/);
     expect(nativeStatus().loaded).toBe(true);
   });
-  it('rejects operands outside the heap instead of reading past it', () => {
+  it('rejects operands outside their arrays instead of reading past them', () => {
     if (!native) return;
     const heap = new Float32Array(16);
-    expect(() => native.gemm(heap, new Int32Array([0]), new Int32Array([8]), 14, 2, 2, 4, false, false)).toThrow(/outside the heap/);
-    expect(() => native.gemm(heap, new Int32Array([0]), new Int32Array([0]), 0, 2, 2, 2, false, false)).not.toThrow();
+    expect(() => native.gemm(heap, new Int32Array([0]), heap, new Int32Array([8]), heap, 14, 2, 2, 4, false, false)).toThrow(/outside its array/);
+    expect(() => native.gemm(heap, new Int32Array([0]), heap, new Int32Array([0]), heap, 0, 2, 2, 2, false, false)).not.toThrow();
+    expect(() => native.gemm(heap, new Int32Array([0]), heap, new Int32Array([0]), new Float32Array(3), 0, 2, 2, 2, false, false)).toThrow(/outside its array/);
   });
 });
 
@@ -136,7 +137,7 @@ describe.each(native?.kernels() ?? [])('kd native matmul, %s micro-kernel, again
       const ao = Int32Array.from({ length: batch }, (_, i) => pad + i * M * K);
       const bo = Int32Array.from({ length: batch }, (_, i) => pad + batch * M * K + i * K * N);
       const cOff = pad + batch * (M * K + K * N);
-      native!.gemm(heap, ao, bo, cOff, M, N, K, tA, tB);
+      native!.gemm(heap, ao, heap, bo, heap, cOff, M, N, K, tA, tB);
       for (let b = 0; b < batch; b++) {
         for (let probe = 0; probe < 12; probe++) {
           const i = Math.floor((rnd() + 0.5) * M), j = Math.floor((rnd() + 0.5) * N);
