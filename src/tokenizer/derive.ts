@@ -44,8 +44,16 @@ export function teacherBytes(token: string | null | undefined, bytes: Uint8Array
   return utf8.encode(token);
 }
 
-/** A map key for a byte string: latin1 maps bytes 1:1 to UTF-16 units, and is fast. */
-export const bytesKey = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+/**
+ * A map key for a byte string: byte i becomes UTF-16 unit i (latin1). Tokens are short, and building
+ * the string a byte at a time is ~3× faster than a Buffer view's toString (no object per call).
+ */
+export function bytesKey(b: Uint8Array): string {
+  if (b.length > 32) return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+  let s = '';
+  for (let i = 0; i < b.length; i++) s += String.fromCharCode(b[i]);
+  return s;
+}
 
 /** A usable teacher log-prob: finite and above the APIs' −9999 "outside the top-k" sentinel. */
 export const usableLogprob = (x: number | null | undefined): x is number => typeof x === 'number' && Number.isFinite(x) && x > -9999;
