@@ -113,12 +113,11 @@ std::vector<Kernel> supported_kernels() {
 const std::vector<Kernel> KERNELS = supported_kernels();
 Kernel K = KERNELS.front();
 
-// element (i, p) of op(A) and (p, j) of op(B)
+// an operand of C = op(A)·op(B): row-major with leading dimension ld, transposed when t
 struct Operand {
   const float* x;
   long ld;
   bool t;
-  float at(long r, long c) const { return t ? x[c * ld + r] : x[r * ld + c]; }
 };
 
 // A rows [i0, i0+mc) × depth [p0, p0+kc) → MR-row panels, zero-padded

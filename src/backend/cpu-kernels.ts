@@ -4,11 +4,12 @@
  *   of the reference config, 30× the rest of the step — by the O(x.size) pass of segment-sum.ts;
  * - BatchMatMul (float32), by kd's native matmul when it is built (~1 GFLOP/s in JS otherwise).
  */
-import { getKernel, registerKernel, unregisterKernel, util } from '@tensorflow/tfjs-core';
-import type { DataType, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
-import { matmulGeometry } from './matmul-geometry.js';
+import { util } from '@tensorflow/tfjs-core';
+import type { DataType, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
+import { matmulGeometry, plainFloatProduct } from './matmul-geometry.js';
 import { nativeKernels } from './native.js';
 import { segmentSum } from './segment-sum.js';
+import { wrapKernel } from './wrap-kernel.js';
 
 type Data = Float32Array | Int32Array | Uint8Array;
 interface CpuBackend {
@@ -22,23 +23,17 @@ let registered = false;
 export function registerCpuKernels(): void {
   if (registered) return;
   registered = true;
-  if (getKernel('UnsortedSegmentSum', 'cpu')) unregisterKernel('UnsortedSegmentSum', 'cpu');
-  registerKernel({ kernelName: 'UnsortedSegmentSum', backendName: 'cpu', kernelFunc: unsortedSegmentSum as unknown as KernelFunc });
-  const matmul = getKernel('BatchMatMul', 'cpu');
-  if (!matmul) throw new Error('cpu kernel BatchMatMul not registered: import @tensorflow/tfjs-backend-cpu first');
-  const orig = matmul.kernelFunc as unknown as (args: Args) => TensorInfo;
-  unregisterKernel('BatchMatMul', 'cpu');
-  registerKernel({ ...matmul, kernelFunc: ((args: Args) => batchMatMul(args, orig)) as unknown as KernelFunc });
+  wrapKernel<Kernel>('UnsortedSegmentSum', 'cpu', () => unsortedSegmentSum);
+  wrapKernel<Kernel>('BatchMatMul', 'cpu', (orig) => (args) => batchMatMul(args, orig));
 }
 
 type Args = { inputs: Record<string, TensorInfo>; backend: CpuBackend; attrs: NamedAttrMap };
+type Kernel = (args: Args) => TensorInfo;
 
-function batchMatMul(args: Args, orig: (args: Args) => TensorInfo): TensorInfo {
+function batchMatMul(args: Args, orig: Kernel): TensorInfo {
   const { inputs: { a, b }, backend } = args;
   const native = nativeKernels();
-  if (!native || a.dtype !== 'float32' || b.dtype !== 'float32' || util.sizeFromShape(a.shape) === 0 || util.sizeFromShape(b.shape) === 0) {
-    return orig(args);
-  }
+  if (!native || !plainFloatProduct(a, b)) return orig(args);
   const tA = args.attrs.transposeA as boolean, tB = args.attrs.transposeB as boolean;
   const { m, k, n, outBatch, aIdx, bIdx } = matmulGeometry(a, b, tA, tB);
   const out = new Float32Array(aIdx.length * m * n);

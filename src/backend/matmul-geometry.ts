@@ -14,6 +14,11 @@ export interface MatmulGeometry {
   bIdx: Int32Array;
 }
 
+/** Both operands float32 and non-empty: the products our kernels take (the rest go to tfjs's kernel). */
+export function plainFloatProduct(a: TensorInfo, b: TensorInfo): boolean {
+  return a.dtype === 'float32' && b.dtype === 'float32' && util.sizeFromShape(a.shape) > 0 && util.sizeFromShape(b.shape) > 0;
+}
+
 export function matmulGeometry(a: TensorInfo, b: TensorInfo, tA: boolean, tB: boolean): MatmulGeometry {
   const ra = a.shape.length;
   const rb = b.shape.length;

@@ -14,12 +14,13 @@
  * Kernels work on the wasm heap directly: `makeOutput` allocates, `typedArrayFromHeap` views. Allocate
  * every output before taking views: malloc can grow the heap, which detaches views taken earlier.
  */
-import { backend_util, getKernel, registerKernel, unregisterKernel, util } from '@tensorflow/tfjs-core';
-import type { KernelConfig, KernelFunc, NamedAttrMap, Tensor, TensorInfo } from '@tensorflow/tfjs-core';
+import { backend_util, registerKernel, util } from '@tensorflow/tfjs-core';
+import type { KernelFunc, NamedAttrMap, Tensor, TensorInfo } from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { nativeKernels, type NativeKernels } from './native.js';
 import { segmentSum } from './segment-sum.js';
-import { matmulGeometry } from './matmul-geometry.js';
+import { matmulGeometry, plainFloatProduct } from './matmul-geometry.js';
+import { wrapKernel } from './wrap-kernel.js';
 
 /** The parts of the Emscripten module we call; its .d.ts needs @types/emscripten, which we don't carry. */
 interface WasmModule {
@@ -38,19 +39,11 @@ export function registerWasmKernels(): void {
   if (registered) return;
   registered = true;
   registerKernel({ kernelName: 'UnsortedSegmentSum', backendName: 'wasm', kernelFunc: unsortedSegmentSum as unknown as KernelFunc });
+  const wrap = (name: string, make: (orig: Kernel) => Kernel) => wrapKernel<Kernel>(name, 'wasm', make);
   wrap('GatherV2', (orig) => (args) => (args.inputs.x.dtype === 'string' ? orig(args) : gather(args)));
   wrap('BatchMatMul', (orig) => (args) => batchMatMul(args, orig));
   wrap('Identity', () => identity);
   wrap('SplitV', (orig) => (args) => (args.inputs.x.dtype === 'string' ? orig(args) : splitV(args)));
-}
-
-/** Replace a wasm kernel by `make(original)`, keeping the original's setupFunc (it binds the C function). */
-function wrap(kernelName: string, make: (orig: Kernel) => Kernel): void {
-  const orig = getKernel(kernelName, 'wasm');
-  if (!orig) throw new Error(`wasm kernel ${kernelName} not registered: import @tensorflow/tfjs-backend-wasm first`);
-  unregisterKernel(kernelName, 'wasm');
-  const config: KernelConfig = { ...orig, kernelFunc: make(orig.kernelFunc as unknown as Kernel) as unknown as KernelFunc };
-  registerKernel(config);
 }
 
 /** See segment-sum.ts. */
@@ -243,9 +236,7 @@ function batchMatMul(args: Args, orig: Kernel): TensorInfo | TensorInfo[] {
   const { inputs: { a, b }, backend } = args;
   const tA = args.attrs.transposeA as boolean;
   const tB = args.attrs.transposeB as boolean;
-  if (a.dtype !== 'float32' || b.dtype !== 'float32' || util.sizeFromShape(a.shape) === 0 || util.sizeFromShape(b.shape) === 0) {
-    return orig(args);
-  }
+  if (!plainFloatProduct(a, b)) return orig(args);
   const { m, k, n, outBatch, aIdx, bIdx } = matmulGeometry(a, b, tA, tB);
   const native = nativeKernels();
   if (native) return nativeProduct(native, backend, a, aIdx, tA, b, bIdx, tB, [...outBatch, m, n], m, k, n);

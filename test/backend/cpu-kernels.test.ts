@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.js';
 import { nativeKernels, setNativeEnabled } from '../../src/backend/native.js';
+import { wrapKernel } from '../../src/backend/wrap-kernel.js';
 
 /** Our cpu-backend kernels (cpu-kernels.ts), registered when kd runs on cpu, against plain references. */
 beforeAll(async () => {
@@ -12,6 +13,19 @@ afterEach(() => setNativeEnabled(true));
 let seed = 7;
 const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32) - 0.5;
 const rand = (shape: number[]) => tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, rnd), shape);
+
+describe('wrapKernel', () => {
+  it('replaces a kernel by a function of the original, keeping the rest of its config; a missing kernel throws', () => {
+    const setupFunc = () => {};
+    tf.registerKernel({ kernelName: 'KdTestOp', backendName: 'cpu', kernelFunc: (() => 'stock') as unknown as tf.KernelFunc, setupFunc });
+    wrapKernel<() => string>('KdTestOp', 'cpu', (orig) => () => `ours over ${orig()}`);
+    const k = tf.getKernel('KdTestOp', 'cpu')!;
+    expect((k.kernelFunc as unknown as () => string)()).toBe('ours over stock');
+    expect(k.setupFunc).toBe(setupFunc);
+    expect(() => wrapKernel('KdNoSuchOp', 'cpu', (o) => o)).toThrow(/cpu kernel KdNoSuchOp not registered/);
+    tf.unregisterKernel('KdTestOp', 'cpu');
+  });
+});
 
 describe('UnsortedSegmentSum on cpu', () => {
   it('sums rows by id in one pass; ids out of range are dropped; int32 too', () => {
