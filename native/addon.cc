@@ -193,6 +193,19 @@ napi_value SoftmaxRows(napi_env env, napi_callback_info info) {
   return a.done();
 }
 
+// scaleRows(g, scale, V): g[n·V + v] *= scale[n]
+napi_value ScaleRows(napi_env env, napi_callback_info info) {
+  Args a(env, info, 3);
+  size_t n = 0;
+  float* g = a.array<float>(0, napi_float32_array, &n, "g");
+  const long V = a.count(2);
+  if (a.ok && (V == 0 || n % V)) a.fail("g is not a whole number of rows");
+  const long rows = a.ok ? (long)n / V : 0;
+  const float* scale = a.f32(1, rows, "scale");
+  if (a.ok) kd::scale_rows(g, scale, rows, V);
+  return a.done();
+}
+
 // attentionForward(qkv, out, P, B, T, H, hd, scale)
 napi_value AttentionForward(napi_env env, napi_callback_info info) {
   Args a(env, info, 8);
@@ -266,6 +279,7 @@ NAPI_MODULE_INIT() {
     {"layerNormForward", nullptr, LayerNormForward, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"layerNormBackward", nullptr, LayerNormBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"softmaxRows", nullptr, SoftmaxRows, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"scaleRows", nullptr, ScaleRows, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"attentionForward", nullptr, AttentionForward, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"attentionBackward", nullptr, AttentionBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"sumSquares", nullptr, SumSquares, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -17,6 +17,7 @@ void layer_norm_forward(const float* x, const float* gamma, const float* beta, f
 void layer_norm_backward(const float* dy, const float* x, const float* gamma, const float* mean, const float* rstd,
   float* dx, float* dgamma, float* dbeta, long rows, long d);
 void softmax_rows(const float* s, float* g, double* lse, float c, const float* scale, bool accumulate, long rows, long V);
+void scale_rows(float* g, const float* scale, long rows, long V);
 void attention_forward(const float* qkv, float* out, float* P, long B, long T, long H, long hd, float scale);
 void attention_backward(const float* qkv, const float* P, const float* dout, float* dqkv, long B, long T, long H, long hd,
   float scale);

@@ -131,6 +131,16 @@ KD_CLONES void softmax_rows(const float* s, float* g, double* lse, float c, cons
   }
 }
 
+// g[n,v] *= scale[n] for every row n of g [rows × V].
+KD_CLONES void scale_rows(float* g, const float* scale, long rows, long V) {
+  for (long r = 0; r < rows; r++) {
+    float* gr = g + r * V;
+    const float k = scale[r];
+#pragma omp simd
+    for (long v = 0; v < V; v++) gr[v] *= k;
+  }
+}
+
 // ---- causal self-attention over a fused qkv ----
 // qkv rows (b·T + t) hold [q | k | v], each H heads of hd; head h of q is at column h·hd, of k at d + h·hd,
 // of v at 2d + h·hd (d = H·hd). Per (b, h) the head's Q, K, V are gathered into contiguous scratch,

@@ -36,6 +36,8 @@ export interface NativeKernels {
     dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, d: number): void;
   /** rows of V: lse[n] = log Σ exp(c·s), g (+)= scale[n]·softmax(c·s) */
   softmaxRows(s: Float32Array, g: Float32Array, lse: Float64Array, c: number, scale: Float32Array, accumulate: boolean, V: number): void;
+  /** rows of V: g[n·V + v] *= scale[n] */
+  scaleRows(g: Float32Array, scale: Float32Array, V: number): void;
   /**
    * Causal self-attention over a fused qkv [B·T, 3·H·hd] (each row q | k | v, heads side by side):
    * out [B·T, H·hd] = softmax(scale·QKᵀ, causal)·V per head; P [B·H, T, T] receives the probabilities.

@@ -37,6 +37,9 @@ export interface EvalArgs {
   baseline?: string;
   maxRegression?: string;
   baselineMetrics?: string;
+  text?: string[];
+  teacherCheckpoint?: string;
+  textBytes?: number;
   backend?: string;
   json?: boolean;
 }
@@ -55,15 +58,18 @@ export function resolveEvalArgs(a: EvalArgs): EvalOptions {
     latencySteps: a.latencySteps, latencyContext: a.latencyContext, bins: a.bins, cpuUsdPerHour: a.cpuUsdPerHour,
     failIf: a.failIf, gateOn: a.gateOn as EvalOptions['gateOn'], baseline: a.baseline, maxRegression: a.maxRegression,
     baselineMetrics: a.baselineMetrics ? [a.baselineMetrics] : undefined,
+    texts: a.text === undefined ? undefined : (Array.isArray(a.text) ? a.text : [a.text]).map(String),
+    teacherCheckpoint: a.teacherCheckpoint, textBytes: a.textBytes,
   };
 }
 
 function printResult(r: EvalResult, json: boolean): void {
   const out = (s: string) => process.stdout.write(s + '\n');
   if (json) {
-    const { students, summary, gate, teacher } = r.report;
+    const { students, summary, gate, teacher, texts } = r.report;
     out(JSON.stringify({
       out: r.outDir, summary: summary.line, best: summary.best, gate,
+      texts: texts.map((t) => ({ text: t.text, bytes: t.bytes, teacherBpb: t.teacher?.bpb ?? null, students: Object.fromEntries(t.students.map((x) => [x.name, x.bpb])) })),
       teacher: { model: teacher.model, ppl: teacher.ppl, live: teacher.live ? { status: teacher.live.status, error: teacher.live.error ?? null } : null },
       students: students.map((s) => ({ name: s.name, kind: s.kind, kl: s.metrics.kl, agreement: s.metrics.agreement, recall: s.metrics.recall, ppl: s.metrics.ppl, ece: s.metrics.ece, p50Ms: s.latency.p50Ms, p95Ms: s.latency.p95Ms, tokensPerSec: s.latency.tokensPerSec, params: s.size.params, weightBytes: s.size.weightBytes })),
     }));
@@ -71,6 +77,10 @@ function printResult(r: EvalResult, json: boolean): void {
     const f = (x: number | null, d = 3) => (x === null ? '—' : x.toFixed(d));
     for (const s of r.report.students) {
       out(`${s.name.padEnd(16)} ${s.kind.padEnd(6)} KL ${f(s.metrics.kl, 4)}  agreement ${f(s.metrics.agreement)}  recall ${f(s.metrics.recall)}  ppl ${f(s.metrics.ppl, 2)}  ECE ${f(s.metrics.ece)}  p50 ${f(s.latency.p50Ms, 2)} ms  ${Math.round(s.latency.tokensPerSec)} tok/s`);
+    }
+    for (const t of r.report.texts) {
+      const parts = [...(t.teacher ? [`teacher ${f(t.teacher.bpb, 4)}`] : []), ...t.students.map((x) => `${x.name} ${f(x.bpb, 4)}`)];
+      out(`bits per byte on ${t.text} (${t.bytes} bytes): ${parts.join('  ')}`);
     }
     out(r.report.summary.line);
     out(`report: ${r.outDir}/index.html (figures in report.json)`);
@@ -109,9 +119,13 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
     .option('baseline', { type: 'string', describe: 'gate: an older report.json to compare with' })
     .option('max-regression', { type: 'string', describe: 'allowed relative regression against --baseline, e.g. 5% (default 5%)' })
     .option('baseline-metrics', { type: 'string', describe: 'metrics compared with --baseline (default agreement,kl,recall,ppl)' })
+    .option('text', { type: 'string', array: true, describe: 'plain text to score as bits per byte, each model with its own tokenizer: a .txt/.jsonl file or directory, corpus:sotu (the held-out SOTU speeches) or corpus:brown; repeat for several' })
+    .option('teacher-checkpoint', { type: 'string', describe: 'the teacher as a kd checkpoint, scored on --text beside the students' })
+    .option('text-bytes', { type: 'number', describe: 'score at most this many bytes of each --text (default 1000000)' })
     .option('backend', { type: 'string', describe: 'tensorflow-gpu, tensorflow, wasm or cpu (default: best available; or KD_BACKEND)' })
     .option('json', { type: 'boolean', describe: 'print one JSON summary' })
     .example('$0 eval --data datasets/web --student checkpoints/run --student int8=checkpoints/run-int8 --out reports/run', 'compare a student with its int8 version')
+    .example('$0 eval --data datasets/demo/data --student kd=checkpoints/kd --student hard=checkpoints/hard --teacher-checkpoint checkpoints/teacher --text corpus:sotu --out reports/bpb', 'did distillation pay? bits per byte on held-out text beside a hard-label baseline and the teacher')
     .example('$0 eval --data datasets/web --student checkpoints/run --out reports/nightly --force --fail-if "agreement<0.6,kl>0.5" --baseline reports/last/report.json', 'a nightly CI gate (exit 3 on failure)')
     .epilogue('Exit codes: 0 ok, 1 bad input, 2 usage, 3 a gate failed (the report is still written). Gate metrics: agreement, kl, recall, ppl, accuracy, ece, p50-ms, p95-ms, tokens-per-sec, params, bytes, disk-bytes, sparsity, bits.'),
   handler: async (argv) => {

@@ -3,6 +3,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { KdError } from '../errors.js';
 import { type ModelConfig, resolveModelConfig } from '../model/config.js';
 import { type TrainConfig, resolveTrainConfig } from '../train/config.js';
+import { DEFAULT_LOSS, DIVERGENCES, MISSING_MASS } from '../train/kd-kernel.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 
 export function readTokenizer(file: string): Tokenizer {
@@ -42,6 +43,8 @@ export interface TrainArgs {
   temperature?: number;
   alpha?: number;
   beta?: number;
+  missingMass?: string;
+  unlabelledWeight?: number;
   logEvery?: number;
   evalEvery?: number;
   evalBatches?: number;
@@ -112,7 +115,10 @@ export function resolveTrainArgs(a: TrainArgs): ResolvedTrain {
       weightDecay: a.weightDecay, gradClip: a.gradClip, logEvery: a.logEvery, evalEvery: a.evalEvery, evalBatches: a.evalBatches,
       checkpointEvery: a.checkpointEvery, seed: a.seed }),
     seqLen: a.seqLen ?? fileTrain.seqLen ?? model.seqLen,
-    loss: { ...(fileTrain.loss ?? {}), ...defined({ divergence: a.divergence as TrainConfig['loss']['divergence'], temperature: a.temperature, alpha: a.alpha, beta: a.beta }) },
+    loss: { ...(fileTrain.loss ?? {}), ...defined({
+      divergence: a.divergence as TrainConfig['loss']['divergence'], temperature: a.temperature, alpha: a.alpha, beta: a.beta,
+      missingMass: a.missingMass as TrainConfig['loss']['missingMass'], unlabelledWeight: a.unlabelledWeight,
+    }) },
   }, `${src}: train`);
   if (config.seqLen > model.seqLen) throw new KdError('bad-config', `${src}: train.seqLen (${config.seqLen}) exceeds model.seqLen (${model.seqLen})`);
   if (a.topK !== undefined && (!Number.isInteger(a.topK) || a.topK < 1)) throw new KdError('bad-config', `--top-k must be a positive integer, got ${a.topK}`);
@@ -141,10 +147,12 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
     .option('warmup-steps', { type: 'number' })
     .option('weight-decay', { type: 'number' })
     .option('grad-clip', { type: 'number', describe: 'global-norm clip (0 = off)' })
-    .option('divergence', { type: 'string', choices: ['forward-kl', 'reverse-kl', 'jsd'] })
-    .option('temperature', { type: 'number', describe: 'softening temperature T (loss × T²)' })
-    .option('alpha', { type: 'number', describe: 'weight of the hard-label cross-entropy' })
-    .option('beta', { type: 'number', describe: 'JSD interpolation β' })
+    .option('divergence', { type: 'string', choices: [...DIVERGENCES], describe: `divergence to the teacher (default ${DEFAULT_LOSS.divergence})` })
+    .option('temperature', { type: 'number', describe: `softening temperature T, loss × T² (default ${DEFAULT_LOSS.temperature})` })
+    .option('alpha', { type: 'number', describe: `weight of the hard-label cross-entropy; 1 = no distillation (default ${DEFAULT_LOSS.alpha})` })
+    .option('beta', { type: 'number', describe: `JSD interpolation β (default ${DEFAULT_LOSS.beta})` })
+    .option('missing-mass', { type: 'string', choices: [...MISSING_MASS], describe: `the teacher's probability outside its top-k: one tail class, or renormalise the top-k as if it were everything (default ${DEFAULT_LOSS.missingMass})` })
+    .option('unlabelled-weight', { type: 'number', describe: `weight of the hard target at positions without a soft label, in the (1 − alpha) term; 0 = skip them (default ${DEFAULT_LOSS.unlabelledWeight})` })
     .option('log-every', { type: 'number' })
     .option('eval-every', { type: 'number' })
     .option('eval-batches', { type: 'number' })

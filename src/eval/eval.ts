@@ -21,6 +21,10 @@ import { type Condition, parseBaselineMetrics, parseFailIf, parseRegression, rea
 import { type LoadedStudent, loadStudent, studentName } from './load.js';
 import { renderHtml, summarize } from './report.js';
 import { generate, measureLatency, scoreStudent } from './student.js';
+import { bitsPerByte } from './bpb.js';
+import { loadModel } from '../model/load.js';
+import { readText } from '../train/corpus.js';
+import type { TextScore } from '../schema/eval-report.js';
 import { probeTeacher, readCollection, teacherPrice } from './teacher.js';
 
 export interface EvalOptions {
@@ -61,6 +65,12 @@ export interface EvalOptions {
   baseline?: string;
   maxRegression?: string | number;
   baselineMetrics?: string[];
+  /** plain texts to score as bits per byte (`--text`: a file, corpus:sotu or corpus:brown) */
+  texts?: string[];
+  /** the teacher as a kd checkpoint, scored on the texts too */
+  teacherCheckpoint?: string;
+  /** score at most this many bytes of each text (default 1,000,000) */
+  textBytes?: number;
   log?: (line: string) => void;
 }
 
@@ -230,6 +240,7 @@ export async function evalStudents(o: EvalOptions): Promise<EvalResult> {
       });
     }
 
+    const texts = scoreTexts(o, students, log);
     const collection = readCollection(o.data);
     let live = null;
     if (o.teacherUrl) {
@@ -249,7 +260,7 @@ export async function evalStudents(o: EvalOptions): Promise<EvalResult> {
         model: o.teacherModel ?? collection?.model ?? null, collection, live, price: teacherPrice(collection, o.teacherModel),
         ppl: reports[0].metrics.teacherPpl, coverage: reports[0].metrics.teacherCoverage,
       },
-      students: reports, samples, summary: summarize(reports), gate: null,
+      students: reports, texts, samples, summary: summarize(reports), gate: null,
       provenance: {
         gitCommit: gitCommit(), systemFingerprints: collection?.systemFingerprints ?? [],
         students: students.map(({ name, s }) => ({
@@ -268,5 +279,44 @@ export async function evalStudents(o: EvalOptions): Promise<EvalResult> {
     return { outDir: o.out, report, failures: report.gate?.failures ?? [] };
   } finally {
     for (const x of students) disposeModel(x.s.model);
+  }
+}
+
+/**
+ * Bits per byte of every student (its own tokenizer) and of the teacher checkpoint on each --text.
+ * Texts are read and checked before any scoring; a student without a tokenizer cannot be scored.
+ */
+function scoreTexts(o: EvalOptions, students: { name: string; s: LoadedStudent }[], log: (l: string) => void): TextScore[] {
+  const specs = o.texts ?? [];
+  if (!specs.length) {
+    if (o.teacherCheckpoint) throw new KdError('bad-option', '--teacher-checkpoint is scored on --text: give at least one --text FILE');
+    return [];
+  }
+  const maxBytes = posInt(o.textBytes, 1_000_000, '--text-bytes');
+  const texts = specs.map((spec) => {
+    const t = readText(spec);
+    if (!t.text.trim()) throw new KdError('bad-input', `--text ${spec}: the text is empty`);
+    return t;
+  });
+  for (const { name, s } of students) {
+    if (!s.tokenizer) throw new KdError('bad-option', `student "${name}" (${s.file}) has no tokenizer: bits per byte on --text needs one`);
+  }
+  const teacher = o.teacherCheckpoint ? loadModel(o.teacherCheckpoint) : undefined;
+  if (teacher && !teacher.tokenizer) {
+    disposeModel(teacher.model);
+    throw new KdError('bad-option', `--teacher-checkpoint ${o.teacherCheckpoint} has no tokenizer: it cannot score plain text`);
+  }
+  try {
+    return texts.map((t) => {
+      log(`bits per byte on ${t.name}`);
+      return {
+        text: t.name,
+        bytes: Math.min(Buffer.byteLength(t.text, 'utf8'), maxBytes),
+        teacher: teacher ? bitsPerByte(teacher.model, teacher.tokenizer!, t.text, { maxBytes }) : null,
+        students: students.map(({ name, s }) => ({ name, ...bitsPerByte(s.model, s.tokenizer!, t.text, { maxBytes }) })),
+      };
+    });
+  } finally {
+    if (teacher) disposeModel(teacher.model);
   }
 }

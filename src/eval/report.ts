@@ -123,6 +123,20 @@ function samplesSection(r: EvalReport): string {
   }).join('');
 }
 
+/** Bits per byte on each --text: one row per model, one column per text (lower is better). */
+function textsSection(r: EvalReport): string {
+  if (!r.texts.length) return '';
+  const head = r.texts.map((t) => `<th>${escapeHtml(t.text)}<br><small>${int(t.bytes)} bytes</small></th>`).join('');
+  const row = (name: string, get: (t: EvalReport['texts'][number]) => number | null) =>
+    `<tr><th scope="row">${escapeHtml(name)}</th>${r.texts.map((t) => `<td>${num(get(t), 4)}</td>`).join('')}</tr>`;
+  const rows = [
+    ...(r.texts[0].teacher ? [row('teacher', (t) => t.teacher?.bpb ?? null)] : []),
+    ...r.students.map((s, i) => row(s.name, (t) => t.students[i]?.bpb ?? null)),
+  ];
+  return `<section><h2>Bits per byte on held-out text</h2><p>Each model scores the text with its own tokenizer: total −log₂ p of its tokens over their UTF-8 bytes (lower is better; comparable across vocabularies).</p>` +
+    `<div class="scroll"><table class="summary"><thead><tr><th>model</th>${head}</tr></thead><tbody>${rows.join('')}</tbody></table></div></section>`;
+}
+
 function gateSection(r: EvalReport): string {
   const g = r.gate;
   if (!g) return '';
@@ -161,6 +175,7 @@ export function renderHtml(r: EvalReport, charts: Charts, title: string): string
 <p class="meta">${escapeHtml(r.createdAt)} · kd ${escapeHtml(r.kdVersion)} · backend ${escapeHtml(r.backend)} · data ${escapeHtml(r.data.spec)} · ${r.data.batches} validation batches of ${r.data.batchSize}×${r.data.seqLen} tokens</p>
 <p class="verdict">${escapeHtml(r.summary.line)}</p>
 ${summaryTable(r)}
+${textsSection(r)}
 ${gateSection(r)}
 <section><h2>Quality</h2>
 ${chart(charts.quality, 'Forward KL(teacher‖student) on the teacher top-k (lower is better) and top-1 agreement (higher is better).', 'no labelled positions')}

@@ -7,6 +7,7 @@ import type { CollectionFigures, LiveTeacher } from '../eval/teacher.js';
 import type { EvalMetrics } from '../eval/metrics.js';
 import type { StudentKind, StudentSize } from '../eval/load.js';
 import type { LatencyFigures } from '../eval/student.js';
+import type { BitsPerByte } from '../eval/bpb.js';
 
 export const EVAL_REPORT_FORMAT = 'kd-eval-report';
 export const EVAL_REPORT_VERSION = 1;
@@ -47,6 +48,18 @@ export interface StudentReport {
   trainLog: TrainLogPoint[];
 }
 
+/** Bits per byte on one plain text (`kd eval --text`), each model with its own tokenizer. */
+export interface TextScore {
+  /** the --text spec */
+  text: string;
+  /** UTF-8 bytes of the text scored (after --text-bytes) */
+  bytes: number;
+  /** the teacher checkpoint's figures, when --teacher-checkpoint was given */
+  teacher: BitsPerByte | null;
+  /** in the order of `students` */
+  students: (BitsPerByte & { name: string })[];
+}
+
 export interface GateReport {
   conditions: string[];
   baseline: string | null;
@@ -81,6 +94,8 @@ export interface EvalReport {
     coverage: number | null;
   };
   students: StudentReport[];
+  /** bits per byte on each --text (empty without --text) */
+  texts: TextScore[];
   samples: SampleText[];
   /** the one-line verdict and its parts */
   summary: { line: string; best: Record<string, string | null> };

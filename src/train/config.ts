@@ -1,5 +1,5 @@
 import { KdError } from '../errors.js';
-import { type KdLossOptions, resolveLossOptions } from './losses.js';
+import { DEFAULT_LOSS, type KdLossOptions, resolveLossOptions } from './losses.js';
 
 /** Everything about a training run except the model sizes and the data. */
 export interface TrainConfig {
@@ -31,7 +31,7 @@ export interface TrainConfig {
 export const DEFAULT_TRAIN: TrainConfig = {
   steps: 1000, batchSize: 16, seqLen: 128, accumSteps: 1,
   lr: 3e-4, minLr: 3e-5, warmupSteps: 100, weightDecay: 0.01, beta1: 0.9, beta2: 0.95, eps: 1e-8, gradClip: 1,
-  loss: { divergence: 'forward-kl', temperature: 2, alpha: 0, beta: 0.5 },
+  loss: DEFAULT_LOSS,
   logEvery: 10, evalEvery: 200, evalBatches: 4, checkpointEvery: 200, seed: 0,
 };
 

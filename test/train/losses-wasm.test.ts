@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/backend/index.js';
 import { nativeKernels, setNativeEnabled } from '../../src/backend/native.js';
-import { headKdLoss, resolveLossOptions, type Divergence, type KdLabels } from '../../src/train/losses.js';
+import { headKdLoss, resolveLossOptions, type Divergence, type KdLabels, type MissingMass } from '../../src/train/losses.js';
 import { Rng } from '../../src/rng.js';
 
 /**
@@ -14,13 +14,13 @@ function labels(N: number, V: number, K: number, r: Rng): KdLabels {
   for (let n = 0; n < N; n++) {
     const ids = new Set<number>();
     while (ids.size < K) ids.add(r.int(V));
-    [...ids].forEach((id, k) => { topIds[n * K + k] = id; topLogprobs[n * K + k] = -0.3 * k - r.next(); });
+    [...ids].forEach((id, k) => { topIds[n * K + k] = id; topLogprobs[n * K + k] = -0.3 * k - r.next() - (n % 2 ? 0.8 : 0); }); // odd rows leave a tail
   }
   topLogprobs[3] = -9999;
   const mask = new Float32Array(N).fill(1);
   mask[1] = 0;
   const targets = Int32Array.from({ length: N }, (_, n) => (n % 3 === 0 ? -1 : r.int(V)));
-  return { N, K, topIds, topLogprobs, mask, targets, counts: { labelled: N + 3, targeted: N } };
+  return { N, K, topIds, topLogprobs, mask, targets, counts: { labelled: N + 3, targeted: N, fallback: 2 } };
 }
 
 beforeAll(async () => { await initBackend({ backend: 'wasm' }); });
@@ -28,8 +28,11 @@ beforeAll(async () => { await initBackend({ backend: 'wasm' }); });
 const paths: [string, string, boolean][] = [['wasm', 'wasm softmax', false], ...(nativeKernels() ? [['wasm', 'native', true], ['cpu', 'native', true]] as [string, string, boolean][] : [])];
 
 describe.each(paths)('headKdLoss on %s (%s) matches the JS kernel on cpu', (backend, _what, native) => {
-  const cases: [Divergence, number, number][] = [['forward-kl', 2, 0], ['forward-kl', 1, 0.4], ['reverse-kl', 1.5, 0.2], ['jsd', 2, 0.5]];
-  it.each(cases)('%s T=%d alpha=%d', async (divergence, temperature, alpha) => {
+  const cases: [Divergence, MissingMass, number, number][] = [
+    ['forward-kl', 'tail', 2, 0], ['forward-kl', 'tail', 1, 0.4], ['forward-kl', 'renormalize', 2, 0], ['forward-kl', 'renormalize', 1, 0.4],
+    ['reverse-kl', 'tail', 1.5, 0.2], ['reverse-kl', 'renormalize', 1.5, 0.2], ['jsd', 'tail', 2, 0.5], ['jsd', 'renormalize', 2, 0],
+  ];
+  it.each(cases)('%s, %s, T=%d alpha=%d', async (divergence, missingMass, temperature, alpha) => {
     const N = 24, V = 300, d = 16, K = 5;
     const r = new Rng(42);
     const H = Float32Array.from({ length: N * d }, () => r.normal() * 2);
@@ -41,7 +44,7 @@ describe.each(paths)('headKdLoss on %s (%s) matches the JS kernel on cpu', (back
     const low = [...z2.keys()].sort((a, b) => z2[a] - z2[b]);
     for (let k = 0; k < K; k++) l.topIds[2 * K + k] = low[k];
     l.targets[2] = low[K];
-    const o = resolveLossOptions({ divergence, temperature, alpha, beta: 0.4 });
+    const o = resolveLossOptions({ divergence, temperature, alpha, beta: 0.4, missingMass, unlabelledWeight: 0.7 });
     const run = async (backend: string, native: boolean) => {
       await tf.setBackend(backend);
       setNativeEnabled(native);
