@@ -33,6 +33,8 @@ const SEEDS = arg('seeds', '0,1,2').split(',').map(Number);
 const STEPS = Number(arg('steps', '600'));
 const KD_FLAGS = arg('kd', '').split(/\s+/).filter(Boolean); // extra loss flags for the KD student (default: none)
 const HARD_FLAGS = arg('hard', '--alpha 1').split(/\s+/).filter(Boolean);
+const KINDS = arg('kinds', 'hard,kd').split(','); // --kinds kd: only the KD student (a sweep over --kd flags)
+const TAG = arg('tag', '');
 const TEXT_BYTES = Number(arg('text-bytes', '300000'));
 const ROOT = path.resolve(arg('dir', 'datasets/bench-quality'));
 const TEACHER = path.resolve(arg('teacher', 'checkpoints/teacher'));
@@ -145,7 +147,7 @@ async function main() {
     });
     return teacherUrl!;
   };
-  const out: Record<string, unknown> = { bench: 'quality', steps: STEPS, seeds: SEEDS, kd_flags: KD_FLAGS.join(' ') || '(defaults)', teacher: score(TEACHER) };
+  const out: Record<string, unknown> = { bench: 'quality', steps: STEPS, seeds: SEEDS, kd_flags: KD_FLAGS.join(' ') || '(defaults)', teacher: flag('no-teacher') ? null : score(TEACHER) };
   const t0 = Date.now();
   try {
     for (const name of CASES) {
@@ -154,8 +156,8 @@ async function main() {
       const { dir, summary } = await dataset(c, url);
       const res: Record<string, Record<string, number[]>> = { hard: {}, kd: {} };
       for (const seed of SEEDS) {
-        for (const [kind, flags] of [['hard', HARD_FLAGS], ['kd', KD_FLAGS]] as const) {
-          const ck = path.join(ROOT, 'runs', `${name}-${kind}-${seed}`);
+        for (const [kind, flags] of ([['hard', HARD_FLAGS], ['kd', KD_FLAGS]] as const).filter(([k]) => KINDS.includes(k))) {
+          const ck = path.join(ROOT, 'runs', `${name}-${kind}${TAG}-${seed}`);
           await run(['train', '--data', dir, '--out', ck, ...STUDENT, '--seed', String(seed), ...flags, '--force', '--json']);
           for (const [t, v] of Object.entries(score(ck))) (res[kind][t] ??= []).push(v);
           process.stderr.write(`${name} ${kind} seed ${seed}: ${JSON.stringify(Object.fromEntries(Object.entries(res[kind]).map(([t, v]) => [t, r4(v.at(-1)!)])))}\n`);
@@ -166,7 +168,7 @@ async function main() {
       out[name] = {
         mode: c.mode, rows: c.rows, labelled_tokens: counts?.labelled ?? counts?.labelledPositions ?? null,
         hard: stats('hard'), kd: stats('kd'),
-        ratio: Object.fromEntries(texts.map((t) => [t.name, r4(mean(res.kd[t.name]) / mean(res.hard[t.name]))])),
+        ratio: res.hard[texts[0].name] && res.kd[texts[0].name] ? Object.fromEntries(texts.map((t) => [t.name, r4(mean(res.kd[t.name]) / mean(res.hard[t.name]))])) : null,
       };
     }
   } finally {

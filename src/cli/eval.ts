@@ -96,7 +96,7 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
     .option('student', { type: 'string', array: true, demandOption: true, describe: 'checkpoint file or run directory, as [NAME=]PATH; repeat to compare' })
     .option('out', { type: 'string', demandOption: true, describe: 'report directory (index.html, report.json)' })
     .option('force', { type: 'boolean', describe: 'replace an existing report directory (swapped in only once complete)' })
-    .option('teacher-url', { type: 'string', describe: 'OpenAI-compatible teacher to measure live (latency, sample text)' })
+    .option('teacher-url', { type: 'string', describe: 'OpenAI-compatible teacher to measure live (latency, sample text; bits per byte on --text when it scores given text)' })
     .option('model', { type: 'string', describe: 'teacher model name for --teacher-url (and its price)' })
     .option('teacher-timeout', { type: 'number', describe: 'seconds per live teacher request (default 10)' })
     .option('api-key-env', { type: 'string', describe: 'environment variable holding the teacher API key (default OPENAI_API_KEY)' })

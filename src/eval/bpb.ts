@@ -52,8 +52,7 @@ export function bitsPerByte(model: Model, tokenizer: Tokenizer, text: string, o:
   if (tokenizer.vocabSize !== model.config.vocabSize) {
     throw new KdError('bad-config', `the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${model.config.vocabSize}`);
   }
-  const bytes = Buffer.from(text, 'utf8');
-  const ids = tokenizer.encode(o.maxBytes !== undefined && bytes.length > o.maxBytes ? cutUtf8(bytes, o.maxBytes) : bytes);
+  const ids = tokenizer.encode(o.maxBytes !== undefined ? cutText(text, o.maxBytes) : text);
   const T = model.config.seqLen;
   const B = Math.max(1, o.batch ?? 16);
   const windows = slidingWindows(ids.length, T);
@@ -90,9 +89,11 @@ export function bitsPerByte(model: Model, tokenizer: Tokenizer, text: string, o:
   return { bpb: nBytes > 0 ? bits / nBytes : NaN, bits, bytes: nBytes, tokens: nTokens };
 }
 
-/** The longest prefix of `bytes` of at most `max` bytes that does not cut a UTF-8 character. */
-function cutUtf8(bytes: Buffer, max: number): Buffer {
-  let end = Math.max(0, max);
-  while (end > 0 && end < bytes.length && (bytes[end] & 0xc0) === 0x80) end--;
-  return bytes.subarray(0, end);
+/** The longest prefix of `text` of at most `maxBytes` UTF-8 bytes that does not cut a character. */
+export function cutText(text: string, maxBytes: number): string {
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.length <= maxBytes) return text;
+  let end = Math.max(0, maxBytes);
+  while (end > 0 && (bytes[end] & 0xc0) === 0x80) end--;
+  return bytes.subarray(0, end).toString('utf8');
 }

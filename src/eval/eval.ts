@@ -21,11 +21,11 @@ import { type Condition, parseBaselineMetrics, parseFailIf, parseRegression, rea
 import { type LoadedStudent, loadStudent, studentName } from './load.js';
 import { renderHtml, summarize } from './report.js';
 import { generate, measureLatency, scoreStudent } from './student.js';
-import { bitsPerByte } from './bpb.js';
+import { type BitsPerByte, bitsPerByte, cutText } from './bpb.js';
 import { loadModel } from '../model/load.js';
 import { readText } from '../train/corpus.js';
 import type { TextScore } from '../schema/eval-report.js';
-import { probeTeacher, readCollection, teacherPrice } from './teacher.js';
+import { probeTeacher, readCollection, teacherBitsPerByte, teacherPrice } from './teacher.js';
 
 export interface EvalOptions {
   data: string;
@@ -240,7 +240,7 @@ export async function evalStudents(o: EvalOptions): Promise<EvalResult> {
       });
     }
 
-    const texts = scoreTexts(o, students, log);
+    const texts = await scoreTexts(o, students, log);
     const collection = readCollection(o.data);
     let live = null;
     if (o.teacherUrl) {
@@ -283,10 +283,12 @@ export async function evalStudents(o: EvalOptions): Promise<EvalResult> {
 }
 
 /**
- * Bits per byte of every student (its own tokenizer) and of the teacher checkpoint on each --text.
- * Texts are read and checked before any scoring; a student without a tokenizer cannot be scored.
+ * Bits per byte of every student (its own tokenizer) and of the teacher on each --text: the
+ * --teacher-checkpoint, else a --teacher-url that scores given text (a teacher that cannot is a
+ * note in the report, not a failed eval). Texts are read and checked before any scoring; a student
+ * without a tokenizer cannot be scored.
  */
-function scoreTexts(o: EvalOptions, students: { name: string; s: LoadedStudent }[], log: (l: string) => void): TextScore[] {
+async function scoreTexts(o: EvalOptions, students: { name: string; s: LoadedStudent }[], log: (l: string) => void): Promise<TextScore[]> {
   const specs = o.texts ?? [];
   if (!specs.length) {
     if (o.teacherCheckpoint) throw new KdError('bad-option', '--teacher-checkpoint is scored on --text: give at least one --text FILE');
@@ -307,15 +309,27 @@ function scoreTexts(o: EvalOptions, students: { name: string; s: LoadedStudent }
     throw new KdError('bad-option', `--teacher-checkpoint ${o.teacherCheckpoint} has no tokenizer: it cannot score plain text`);
   }
   try {
-    return texts.map((t) => {
+    const out: TextScore[] = [];
+    for (const t of texts) {
       log(`bits per byte on ${t.name}`);
-      return {
-        text: t.name,
-        bytes: Math.min(Buffer.byteLength(t.text, 'utf8'), maxBytes),
-        teacher: teacher ? bitsPerByte(teacher.model, teacher.tokenizer!, t.text, { maxBytes }) : null,
-        students: students.map(({ name, s }) => ({ name, ...bitsPerByte(s.model, s.tokenizer!, t.text, { maxBytes }) })),
-      };
-    });
+      const cut = cutText(t.text, maxBytes);
+      let teacherBpb: BitsPerByte | null = null, teacherNote: string | null = null;
+      if (teacher) teacherBpb = bitsPerByte(teacher.model, teacher.tokenizer!, cut);
+      else if (o.teacherUrl && o.teacherModel) {
+        try {
+          teacherBpb = await teacherBitsPerByte({ url: o.teacherUrl, model: o.teacherModel, text: cut, timeoutMs: Math.max(o.teacherTimeoutMs ?? 10_000, 60_000), apiKeyEnv: o.apiKeyEnv });
+        } catch (e) {
+          teacherNote = (e as Error).message;
+          log(`the teacher at ${o.teacherUrl} did not score ${t.name}: ${teacherNote}`);
+        }
+      }
+      out.push({
+        text: t.name, bytes: Buffer.byteLength(cut, 'utf8'),
+        teacher: teacherBpb, teacherSource: teacher ? 'checkpoint' : teacherBpb ? 'api' : null, teacherNote,
+        students: students.map(({ name, s }) => ({ name, ...bitsPerByte(s.model, s.tokenizer!, cut) })),
+      });
+    }
+    return out;
   } finally {
     if (teacher) disposeModel(teacher.model);
   }

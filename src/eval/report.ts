@@ -129,8 +129,11 @@ function textsSection(r: EvalReport): string {
   const head = r.texts.map((t) => `<th>${escapeHtml(t.text)}<br><small>${int(t.bytes)} bytes</small></th>`).join('');
   const row = (name: string, get: (t: EvalReport['texts'][number]) => number | null) =>
     `<tr><th scope="row">${escapeHtml(name)}</th>${r.texts.map((t) => `<td>${num(get(t), 4)}</td>`).join('')}</tr>`;
+  const src = r.texts.find((t) => t.teacherSource)?.teacherSource;
+  const note = r.texts.find((t) => t.teacherNote)?.teacherNote;
   const rows = [
-    ...(r.texts[0].teacher ? [row('teacher', (t) => t.teacher?.bpb ?? null)] : []),
+    ...(src ? [row(`teacher (${src})`, (t) => t.teacher?.bpb ?? null)] : []),
+    ...(note && !src ? [`<tr><th scope="row">teacher</th><td colspan="${r.texts.length}">${missing(note)}</td></tr>`] : []),
     ...r.students.map((s, i) => row(s.name, (t) => t.students[i]?.bpb ?? null)),
   ];
   return `<section><h2>Bits per byte on held-out text</h2><p>Each model scores the text with its own tokenizer: total −log₂ p of its tokens over their UTF-8 bytes (lower is better; comparable across vocabularies).</p>` +

@@ -9,7 +9,9 @@ import path from 'node:path';
 import { makeTeacherClient, SendError } from '../collect/client.js';
 import type { CollectManifest } from '../collect/manifest.js';
 import { resolvePrice } from '../collect/pricing.js';
-import type { PlannedRequest } from '../collect/request.js';
+import { type PlannedRequest, chunkText } from '../collect/request.js';
+import { KdError } from '../errors.js';
+import type { BitsPerByte } from './bpb.js';
 import { listRawShards, readRawColumns } from '../schema/raw.js';
 import { percentile } from './metrics.js';
 
@@ -184,4 +186,49 @@ export async function probeTeacher(o: { url: string; model: string; prompts: str
   }
   if (lat.length) live.latency = latencyOf(lat, comp);
   return live;
+}
+
+/**
+ * Bits per byte of a plain text under a teacher behind an API that scores given text: legacy
+ * `/v1/completions` with `echo: true, logprobs: 1, max_tokens: 0` (kd serve, vLLM, llama-cpp-python;
+ * not OpenAI's chat models). Long texts go in overlapping chunks (collect's chunkText, 6,000 characters
+ * by default): a chunk counts the tokens that reach into its new text, so every byte is counted once
+ * and scored with left context (a token straddling a chunk's start counts its new bytes only). A
+ * token's bytes are those of the text between its offset and the next one's, so multi-token
+ * characters and byte-fallback tokens count right. The very first token has no log-prob and is not
+ * counted (as in bitsPerByte).
+ */
+export async function teacherBitsPerByte(o: {
+  url: string; model: string; text: string; timeoutMs: number; apiKeyEnv?: string; chunkChars?: number; overlapChars?: number;
+}): Promise<BitsPerByte> {
+  const client = makeTeacherClient({ baseURL: o.url, timeoutMs: o.timeoutMs, apiKeyEnv: o.apiKeyEnv });
+  const never = new AbortController().signal;
+  const cps = Array.from(o.text);
+  let nats = 0, bytes = 0, tokens = 0;
+  for (const [i, c] of chunkText(o.text, o.chunkChars ?? 6000, o.overlapChars ?? 1000).entries()) {
+    const text = cps.slice(c.start, c.end).join('');
+    const res = await client.send({
+      endpoint: 'completions', hash: `kd-eval-bpb-${i}`, inputId: 'eval-text', row: 0, chunkIndex: i, chunkCount: 1, chunkStart: c.start, scoreFrom: c.scoreFrom, text,
+      body: { model: o.model, prompt: text, echo: true, logprobs: 1, max_tokens: 0, temperature: 0 },
+    }, never, false);
+    const lp = (res.json as { choices?: { logprobs?: { token_logprobs?: unknown[]; text_offset?: unknown[] } }[] }).choices?.[0]?.logprobs;
+    const lps = lp?.token_logprobs, offs = lp?.text_offset;
+    if (!Array.isArray(lps) || !Array.isArray(offs) || lps.length !== offs.length || !lps.length) {
+      throw new KdError('teacher-cannot-score', `${o.url}: the answer to an echo request has no token_logprobs with text_offset: this teacher cannot score given text`);
+    }
+    const n = cps.length;
+    const at = (k: number) => Math.min(c.end, c.start + (offs[k] as number)); // absolute code-point offset
+    for (let k = 0; k < lps.length; k++) {
+      if (typeof offs[k] !== 'number') throw new KdError('teacher-cannot-score', `${o.url}: text_offset ${k} is not a number`);
+      const from = at(k), to = k + 1 < lps.length ? at(k + 1) : c.end;
+      if (from >= c.end && k > 0) break; // a generated position past the prompt
+      if (to <= c.scoreFrom || lps[k] === null) continue; // context of this chunk, or the text's first token
+      if (typeof lps[k] !== 'number' || !Number.isFinite(lps[k])) throw new KdError('teacher-cannot-score', `${o.url}: token_logprobs ${k} is not a number`);
+      nats -= lps[k] as number;
+      bytes += Buffer.byteLength(cps.slice(Math.max(from, c.scoreFrom), Math.min(to, n)).join(''), 'utf8');
+      tokens++;
+    }
+  }
+  const bits = nats / Math.LN2;
+  return { bpb: bytes > 0 ? bits / bytes : NaN, bits, bytes, tokens };
 }

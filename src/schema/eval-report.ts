@@ -54,8 +54,11 @@ export interface TextScore {
   text: string;
   /** UTF-8 bytes of the text scored (after --text-bytes) */
   bytes: number;
-  /** the teacher checkpoint's figures, when --teacher-checkpoint was given */
+  /** the teacher's figures: from --teacher-checkpoint, or a --teacher-url that scores given text */
   teacher: BitsPerByte | null;
+  teacherSource: 'checkpoint' | 'api' | null;
+  /** why a --teacher-url has no figure (it cannot score given text, or did not answer) */
+  teacherNote: string | null;
   /** in the order of `students` */
   students: (BitsPerByte & { name: string })[];
 }

@@ -108,3 +108,41 @@ describe('kd eval --text', () => {
     expect(fs.existsSync(path.join(dir, 'r2'))).toBe(false);
   });
 });
+
+describe('the teacher behind an API on --text', () => {
+  it('kd serve scores given text: the same bits per byte as the checkpoint scored locally; chunks count every token once', async () => {
+    const { makeCheckpoint } = await import('../serve/fixture.js');
+    const { serve } = await import('../../src/serve/serve.js');
+    const { loadModel } = await import('../../src/model/load.js');
+    const { teacherBitsPerByte } = await import('../../src/eval/teacher.js');
+    const dir = await makeCheckpoint();
+    const h = await serve({ checkpoint: dir, port: 0, backend: 'cpu', quiet: true });
+    const { model, tokenizer } = loadModel(dir);
+    try {
+      const short = 'the hello world €'; // fits one window of the model
+      const local = bitsPerByte(model, tokenizer!, short);
+      const api = await teacherBitsPerByte({ url: `${h.url}/v1`, model: h.model, text: short, timeoutMs: 30_000 });
+      expect(api.tokens).toBe(local.tokens);
+      expect(api.bytes).toBe(local.bytes);
+      expect(api.bpb).toBeCloseTo(local.bpb, 4);
+      // a longer text in many small chunks: every token after the first scored once, every byte after it counted once
+      const long = 'the world, hello: the é and the € ab '.repeat(6);
+      const ids = tokenizer!.encode(long);
+      const chunked = await teacherBitsPerByte({ url: `${h.url}/v1`, model: h.model, text: long, timeoutMs: 30_000, chunkChars: 40, overlapChars: 10 });
+      expect(chunked.bytes).toBe(Buffer.byteLength(long) - tokenizer!.tokens[ids[0]].length);
+      expect(chunked.tokens).toBeGreaterThanOrEqual(ids.length - 1 - 8); // cuts may re-tokenize a few tokens
+      expect(chunked.bpb).toBeGreaterThan(0);
+      // a server that answers without log-probs cannot score given text: one clear error
+      const { startTeacherServer } = await import('../collect/teacher-server.js');
+      const bad = await startTeacherServer({ fault: () => 'nologprobs' });
+      try {
+        await expect(teacherBitsPerByte({ url: bad.url, model: 'm', text: short, timeoutMs: 30_000 })).rejects.toThrow(/this teacher cannot score given text/);
+      } finally {
+        await bad.close();
+      }
+    } finally {
+      disposeModel(model);
+      await h.close();
+    }
+  });
+});
