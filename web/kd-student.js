@@ -181,11 +181,21 @@ export class Student {
   }
 }
 
-/** Pick a tfjs backend: `name`, or tfjs's best one here (webgl where the browser has it, else cpu). Returns its name. */
+/**
+ * Pick a tfjs backend: `name`, or the best one here: tfjs's choice (webgl where the browser has it), but
+ * cpu instead of WebGL drawn in software (SwiftShader, llvmpipe: no GPU), which is ten times slower. Returns its name.
+ */
 export async function startBackend(name) {
   if (name) check(await tf.setBackend(name), `backend ${name} did not start here`);
   await tf.ready();
+  if (!name && tf.getBackend() === 'webgl' && /swiftshader|llvmpipe|software/i.test(webglRenderer())) await tf.setBackend('cpu');
   return tf.getBackend();
+}
+
+function webglRenderer() {
+  const gl = tf.backend().gpgpu?.gl;
+  const info = gl?.getExtension('WEBGL_debug_renderer_info');
+  return info ? String(gl.getParameter(info.UNMASKED_RENDERER_WEBGL)) : '';
 }
 
 /** Load the export in folder `base` (a URL; default: the folder of this file). */
