@@ -28,10 +28,12 @@ A page in this folder (from elsewhere, prefix the three relative paths with this
 <script type="importmap">{ "imports": { "@tensorflow/tfjs": "./${TFJS_BUNDLE}" } }</script>
 <pre id="out"></pre>
 <script type="module">
-  import { loadStudent } from './kd-student.js';
+  import { loadStudent, startBackend } from './kd-student.js';
+  await startBackend(); // WebGL, or cpu where the browser has no GPU
   const student = await loadStudent(); // files beside kd-student.js
   const out = document.getElementById('out');
-  await student.generate(${prompt}, { maxTokens: 20, temperature: 0.8, topK: 40, seed: 1, onToken: (t) => { out.textContent += t.text; } });
+  const options = { maxTokens: 20, temperature: 0.8, topK: 40, seed: 1 };
+  await student.generate(${prompt}, { ...options, onToken: (t) => { out.textContent += t.text; } });
 </script>
 \`\`\`
 
@@ -55,7 +57,7 @@ In a project with \`@tensorflow/tfjs\` installed (\`npm install @tensorflow/tfjs
 \`\`\`js
 import { loadStudent } from './kd-student.js';
 const student = await loadStudent();
-const { text } = await student.generate(${prompt}, { maxTokens: 20, seed: 1 });
+const { text } = await student.generate(${prompt}, { maxTokens: 20, temperature: 0.8, topK: 40, seed: 1 });
 console.log(text);
 \`\`\`
 

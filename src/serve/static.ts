@@ -1,7 +1,8 @@
 /**
  * `kd serve --static DIR`: the files of a folder over http on loopback, so an export's index.html opens in
  * a browser with no server of the user's own (browsers refuse module scripts and fetches from file://).
- * GET and HEAD only; paths are confined to the folder; "/" and any folder serve their index.html.
+ * GET and HEAD only; paths are confined to the folder; "/" and any folder serve their index.html; a
+ * missing /favicon.ico is 204 (no icon), not an error in the page's console.
  * `cache-control: no-cache` so that a re-export is never mixed with cached weights of the last one.
  */
 import fs from 'node:fs';
@@ -58,8 +59,13 @@ export async function serveStatic(o: StaticOptions): Promise<StaticHandle> {
   const root = fs.realpathSync(dir);
   const server: Server = createServer((req, res) => {
     const file = req.method === 'GET' || req.method === 'HEAD' ? resolveStaticPath(root, req.url ?? '/') : null;
-    const status = req.method !== 'GET' && req.method !== 'HEAD' ? 405 : file ? 200 : 404;
+    const noIcon = !file && req.url === '/favicon.ico';
+    const status = req.method !== 'GET' && req.method !== 'HEAD' ? 405 : file ? 200 : noIcon ? 204 : 404;
     o.log?.(`${req.method} ${req.url} ${status}`);
+    if (status === 204) {
+      res.writeHead(204).end();
+      return;
+    }
     if (!file) {
       res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...(status === 405 ? { allow: 'GET, HEAD' } : {}) });
       res.end(status === 405 ? 'method not allowed\n' : 'not found\n');
