@@ -1,14 +1,12 @@
 /** kd serve --static DIR: a folder on loopback for a browser (an export's index.html), confined to the folder. */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveServeArgs } from '../../src/cli/serve.js';
 import { resolveStaticPath } from '../../src/serve/static.js';
-import { KD_ARGS, ROOT, kd } from '../helpers/kd.js';
+import { kd, startKd } from '../helpers/kd.js';
 
 let root: string;
 beforeAll(() => {
@@ -54,15 +52,8 @@ describe('kd serve --static', () => {
   });
 
   it('a process: --port 0 --json says where; files with their types, 404 above the folder, 405 for POST; SIGTERM stops it', async () => {
-    const child = spawn(process.execPath, [...KD_ARGS, 'serve', '--static', root, '--port', '0', '--json'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    const line = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: child.stdout }).once('line', resolve);
-      void exited.then((code) => reject(new Error(`exited ${code}: ${stderr}`)));
-    });
-    const info = JSON.parse(line);
+    const { child, firstLine, exited } = await startKd(['serve', '--static', root, '--port', '0', '--json']);
+    const info = JSON.parse(firstLine);
     expect(info).toMatchObject({ event: 'listening', host: '127.0.0.1', dir: fs.realpathSync(root) });
     const url = `http://127.0.0.1:${info.port}`;
     expect(info.url).toBe(url + '/');
