@@ -11,6 +11,7 @@ import type { Browser, Page } from 'playwright-core';
 import { initBackend } from '../../src/backend/index.js';
 import { type StaticHandle, serveStatic } from '../../src/serve/static.js';
 import { launchChromium } from '../helpers/chromium.js';
+import { ROOT } from '../helpers/kd.js';
 import { KdReference, exportTeacher, maxAbsDiff, runNode } from './web-fixture.js';
 
 const PROMPT = 'The Congress of the United States';
@@ -137,5 +138,28 @@ describe('the export README\'s code blocks, run as written', () => {
     expect(m.errors).toEqual([]);
     expect(m.requests.every((u) => u.startsWith(server.url + '/'))).toBe(true);
     await m.page.close();
+  });
+});
+
+describe('the embedding example of kd\'s README ("Deploy in the browser"), as written', () => {
+  it('a page beside the export\'s folder student/: prompt, Go, text appears, no console errors', async () => {
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Deploy in the browser'));
+    const html = /```html\n([\s\S]*?)```/.exec(section)![1]!;
+    expect(html.trim().split('\n')).toHaveLength(10);
+    const project = path.dirname(dir); // the export is project/student
+    fs.writeFileSync(path.join(project, 'embed.html'), html);
+    const site = await serveStatic({ dir: project, port: 0 });
+    try {
+      const { page, errors, requests } = await open(`${site.url}/embed.html`);
+      await page.waitForFunction(() => document.getElementById('go')!.onclick !== null, undefined, { timeout: 60_000 }); // the student has loaded
+      await page.click('#go');
+      await page.waitForFunction(() => (document.getElementById('out')?.textContent ?? '').length > 20, undefined, { timeout: 60_000 });
+      expect(errors).toEqual([]);
+      expect(requests.every((u) => u.startsWith(site.url + '/'))).toBe(true);
+      await page.close();
+    } finally {
+      await site.close();
+    }
   });
 });
