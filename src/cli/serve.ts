@@ -2,7 +2,8 @@ import type { Argv, CommandModule } from 'yargs';
 import { KdError } from '../errors.js';
 
 export interface ServeArgs {
-  checkpoint: string;
+  checkpoint?: string;
+  static?: string;
   host?: string;
   port?: number;
   apiKeyEnv?: string;
@@ -15,7 +16,9 @@ export interface ServeArgs {
 }
 
 export interface ResolvedServe {
-  checkpoint: string;
+  /** exactly one of checkpoint (the OpenAI API) and static (a folder's files) */
+  checkpoint?: string;
+  static?: string;
   host: string;
   port: number;
   apiKeyEnv?: string;
@@ -36,11 +39,19 @@ const positiveInt = (v: number | undefined, flag: string) => {
 export function resolveServeArgs(a: ServeArgs): ResolvedServe {
   const port = a.port ?? 8080;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new KdError('bad-config', `--port must be 0..65535, got ${a.port}`);
+  if ((a.checkpoint === undefined) === (a.static === undefined)) {
+    throw new KdError('bad-config', 'kd serve takes --checkpoint CKPT (the OpenAI API) or --static DIR (a folder, e.g. an export, for a browser), not both or neither');
+  }
+  if (a.static !== undefined) {
+    const apiOnly = ([['apiKeyEnv', '--api-key-env'], ['modelName', '--model-name'], ['maxBodyBytes', '--max-body-bytes'], ['maxPromptTokens', '--max-prompt-tokens'], ['backend', '--backend']] as const)
+      .filter(([k]) => a[k] !== undefined).map(([, flag]) => flag);
+    if (apiOnly.length) throw new KdError('bad-config', `${apiOnly.join(', ')}: only for serving a checkpoint, not with --static`);
+  }
   if (a.apiKeyEnv !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(a.apiKeyEnv)) {
     throw new KdError('bad-config', `--api-key-env takes the name of an environment variable (e.g. KD_SERVE_KEY), got "${a.apiKeyEnv}"`);
   }
   return {
-    checkpoint: a.checkpoint, host: a.host ?? '127.0.0.1', port, apiKeyEnv: a.apiKeyEnv, modelName: a.modelName,
+    checkpoint: a.checkpoint, static: a.static, host: a.host ?? '127.0.0.1', port, apiKeyEnv: a.apiKeyEnv, modelName: a.modelName,
     maxBodyBytes: positiveInt(a.maxBodyBytes, '--max-body-bytes'), maxPromptTokens: positiveInt(a.maxPromptTokens, '--max-prompt-tokens'),
     backend: a.backend, quiet: Boolean(a.quiet), json: Boolean(a.json),
   };
@@ -48,9 +59,10 @@ export function resolveServeArgs(a: ServeArgs): ResolvedServe {
 
 export const serveCommand: CommandModule<object, ServeArgs> = {
   command: 'serve',
-  describe: 'Serve a checkpoint (teacher or student) over the OpenAI API: /v1/models, /v1/completions, /v1/chat/completions',
+  describe: 'Serve a checkpoint (teacher or student) over the OpenAI API: /v1/models, /v1/completions, /v1/chat/completions; or a folder (--static)',
   builder: (y: Argv) => y
-    .option('checkpoint', { type: 'string', demandOption: true, describe: 'checkpoint file or run directory' })
+    .option('checkpoint', { type: 'string', describe: 'checkpoint file or run directory' })
+    .option('static', { type: 'string', describe: 'serve this folder\'s files instead (e.g. a kd export: its index.html runs the model in the browser)' })
     .option('host', { type: 'string', describe: 'address to bind (default 127.0.0.1: loopback only)' })
     .option('port', { type: 'number', describe: 'port (default 8080; 0 = any free port, see --json)' })
     .option('api-key-env', { type: 'string', describe: 'environment variable holding the key clients must send as a Bearer token' })
@@ -60,24 +72,41 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     .option('backend', { type: 'string', describe: 'tensorflow-gpu, tensorflow, wasm or cpu (default: best available; or KD_BACKEND)' })
     .option('quiet', { type: 'boolean', describe: 'no per-request log lines on stderr' })
     .option('json', { type: 'boolean', describe: 'print one JSON line {url, model, ...} on stdout once listening' })
-    .example('$0 serve --checkpoint checkpoints/student --port 0 --json', 'serve a student on a free port and print where'),
+    .example('$0 serve --checkpoint checkpoints/student --port 0 --json', 'serve a student on a free port and print where')
+    .example('$0 serve --static exports/run', 'open http://127.0.0.1:8080/ for the exported student\'s page'),
   handler: async (argv) => {
     const r = resolveServeArgs(argv);
+    if (r.static !== undefined) return serveFolder(r, r.static);
     const { serve } = await import('../serve/serve.js');
-    const h = await serve({ ...r });
+    const h = await serve({ ...r, checkpoint: r.checkpoint! });
     const info = { event: 'listening', url: h.url, baseURL: `${h.url}/v1`, model: h.model, host: h.host, port: h.port, backend: h.backend,
       fingerprint: h.fingerprint, vocabSize: h.vocabSize, seqLen: h.seqLen, params: h.params, pid: process.pid };
     if (r.json) process.stdout.write(JSON.stringify(info) + '\n');
     else process.stdout.write(`kd serve: ${h.model} (${h.params.toLocaleString('en-US')} parameters, ${h.backend}) at ${h.url}/v1 — Ctrl-C to stop\n`);
-    await new Promise<void>((resolve) => {
-      const stop = () => {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-        void h.close().then(resolve);
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-    });
+    await untilSignal(() => h.close());
     if (!r.quiet && !r.json) process.stderr.write('kd serve: stopped\n');
   },
 };
+
+/** Resolves after SIGINT or SIGTERM, once `close` has finished. */
+function untilSignal(close: () => Promise<void>): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      void close().then(resolve);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
+
+async function serveFolder(r: ResolvedServe, dir: string): Promise<void> {
+  const { serveStatic } = await import('../serve/static.js');
+  const log = r.quiet || r.json ? undefined : (l: string) => void process.stderr.write(`kd serve: ${l}\n`);
+  const h = await serveStatic({ dir, host: r.host, port: r.port, log });
+  if (r.json) process.stdout.write(JSON.stringify({ event: 'listening', url: `${h.url}/`, dir: h.dir, host: h.host, port: h.port, pid: process.pid }) + '\n');
+  else process.stdout.write(`kd serve: ${h.dir} at ${h.url}/ — Ctrl-C to stop\n`);
+  await untilSignal(() => h.close());
+  if (!r.quiet && !r.json) process.stderr.write('kd serve: stopped\n');
+}

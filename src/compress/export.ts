@@ -6,7 +6,8 @@
  *   output "logits": float32 [B, T, V]
  * Quantized checkpoints export int8 weights (1 byte each, see graph.ts) times per-channel scales;
  * float32 ones export float32. The directory gets model.json, weight shards, tokenizer.json (when
- * the checkpoint has one), manifest.json (format "kd-export": shapes, provenance, files) and a README.md.
+ * the checkpoint has one), manifest.json (format "kd-export": shapes, provenance, files), a README.md,
+ * and what runs it with no code of the user's (web.ts): kd-student.js, index.html and tfjs's browser bundle.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -18,9 +19,11 @@ import { type NamedArray, loadCheckpoint } from '../schema/checkpoint.js';
 import { GraphBuilder, attr } from './graph.js';
 import { sha256File } from './io.js';
 import { exportReadme } from './readme.js';
+import { copyWebFiles } from './web.js';
 
 export const EXPORT_FORMAT = 'kd-export';
 const SHARD_BYTES = 4 * 1024 * 1024; // tfjs converter's default shard size
+
 
 export interface ExportOptions {
   checkpoint: string;
@@ -155,7 +158,8 @@ export function exportModel(o: ExportOptions): ExportSummary {
   };
   writeFileAtomic(path.join(tmp, 'model.json'), JSON.stringify(modelJson)); // compact: the node list is most of its size
   if (header.tokenizer) writeJsonAtomic(path.join(tmp, 'tokenizer.json'), header.tokenizer);
-  const files = ['model.json', ...paths, ...(header.tokenizer ? ['tokenizer.json'] : []), 'manifest.json', 'README.md'];
+  const web = copyWebFiles(tmp);
+  const files = ['model.json', ...paths, ...(header.tokenizer ? ['tokenizer.json'] : []), 'manifest.json', 'README.md', ...web];
   const bytes = fs.statSync(path.join(tmp, 'model.json')).size + data.length;
   writeJsonAtomic(path.join(tmp, 'manifest.json'), {
     format: EXPORT_FORMAT, version: 1, createdAt: new Date().toISOString(),

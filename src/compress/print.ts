@@ -33,5 +33,6 @@ export function formatExport(s: ExportSummary): string {
     `kd export: TensorFlow.js GraphModel, ${n(s.params)} parameters, ${s.quantized ? 'int8' : 'float32'} weights, ${kb(s.bytes)}`,
     `files: ${s.files.join(', ')}${s.tokenizer ? '' : ' (no tokenizer: trained on synthetic ids)'}`,
     `directory: ${s.dir}`,
+    `in a browser: kd serve --static ${s.dir}, then open the address it prints`,
   ].join('\n');
 }

@@ -3,9 +3,9 @@
  * and `kd run` can start and stop the server in-process.
  */
 import { type Server, createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { initBackend } from '../backend/index.js';
 import { KdError } from '../errors.js';
+import { listen } from './listen.js';
 import { disposeModel, countParams } from '../model/gpt.js';
 import type { ServeContext } from './context.js';
 import { Engine } from './engine.js';
@@ -62,10 +62,6 @@ function apiKeyOf(o: ServeOptions): string | undefined {
   return key;
 }
 
-function urlHost(host: string): string {
-  return host.includes(':') ? `[${host}]` : host;
-}
-
 export async function serve(o: ServeOptions): Promise<ServeHandle> {
   const apiKey = apiKeyOf(o);
   const be = await initBackend({ backend: o.backend });
@@ -84,23 +80,17 @@ export async function serve(o: ServeOptions): Promise<ServeHandle> {
     inflight.add(p);
   });
   const host = o.host ?? '127.0.0.1';
+  let where: { url: string; port: number };
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(o.port ?? 8080, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    where = await listen(server, host, o.port ?? 8080);
   } catch (e) {
     disposeModel(served.model);
-    const err = e as NodeJS.ErrnoException;
-    throw new KdError('listen', `cannot listen on ${host}:${o.port ?? 8080} (${err.code ?? err.message})`);
+    throw e;
   }
-  const port = (server.address() as AddressInfo).port;
+  const { url, port } = where;
   let closed: Promise<void> | undefined;
   return {
-    url: `http://${urlHost(host)}:${port}`, host, port, model: served.name, fingerprint: served.fingerprint, backend: be.backend,
+    url, host, port, model: served.name, fingerprint: served.fingerprint, backend: be.backend,
     vocabSize: served.config.vocabSize, seqLen: served.config.seqLen, params: countParams(served.model),
     close: () => (closed ??= (async () => {
       // stop accepting, end generations at their next step, let handlers finish, then free the weights

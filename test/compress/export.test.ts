@@ -43,7 +43,7 @@ describe('kd export (plain tfjs GraphModel, Node)', () => {
     const out = path.join(tmpDir(), 'fp32');
     const s = exportModel({ checkpoint: ckpt, out });
     expect(s.quantized).toBe(false);
-    expect(fs.readdirSync(out).sort()).toEqual(['README.md', 'group1-shard1of1.bin', 'manifest.json', 'model.json', 'tokenizer.json']);
+    expect(fs.readdirSync(out).sort()).toEqual(['README.md', 'group1-shard1of1.bin', 'index.html', 'kd-student.js', 'manifest.json', 'model.json', 'tf.fesm.min.js', 'tokenizer.json']);
     expect(JSON.parse(fs.readFileSync(path.join(out, 'tokenizer.json'), 'utf8')).format).toBe('kd-tokenizer');
     expect(JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8'))).toMatchObject({ format: 'kd-export', input: { name: 'ids' }, output: { name: 'logits' } });
     expect(await compare(ckpt, out, IDS)).toBeLessThan(TOL);

@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.js';
 import { resolveServeArgs } from '../../src/cli/serve.js';
 import { makeCheckpoint } from './fixture.js';
+import { startKd } from '../helpers/kd.js';
 
 const root = path.resolve(__dirname, '../..');
 
@@ -26,23 +26,15 @@ describe('kd serve (process)', () => {
   });
 
   it('--port 0 --json prints where it listens; SIGTERM stops it cleanly', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli.ts'), 'serve', '--checkpoint', dir, '--port', '0', '--json', '--backend', 'cpu', '--model-name', 'demo'],
-      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    const first = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: child.stdout }).once('line', resolve);
-      void exited.then((code) => reject(new Error(`exited ${code}: ${stderr}`)));
-    });
-    const info = JSON.parse(first);
+    const { child, firstLine, exited, stderr: err } = await startKd(['serve', '--checkpoint', dir, '--port', '0', '--json', '--backend', 'cpu', '--model-name', 'demo']);
+    const info = JSON.parse(firstLine);
     expect(info).toMatchObject({ event: 'listening', model: 'demo', host: '127.0.0.1', backend: 'cpu' });
     expect(info.port).toBeGreaterThan(0);
     const models = (await (await fetch(`${info.baseURL}/models`)).json()) as { data: { id: string }[] };
     expect(models.data[0]!.id).toBe('demo');
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
-    expect(stderr).toMatch(/GET \/v1\/models 200/); // one log line per request on stderr
+    expect(err()).toMatch(/GET \/v1\/models 200/); // one log line per request on stderr
   });
 
   it('a bad checkpoint is one clear line and exit 1', async () => {
