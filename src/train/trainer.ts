@@ -184,6 +184,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
   let kept: Model | undefined;
   try {
     while (state.step < c.steps) {
+      await new Promise<void>((r) => setImmediate(r)); // a turn of the event loop, so SIGINT/SIGTERM handlers run: a step on cpu awaits only microtasks
       if (o.signal?.aborted) break;
       const lr = learningRate(state.step, c);
       const micro: Batch[] = [];
