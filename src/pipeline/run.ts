@@ -16,7 +16,7 @@ import { gitCommit } from '../provenance.js';
 import { tsxNodeArgs } from '../tsx.js';
 import { KD_VERSION } from '../version.js';
 import { EXIT_WITH_PARENT_ENV } from '../child.js';
-import { hashInput, sha256 } from './hash.js';
+import { hashInput, outputFingerprint, sha256 } from './hash.js';
 import { type LoadedPipeline, at, loadPipeline } from './load.js';
 import { STAGES, flagValues, toArgv } from './stages.js';
 
@@ -232,7 +232,9 @@ export async function runPipeline(file: string, o: RunOptions = {}): Promise<Pip
       const mfile = manifestPath(p);
       const done = readJson(mfile);
       const outExists = fs.existsSync(p.out);
-      if (!o.force && done?.key === key && done.status === 'done' && outExists) {
+      // up to date: same key, and the output still as the stage left it (a removed checkpoint is not "done")
+      const outputsIntact = outExists && typeof done?.outputs === 'string' && done.outputs === outputFingerprint(p.out);
+      if (!o.force && done?.key === key && done.status === 'done' && outputsIntact) {
         report.stages.push({ name: p.name, stage: p.kind, status: 'skipped', reason: 'up to date', seconds: 0, summary: done.summary as Record<string, unknown> });
         log(`- ${p.name}: up to date`);
         continue;
@@ -240,7 +242,9 @@ export async function runPipeline(file: string, o: RunOptions = {}): Promise<Pip
       const state = readJson(path.join(stateDir, `${p.name}.json`));
       const def = STAGES[p.kind];
       const extra: string[] = [];
-      let reason = done ? (done.key === key ? 'forced' : 'inputs or parameters changed') : outExists ? 'no manifest' : 'not run yet';
+      let reason = done
+        ? done.key !== key ? 'inputs or parameters changed' : o.force ? 'forced' : done.status === 'done' && !outputsIntact ? 'outputs changed or missing' : 'not finished'
+        : outExists ? 'no manifest' : 'not run yet';
       if (!o.force && state?.key === key && state.status === 'running' && def.resume && outExists) { extra.push(`--${def.resume}`); reason = 'resuming an interrupted run'; }
       else if (outExists && def.force) extra.push(`--${def.force}`);
       if (o.dryRun) {
@@ -276,6 +280,7 @@ export async function runPipeline(file: string, o: RunOptions = {}): Promise<Pip
           ...(p.kind === 'collect' ? { teacherModel: summary?.model ?? null, systemFingerprints: summary?.systemFingerprints ?? [] } : {}),
         },
         summary,
+        outputs: outputFingerprint(p.out),
       };
       writeJsonAtomic(mfile, manifest);
       writeJsonAtomic(path.join(stateDir, `${p.name}.json`), { key, status: 'done' });
