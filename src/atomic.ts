@@ -16,6 +16,22 @@ export function writeFileAtomic(file: string, data: Buffer | string): void {
   fs.renameSync(tmp, file);
 }
 
+/**
+ * Remove what an interrupted writeFileAtomic of `file` left (FILE.tmp-PID-TIME). Only for a caller
+ * that is the file's one writer (it holds the output's lock).
+ */
+export function removeLeftoverTemps(file: string): void {
+  const dir = path.dirname(file);
+  const prefix = `${path.basename(file)}.tmp-`;
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) if (n.startsWith(prefix)) fs.rmSync(path.join(dir, n), { force: true });
+}
+
 export function writeJsonAtomic(file: string, value: unknown): void {
   writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n');
 }

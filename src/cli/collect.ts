@@ -149,6 +149,7 @@ export const collectCommand: CommandModule<object, CollectArgs> = {
       controller.abort();
     };
     process.on('SIGINT', onSigint);
+    process.on('SIGTERM', onSigint); // kd run stopping, or its parent gone
     const tty = !argv.json && process.stderr.isTTY;
     let bar: import('../collect/progress.js').ProgressBar | null = null;
     let summary: CollectSummary;
@@ -167,6 +168,7 @@ export const collectCommand: CommandModule<object, CollectArgs> = {
     } finally {
       (bar as import('../collect/progress.js').ProgressBar | null)?.stop();
       process.off('SIGINT', onSigint);
+      process.off('SIGTERM', onSigint);
     }
     process.stdout.write((argv.json ? JSON.stringify(summary) : formatCollectSummary(summary)) + '\n');
     if (!['complete', 'budget'].includes(summary.stopReason)) {

@@ -8,6 +8,7 @@ import type { ImportOptions, ImportSummary } from '../dataset/import.js';
 import type { Inspection } from '../dataset/inspect.js';
 import type { MergeOptions, MergeSummary } from '../dataset/merge.js';
 import { KdError } from '../errors.js';
+import { lockingOut } from '../lock.js';
 
 export interface DatasetBuildArgs { from: string; out: string; vocabSize?: number; valFraction?: number; seed?: number; shardMb?: number; force?: boolean; json?: boolean }
 export interface DatasetInspectArgs { dir: string; json?: boolean }
@@ -156,6 +157,6 @@ export const mergeCommand: CommandModule<object, DatasetMergeArgs> = {
 export const datasetCommand: CommandModule<object, object> = {
   command: 'dataset <command>',
   describe: 'Build, inspect and import soft-label datasets',
-  builder: (y: Argv) => y.command(buildCommand).command(inspect).command(importCmd).command(mergeCommand).demandCommand(1, 'Give a dataset command: build, inspect, import or merge.'),
+  builder: (y: Argv) => y.command(lockingOut('kd dataset build', buildCommand)).command(inspect).command(lockingOut('kd dataset import', importCmd)).command(lockingOut('kd dataset merge', mergeCommand)).demandCommand(1, 'Give a dataset command: build, inspect, import or merge.'),
   handler: () => {},
 };

@@ -8,10 +8,12 @@ import { runCommand } from './run.js';
 import { serveCommand } from './serve.js';
 import { tokenizerCommand, tokenizerTrainCommand } from './tokenizer.js';
 import { trainCommand } from './train.js';
+import { lockingOut } from '../lock.js';
 
 /** Every kd command, in the order `kd --help` lists them: the pipeline, then its stages, then tools. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [runCommand, collectCommand, datasetCommand, tokenizerCommand, trainCommand, pruneCommand, quantizeCommand, exportCommand, evalCommand, serveCommand, doctorCommand];
+export const commands: CommandModule<any, any>[] = [runCommand, lockingOut('kd collect', collectCommand), datasetCommand, tokenizerCommand, lockingOut('kd train', trainCommand),
+  lockingOut('kd prune', pruneCommand), lockingOut('kd quantize', quantizeCommand), lockingOut('kd export', exportCommand), lockingOut('kd eval', evalCommand), serveCommand, doctorCommand];
 
 /** Subcommands of the nested commands, for validating pipeline stages without running anything. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -21,6 +21,6 @@ export const runCommand: CommandModule<object, RunArgs> = {
       const reports = r.stages.filter((s) => s.stage === 'eval' && typeof s.summary?.out === 'string').map((s) => `report: ${s.summary!.out}/index.html`);
       process.stdout.write([`pipeline ${r.pipeline}: ${r.ok ? 'ok' : 'FAILED'} in ${r.seconds.toFixed(1)}s`, ...rows, ...reports].join('\n') + '\n');
     }
-    if (!r.ok) process.exitCode = 1;
+    if (!r.ok) process.exitCode = r.interrupted ? 128 + (r.interrupted === 'SIGINT' ? 2 : 15) : 1;
   },
 };

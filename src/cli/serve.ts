@@ -10,6 +10,7 @@ export interface ServeArgs {
   modelName?: string;
   maxBodyBytes?: number;
   maxPromptTokens?: number;
+  requestTimeout?: number;
   backend?: string;
   quiet?: boolean;
   json?: boolean;
@@ -25,6 +26,7 @@ export interface ResolvedServe {
   modelName?: string;
   maxBodyBytes?: number;
   maxPromptTokens?: number;
+  requestTimeoutMs?: number;
   backend?: string;
   quiet: boolean;
   json: boolean;
@@ -32,6 +34,11 @@ export interface ResolvedServe {
 
 const positiveInt = (v: number | undefined, flag: string) => {
   if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new KdError('bad-config', `${flag} must be a positive integer, got ${v}`);
+  return v;
+};
+
+const positiveNumber = (v: number, flag: string) => {
+  if (!Number.isFinite(v) || v <= 0) throw new KdError('bad-config', `${flag} must be a positive number of seconds, got ${v}`);
   return v;
 };
 
@@ -53,6 +60,7 @@ export function resolveServeArgs(a: ServeArgs): ResolvedServe {
   return {
     checkpoint: a.checkpoint, static: a.static, host: a.host ?? '127.0.0.1', port, apiKeyEnv: a.apiKeyEnv, modelName: a.modelName,
     maxBodyBytes: positiveInt(a.maxBodyBytes, '--max-body-bytes'), maxPromptTokens: positiveInt(a.maxPromptTokens, '--max-prompt-tokens'),
+    requestTimeoutMs: a.requestTimeout === undefined ? undefined : positiveNumber(a.requestTimeout, '--request-timeout') * 1000,
     backend: a.backend, quiet: Boolean(a.quiet), json: Boolean(a.json),
   };
 }
@@ -69,6 +77,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     .option('model-name', { type: 'string', describe: 'model name to report (default: the checkpoint directory name)' })
     .option('max-body-bytes', { type: 'number', describe: 'largest request body (default 4194304); larger ones get 413' })
     .option('max-prompt-tokens', { type: 'number', describe: 'longest prompt in tokens (default 32768); longer ones get 400' })
+    .option('request-timeout', { type: 'number', describe: 'seconds to receive a whole request, headers and body (default 60); slower ones get 408' })
     .option('backend', { type: 'string', describe: 'tensorflow-gpu, tensorflow, wasm or cpu (default: best available; or KD_BACKEND)' })
     .option('quiet', { type: 'boolean', describe: 'no per-request log lines on stderr' })
     .option('json', { type: 'boolean', describe: 'print one JSON line {url, model, ...} on stdout once listening' })
@@ -89,11 +98,16 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
 };
 
 /** Resolves after SIGINT or SIGTERM, once `close` has finished. */
+/** The first SIGINT/SIGTERM closes gracefully (bounded: see serve's shutdownGraceMs), a second one exits at once. */
 function untilSignal(close: () => Promise<void>): Promise<void> {
   return new Promise<void>((resolve) => {
+    let stopping = false;
     const stop = () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
+      if (stopping) {
+        process.stderr.write('kd serve: stopping now\n');
+        process.exit(130);
+      }
+      stopping = true;
       void close().then(resolve);
     };
     process.on('SIGINT', stop);

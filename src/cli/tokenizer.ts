@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { KdError } from '../errors.js';
+import { lockingOut } from '../lock.js';
 
 interface TokenizerTrainArgs { corpus: string; vocabSize: number; out: string; json?: boolean }
 
@@ -32,6 +33,6 @@ export const tokenizerTrainCommand: CommandModule<object, TokenizerTrainArgs> = 
 export const tokenizerCommand: CommandModule<object, object> = {
   command: 'tokenizer <action>',
   describe: 'Train a byte-level BPE tokenizer on a text corpus (for plain next-token training, e.g. a teacher)',
-  builder: (y: Argv) => y.command(tokenizerTrainCommand).demandCommand(1),
+  builder: (y: Argv) => y.command(lockingOut('kd tokenizer train', tokenizerTrainCommand)).demandCommand(1),
   handler: () => {},
 };

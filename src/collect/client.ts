@@ -82,6 +82,10 @@ export function makeTeacherClient(o: TeacherClientOptions): TeacherClient {
   const key = env[keyEnv];
   if (o.apiKeyEnv && !key) throw new KdError('API_KEY', `--api-key-env: environment variable ${o.apiKeyEnv} is not set`);
   const rawBase = o.baseURL ?? env.OPENAI_BASE_URL;
+  if (!rawBase && !key) {
+    // the placeholder is for local servers: OpenAI would only refuse every request (after reading the prompts)
+    throw new KdError('API_KEY', `no --teacher-url (or OPENAI_BASE_URL) and no ${keyEnv}: kd collect would send the prompts to OpenAI without a key; set ${keyEnv}, or give --teacher-url for a local server`);
+  }
   const baseURL = rawBase ? normalizeBaseURL(rawBase) : 'https://api.openai.com/v1';
   const sdk = new OpenAI({ apiKey: key || PLACEHOLDER_KEY, baseURL, maxRetries: 0, timeout: o.timeoutMs, fetch: nodeFetch({ maxSockets: o.concurrency ?? 16 }) });
   const client: TeacherClient = {

@@ -10,11 +10,11 @@
  * counts requests and what is already done; `dryRun` stops there with a token and cost estimate.
  */
 import { setMaxListeners } from 'node:events';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { KdError } from '../errors.js';
 import { makeTeacherClient, SendError, type TeacherClient } from './client.js';
-import { readInput, type InputRow } from './input.js';
+import { checkInputFile, readInput, type InputRow } from './input.js';
 import { formatShard, inShard } from './partition.js';
 import { RejectWriter, REJECTS_FILE, scanLedger, type LedgerScan, type RejectLine } from './ledger.js';
 import {
@@ -129,6 +129,8 @@ async function plan(o: CollectOptions, p: RequestParams, ledger: LedgerScan, cou
 /** Runs `kd collect`. Throws KdError for bad options/inputs and for runs stopped by failures. */
 export async function collect(input: CollectInput, rt: CollectRuntime = {}): Promise<CollectSummary> {
   const o = resolveCollectOptions(input);
+  checkInputFile(o.input);
+  if (existsSync(o.out) && !statSync(o.out).isDirectory()) throw new KdError('OUT_NOT_DIR', `--out ${o.out}: exists and is not a directory (kd collect writes a directory of shards)`);
   const log = rt.log ?? (() => {});
   const t0 = performance.now();
   const p = requestParams(o);
@@ -174,8 +176,8 @@ export async function collect(input: CollectInput, rt: CollectRuntime = {}): Pro
     return summary;
   }
 
-  mkdirSync(out, { recursive: true });
   const client = makeTeacherClient({ baseURL: o.teacherUrl, apiKeyEnv: o.apiKeyEnv, timeoutMs: o.timeoutMs, concurrency: o.concurrency, env: rt.env });
+  mkdirSync(out, { recursive: true });
   const inputHash = await hashFile(o.input);
   const startedAt = new Date().toISOString();
   const run: CollectRunRecord = { started_at: startedAt, finished_at: null, stop_reason: 'running', sent: 0, retries: 0, answered: 0, rejected: 0, cost_usd: 0 };

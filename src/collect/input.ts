@@ -9,7 +9,7 @@
  * Row ids: the id column/field when given, else the 1-based data row number (CSV: after the header;
  * JSONL: the line number).
  */
-import { createReadStream } from 'node:fs';
+import { accessSync, constants, createReadStream, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { extname } from 'node:path';
 import { parse } from 'csv-parse';
@@ -58,6 +58,23 @@ export function decodeLatin1Field(field: string): string | null {
     return utf8.decode(Buffer.from(field, 'latin1'));
   } catch {
     return null;
+  }
+}
+
+/** --input must be a readable file: one line naming it otherwise (not a stream's stack trace). */
+export function checkInputFile(file: string): void {
+  let st: import('node:fs').Stats;
+  try {
+    st = statSync(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new KdError('INPUT_MISSING', code === 'ENOENT' ? `${file}: no such file (--input)` : `${file}: cannot read --input (${code ?? (e as Error).message})`);
+  }
+  if (st.isDirectory()) throw new KdError('INPUT_NOT_FILE', `${file}: is a directory; --input takes a CSV or JSONL file`);
+  try {
+    accessSync(file, constants.R_OK);
+  } catch {
+    throw new KdError('INPUT_MISSING', `${file}: not readable (--input)`);
   }
 }
 

@@ -92,7 +92,7 @@ export function resolveCollectOptions(o: CollectInput): CollectOptions {
   if (!r.out) throw new KdError('OPTION', '--out: give the output directory (e.g. datasets/NAME/raw)');
   if (r.mode !== 'chat' && r.mode !== 'score') throw bad('mode', r.mode, 'chat or score');
   if (r.scoreApi !== 'echo' && r.scoreApi !== 'vllm') throw bad('score-api', r.scoreApi, 'echo or vllm');
-  int('top-k', r.topK, 0, 20);
+  int('top-k', r.topK, 1, 20); // 0 would collect no alternatives: a dataset with no soft labels
   int('max-tokens', r.maxTokens, 1);
   num('temperature', r.temperature, 0, 2);
   int('seed', r.seed, -(2 ** 53), 2 ** 53);

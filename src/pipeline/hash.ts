@@ -26,6 +26,21 @@ export function hashPath(p: string): string {
   return h.digest('hex');
 }
 
+/**
+ * What an output looks like now, cheaply: every file's relative path, size and mtime (the stage
+ * manifest aside). Recorded when a stage finishes; any difference later (a file removed, replaced or
+ * edited) means the stage is not up to date.
+ */
+export function outputFingerprint(p: string): string {
+  if (!fs.existsSync(p)) return 'missing';
+  const st = fs.statSync(p);
+  const line = (rel: string, s: fs.Stats) => `${rel}\0${s.size}\0${s.mtimeMs}\n`;
+  if (st.isFile()) return sha256(line('', st));
+  const h = createHash('sha256');
+  for (const f of listFiles(p)) if (!f.endsWith('kd-stage.json')) h.update(line(path.relative(p, f), fs.statSync(f)));
+  return h.digest('hex');
+}
+
 function listFiles(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))
     .flatMap((e) => (e.isDirectory() ? listFiles(path.join(dir, e.name)) : e.isFile() ? [path.join(dir, e.name)] : []));

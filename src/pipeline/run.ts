@@ -15,7 +15,8 @@ import type { StageKind } from '../schema/pipeline.js';
 import { gitCommit } from '../provenance.js';
 import { tsxNodeArgs } from '../tsx.js';
 import { KD_VERSION } from '../version.js';
-import { hashInput, sha256 } from './hash.js';
+import { EXIT_WITH_PARENT_ENV } from '../child.js';
+import { hashInput, outputFingerprint, sha256 } from './hash.js';
 import { type LoadedPipeline, at, loadPipeline } from './load.js';
 import { STAGES, flagValues, toArgv } from './stages.js';
 
@@ -42,6 +43,8 @@ export interface PipelineReport {
   pipeline: string;
   file: string;
   ok: boolean;
+  /** the signal that stopped the run (SIGINT, SIGTERM), if one did */
+  interrupted?: NodeJS.Signals;
   seconds: number;
   stages: StageReport[];
 }
@@ -130,11 +133,34 @@ function selectRange(planned: PlannedStage[], o: RunOptions, file: string): Plan
   return planned.slice(from, to + 1);
 }
 
+/**
+ * A kd child: its own process group (a terminal's Ctrl-C reaches kd run alone, which passes it on
+ * once), and a stdin pipe that closes when kd run goes away, however it goes (see src/child.ts).
+ */
+function spawnKd(argv: string[]): ChildProcess {
+  const child = spawn(process.execPath, [...kdCommand(), ...argv], {
+    stdio: ['pipe', 'pipe', 'inherit'], detached: true, env: { ...process.env, [EXIT_WITH_PARENT_ENV]: '1' },
+  });
+  child.stdin!.on('error', () => {}); // the child exiting first is no error
+  return child;
+}
+
+/** SIGTERM, then SIGKILL if it has not exited within `ms`; resolves once it has exited. */
+function stopChild(child: ChildProcess, ms = 15_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+    child.once('exit', () => { clearTimeout(timer); resolve(); });
+    child.kill('SIGTERM');
+  });
+}
+
 /** Start `kd serve` for a service; resolves with its base URL once it prints its startup JSON line. */
-function startService(name: string, s: { checkpoint: string; host?: string; port?: number; model_name?: string }, log: (l: string) => void): Promise<{ url: string; child: ChildProcess }> {
-  const args = [...kdCommand(), 'serve', '--checkpoint', s.checkpoint, '--port', String(s.port ?? 0), '--json', '--quiet',
+function startService(name: string, s: { checkpoint: string; host?: string; port?: number; model_name?: string }, log: (l: string) => void, onStart: (c: ChildProcess) => void): Promise<{ url: string; child: ChildProcess }> {
+  const args = ['serve', '--checkpoint', s.checkpoint, '--port', String(s.port ?? 0), '--json', '--quiet',
     ...(s.host ? ['--host', s.host] : []), ...(s.model_name ? ['--model-name', s.model_name] : [])];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawnKd(args);
+  onStart(child);
   return new Promise((resolve, reject) => {
     let buf = '';
     child.stdout!.on('data', (d: Buffer) => {
@@ -143,7 +169,7 @@ function startService(name: string, s: { checkpoint: string; host?: string; port
       if (buf.includes('\n')) {
         try {
           const info = JSON.parse(line) as { url: string };
-          log(`service ${name}: kd serve ${s.checkpoint} at ${info.url}`);
+          log(`service ${name}: kd serve ${s.checkpoint} at ${info.url} (pid ${child.pid})`);
           resolve({ url: info.url.replace(/\/$/, '') + '/v1', child });
         } catch {
           reject(new KdError('service-failed', `service ${name}: kd serve printed no startup line`));
@@ -154,9 +180,10 @@ function startService(name: string, s: { checkpoint: string; host?: string; port
   });
 }
 
-function runChild(argv: string[]): Promise<{ code: number; stdout: string }> {
+function runChild(argv: string[], onStart: (c: ChildProcess) => void): Promise<{ code: number; stdout: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...kdCommand(), ...argv], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawnKd(argv);
+    onStart(child);
     let stdout = '';
     child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
     child.on('exit', (code, signal) => resolve({ code: code ?? (signal ? 130 : 1), stdout }));
@@ -182,13 +209,32 @@ export async function runPipeline(file: string, o: RunOptions = {}): Promise<Pip
   const stateDir = path.join(path.dirname(path.resolve(file)), '.kd', lp.pipeline.name); // run state beside the pipeline file
   const services = new Map<string, { url: string; child: ChildProcess }>();
   const commit = gitCommit();
+  // SIGINT/SIGTERM: passed on to the stage running (it stops cleanly and can resume), services are
+  // stopped, no further stage starts; a second signal kills the children at once
+  const children = new Set<ChildProcess>();
+  const track = (c: ChildProcess) => { children.add(c); c.once('exit', () => children.delete(c)); };
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (report.interrupted) {
+      for (const c of children) c.kill('SIGKILL');
+      process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
+    }
+    report.interrupted = sig;
+    report.ok = false;
+    log(`kd run: ${sig}: stopping (again to kill at once)…`);
+    for (const c of children) if (![...services.values()].some((s) => s.child === c)) c.kill(sig);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     for (const p of stages) {
+      if (report.interrupted) break;
       const { key, inputs } = stageKey(p);
       const mfile = manifestPath(p);
       const done = readJson(mfile);
       const outExists = fs.existsSync(p.out);
-      if (!o.force && done?.key === key && done.status === 'done' && outExists) {
+      // up to date: same key, and the output still as the stage left it (a removed checkpoint is not "done")
+      const outputsIntact = outExists && typeof done?.outputs === 'string' && done.outputs === outputFingerprint(p.out);
+      if (!o.force && done?.key === key && done.status === 'done' && outputsIntact) {
         report.stages.push({ name: p.name, stage: p.kind, status: 'skipped', reason: 'up to date', seconds: 0, summary: done.summary as Record<string, unknown> });
         log(`- ${p.name}: up to date`);
         continue;
@@ -196,7 +242,9 @@ export async function runPipeline(file: string, o: RunOptions = {}): Promise<Pip
       const state = readJson(path.join(stateDir, `${p.name}.json`));
       const def = STAGES[p.kind];
       const extra: string[] = [];
-      let reason = done ? (done.key === key ? 'forced' : 'inputs or parameters changed') : outExists ? 'no manifest' : 'not run yet';
+      let reason = done
+        ? done.key !== key ? 'inputs or parameters changed' : o.force ? 'forced' : done.status === 'done' && !outputsIntact ? 'outputs changed or missing' : 'not finished'
+        : outExists ? 'no manifest' : 'not run yet';
       if (!o.force && state?.key === key && state.status === 'running' && def.resume && outExists) { extra.push(`--${def.resume}`); reason = 'resuming an interrupted run'; }
       else if (outExists && def.force) extra.push(`--${def.force}`);
       if (o.dryRun) {
@@ -205,14 +253,14 @@ export async function runPipeline(file: string, o: RunOptions = {}): Promise<Pip
         continue;
       }
       for (const m of p.template.join('\n').matchAll(SERVICE_REF)) {
-        if (!services.has(m[1])) services.set(m[1], await startService(m[1], lp.pipeline.services![m[1]].serve, log));
+        if (!services.has(m[1])) services.set(m[1], await startService(m[1], lp.pipeline.services![m[1]].serve, log, track));
       }
       const argv = [...def.command, ...p.template.map((a) => a.replace(SERVICE_REF, (_, n: string) => services.get(n)!.url)), ...extra, '--json'];
       log(`▶ ${p.name} (${reason}): kd ${argv.join(' ')}`);
       writeJsonAtomic(path.join(stateDir, `${p.name}.json`), { key, status: 'running', startedAt: new Date().toISOString() });
       const started = new Date();
       const s0 = performance.now();
-      const r = await runChild(argv);
+      const r = await runChild(argv, track);
       const seconds = (performance.now() - s0) / 1000;
       const summary = lastJson(r.stdout);
       if (r.code !== 0) {
@@ -232,6 +280,7 @@ export async function runPipeline(file: string, o: RunOptions = {}): Promise<Pip
           ...(p.kind === 'collect' ? { teacherModel: summary?.model ?? null, systemFingerprints: summary?.systemFingerprints ?? [] } : {}),
         },
         summary,
+        outputs: outputFingerprint(p.out),
       };
       writeJsonAtomic(mfile, manifest);
       writeJsonAtomic(path.join(stateDir, `${p.name}.json`), { key, status: 'done' });
@@ -239,7 +288,9 @@ export async function runPipeline(file: string, o: RunOptions = {}): Promise<Pip
       log(`✓ ${p.name} ${seconds.toFixed(1)}s`);
     }
   } finally {
-    for (const s of services.values()) s.child.kill('SIGTERM');
+    await Promise.all([...services.values()].map((s) => stopChild(s.child)));
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
   report.seconds = (performance.now() - t0) / 1000;
   return report;

@@ -41,16 +41,24 @@ export function toArgv(params: Record<string, unknown>): string[] {
     const flag = `--${kebab(k)}`;
     if (v === true) argv.push(flag);
     else if (v === false) argv.push(`--no-${kebab(k)}`);
-    else if (Array.isArray(v)) for (const x of v) argv.push(flag, String(x));
-    else if (typeof v === 'object') argv.push(flag, JSON.stringify(v));
-    else argv.push(flag, String(v));
+    else if (Array.isArray(v)) for (const x of v) argv.push(...flagWith(flag, String(x)));
+    else if (typeof v === 'object') argv.push(...flagWith(flag, JSON.stringify(v)));
+    else argv.push(...flagWith(flag, String(v)));
   }
   return argv;
+}
+
+/** `--flag value`, or `--flag=value` when the value looks like a flag itself (a value "--force" stays a value). */
+function flagWith(flag: string, value: string): string[] {
+  return value.startsWith('-') ? [`${flag}=${value}`] : [flag, value];
 }
 
 /** Values of one flag in an argv (repeatable flags give several). */
 export function flagValues(argv: string[], flag: string): string[] {
   const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) if (argv[i] === `--${flag}` && i + 1 < argv.length) out.push(argv[i + 1]);
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === `--${flag}` && i + 1 < argv.length) out.push(argv[i + 1]);
+    else if (argv[i].startsWith(`--${flag}=`)) out.push(argv[i].slice(flag.length + 3));
+  }
   return out;
 }

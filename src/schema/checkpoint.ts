@@ -1,5 +1,5 @@
 /**
- * The kd checkpoint file, version 1: one file, written atomically, that holds everything needed to
+ * The kd checkpoint file, version 2: one file, written atomically, that holds everything needed to
  * use or resume a model — config, tensors (weights and, when training, optimizer state), training
  * state and, once a dataset is involved, the tokenizer.
  *
@@ -7,7 +7,9 @@
  *   bytes 8..11  header length H (uint32 LE)
  *   bytes 12..   header: UTF-8 JSON (CheckpointHeader), padded with spaces to a multiple of 8
  *   then         payload: the tensors back to back, each at header.tensors[i].offset (8-byte aligned)
- * header.payloadSha256 covers the payload, so truncation and bit rot are caught on load.
+ * header.payloadSha256 covers the payload, so truncation and bit rot are caught on load; since version 2
+ * header.headerSha256 covers the header: the sha256 of JSON.stringify(header without headerSha256), so an
+ * edited model config (lnEps, nHeads, …) is caught too. Version 1 files (no headerSha256) still load.
  *
  * Quantized tensors (kd quantize) have dtype int8 and symmetric scales, value = q · scale: one scale
  * (per tensor) or one per index of the channel axis `axis`. The scales are float32 in the payload
@@ -22,7 +24,9 @@ import { writeFileAtomic } from '../atomic.js';
 
 export const CHECKPOINT_MAGIC = 'KDCKPT01';
 export const CHECKPOINT_FORMAT = 'kd-checkpoint';
-export const CHECKPOINT_VERSION = 1;
+export const CHECKPOINT_VERSION = 2;
+/** versions this kd reads: 1 has no header checksum */
+const READABLE_VERSIONS = [1, 2];
 export const CHECKPOINT_FILE = 'checkpoint.kdc';
 
 export type TensorDtype = 'float32' | 'int8' | 'int32';
@@ -57,6 +61,8 @@ export interface CheckpointHeader {
   meta?: Record<string, unknown>;
   tensors: TensorEntry[];
   payloadSha256: string;
+  /** version ≥ 2: sha256 of the JSON of every other header field */
+  headerSha256?: string;
 }
 
 export interface NamedArray {
@@ -69,7 +75,7 @@ export interface NamedArray {
   axis?: number;
 }
 
-export type CheckpointContent = Omit<CheckpointHeader, 'format' | 'version' | 'tensors' | 'payloadSha256' | 'createdAt' | 'kdVersion'> & {
+export type CheckpointContent = Omit<CheckpointHeader, 'format' | 'version' | 'tensors' | 'payloadSha256' | 'headerSha256' | 'createdAt' | 'kdVersion'> & {
   arrays: NamedArray[];
   kdVersion?: string;
 };
@@ -97,10 +103,11 @@ export function encodeCheckpoint(c: CheckpointContent): Buffer {
     if (a.scales) copy(a.scales, tensors[i].scalesAt!.offset);
   });
   const { arrays: _arrays, ...rest } = c;
-  const header: CheckpointHeader = {
+  const body: CheckpointHeader = {
     format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, kdVersion: c.kdVersion ?? 'dev', createdAt: new Date().toISOString(),
     ...rest, tensors, payloadSha256: createHash('sha256').update(payload).digest('hex'),
   };
+  const header: CheckpointHeader = { ...body, headerSha256: headerSha256(body) };
   let json = Buffer.from(JSON.stringify(header), 'utf8');
   const padded = pad8(12 + json.length) - 12;
   json = Buffer.concat([json, Buffer.alloc(padded - json.length, 0x20)]);
@@ -108,6 +115,12 @@ export function encodeCheckpoint(c: CheckpointContent): Buffer {
   prefix.write(CHECKPOINT_MAGIC, 0, 'latin1');
   prefix.writeUInt32LE(json.length, 8);
   return Buffer.concat([prefix, json, payload]);
+}
+
+/** The header checksum: over the JSON of every field but itself (JSON.parse ∘ stringify gives the same text back). */
+function headerSha256(h: CheckpointHeader): string {
+  const { headerSha256: _self, ...rest } = h;
+  return createHash('sha256').update(JSON.stringify(rest)).digest('hex');
 }
 
 /** Parse and verify; every failure is a KdError naming the file. */
@@ -123,9 +136,10 @@ export function decodeCheckpoint(buf: Buffer, file: string): { header: Checkpoin
     throw bad('header is not JSON');
   }
   if (header.format !== CHECKPOINT_FORMAT) throw bad(`format "${header.format}"`);
-  if (header.version !== CHECKPOINT_VERSION) {
-    throw new KdError('checkpoint-version', `${file}: checkpoint format version ${header.version} is not supported (this kd reads version ${CHECKPOINT_VERSION})`);
+  if (!READABLE_VERSIONS.includes(header.version)) {
+    throw new KdError('checkpoint-version', `${file}: checkpoint format version ${header.version} is not supported (this kd reads versions ${READABLE_VERSIONS.join(' and ')})`);
   }
+  if (header.version >= 2 && header.headerSha256 !== headerSha256(header)) throw bad('header checksum mismatch: the header was edited or damaged');
   const payload = buf.subarray(12 + hlen);
   if (!Array.isArray(header.tensors)) throw bad('no tensor table');
   const end = header.tensors.reduce((m, t) => Math.max(m, t.offset + t.byteLength, t.scalesAt ? t.scalesAt.offset + 4 * t.scalesAt.count : 0), 0);

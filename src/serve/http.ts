@@ -21,6 +21,10 @@ export interface HttpOptions {
   log: ((line: string) => void) | null;
   /** aborted when the server closes */
   closing: AbortSignal;
+  /** Host header names to accept (null: any); requests naming another host get 403 */
+  checkHost?: ((hostname: string) => boolean) | null;
+  /** the address the server is bound to, for the 403 message */
+  boundHost?: string;
 }
 
 type Handler = (ctx: ServeContext, body: Record<string, unknown>, reply: Reply) => Promise<Usage>;
@@ -39,10 +43,14 @@ function authorized(req: IncomingMessage, key: string): boolean {
  * The body as text. Over the limit it is drained (not stored) and answered 413 once fully received,
  * so the client reliably reads the answer; beyond 8× the limit the connection is dropped instead.
  */
-async function readBody(req: IncomingMessage, limit: number): Promise<string> {
+async function readBody(req: IncomingMessage, limit: number, closing: AbortSignal): Promise<string> {
   const declared = Number(req.headers['content-length'] ?? 0);
   const chunks: Buffer[] = [];
   let total = 0;
+  // shutting down: a body still arriving will not be answered, so stop waiting for it
+  const onClosing = () => req.destroy();
+  if (closing.aborted) onClosing();
+  else closing.addEventListener('abort', onClosing, { once: true });
   try {
     for await (const c of req) {
       total += (c as Buffer).length;
@@ -53,8 +61,10 @@ async function readBody(req: IncomingMessage, limit: number): Promise<string> {
       if (total <= limit && declared <= limit) chunks.push(c as Buffer);
     }
   } catch {
-    // the client hung up mid-body: nobody is left to answer, but this is not a server bug
+    // the client hung up mid-body (or the server is closing): nobody is left to answer, but this is not a server bug
     throw new ApiError(400, 'The request body was cut off', null, 'incomplete_body');
+  } finally {
+    closing.removeEventListener('abort', onClosing);
   }
   if (total > limit || declared > limit) {
     throw new ApiError(413, `Request body of ${Math.max(total, declared)} bytes exceeds this server's limit of ${limit} bytes (--max-body-bytes)`, null, 'request_too_large');
@@ -70,7 +80,12 @@ export function createRequestHandler(o: HttpOptions): (req: IncomingMessage, res
   return async (req, res) => {
     const t0 = performance.now();
     const method = req.method ?? 'GET';
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname.replace(/\/+$/, '') || '/';
+    let path: string;
+    try {
+      path = new URL(req.url ?? '/', 'http://localhost').pathname.replace(/\/+$/, '') || '/';
+    } catch {
+      path = '/'; // not a path URL can parse: answered 404 below
+    }
     let used: Usage | null = null;
     const stop = new AbortController();
     const onClose = () => {
@@ -97,6 +112,10 @@ export function createRequestHandler(o: HttpOptions): (req: IncomingMessage, res
       signal,
     };
     try {
+      if (o.checkHost && req.headers.host !== undefined && !o.checkHost(hostnameOf(req.headers.host))) {
+        req.resume();
+        throw new ApiError(403, `Host "${req.headers.host.slice(0, 100)}" is not a loopback name: this server, bound to ${o.boundHost ?? 'loopback'}, answers only localhost, 127.0.0.1 and [::1] (start it with --host to serve other names)`, null, 'invalid_host');
+      }
       if (path === '/health' && method === 'GET') return send(200, { status: 'ok' });
       if (o.apiKey !== undefined && !authorized(req, o.apiKey)) {
         req.resume(); // discard the body; it was not read
@@ -105,14 +124,14 @@ export function createRequestHandler(o: HttpOptions): (req: IncomingMessage, res
       const handler = POST_ROUTES[path];
       if (handler) {
         if (method !== 'POST') throw methodNotAllowed(method, path, 'POST');
-        const body = parseBody(await readBody(req, o.maxBodyBytes));
+        const body = parseBody(await readBody(req, o.maxBodyBytes, o.closing));
         used = await handler(o.ctx, body, reply);
         return;
       }
       if (path === '/v1/models' || path.startsWith('/v1/models/')) {
         if (method !== 'GET') throw methodNotAllowed(method, path, 'GET');
         if (path === '/v1/models') return send(200, { object: 'list', data: [modelCard(o.ctx)] });
-        const id = decodeURIComponent(path.slice('/v1/models/'.length));
+        const id = decodePathSegment(path.slice('/v1/models/'.length));
         if (id !== o.ctx.served.name) throw new ApiError(404, `The model '${id}' does not exist (this server serves '${o.ctx.served.name}')`, 'model', 'model_not_found');
         return send(200, modelCard(o.ctx));
       }
@@ -136,6 +155,23 @@ export function createRequestHandler(o: HttpOptions): (req: IncomingMessage, res
       o.log?.(`${method} ${path} ${res.statusCode} ${Math.round(performance.now() - t0)} ms${tokens}`);
     }
   };
+}
+
+/** `host:port` or `[v6]:port` → the host name ('' when it does not parse, which no check accepts). */
+function hostnameOf(header: string): string {
+  try {
+    return new URL(`http://${header}`).hostname;
+  } catch {
+    return '';
+  }
+}
+
+function decodePathSegment(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    throw new ApiError(400, `The path segment '${s.slice(0, 100)}' is not valid percent-encoding`, null, 'invalid_path');
+  }
 }
 
 class MethodNotAllowed extends ApiError {

@@ -29,6 +29,10 @@ export interface ServeOptions {
   maxBodyBytes?: number;
   /** prompts above this many tokens are refused with 400 (default 32768) */
   maxPromptTokens?: number;
+  /** a request (headers and body) not fully received within this is answered 408 and closed (default 60 s) */
+  requestTimeoutMs?: number;
+  /** close(): how long requests in flight may take to finish before their connections are cut (default 10 s) */
+  shutdownGraceMs?: number;
   limits?: Partial<Omit<Limits, 'vocabSize'>>;
   backend?: string;
   /** no per-request log lines */
@@ -54,6 +58,15 @@ export interface ServeHandle {
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_MAX_PROMPT_TOKENS = 32768;
+/** Node's default is 300 s: a client sending its body at 1 byte/s would hold a connection (and shutdown) that long. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
+export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
+
+/** Loopback names: what a browser's Host header says when it really talks to a server on this machine. */
+export function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.toLowerCase().replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '');
+  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
 
 function apiKeyOf(o: ServeOptions): string | undefined {
   if (!o.apiKeyEnv) return undefined;
@@ -73,13 +86,20 @@ export async function serve(o: ServeOptions): Promise<ServeHandle> {
   };
   const closing = new AbortController();
   const log = o.quiet ? null : (o.log ?? ((l: string) => void process.stderr.write(`kd serve: ${l}\n`)));
-  const handle = createRequestHandler({ ctx, apiKey, maxBodyBytes: o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, log, closing: closing.signal });
+  const host = o.host ?? '127.0.0.1';
+  // bound to loopback: only loopback Host headers, so a web page cannot reach the server through DNS rebinding
+  const handle = createRequestHandler({ ctx, apiKey, maxBodyBytes: o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, log, closing: closing.signal,
+    checkHost: isLoopbackHost(host) ? isLoopbackHost : null, boundHost: host });
   const inflight = new Set<Promise<void>>();
-  const server: Server = createServer((req, res) => {
+  const requestTimeout = o.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  const server: Server = createServer({
+    requestTimeout, headersTimeout: requestTimeout,
+    // how often Node looks for requests past their timeout (its default, 30 s, would stretch a short timeout)
+    connectionsCheckingInterval: Math.max(50, Math.min(30_000, Math.floor(requestTimeout / 4))),
+  }, (req, res) => {
     const p = handle(req, res).finally(() => inflight.delete(p));
     inflight.add(p);
   });
-  const host = o.host ?? '127.0.0.1';
   let where: { url: string; port: number };
   try {
     where = await listen(server, host, o.port ?? 8080);
@@ -93,13 +113,18 @@ export async function serve(o: ServeOptions): Promise<ServeHandle> {
     url, host, port, model: served.name, fingerprint: served.fingerprint, backend: be.backend,
     vocabSize: served.config.vocabSize, seqLen: served.config.seqLen, params: countParams(served.model),
     close: () => (closed ??= (async () => {
-      // stop accepting, end generations at their next step, let handlers finish, then free the weights
+      // stop accepting, end generations at their next step and bodies being received at once, let
+      // handlers finish for at most the grace period, then cut every connection and free the weights
       const done = new Promise<void>((r) => server.close(() => r()));
       closing.abort();
       server.closeIdleConnections();
+      let timer: NodeJS.Timeout | undefined;
+      const grace = new Promise<void>((r) => { timer = setTimeout(r, o.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS); });
+      await Promise.race([(async () => { await Promise.allSettled([...inflight]); await ctx.engine.queue.idle(); })(), grace]);
+      clearTimeout(timer);
+      server.closeAllConnections();
       await Promise.allSettled([...inflight]);
       await ctx.engine.queue.idle();
-      server.closeAllConnections();
       await done;
       disposeModel(served.model);
     })()),

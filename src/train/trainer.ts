@@ -10,6 +10,7 @@ import { Rng, type RngState } from '../rng.js';
 import { type ModelConfig, flopsPerToken } from '../model/config.js';
 import type { Model } from '../model/gpt.js';
 import { CHECKPOINT_FILE, loadCheckpoint, saveCheckpoint } from '../schema/checkpoint.js';
+import { removeLeftoverTemps, writeFileAtomic } from '../atomic.js';
 import type { Batch, BatchSourceFactory, Cursor } from './batch.js';
 import type { TrainConfig } from './config.js';
 import { learningRate } from './optimizer.js';
@@ -133,6 +134,20 @@ function resumePoint(o: TrainOptions, file: string) {
   return { arrays: ck.arrays, file, state, optimizerT: Number(state.optimizerT ?? state.step) };
 }
 
+/** Keep the log lines up to `step` (the checkpoint resumed from). */
+function trimLog(logFile: string, step: number): void {
+  if (!fs.existsSync(logFile)) return;
+  const lines = fs.readFileSync(logFile, 'utf8').split('\n').filter((l) => l.trim() !== '');
+  const kept = lines.filter((l) => {
+    try {
+      return (JSON.parse(l) as { step?: number }).step! <= step;
+    } catch {
+      return false; // a line cut off by the kill
+    }
+  });
+  if (kept.length !== lines.length) writeFileAtomic(logFile, kept.map((l) => l + '\n').join(''));
+}
+
 async function makeStepper(o: TrainOptions, from: ReturnType<typeof resumePoint>): Promise<Stepper> {
   const workers = o.workers ?? 1;
   if (workers <= 1) return LocalStepper.create(o.model, o.config, from ?? undefined, o.initFrom, o.masks);
@@ -149,7 +164,8 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
   if (!from) {
     fs.mkdirSync(o.outDir, { recursive: true });
     if (fs.existsSync(logFile)) fs.rmSync(logFile);
-  }
+  } else trimLog(logFile, state.step); // a killed run logged steps past its last checkpoint: they are redone
+  removeLeftoverTemps(file); // a checkpoint being written when the run was killed
   const stepper = await makeStepper(o, from);
   const rng = Rng.from(state.rng);
   const startStep = state.step;
@@ -184,6 +200,7 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
   let kept: Model | undefined;
   try {
     while (state.step < c.steps) {
+      await new Promise<void>((r) => setImmediate(r)); // a turn of the event loop, so SIGINT/SIGTERM handlers run: a step on cpu awaits only microtasks
       if (o.signal?.aborted) break;
       const lr = learningRate(state.step, c);
       const micro: Batch[] = [];

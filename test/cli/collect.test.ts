@@ -23,7 +23,8 @@ describe('kd collect flags', () => {
     const o = collectOptionsFromArgs({ model: 'm', input: 'i.csv', out: 'o', topK: 5, timeout: 2.5, shardMb: 1, prices: 'p.json', maxCost: 3 });
     expect(o).toMatchObject({ model: 'm', topK: 5, timeoutMs: 2500, shardBytes: 1024 * 1024, pricesFile: 'p.json', maxCost: 3 });
     expect(resolveCollectOptions(o)).toMatchObject({ mode: 'chat', concurrency: 8, retries: 6, maxTokens: 256 });
-    expect(() => resolveCollectOptions({ ...o, topK: 21 })).toThrow('--top-k: 21 is not valid; want an integer in 0..20');
+    expect(() => resolveCollectOptions({ ...o, topK: 21 })).toThrow('--top-k: 21 is not valid; want an integer in 1..20');
+    expect(() => resolveCollectOptions({ ...o, topK: 0 })).toThrow('--top-k: 0 is not valid; want an integer in 1..20');
     expect(() => resolveCollectOptions({ ...o, chunkTokens: 100, chunkOverlap: 60 })).toThrow(/--chunk-overlap: 60/);
     expect(() => resolveCollectOptions({ ...o, concurrency: 0 })).toThrow(/--concurrency/);
   });

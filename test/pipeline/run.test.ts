@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadPipeline } from '../../src/pipeline/load.js';
 import { runPipeline } from '../../src/pipeline/run.js';
-import { toArgv } from '../../src/pipeline/stages.js';
+import { flagValues, toArgv } from '../../src/pipeline/stages.js';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'kd-pipe-'));
 const write = (dir: string, name: string, text: string) => { const f = path.join(dir, name); fs.writeFileSync(f, text); return f; };
@@ -35,6 +35,17 @@ stages:
 describe('pipeline files', () => {
   it('turn parameters into the command-line flags users would type', () => {
     expect(toArgv({ vocab_size: 3, dModel: 4, force: true, student: ['a', 'b'], skip: null })).toEqual(['--vocab-size', '3', '--d-model', '4', '--force', '--student', 'a', '--student', 'b']);
+  });
+
+  it('values that start with "-" stay values (--flag=value), and are read back as such', async () => {
+    expect(toArgv({ student: ['--force', 'a'], system: '-v' })).toEqual(['--student=--force', '--student', 'a', '--system=-v']);
+    expect(flagValues(toArgv({ student: ['--force', 'a'] }), 'student')).toEqual(['--force', 'a']);
+    const dir = tmp();
+    const lines: string[] = [];
+    const g = write(dir, 'q.yaml', `version: 1\nname: dash2\nstages:\n  - stage: eval\n    with: { data: synthetic, student: ["--force"], out: ${dir}/r }\n`);
+    const r2 = await runPipeline(g, { log: (l) => lines.push(l), dryRun: true });
+    expect(r2.stages[0]).toMatchObject({ status: 'planned', reason: 'not run yet' }); // before: "Unknown argument" / no --student value
+    expect(lines.at(-1)).toContain('--student=--force');
   });
 
   it('errors name the file, the line and the field', async () => {
@@ -78,6 +89,15 @@ describe('pipeline files', () => {
     const r3 = await runPipeline(f, quiet);
     expect(r3.stages.map((s) => [s.status, s.reason])).toEqual([['skipped', 'up to date'], ['ran', 'inputs or parameters changed']]);
     expect(r3.stages[1].summary).toMatchObject({ steps: 3 });
+
+    // the output changed since the manifest was written (DVC's check): not up to date, even though the directory exists
+    fs.rmSync(path.join(dir, 'lm', 'checkpoint.kdc'));
+    const gone = await runPipeline(f, quiet);
+    expect(gone.stages.map((s) => [s.status, s.reason])).toEqual([['skipped', 'up to date'], ['ran', 'outputs changed or missing']]);
+    expect(fs.existsSync(path.join(dir, 'lm', 'checkpoint.kdc'))).toBe(true);
+    fs.appendFileSync(path.join(dir, 'tok.json'), ' '); // an output file edited
+    expect((await runPipeline(f, { ...quiet, dryRun: true })).stages[0]).toMatchObject({ status: 'planned', reason: 'outputs changed or missing' });
+    expect((await runPipeline(f, { ...quiet, to: 'tokenizer' })).stages[0].status).toBe('ran');
 
     const r4 = await runPipeline(f, { ...quiet, force: true, from: 'lm', dryRun: true });
     expect(r4.stages.map((s) => [s.name, s.status, s.reason])).toEqual([['lm', 'planned', 'forced']]);
