@@ -45,6 +45,7 @@ export interface TrainArgs {
   beta?: number;
   missingMass?: string;
   unlabelledWeight?: number;
+  tailTarget?: number;
   logEvery?: number;
   evalEvery?: number;
   evalBatches?: number;
@@ -117,7 +118,7 @@ export function resolveTrainArgs(a: TrainArgs): ResolvedTrain {
     seqLen: a.seqLen ?? fileTrain.seqLen ?? model.seqLen,
     loss: { ...(fileTrain.loss ?? {}), ...defined({
       divergence: a.divergence as TrainConfig['loss']['divergence'], temperature: a.temperature, alpha: a.alpha, beta: a.beta,
-      missingMass: a.missingMass as TrainConfig['loss']['missingMass'], unlabelledWeight: a.unlabelledWeight,
+      missingMass: a.missingMass as TrainConfig['loss']['missingMass'], unlabelledWeight: a.unlabelledWeight, tailTarget: a.tailTarget,
     }) },
   }, `${src}: train`);
   if (config.seqLen > model.seqLen) throw new KdError('bad-config', `${src}: train.seqLen (${config.seqLen}) exceeds model.seqLen (${model.seqLen})`);
@@ -152,6 +153,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
     .option('alpha', { type: 'number', describe: `weight of the hard-label cross-entropy; 1 = no distillation (default ${DEFAULT_LOSS.alpha})` })
     .option('beta', { type: 'number', describe: `JSD interpolation β (default ${DEFAULT_LOSS.beta})` })
     .option('missing-mass', { type: 'string', choices: [...MISSING_MASS], describe: `the teacher's probability outside its top-k: one tail class, or renormalise the top-k as if it were everything (default ${DEFAULT_LOSS.missingMass})` })
+    .option('tail-target', { type: 'number', describe: `weight of the hard target's cross-entropy within the tail where it is outside the teacher's top-k (default ${DEFAULT_LOSS.tailTarget})` })
     .option('unlabelled-weight', { type: 'number', describe: `weight of the hard target at positions without a soft label, in the (1 − alpha) term; 0 = skip them (default ${DEFAULT_LOSS.unlabelledWeight})` })
     .option('log-every', { type: 'number' })
     .option('eval-every', { type: 'number' })

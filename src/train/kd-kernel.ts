@@ -20,6 +20,8 @@
  *   reverse KL   τ²·Σ_c q_c (log q_c − log pt_c)                 (log pt_tail floored at log 1e-12)
  *   JSD(β)       τ²·[β·KL(pt‖m) + (1−β)·KL(q‖m)],  m = β·pt + (1−β)·q   (Agarwal et al. 2024)
  *   "renormalize" with reverse KL / JSD: q is renormalised over the k ids (no tail class on either side).
+ *   tailTarget h > 0 ("tail" only): where the row's hard target t is outside the top-k, D += h·(−log(q_t/q_tail)),
+ *   the cross-entropy of t within the tail: the teacher gives the tail's mass, the text says where in it.
  * Gradient: with g_c = ∂D/∂q_c and μ = Σ_c q_c·g_c, ∂D/∂s_v = q_v·(g_{c(v)} − μ), because
  * ∂q_c/∂s_v = q_v·([v ∈ c] − q_c). So every id outside the top-k gets q_v·f with one factor per row,
  * f = g_tail − μ (forward KL: 1 − pt_tail/q_tail), and each top-k id its own value (forward KL: q_k − pt_k).
@@ -51,10 +53,12 @@ export interface KdLossOptions {
   missingMass: MissingMass;
   /** weight u ≥ 0 of the hard target at positions without a soft label, inside the (1−α) term */
   unlabelledWeight: number;
+  /** weight h ≥ 0 of the hard target inside the tail, −log(q_t/q_tail), where it is outside the top-k ("tail" only) */
+  tailTarget: number;
 }
 
 export const DEFAULT_LOSS: KdLossOptions = {
-  divergence: 'forward-kl', temperature: 1, alpha: 0.5, beta: 0.5, missingMass: 'tail', unlabelledWeight: 1,
+  divergence: 'forward-kl', temperature: 1, alpha: 0.25, beta: 0.5, missingMass: 'tail', unlabelledWeight: 1, tailTarget: 0,
 };
 
 /** Teacher labels and targets for N positions, flat. */
@@ -111,6 +115,8 @@ export interface RowGrad {
   f: number;
   /** [K] ∂D/∂s at id_k (÷ τ²), 0 for unusable entries */
   gk: Float64Array;
+  /** added to ∂D/∂s at the row's target when it is outside the top-k (the tailTarget term), else 0 */
+  gt: number;
 }
 
 /** Per-row weights of the three terms in the step's loss (see the header), and this call's counts. */
@@ -187,7 +193,7 @@ export function kdLossAndGrad(logits: Float32Array, V: number, labels: KdLabels,
       for (let v = 0; v < V; v++) sum1 += Math.exp(logits[off + v] - zmax);
       lse1 = zmax + Math.log(sum1);
     }
-    if (r.labelled) kdSum += rowDivergence(logits, off, invTau, lseT, V, topIds, topLogprobs, n * K, K, o, row);
+    if (r.labelled) kdSum += rowDivergence(logits, off, invTau, lseT, V, topIds, topLogprobs, n * K, K, tgt, o, row);
     if (tgt >= 0) {
       const ce = lse1 - logits[off + tgt];
       if (r.ceAlpha) ceSum += ce;
@@ -206,6 +212,7 @@ export function kdLossAndGrad(logits: Float32Array, V: number, labels: KdLabels,
         const id = topIds[n * K + k];
         grad[off + id] = w.wKd * tau * row.gk[k] + r.ce * Math.exp(logits[off + id] - lse1);
       }
+      if (row.gt) grad[off + tgt] += w.wKd * tau * row.gt;
     }
     if (tgt >= 0) grad[off + tgt] -= r.ce;
   }
@@ -218,7 +225,7 @@ function rowHasLabel(lp: Float32Array, base: number, K: number): boolean {
 }
 
 export function newRowGrad(K: number): RowGrad {
-  return { d: 0, f: 0, gk: new Float64Array(K) };
+  return { d: 0, f: 0, gk: new Float64Array(K), gt: 0 };
 }
 
 let scratchBuf = new Float64Array(0);
@@ -237,7 +244,7 @@ const LOG_MIN_PT = Math.log(1e-12);
  */
 export function rowDivergence(
   z: Float32Array, off: number, zScale: number, lseT: number, V: number,
-  ids: Int32Array, lt: Float32Array, base: number, K: number,
+  ids: Int32Array, lt: Float32Array, base: number, K: number, target: number,
   o: KdLossOptions, out: RowGrad,
 ): number {
   const tau2 = o.temperature * o.temperature;
@@ -340,6 +347,18 @@ export function rowDivergence(
     for (let k = 0; k < K; k++) if (usable(lt[base + k])) gk[k] = Math.exp(sc[K + k] - logQs) * (gk[k] - mu);
     out.f = 0;
   }
+  out.gt = 0;
+  if (tail && o.tailTarget > 0 && target >= 0 && !inSupport(ids, lt, base, K, target)) {
+    // the hard target inside the tail: −log(q_t / q_tail); ∂/∂s_v = q_v/q_tail − [v = t] outside the top-k
+    d += o.tailTarget * (logQTail - (z[off + target] * zScale - lseT));
+    out.f += o.tailTarget / qTail;
+    out.gt = -o.tailTarget;
+  }
   out.d = tau2 * d;
   return out.d;
+}
+
+function inSupport(ids: Int32Array, lt: Float32Array, base: number, K: number, id: number): boolean {
+  for (let k = 0; k < K; k++) if (ids[base + k] === id && usable(lt[base + k])) return true;
+  return false;
 }

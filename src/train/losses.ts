@@ -32,6 +32,7 @@ export function resolveLossOptions(partial: Partial<KdLossOptions>, source = 'lo
   if (o.divergence === 'jsd' && !(o.beta > 0 && o.beta < 1)) throw new KdError('bad-config', `${source}: beta must be in (0, 1), got ${o.beta}`);
   if (!MISSING_MASS.includes(o.missingMass)) throw new KdError('bad-config', `${source}: missingMass must be one of ${MISSING_MASS.join(', ')}, got "${o.missingMass}"`);
   if (!(o.unlabelledWeight >= 0 && Number.isFinite(o.unlabelledWeight))) throw new KdError('bad-config', `${source}: unlabelledWeight must be ≥ 0, got ${o.unlabelledWeight}`);
+  if (!(o.tailTarget >= 0 && Number.isFinite(o.tailTarget))) throw new KdError('bad-config', `${source}: tailTarget must be ≥ 0, got ${o.tailTarget}`);
   return o;
 }
 
@@ -65,7 +66,7 @@ function splitForward(h: tf.Tensor2D, w: tf.Tensor2D, l: KdLabels, o: KdLossOpti
     }
     // 2.
     const scale = new Float32Array(N), ceScale = new Float32Array(N);
-    const gks = new Float64Array(N * K);
+    const gks = new Float64Array(N * K), gts = new Float64Array(N);
     const row = newRowGrad(K);
     const rows = Array.from({ length: N }, (_, n) => rowWeights(l, o, wts, n));
     let kdSum = 0, ceSum = 0, fbSum = 0, anyCe = false;
@@ -74,8 +75,9 @@ function splitForward(h: tf.Tensor2D, w: tf.Tensor2D, l: KdLabels, o: KdLossOpti
       for (let n = 0; n < N; n++) {
         const r = rows[n];
         if (r.labelled) {
-          kdSum += rowDivergence(sv, n * V, 1, lseT[n], V, ids, lt, n * K, K, o, row);
+          kdSum += rowDivergence(sv, n * V, 1, lseT[n], V, ids, lt, n * K, K, targets[n], o, row);
           gks.set(row.gk, n * K);
+          gts[n] = row.gt;
           scale[n] = wts.wKd * tau * row.f;
         }
         ceScale[n] = r.ce;
@@ -110,6 +112,7 @@ function splitForward(h: tf.Tensor2D, w: tf.Tensor2D, l: KdLabels, o: KdLossOpti
           const id = ids[n * K + k];
           gv[off + id] = wts.wKd * tau * gks[n * K + k] + q1(id);
         }
+        if (gts[n]) gv[off + targets[n]] += wts.wKd * tau * gts[n];
       }
       const t = targets[n];
       if (r.ce > 0) {

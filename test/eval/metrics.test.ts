@@ -74,7 +74,7 @@ describe('eval metrics', () => {
     const topIds = new Int32Array(N * K), topLogprobs = new Float32Array(N * K);
     for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) { topIds[n * K + k] = (n + 2 * k) % V; topLogprobs[n * K + k] = -0.5 - r.next() * 3; }
     const labels = { N, K, topIds, topLogprobs, mask: new Float32Array(N).fill(1), targets: new Int32Array(N).fill(-1) };
-    const ref = kdLossAndGrad(logits, V, labels, { divergence: 'forward-kl', temperature: 1, alpha: 0, beta: 0.5, missingMass: 'renormalize', unlabelledWeight: 0 });
+    const ref = kdLossAndGrad(logits, V, labels, { divergence: 'forward-kl', temperature: 1, alpha: 0, beta: 0.5, missingMass: 'renormalize', unlabelledWeight: 0, tailTarget: 0 });
     const m = finishMetrics(addPositions(emptySums(), ls, V, labels));
     expect(m.kl).toBeCloseTo(ref.kd, 5);
     expect(m.kl).toBeGreaterThan(0);

@@ -44,7 +44,7 @@ describe.each(paths)('headKdLoss on %s (%s) matches the JS kernel on cpu', (back
     const low = [...z2.keys()].sort((a, b) => z2[a] - z2[b]);
     for (let k = 0; k < K; k++) l.topIds[2 * K + k] = low[k];
     l.targets[2] = low[K];
-    const o = resolveLossOptions({ divergence, temperature, alpha, beta: 0.4, missingMass, unlabelledWeight: 0.7 });
+    const o = resolveLossOptions({ divergence, temperature, alpha, beta: 0.4, missingMass, unlabelledWeight: 0.7, tailTarget: 0.5 });
     const run = async (backend: string, native: boolean) => {
       await tf.setBackend(backend);
       setNativeEnabled(native);

@@ -43,6 +43,7 @@ function reference(z: number[][], lab: KdLabels, o: KdLossOptions): number {
           d += (p > 0 ? o.beta * p * (lp - Math.log(m)) : 0) + (1 - o.beta) * q * (logQ[j] - Math.log(m));
         }
       });
+      if (o.missingMass === 'tail' && o.tailTarget > 0 && t >= 0 && !ids.includes(t)) d += o.tailTarget * (logQ[logQ.length - 1] - ls[t]);
       kdSum += tau * tau * d; kdN++;
     } else if (t >= 0 && o.unlabelledWeight > 0 && o.alpha < 1) {
       fbSum += lse(row) - row[t]; fbN++;
@@ -78,7 +79,7 @@ describe('fused KD kernel', () => {
   it.each(cases)('%s, %s, T=%d alpha=%d: value matches the float64 reference and the gradient finite differences', (divergence, missingMass, temperature, alpha) => {
     const N = 4, V = 9, K = 4;
     const { z, labels } = fixture(N, V, K, 7);
-    const o = resolveLossOptions({ divergence, temperature, alpha, beta: 0.3, missingMass });
+    const o = resolveLossOptions({ divergence, temperature, alpha, beta: 0.3, missingMass, tailTarget: 0.6 });
     const flat = Float32Array.from(z.flat());
     const grad = new Float32Array(N * V);
     const v = kdLossAndGrad(flat, V, labels, o, grad);
@@ -160,6 +161,7 @@ describe('fused KD kernel', () => {
     expect(() => resolveLossOptions({ divergence: 'kl' as Divergence })).toThrow(/divergence must be one of/);
     expect(() => resolveLossOptions({ missingMass: 'drop' as MissingMass })).toThrow(/missingMass must be one of tail, renormalize/);
     expect(() => resolveLossOptions({ unlabelledWeight: -1 })).toThrow(/unlabelledWeight must be ≥ 0/);
+    expect(() => resolveLossOptions({ tailTarget: Number.NaN })).toThrow(/tailTarget must be ≥ 0/);
   });
 });
 

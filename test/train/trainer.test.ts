@@ -28,7 +28,7 @@ beforeAll(async () => {
 describe('train', () => {
   it('learns the synthetic teacher: validation KL falls', async () => {
     const dir = tmp();
-    const c = cfg({ steps: 40, lr: 1e-2, evalEvery: 40, evalBatches: 2, loss: { divergence: 'forward-kl', temperature: 1, alpha: 0, beta: 0.5, missingMass: 'tail', unlabelledWeight: 1 } });
+    const c = cfg({ steps: 40, lr: 1e-2, evalEvery: 40, evalBatches: 2, loss: { divergence: 'forward-kl', temperature: 1, alpha: 0, beta: 0.5, missingMass: 'tail', unlabelledWeight: 1, tailTarget: 0.5 } });
     const logs: number[] = [];
     const s = await train({ model, config: c, data: data(), val: data(1, 4, 'val'), outDir: dir, onLog: (r) => logs.push(r.loss) });
     expect(s.steps).toBe(40);
@@ -87,7 +87,7 @@ describe('trainStep', () => {
   it('holds no tensors across steps (tf.memory().numTensors is flat)', () => {
     const m = initModel(model, 3);
     const opt = initAdamW(m.params);
-    const c = cfg({ loss: { divergence: 'jsd', temperature: 2, alpha: 0.5, beta: 0.5, missingMass: 'tail', unlabelledWeight: 1 } });
+    const c = cfg({ loss: { divergence: 'jsd', temperature: 2, alpha: 0.5, beta: 0.5, missingMass: 'tail', unlabelledWeight: 1, tailTarget: 0.5 } });
     const bs = batches(4);
     trainStep(m, opt, [bs[0]], c, 1e-3); // first step creates cached constants (causal mask)
     const before = tf.memory().numTensors;
@@ -102,7 +102,7 @@ describe('trainStep', () => {
     const [b1, b2] = batches(2);
     b1.mask.fill(0, 0, 30); // uneven labelled counts: the step mean must still weigh positions equally
     b2.targets.fill(-1, 5, 9);
-    const c = cfg({ gradClip: 0, loss: { divergence: 'forward-kl', temperature: 2, alpha: 0.3, beta: 0.5, missingMass: 'tail', unlabelledWeight: 1 } });
+    const c = cfg({ gradClip: 0, loss: { divergence: 'forward-kl', temperature: 2, alpha: 0.3, beta: 0.5, missingMass: 'tail', unlabelledWeight: 1, tailTarget: 0.5 } });
     const m1 = initModel(model, 4), m2 = initModel(model, 4);
     const o1 = initAdamW(m1.params), o2 = initAdamW(m2.params);
     const r1 = trainStep(m1, o1, [b1, b2], { ...c, accumSteps: 2 }, 1e-2);
