@@ -45,6 +45,7 @@ export function formatBuild(s: BuildSummary): string {
   }
   lines.push(`${s.bytesPerLabelled.toFixed(1)} bytes per labelled token at top-k ${s.topK} (target ≤ ${s.targetBytesPerLabelled})${s.bytesPerLabelled > s.targetBytesPerLabelled ? ' — OVER TARGET' : ''}; ${s.seconds.toFixed(1)} s`);
   if (s.counts.bytesFromString > 0) lines.push(`note: ${int(s.counts.bytesFromString)} teacher tokens had no bytes; their UTF-8 string was used`);
+  if (s.counts.labelled === 0) lines.push('warning: no position has a teacher log-prob (collected with --top-k 0, or responses saved without logprobs): kd train can only use the hard targets');
   return lines.join('\n');
 }
 

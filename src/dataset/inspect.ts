@@ -48,7 +48,7 @@ export function inspectDataset(dir: string): Inspection {
     for (const info of m.splits[split].shards) {
       s.shards++;
       s.bytes += info.bytes;
-      for (const b of loadShard(dir, info, m.tokenizer.hash, true)) {
+      for (const b of loadShard(dir, info, m.tokenizer.hash, true, m.tokenizer.vocabSize)) {
         s.sequences += b.rows;
         for (let r = 0; r < b.rows; r++) {
           const L = b.idOff[r + 1] - b.idOff[r];

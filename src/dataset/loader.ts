@@ -85,7 +85,7 @@ export function datasetSource(dirOrDs: string | OpenDataset, o: LoaderOptions): 
   const shard = (i: number): ShardBatch[] => {
     let s = loaded.get(i);
     if (!s) {
-      s = loadShard(ds.dir, shards[i], hash, false);
+      s = loadShard(ds.dir, shards[i], hash, false, ds.manifest.tokenizer.vocabSize);
       loaded.set(i, s);
       while (loaded.size > 4) loaded.delete(loaded.keys().next().value!);
     }

@@ -170,16 +170,38 @@ export function openShard(dir: string, info: ShardInfo, tokenizerHash: string, v
   return reader;
 }
 
-/** Loads a shard: every record batch as flat buffers. */
-export function loadShard(dir: string, info: ShardInfo, tokenizerHash: string, verify: boolean): ShardBatch[] {
+/**
+ * Loads a shard: every record batch as flat buffers, each token id (inputs and teacher top-k) checked
+ * against the vocabulary: a shard that passes its checksum can still hold ids the tokenizer lacks.
+ */
+export function loadShard(dir: string, info: ShardInfo, tokenizerHash: string, verify: boolean, vocabSize: number): ShardBatch[] {
   const reader = openShard(dir, info, tokenizerHash, verify);
   const out: ShardBatch[] = [];
   for (let i = 0; i < reader.numRecordBatches; i++) {
     const rb = reader.readRecordBatch(i);
     if (!rb) throw new KdError('DATASET_CORRUPT', `${join(dir, info.file)}: record batch ${i} cannot be read`);
-    out.push(flatBatch(rb));
+    const b = flatBatch(rb);
+    checkIds(b, rb, vocabSize, `${join(dir, info.file)}: record batch ${i}`);
+    out.push(b);
   }
   return out;
+}
+
+function checkIds(b: ShardBatch, rb: RecordBatch, V: number, where: string): void {
+  const bad = (arr: Uint16Array) => { for (let i = 0; i < arr.length; i++) if (arr[i] >= V) return i; return -1; };
+  const rowOf = (offsets: Int32Array, i: number) => { let r = 0; while (r + 1 < offsets.length - 1 && offsets[r + 1] <= i) r++; return r; };
+  const fail = (row: number, what: string, id: number) => {
+    const inputId = rb.getChild('input_id')?.get(row) as string | undefined;
+    throw new KdError('DATASET_CORRUPT', `${where}, row ${row}${inputId !== undefined ? ` (input_id ${JSON.stringify(inputId)})` : ''}: ${what} ${id} is outside the vocabulary (${V} tokens); rebuild the dataset`);
+  };
+  const i = bad(b.ids);
+  if (i >= 0) fail(rowOf(b.idOff, i), 'token id', b.ids[i]);
+  const j = bad(b.topIds);
+  if (j >= 0) {
+    let pos = 0; // the labelled position holding entry j, then its row
+    while (pos + 1 < b.topOff.length - 1 && b.topOff[pos + 1] <= j) pos++;
+    fail(rowOf(b.labOff, pos), 'teacher top-k id', b.topIds[j]);
+  }
 }
 
 function flatBatch(rb: RecordBatch): ShardBatch {

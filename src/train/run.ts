@@ -29,6 +29,8 @@ export interface OpenedData {
   val?: BatchSourceFactory;
   /** the dataset's tokenizer (datasets built by kd dataset build carry one) */
   tokenizer?: Tokenizer;
+  /** soft-labelled positions of the train split, when the data says (a dataset) */
+  trainLabelled?: number;
 }
 
 /**
@@ -55,6 +57,7 @@ export function openData(spec: string, o: DataOptions): OpenedData {
     train: datasetSource(ds, { ...o2, split: 'train' }),
     val: ds.manifest.splits.val.tokens > 0 ? datasetSource(ds, { ...o2, split: 'val' }) : undefined,
     tokenizer: ds.tokenizer,
+    trainLabelled: ds.manifest.splits.train.labelled,
   };
 }
 
@@ -83,6 +86,10 @@ export async function runTrain(r: ResolvedTrain, io: { backend?: string; json: b
   const data = trainData(r);
   const model = data.model;
   const out = (s: string) => process.stdout.write(s + '\n');
+  if (data.trainLabelled === 0 && r.config.loss.alpha < 1) {
+    // not an error (hard labels still train), but a KD run with nothing to distil is almost always a mistake
+    process.stderr.write(`kd train: warning: ${r.data} has no soft labels (0 labelled positions: collected with --top-k 0, or from responses without logprobs): this trains on the hard targets only\n`);
+  }
   if (!io.json) out(`kd train: ${model.nLayers}×${model.dModel} student, vocab ${model.vocabSize}, ${r.config.steps} steps on ${be.backend} × ${workers} worker${workers > 1 ? 's' : ''} → ${r.out}`);
   const bar = startProgress(r.config.steps, 'train |{bar}| {value}/{total} steps | loss {loss} | {tps} tok/s | ETA {eta}', !io.json && Boolean(process.stderr.isTTY));
   const stop = new AbortController();

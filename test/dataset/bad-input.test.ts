@@ -69,6 +69,37 @@ describe('bad datasets: one clear error naming the file', () => {
     expect(() => open(dir)).toThrow(/train-00000\.arrow: dataset format version 2 is not supported/);
   });
 
+  it('token ids outside the vocabulary (checksum recomputed): inspect and training name the file, row and input_id', () => {
+    for (const column of ['ids', 'top_ids'] as const) {
+      const dir = copy(`ids-${column}`);
+      const mf = path.join(dir, 'manifest.json');
+      const m = JSON.parse(fs.readFileSync(mf, 'utf8'));
+      const f = path.join(dir, 'train-00000.arrow');
+      const reader = RecordBatchFileReader.from(fs.readFileSync(f)).open();
+      const schema = reader.schema;
+      const batches = [...reader];
+      const b = batches[0];
+      let d = b.getChild(column)!.data[0];
+      while (d.children.length) d = d.children[0];
+      const values = d.values as Uint16Array;
+      values[0] = 60_000; // the first id of the batch: in its first row (the buffer may be padded past the last)
+      const bytes = RecordBatchFileWriter.writeAll(batches.map((x) => new RecordBatch(schema, x.data))).toUint8Array(true);
+      fs.writeFileSync(f, bytes);
+      m.splits.train.shards[0] = { ...m.splits.train.shards[0], bytes: bytes.byteLength, sha256: createHash('sha256').update(bytes).digest('hex') };
+      fs.writeFileSync(mf, JSON.stringify(m));
+      const row = 0;
+      const inputId = b.getChild('input_id')!.get(row) as string;
+      const what = column === 'ids' ? 'token id' : 'teacher top-k id';
+      const msg = new RegExp(`train-00000\\.arrow: record batch 0, row ${row} \\(input_id "${inputId}"\\): ${what} 60000 is outside the vocabulary \\(400 tokens\\)`);
+      expect(() => inspectDataset(dir)).toThrow(msg);
+      expect(() => { const src = open(dir).open(); for (let i = 0; i < 50; i++) src.next(); }).toThrow(msg);
+      const r = kd('dataset', 'inspect', dir);
+      expect(r.status).toBe(1);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(msg);
+    }
+  });
+
   it('a tokenizer that does not match the dataset', () => {
     const dir = copy('tok');
     const tf = path.join(dir, 'tokenizer.json');

@@ -23,6 +23,23 @@ beforeAll(async () => {
 });
 
 describe('kd train --data DIR', () => {
+  it('a dataset without soft labels (top-k 0): the build and kd train say so, and training still learns from the hard targets', async () => {
+    const { writeRaw, rawRecords, paragraphs } = await import('./fixtures.js');
+    const { formatBuild } = await import('../../src/cli/dataset.js');
+    const { kd } = await import('../helpers/kd.js');
+    const records = rawRecords(paragraphs(8), { mode: 'score', seed: 4 }).map((r) => ({ ...r, top_tokens: r.top_tokens.map(() => []), top_bytes: r.top_bytes.map(() => []), top_logprobs: r.top_logprobs.map(() => []) }));
+    const root = tmpDir('kd-nolabels-');
+    const out = path.join(root, 'ds');
+    const summary = buildDataset({ from: writeRaw(path.join(root, 'raw'), records), out, vocabSize: 300, valFraction: 0 });
+    expect(summary.counts.labelled).toBe(0);
+    expect(formatBuild(summary)).toMatch(/warning: no position has a teacher log-prob/);
+    const r = kd(['train', '--data', out, '--out', path.join(root, 'run'), '--d-model', '16', '--layers', '1', '--heads', '2', '--seq-len', '16', '--batch-size', '2', '--steps', '3', '--backend', 'cpu', '--workers', '1', '--json']);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/kd train: warning: .* has no soft labels \(0 labelled positions/);
+    const end = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    expect(end.loss).toBeGreaterThan(0); // not a silent no-op: the hard targets train
+  });
+
   it('takes the vocabulary from the dataset tokenizer; refuses a different --vocab-size', () => {
     const d = openData(args());
     expect(d.model.vocabSize).toBe(320);
