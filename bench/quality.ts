@@ -12,9 +12,11 @@
  * `ratio` = KD bpb / hard-label bpb (mean over seeds); targets: ≤ 0.95 in limited and chat, ≤ 1.0 in large.
  *
  *   npm run bench:quality [-- --cases limited,chat --seeds 0,1,2 --steps 600 --kd "--alpha 0.5" --fresh]
- * Collections and datasets are cached under datasets/bench-quality/ (--fresh rebuilds them).
+ * Collections, datasets and finished runs (same arguments, same training sources) are cached under
+ * datasets/bench-quality/ (--fresh redoes everything).
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -23,6 +25,7 @@ import { bitsPerByte } from '../src/eval/bpb.js';
 import { disposeModel } from '../src/model/gpt.js';
 import { loadModel } from '../src/model/load.js';
 import { readCorpus, splitDocs } from '../src/train/corpus.js';
+import { DEFAULT_LOSS } from '../src/train/kd-kernel.js';
 
 const args = process.argv.slice(2);
 const arg = (n: string, d: string) => { const i = args.indexOf(`--${n}`); return i >= 0 ? args[i + 1] : d; };
@@ -123,6 +126,20 @@ async function dataset(c: CaseSpec, url: () => Promise<string>): Promise<{ dir: 
   return { dir: data, summary: manifest };
 }
 
+/**
+ * sha256 of the training and loss sources: a reused run must have been trained by this code. The
+ * default loss is keyed by its value instead (hard-label runs, at alpha 1, do not depend on it).
+ */
+function sourceHash(): string {
+  const h = createHash('sha256');
+  for (const dir of ['src/train', 'src/model', 'src/dataset', 'native']) {
+    for (const f of fs.readdirSync(dir).sort()) {
+      if (/\.(ts|cc|h)$/.test(f)) h.update(fs.readFileSync(path.join(dir, f), 'utf8').replace(/^export const DEFAULT_LOSS\b.*$/m, ''));
+    }
+  }
+  return h.digest('hex').slice(0, 16);
+}
+
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const spread = (xs: number[]) => (xs.length > 1 ? Math.max(...xs) - Math.min(...xs) : 0);
 const r4 = (x: number) => Math.round(x * 10_000) / 10_000;
@@ -158,7 +175,14 @@ async function main() {
       for (const seed of SEEDS) {
         for (const [kind, flags] of ([['hard', HARD_FLAGS], ['kd', KD_FLAGS]] as const).filter(([k]) => KINDS.includes(k))) {
           const ck = path.join(ROOT, 'runs', `${name}-${kind}${TAG}-${seed}`);
-          await run(['train', '--data', dir, '--out', ck, ...STUDENT, '--seed', String(seed), ...flags, '--force', '--json']);
+          const argv = ['train', '--data', dir, '--out', ck, ...STUDENT, '--seed', String(seed), ...flags, '--force', '--json'];
+          // a finished run with exactly these arguments (and this kd's sources) is reused unless --fresh
+          const key = JSON.stringify({ argv, src: sourceHash(), loss: kind === 'hard' ? null : DEFAULT_LOSS });
+          const keyFile = path.join(ck, 'bench-key.json');
+          if (flag('fresh') || !fs.existsSync(path.join(ck, 'checkpoint.kdc')) || !fs.existsSync(keyFile) || fs.readFileSync(keyFile, 'utf8') !== key) {
+            await run(argv);
+            fs.writeFileSync(keyFile, key);
+          }
           for (const [t, v] of Object.entries(score(ck))) (res[kind][t] ??= []).push(v);
           process.stderr.write(`${name} ${kind} seed ${seed}: ${JSON.stringify(Object.fromEntries(Object.entries(res[kind]).map(([t, v]) => [t, r4(v.at(-1)!)])))}\n`);
         }
