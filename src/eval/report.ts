@@ -178,14 +178,14 @@ body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#222;mar
 h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
 h3{font-size:14px;margin:12px 0 4px}h4{font-size:12px;margin:0 0 4px;color:#555}
 .meta{color:#666;font-size:12px}.verdict{font-size:15px;background:#f3f7fb;border-left:4px solid #4c78a8;padding:8px 12px}
-table{border-collapse:collapse;margin:8px 0}td,th{padding:4px 8px;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}thead th{white-space:normal;max-width:110px;vertical-align:bottom}
+table{border-collapse:collapse;margin:8px 0}td,th{padding:4px 8px;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}thead th{white-space:normal;max-width:110px;vertical-align:bottom;overflow-wrap:anywhere}tbody th[scope=row]{white-space:normal;max-width:190px}
 th[scope=row],table.kv td{text-align:left}table.kv th{text-align:left;font-weight:normal;color:#555;padding-right:16px}
 thead th{background:#fafafa;font-weight:600}.tag{font-size:11px;background:#e6f0e6;color:#2d6a2d;border-radius:3px;padding:0 4px;font-weight:normal}
 .missing{color:#a15c00;background:#fff4e0;border-radius:3px;padding:0 4px;font-size:12px}.bad{color:#b00020}.good{color:#2d6a2d}
 figure{display:inline-block;margin:8px 16px 8px 0;vertical-align:top}figcaption{font-size:12px;color:#555;max-width:520px}
 pre{white-space:pre-wrap;word-break:break-word;margin:0;font-size:12px;background:#fafafa;padding:6px;border-radius:3px}
 .gens{display:grid;grid-template-columns:repeat(auto-fit,minmax(220px,1fr));gap:8px}.prompt{background:#f3f3f3}
-.sample{margin-bottom:16px}.ci{color:#777;font-size:11px}.na{color:#777}.note{color:#555;font-size:12px;max-width:1100px}
+.sample{margin-bottom:16px}.ci{color:#777;font-size:11px;display:block}.na{color:#777}.note{color:#555;font-size:12px;max-width:1100px}
 .tag.tie{background:#eee;color:#555}.tag.base{background:#fdf0d5;color:#7a4b00}tr.teacher{background:#f5f8fc}.warnings{background:#fff8e6;border-left:4px solid #e0a000;padding:6px 12px 6px 28px}
 h5{font-size:11px;margin:4px 0 2px;color:#777;font-weight:normal}.headline h3{margin-top:8px}dl dt{font-weight:600}dl dd{margin:0 0 6px 16px;color:#444}`;
 
