@@ -25,11 +25,20 @@ export interface BitsPerByte {
   tokens: number;
 }
 
+/** Bits and bytes per block of `blockBytes` bytes of the text (by each token's first byte): units for bootstrap intervals. */
+export interface TextBlocks {
+  blockBytes: number;
+  bits: Float64Array;
+  bytes: Float64Array;
+}
+
 export interface BpbOptions {
   /** windows per forward pass (default 16) */
   batch?: number;
   /** score at most this many bytes of the text's start (default: all) */
   maxBytes?: number;
+  /** also sum bits and bytes per block of this many bytes (see TextBlocks) */
+  blockBytes?: number;
 }
 
 /** Windows [start, start + T] over L tokens: predictions of tokens (from, start + T] are counted. */
@@ -48,7 +57,7 @@ export function slidingWindows(L: number, T: number): { start: number; from: num
 }
 
 /** Bits per byte of `text` under `model` with `tokenizer` (which must be the model's own). */
-export function bitsPerByte(model: Model, tokenizer: Tokenizer, text: string, o: BpbOptions = {}): BitsPerByte {
+export function bitsPerByte(model: Model, tokenizer: Tokenizer, text: string, o: BpbOptions = {}): BitsPerByte & { blocks?: TextBlocks } {
   if (tokenizer.vocabSize !== model.config.vocabSize) {
     throw new KdError('bad-config', `the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${model.config.vocabSize}`);
   }
@@ -56,6 +65,10 @@ export function bitsPerByte(model: Model, tokenizer: Tokenizer, text: string, o:
   const T = model.config.seqLen;
   const B = Math.max(1, o.batch ?? 16);
   const windows = slidingWindows(ids.length, T);
+  const start = new Float64Array(ids.length); // each token's first byte
+  for (let i = 1; i < ids.length; i++) start[i] = start[i - 1] + tokenizer.tokens[ids[i - 1]].length;
+  const nBlocks = o.blockBytes ? Math.max(1, Math.ceil((start[ids.length - 1] + 1) / o.blockBytes)) : 0;
+  const blocks = o.blockBytes ? { blockBytes: o.blockBytes, bits: new Float64Array(nBlocks), bytes: new Float64Array(nBlocks) } : undefined;
   let nats = 0, nBytes = 0, nTokens = 0;
   for (let w0 = 0; w0 < windows.length; w0 += B) {
     const group = windows.slice(w0, w0 + B);
@@ -79,14 +92,20 @@ export function bitsPerByte(model: Model, tokenizer: Tokenizer, text: string, o:
       for (let t = 0; t < len; t++) {
         const target = w.start + t + 1; // index of the predicted token
         if (target <= w.from) continue;
+        const nb = tokenizer.tokens[ids[target]].length;
         nats -= lp[g * len + t];
-        nBytes += tokenizer.tokens[ids[target]].length;
+        nBytes += nb;
         nTokens++;
+        if (blocks) {
+          const k = Math.min(nBlocks - 1, Math.floor(start[target] / blocks.blockBytes));
+          blocks.bits[k] -= lp[g * len + t] / Math.LN2;
+          blocks.bytes[k] += nb;
+        }
       }
     });
   }
   const bits = nats / Math.LN2;
-  return { bpb: nBytes > 0 ? bits / nBytes : NaN, bits, bytes: nBytes, tokens: nTokens };
+  return { bpb: nBytes > 0 ? bits / nBytes : NaN, bits, bytes: nBytes, tokens: nTokens, ...(blocks ? { blocks } : {}) };
 }
 
 /** The longest prefix of `text` of at most `maxBytes` UTF-8 bytes that does not cut a character. */

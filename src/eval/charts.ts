@@ -13,12 +13,13 @@ export type ChartKey = 'loss' | 'quality' | 'size' | 'reliability' | 'latency';
 export type Charts = Record<ChartKey, string | null>;
 
 const W = 460, H = 240;
+const PALETTE = ['#4c78a8', '#f58518', '#54a24b', '#e45756', '#72b7b2', '#b279a2', '#ff9da6', '#9d755d'];
 const CONFIG = {
   font: 'system-ui, -apple-system, "Segoe UI", sans-serif',
   view: { stroke: '#ddd' },
   axis: { labelColor: '#333', titleColor: '#333', gridColor: '#eee' },
   legend: { labelLimit: 220 },
-  range: { category: ['#4c78a8', '#f58518', '#54a24b', '#e45756', '#72b7b2', '#b279a2', '#ff9da6', '#9d755d'] },
+  range: { category: PALETTE },
 };
 
 type Spec = Omit<TopLevelSpec, 'config'> & Record<string, unknown>;
@@ -26,22 +27,26 @@ type Spec = Omit<TopLevelSpec, 'config'> & Record<string, unknown>;
 /** One colour per student, the same in every chart (the domain fixes the order). */
 const studentColor = (r: EvalReport) => ({ field: 'student', type: 'nominal', title: 'student', scale: { domain: r.students.map((s) => s.name) } });
 
-/** Training and validation loss per step, one colour per student, dashed for validation. */
+/**
+ * Training and validation loss per step, one colour per student that has a training log (compressed
+ * copies have none and are not listed); train a thin solid line, validation dashed with points.
+ */
 export function lossSpec(r: EvalReport): Spec | null {
-  const values = r.students.flatMap((s) => s.trainLog.flatMap((p) => [
+  const logged = r.students.filter((s) => s.trainLog.length);
+  const values = logged.flatMap((s) => s.trainLog.flatMap((p) => [
     { student: s.name, series: 'train', step: p.step, loss: p.loss },
     ...(p.valLoss !== undefined ? [{ student: s.name, series: 'validation', step: p.step, loss: p.valLoss }] : []),
   ]));
   if (!values.length) return null;
+  const color = { field: 'student', type: 'nominal', title: 'student', scale: { domain: logged.map((s) => s.name), range: logged.map((s) => PALETTE[r.students.indexOf(s) % PALETTE.length]) } };
+  const x = { field: 'step', type: 'quantitative', title: 'step' };
+  const y = { field: 'loss', type: 'quantitative', title: 'loss (nats per token)', scale: { zero: false } };
   return {
-    width: W, height: H, data: { values }, mark: { type: 'line', point: { size: 20 } },
-    encoding: {
-      x: { field: 'step', type: 'quantitative', title: 'step' },
-      y: { field: 'loss', type: 'quantitative', title: 'loss', scale: { zero: false } },
-      color: studentColor(r),
-      strokeDash: { field: 'series', type: 'nominal', title: 'split', sort: ['train', 'validation'] },
-      detail: { field: 'series' },
-    },
+    width: W, height: H,
+    layer: [
+      { data: { values: values.filter((v) => v.series === 'train') }, mark: { type: 'line', strokeWidth: 1.5 }, encoding: { x, y, color, strokeDash: { datum: 'train', type: 'nominal', title: 'split', scale: { domain: ['train', 'validation'], range: [[1, 0], [6, 4]] } } } },
+      { data: { values: values.filter((v) => v.series === 'validation') }, mark: { type: 'line', strokeWidth: 2.5, point: { size: 40 } }, encoding: { x, y, color, strokeDash: { datum: 'validation', type: 'nominal' } } },
+    ],
   };
 }
 
@@ -61,20 +66,18 @@ export function qualitySpec(r: EvalReport): Spec | null {
   return { data: { values }, hconcat: [bar('kl', 'KL(teacher‖student), nats/token'), bar('agreement', 'top-1 agreement', [0, 1])] };
 }
 
-/** Stored weight bytes vs agreement: what each byte of student buys. */
+/** Deployable weight bytes vs agreement: what each byte of student buys. Colour names the model (no text labels: they overlap). */
 export function sizeSpec(r: EvalReport): Spec | null {
-  const values = r.students.filter((s) => s.metrics.agreement !== null).map((s) => ({ student: s.name, kind: s.kind, kb: s.size.weightBytes / 1024, agreement: s.metrics.agreement }));
+  const values = r.students.filter((s) => s.metrics.agreement !== null).map((s) => ({ student: s.name, kind: s.kind, kb: s.size.deployableBytes / 1024, agreement: s.metrics.agreement }));
   if (!values.length) return null;
   const kbs = values.map((v) => v.kb);
   const logScale = Math.max(...kbs) / Math.max(Math.min(...kbs), 1e-9) > 10;
-  const x = { field: 'kb', type: 'quantitative', title: 'stored weights (KiB)', scale: { type: logScale ? 'log' : 'linear', zero: false, nice: true } };
+  const x = { field: 'kb', type: 'quantitative', title: 'deployable weights (KiB)', scale: { type: logScale ? 'log' : 'linear', zero: false, nice: true } };
   const y = { field: 'agreement', type: 'quantitative', title: 'top-1 agreement', scale: { domain: [0, 1] } };
   return {
     width: W, height: H, data: { values },
-    layer: [
-      { mark: { type: 'point', filled: true, size: 90 }, encoding: { x, y, color: studentColor(r), tooltip: [{ field: 'student' }, { field: 'kind' }, { field: 'kb', format: '.1f' }] } },
-      { mark: { type: 'text', dy: -10, fontSize: 11 }, encoding: { x, y, text: { field: 'student' } } },
-    ],
+    mark: { type: 'point', filled: true, size: 110, opacity: 0.85 },
+    encoding: { x, y, color: studentColor(r), shape: { field: 'kind', type: 'nominal', title: 'kind' }, tooltip: [{ field: 'student' }, { field: 'kind' }, { field: 'kb', format: '.1f' }, { field: 'agreement', format: '.3f' }] },
   };
 }
 
@@ -95,17 +98,20 @@ export function reliabilitySpec(r: EvalReport): Spec | null {
   };
 }
 
-/** Distribution of the timed next-token steps per student. */
+/** Distribution of the timed next-token steps per model (the teacher checkpoint too), at the short and the long context. */
 export function latencySpec(r: EvalReport): Spec | null {
-  const values = r.students.flatMap((s) => s.latency.samplesMs.map((ms) => ({ student: s.name, ms })));
+  const models = [...(r.teacher.checkpoint ? [{ name: 'teacher', a: r.teacher.checkpoint.latency, b: r.teacher.checkpoint.latencyLong }] : []),
+    ...r.students.map((s) => ({ name: s.name, a: s.latency, b: s.latencyLong }))];
+  const values = models.flatMap((m) => [m.a, m.b].flatMap((l) => l.samplesMs.map((ms) => ({ student: m.name, context: `${l.context} tokens`, ms }))));
   if (!values.length) return null;
   return {
-    width: W, height: Math.max(60, 36 * r.students.length), data: { values },
-    mark: { type: 'boxplot', extent: 'min-max' },
+    width: W, height: Math.max(60, 28 * models.length), data: { values },
+    mark: { type: 'boxplot', extent: 1.5 },
     encoding: {
+      row: { field: 'context', type: 'nominal', title: 'context', sort: null },
       y: { field: 'student', type: 'nominal', title: null, sort: null },
       x: { field: 'ms', type: 'quantitative', title: 'next-token latency (ms)', scale: { zero: true } },
-      color: { ...studentColor(r), legend: null },
+      color: { field: 'student', type: 'nominal', legend: null, scale: { domain: models.map((m) => m.name), range: models.map((m, i) => (m.name === 'teacher' && r.teacher.checkpoint ? '#333' : PALETTE[(r.teacher.checkpoint ? i - 1 : i) % PALETTE.length])) } },
     },
   };
 }

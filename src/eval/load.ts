@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { ModelConfig } from '../model/config.js';
 import { type Model, modelFromArrays, paramShapes } from '../model/gpt.js';
 import { modelConfigOf, tokenizerOf, weightArrays } from '../model/load.js';
+import { prunableNames } from '../compress/masks.js';
 import { type CheckpointHeader, CHECKPOINT_FILE, loadCheckpoint } from '../schema/checkpoint.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 
@@ -18,10 +19,19 @@ export interface StudentSize {
   params: number;
   /** the checkpoint file's size; a training checkpoint also holds AdamW moments */
   bytesOnDisk: number;
-  /** bytes of the model's weights as stored (int8 values + fp32 scales, or fp32) */
+  /** bytes of the model's weights as the checkpoint stores them (int8 values + fp32 scales, or fp32; zeros stored dense) */
   weightBytes: number;
-  /** fraction of exact zeros over the 2-D weight matrices (LayerNorm gains/biases excluded) */
+  /**
+   * what deploying the weights takes: per tensor the smaller of dense storage and a sparse one
+   * (a bitmap of 1 bit per weight + the nonzero values at their stored width), int8 scales included
+   */
+  deployableBytes: number;
+  /** fraction of exact zeros over the block matrices prune works on (qkv, proj, fc, out): what --sparsity asks */
   sparsity: number;
+  /** fraction of exact zeros over every weight (embeddings and LayerNorms count, not pruned) */
+  overallSparsity: number;
+  /** the sparsity kd prune was asked for (from the checkpoint's compress history) */
+  askedSparsity: number | null;
   /** stored bits per weight: weightBytes · 8 / params */
   bits: number;
 }
@@ -41,18 +51,26 @@ export function loadStudent(p: string): LoadedStudent {
   const { header, arrays, file } = loadCheckpoint(p);
   const config = modelConfigOf(header, file);
   const weights = weightArrays(config, arrays, file); // the shared loader: float32, pruned or int8
-  let params = 0, weightBytes = 0, zeros = 0, matrixValues = 0, anyInt8 = false;
-  for (const [name, shape] of paramShapes(config)) {
+  let params = 0, weightBytes = 0, deployableBytes = 0, zeros = 0, allZeros = 0, matrixValues = 0, anyInt8 = false;
+  const prunable = new Set(prunableNames(config));
+  for (const [name] of paramShapes(config)) {
     const a = arrays.get(name)!;
     const w = weights.get(name)!;
     params += w.length;
-    weightBytes += a.data.byteLength + (a.scales ? 4 * a.scales.length : 0);
+    const scales = a.scales ? 4 * a.scales.length : 0;
+    weightBytes += a.data.byteLength + scales;
     anyInt8 ||= a.dtype === 'int8';
-    if (shape.length === 2) {
+    let z = 0;
+    for (let i = 0; i < w.length; i++) if (w[i] === 0) z++;
+    allZeros += z;
+    const width = a.data.byteLength / w.length;
+    deployableBytes += Math.min(a.data.byteLength, Math.ceil(w.length / 8) + (w.length - z) * width) + scales;
+    if (prunable.has(name)) {
       matrixValues += w.length;
-      for (let i = 0; i < w.length; i++) if (w[i] === 0) zeros++;
+      zeros += z;
     }
   }
+  const asked = ((header.meta?.compress as { stage?: string; sparsity?: unknown }[] | undefined) ?? []).filter((c) => c.stage === 'prune' && typeof c.sparsity === 'number').at(-1);
   const tokenizer = tokenizerOf(header, file);
   const sparsity = matrixValues ? zeros / matrixValues : 0;
   // An fp32 init or training run never produces exact zeros by chance in any number worth reporting.
@@ -60,7 +78,10 @@ export function loadStudent(p: string): LoadedStudent {
   const model: Model = modelFromArrays(config, weights);
   return {
     file, header, config, model, tokenizer, kind,
-    size: { params, bytesOnDisk: fs.statSync(file).size, weightBytes, sparsity, bits: (weightBytes * 8) / params },
+    size: {
+      params, bytesOnDisk: fs.statSync(file).size, weightBytes, deployableBytes, sparsity, overallSparsity: allZeros / params,
+      askedSparsity: asked ? (asked.sparsity as number) : null, bits: (weightBytes * 8) / params,
+    },
   };
 }
 

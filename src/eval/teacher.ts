@@ -44,8 +44,8 @@ export interface LiveTeacher {
   status: 'ok' | 'unreachable' | 'error';
   error?: string;
   latency: TeacherLatency | null;
-  /** generated text per sample prompt; null where it was not obtained */
-  texts: (string | null)[];
+  /** per prompt: its greedy and sampled continuation (null where none came back) */
+  texts: ({ greedy: string | null; sampled: string | null } | null)[];
 }
 
 export function latencyOf(latMs: number[], completionTokens: (number | null)[]): TeacherLatency {
@@ -145,20 +145,21 @@ export function teacherPrice(collection: CollectionFigures | null, model: string
   return p.source === 'unknown' ? null : { input: p.input, output: p.output, source: p.source };
 }
 
-function chatRequest(model: string, prompt: string, maxTokens: number, i: number): PlannedRequest {
+function completionRequest(model: string, prompt: string, maxTokens: number, i: number, temperature: number): PlannedRequest {
   return {
-    endpoint: 'chat', hash: `kd-eval-${i}`, inputId: `eval-${i}`, row: i, chunkIndex: 0, chunkCount: 1, chunkStart: null, scoreFrom: null, text: null,
-    // max_tokens rather than max_completion_tokens: what older local servers understand (teacher-apis.md)
-    body: { model, messages: [{ role: 'user', content: prompt }], max_tokens: maxTokens, temperature: 0 },
+    endpoint: 'completions', hash: `kd-eval-${i}-${temperature}`, inputId: `eval-${i}`, row: i, chunkIndex: 0, chunkCount: 1, chunkStart: null, scoreFrom: null, text: prompt,
+    // a plain continuation of the prompt text (no chat template): what the students do too
+    body: { model, prompt, max_tokens: maxTokens, temperature, ...(temperature > 0 ? { seed: i + 1 } : {}) },
   };
 }
 
 /**
- * Asks the teacher for a greedy continuation of each prompt, timing every request. The first
- * connection failure or timeout marks the teacher unreachable and stops (no point waiting out a
- * timeout per prompt); an HTTP error marks it 'error'.
+ * Asks the teacher to continue each prompt text (legacy /v1/completions, as the students continue
+ * it), greedy and sampled at `temperature`, timing every request. The first connection failure or
+ * timeout marks the teacher unreachable and stops (no point waiting out a timeout per prompt); an
+ * HTTP error marks it 'error'.
  */
-export async function probeTeacher(o: { url: string; model: string; prompts: string[]; maxTokens: number; timeoutMs: number; apiKeyEnv?: string }): Promise<LiveTeacher> {
+export async function probeTeacher(o: { url: string; model: string; prompts: string[]; maxTokens: number; temperature: number; timeoutMs: number; apiKeyEnv?: string }): Promise<LiveTeacher> {
   const live: LiveTeacher = { url: o.url, model: o.model, status: 'ok', latency: null, texts: o.prompts.map(() => null) };
   let client;
   try {
@@ -169,20 +170,24 @@ export async function probeTeacher(o: { url: string; model: string; prompts: str
   live.url = client.baseURL;
   const lat: number[] = [], comp: (number | null)[] = [];
   const never = new AbortController().signal;
-  for (let i = 0; i < o.prompts.length; i++) {
-    try {
-      const res = await client.send(chatRequest(o.model, o.prompts[i], o.maxTokens, i), never, false);
-      const j = res.json as { choices?: { message?: { content?: unknown } }[]; usage?: { completion_tokens?: unknown } };
-      const text = j.choices?.[0]?.message?.content;
-      live.texts[i] = typeof text === 'string' ? text : null;
-      lat.push(res.latencyMs);
-      comp.push(typeof j.usage?.completion_tokens === 'number' ? j.usage.completion_tokens : null);
-    } catch (e) {
-      const kind = e instanceof SendError ? e.kind : 'network';
-      live.status = kind === 'network' || kind === 'timeout' ? 'unreachable' : 'error';
-      live.error = (e as Error).message;
-      break;
+  outer: for (let i = 0; i < o.prompts.length; i++) {
+    const got: { greedy: string | null; sampled: string | null } = { greedy: null, sampled: null };
+    for (const mode of ['greedy', 'sampled'] as const) {
+      try {
+        const res = await client.send(completionRequest(o.model, o.prompts[i], o.maxTokens, i, mode === 'greedy' ? 0 : o.temperature), never, false);
+        const j = res.json as { choices?: { text?: unknown }[]; usage?: { completion_tokens?: unknown } };
+        const text = j.choices?.[0]?.text;
+        got[mode] = typeof text === 'string' ? text : null;
+        lat.push(res.latencyMs);
+        comp.push(typeof j.usage?.completion_tokens === 'number' ? j.usage.completion_tokens : null);
+      } catch (e) {
+        const kind = e instanceof SendError ? e.kind : 'network';
+        live.status = kind === 'network' || kind === 'timeout' ? 'unreachable' : 'error';
+        live.error = (e as Error).message;
+        break outer;
+      }
     }
+    live.texts[i] = got;
   }
   if (lat.length) live.latency = latencyOf(lat, comp);
   return live;

@@ -86,7 +86,8 @@ export function countParams(m: Model): number {
 }
 export { parameterCount };
 
-function p(m: Model, name: string): tf.Variable {
+/** A weight by name (the KV-cached forward in kv.ts reads the same ones). */
+export function weight(m: Model, name: string): tf.Variable {
   const v = m.params.get(name);
   if (!v) throw new Error(`model has no weight ${name}`);
   return v;
@@ -96,7 +97,7 @@ function p(m: Model, name: string): tf.Variable {
  * LayerNorm over the last axis: (x − μ)/√(σ² + ε) · g + b.   x: [N, d]
  * (One fused op when kd's native kernels run on this backend, see fused.ts; the same math.)
  */
-function layerNorm(x: tf.Tensor2D, g: tf.Tensor, b: tf.Tensor, eps: number): tf.Tensor2D {
+export function layerNorm(x: tf.Tensor2D, g: tf.Tensor, b: tf.Tensor, eps: number): tf.Tensor2D {
   const fused = fusedLayerNorm(x, g, b, eps);
   if (fused) return fused;
   const { mean, variance } = tf.moments(x, -1, true);
@@ -104,7 +105,7 @@ function layerNorm(x: tf.Tensor2D, g: tf.Tensor, b: tf.Tensor, eps: number): tf.
 }
 
 /** Exact GELU, 0.5·x·(1 + erf(x/√2)) — torch.nn.functional.gelu's default. */
-function gelu(x: tf.Tensor): tf.Tensor {
+export function gelu(x: tf.Tensor): tf.Tensor {
   const fused = fusedGelu(x);
   if (fused) return fused;
   return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
@@ -142,17 +143,17 @@ export function forwardHidden(m: Model, ids: tf.Tensor2D): tf.Tensor2D {
   const c = m.config;
   const [B, T] = ids.shape;
   if (T > c.seqLen) throw new Error(`sequence length ${T} exceeds the model's seqLen ${c.seqLen}`);
-  const tok = tf.gather(p(m, 'wte'), tf.reshape(ids, [B * T])); // [B·T, d]
-  const pos = tf.slice(p(m, 'wpe'), [0, 0], [T, c.dModel]); // [T, d]
+  const tok = tf.gather(weight(m, 'wte'), tf.reshape(ids, [B * T])); // [B·T, d]
+  const pos = tf.slice(weight(m, 'wpe'), [0, 0], [T, c.dModel]); // [T, d]
   let x = tf.reshape(tf.add(tf.reshape(tok, [B, T, c.dModel]), pos), [B * T, c.dModel]) as tf.Tensor2D;
   for (let i = 0; i < c.nLayers; i++) {
     const { nHeads: H, headDim: hd } = blockShape(c, i);
-    const a = attention(layerNorm(x, p(m, `h${i}.ln1.g`), p(m, `h${i}.ln1.b`), c.lnEps), p(m, `h${i}.attn.qkv`), B, T, H, hd);
-    x = tf.add(x, tf.matMul(a, p(m, `h${i}.attn.proj`) as tf.Tensor2D));
-    const h2 = layerNorm(x, p(m, `h${i}.ln2.g`), p(m, `h${i}.ln2.b`), c.lnEps);
-    x = tf.add(x, tf.matMul(gelu(tf.matMul(h2, p(m, `h${i}.mlp.fc`) as tf.Tensor2D)) as tf.Tensor2D, p(m, `h${i}.mlp.out`) as tf.Tensor2D));
+    const a = attention(layerNorm(x, weight(m, `h${i}.ln1.g`), weight(m, `h${i}.ln1.b`), c.lnEps), weight(m, `h${i}.attn.qkv`), B, T, H, hd);
+    x = tf.add(x, tf.matMul(a, weight(m, `h${i}.attn.proj`) as tf.Tensor2D));
+    const h2 = layerNorm(x, weight(m, `h${i}.ln2.g`), weight(m, `h${i}.ln2.b`), c.lnEps);
+    x = tf.add(x, tf.matMul(gelu(tf.matMul(h2, weight(m, `h${i}.mlp.fc`) as tf.Tensor2D)) as tf.Tensor2D, weight(m, `h${i}.mlp.out`) as tf.Tensor2D));
   }
-  return layerNorm(x, p(m, 'lnf.g'), p(m, 'lnf.b'), c.lnEps);
+  return layerNorm(x, weight(m, 'lnf.g'), weight(m, 'lnf.b'), c.lnEps);
 }
 
 /** Full logits for training or scoring.   ids: [B, T] → [B, T, V] */
@@ -160,7 +161,7 @@ export function forwardLogits(m: Model, ids: tf.Tensor2D): tf.Tensor3D {
   return tf.tidy(() => {
     const [B, T] = ids.shape;
     const h = forwardHidden(m, ids);
-    return tf.reshape(tf.matMul(h, p(m, 'wte') as tf.Tensor2D, false, true), [B, T, m.config.vocabSize]) as tf.Tensor3D;
+    return tf.reshape(tf.matMul(h, weight(m, 'wte') as tf.Tensor2D, false, true), [B, T, m.config.vocabSize]) as tf.Tensor3D;
   });
 }
 
@@ -175,7 +176,7 @@ export function nextTokenLogProbs(m: Model, ids: tf.Tensor2D, temperature = 1): 
     const Tc = ctx.shape[1];
     const h = tf.reshape(forwardHidden(m, ctx), [B, Tc, m.config.dModel]);
     const last = tf.reshape(tf.slice(h, [0, Tc - 1, 0], [B, 1, m.config.dModel]), [B, m.config.dModel]) as tf.Tensor2D;
-    const logits = tf.matMul(last, p(m, 'wte') as tf.Tensor2D, false, true);
+    const logits = tf.matMul(last, weight(m, 'wte') as tf.Tensor2D, false, true);
     return tf.logSoftmax(temperature === 1 ? logits : tf.div(logits, temperature)) as tf.Tensor2D;
   });
 }

@@ -28,7 +28,7 @@ export const STAGES: Record<StageKind, StageKindDef> = {
   prune: { command: ['prune'], inputs: ['checkpoint', 'data'], out: 'out', force: 'force' },
   quantize: { command: ['quantize'], inputs: ['checkpoint'], out: 'out', force: 'force' },
   export: { command: ['export'], inputs: ['checkpoint'], out: 'out', force: 'force' },
-  eval: { command: ['eval'], inputs: ['data', 'student', 'baseline'], out: 'out', force: 'force' },
+  eval: { command: ['eval'], inputs: ['data', 'student', 'baseline', 'baseline-student', 'teacher-checkpoint', 'text'], out: 'out', force: 'force' },
 };
 
 const kebab = (k: string) => k.replace(/_/g, '-').replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase();

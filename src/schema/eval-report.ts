@@ -8,17 +8,27 @@ import type { EvalMetrics } from '../eval/metrics.js';
 import type { StudentKind, StudentSize } from '../eval/load.js';
 import type { LatencyFigures } from '../eval/student.js';
 import type { BitsPerByte } from '../eval/bpb.js';
+import type { Interval } from '../eval/bootstrap.js';
 
 export const EVAL_REPORT_FORMAT = 'kd-eval-report';
-export const EVAL_REPORT_VERSION = 1;
+export const EVAL_REPORT_VERSION = 2;
 
+/** One continuation, and the share of its word 3-grams that already occurred in it (loops show as a high share). */
+export interface Continuation {
+  text: string;
+  repeated: number;
+}
+
+/** Every model continues the same prompt text (completion, no chat template), greedy and sampled. */
 export interface SampleText {
   prompt: string;
-  /** the teacher's continuation: from the dataset (the actual text) or live */
-  teacher: string | null;
-  teacherSource: 'dataset' | 'live' | null;
+  /** the text that follows the prompt in the validation split (null for --prompts) */
+  reference: string | null;
+  /** the teacher's continuations: its checkpoint, or live over --teacher-url (completions) */
+  teacher: { greedy: Continuation | null; sampled: Continuation | null } | null;
+  teacherSource: 'checkpoint' | 'live' | null;
   /** per student, in the order of `students` */
-  students: string[];
+  students: { greedy: Continuation; sampled: Continuation }[];
 }
 
 export interface TrainLogPoint {
@@ -34,7 +44,16 @@ export interface StudentReport {
   tokenizerHash: string | null;
   model: Record<string, unknown>;
   metrics: EvalMetrics;
+  /** 95% bootstrap intervals over the validation sequences */
+  intervals: Record<'kl' | 'agreement' | 'recall' | 'ppl' | 'accuracy' | 'ece', Interval | null>;
+  /** the hard-label baseline (--baseline-student) */
+  baseline: boolean;
+  /** from the checkpoint: alpha (1 = hard labels only), steps and tokens trained on */
+  training: { alpha: number | null; steps: number | null; tokens: number | null };
+  /** next-token latency with a KV cache at the short context (what --fail-if p50-ms etc. check) */
   latency: LatencyFigures;
+  /** the same at the long context */
+  latencyLong: LatencyFigures;
   size: StudentSize;
   cost: {
     /** forward FLOPs per generated token at the measured context */
@@ -59,8 +78,48 @@ export interface TextScore {
   teacherSource: 'checkpoint' | 'api' | null;
   /** why a --teacher-url has no figure (it cannot score given text, or did not answer) */
   teacherNote: string | null;
-  /** in the order of `students` */
-  students: (BitsPerByte & { name: string })[];
+  /** in the order of `students`; ci: 95% bootstrap interval over blocks of the text */
+  students: (BitsPerByte & { name: string; ci: Interval | null })[];
+  teacherCi: Interval | null;
+  /** bytes per bootstrap block */
+  blockBytes: number;
+}
+
+/** "Did distillation pay?" on one text: each student against the hard-label baseline and the teacher. */
+export interface Headline {
+  text: string;
+  baseline: string;
+  baselineBpb: number;
+  teacherBpb: number | null;
+  rows: {
+    name: string;
+    bpb: number;
+    ci: Interval | null;
+    /** (baseline − student) / baseline: > 0 when the student is better */
+    gain: number;
+    gainCi: Interval | null;
+    /** (baseline − student) / (baseline − teacher): 1 = as good as the teacher; null without a teacher below the baseline */
+    gapClosed: number | null;
+    gapClosedCi: Interval | null;
+    verdict: 'paid' | 'no measurable difference' | 'worse';
+  }[];
+  /** where the baseline is not like for like (size, tokens, alpha) */
+  notes: string[];
+}
+
+/** The teacher as a kd checkpoint (--teacher-checkpoint), measured like the students. */
+export interface TeacherCheckpoint {
+  path: string;
+  tokenizerHash: string | null;
+  vocabSize: number;
+  /** its tokenizer is the dataset's: validation metrics on the actual tokens compare like with like */
+  sameTokenizer: boolean;
+  /** on the validation split when sameTokenizer (KL/agreement are against itself: not shown) */
+  metrics: EvalMetrics | null;
+  latency: LatencyFigures;
+  latencyLong: LatencyFigures;
+  size: StudentSize;
+  cost: StudentReport['cost'];
 }
 
 export interface GateReport {
@@ -85,23 +144,37 @@ export interface EvalReport {
     batchSize: number;
     seqLen: number;
     tokenizerHash: string | null;
+    /** sequences (rows of seqLen tokens) and positions scored, each once */
+    sequences: number;
+    tokens: number;
+    /** tokens in the validation split (null for synthetic data) */
+    splitTokens: number | null;
+    /** --max-tokens */
+    capTokens: number;
+    /** scored the whole split (else: the cap, or --batches, cut it) */
+    whole: boolean;
   };
+  /** what a reader should know before trusting the figures (small or cut validation split, …) */
+  warnings: string[];
   teacher: {
     model: string | null;
     collection: CollectionFigures | null;
     live: LiveTeacher | null;
     /** USD per 1M tokens */
     price: { input: number; output: number; source: string } | null;
-    /** from the dataset's labels (same for every student) */
+    /** from the dataset's labels (same for every student): over the positions whose token is in its top-k only */
     ppl: number | null;
     coverage: number | null;
+    checkpoint: TeacherCheckpoint | null;
   };
   students: StudentReport[];
   /** bits per byte on each --text (empty without --text) */
   texts: TextScore[];
+  /** one per --text when there is a hard-label baseline */
+  headline: Headline[];
   samples: SampleText[];
   /** the one-line verdict and its parts */
-  summary: { line: string; best: Record<string, string | null> };
+  summary: { line: string; best: Record<string, string | null>; ties: Record<string, string[]> };
   gate: GateReport | null;
   /** where the figures came from: this repository's commit, the teacher's fingerprints, each student's seed and steps */
   provenance: {

@@ -1,11 +1,12 @@
 /**
- * The tensor side of serving: next-token log-probs for generation and teacher-forced scoring of a
+ * The tensor side of serving: next-token log-probs for generation (KV-cached) and teacher-forced scoring of a
  * prompt. Every call runs through one queue, so tfjs is never entered by two requests at once
  * (awaiting a download inside the queue keeps other requests' ops from interleaving), and every
  * tensor it makes is disposed before the call returns.
  */
 import * as tf from '@tensorflow/tfjs';
-import { type Model, forwardLogits, nextTokenLogProbs } from '../model/gpt.js';
+import { type Model, forwardLogits } from '../model/gpt.js';
+import { KvDecoder } from '../model/kv.js';
 
 /** Lets timers and I/O run: socket writes of streamed chunks, newly arrived requests. */
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -73,26 +74,27 @@ export class Engine {
   constructor(readonly model: Model) {}
 
   /**
-   * Log-probs of the next token after each row (rows of equal length; contexts longer than seqLen
-   * keep their last seqLen tokens).   rows: B × T → B × [V]
+   * A KV-cached decoder for one generation (src/model/kv.ts): `next(rows)` takes each row's prompt the
+   * first time, then the one new token of each row still going; `keep` lists, by their index in the
+   * previous call, the rows that go on (finished choices drop out). Each step runs through the queue.
+   * Returns the next-token log-probs per row. The caller disposes the decoder.
    */
-  nextLogProbs(rows: number[][]): Promise<Float32Array[]> {
-    return this.queue.run(async () => {
-      const seqLen = this.model.config.seqLen;
-      const ctx = rows.map((r) => (r.length > seqLen ? r.slice(r.length - seqLen) : r));
-      const B = ctx.length, T = ctx[0]!.length;
-      const ids = tf.tensor2d(Int32Array.from(ctx.flat()), [B, T], 'int32');
-      let lp: tf.Tensor2D | undefined;
-      try {
-        lp = nextTokenLogProbs(this.model, ids, 1); // [B, V]
-        const data = (await lp.data()) as Float32Array;
-        const V = this.model.config.vocabSize;
-        return Array.from({ length: B }, (_, b) => data.subarray(b * V, (b + 1) * V));
-      } finally {
-        ids.dispose();
-        lp?.dispose();
-      }
-    });
+  decoder(): { next(rows: number[][], keep?: number[]): Promise<Float32Array[]>; dispose(): void } {
+    const dec = new KvDecoder(this.model);
+    return {
+      next: (rows, keep) => this.queue.run(async () => {
+        if (keep) dec.select(keep);
+        const lp = dec.next(rows, 1); // [B, V]
+        try {
+          const data = (await lp.data()) as Float32Array;
+          const V = this.model.config.vocabSize;
+          return Array.from({ length: rows.length }, (_, b) => data.subarray(b * V, (b + 1) * V));
+        } finally {
+          lp.dispose();
+        }
+      }),
+      dispose: () => dec.dispose(),
+    };
   }
 
   /** Teacher-forced log-probs of every token of `ids` and the top-k at each position (sliding windows). */

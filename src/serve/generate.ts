@@ -1,6 +1,6 @@
 /**
  * Generating n choices for one prompt. The choices advance together, one batched forward pass per
- * step (all rows have the same length), and each has its own seeded RNG stream, so a request with a
+ * step with a KV cache (all rows have the same length), and each has its own seeded RNG stream, so a request with a
  * seed gives the same tokens whatever else the server is doing. Each step goes through the engine's
  * queue on its own, so concurrent requests interleave step by step instead of waiting for each other.
  */
@@ -46,19 +46,28 @@ export async function generate(engine: Engine, vocab: Uint8Array[], o: GenerateO
     if (o.onEmit && (e.text || e.tokens.length || e.finish)) o.onEmit(c, e);
   };
   if (o.maxTokens === 0) choices.forEach((ch, c) => emit(c, ch.finish('length')));
-  for (;;) {
-    const active = choices.map((_, c) => c).filter((c) => !choices[c]!.done);
-    if (active.length === 0) break;
-    if (o.signal?.aborted) throw new Aborted('aborted');
-    const lps = await engine.nextLogProbs(active.map((c) => ids[c]!));
-    active.forEach((c, i) => {
-      const lp = lps[i]!;
-      const id = sampleToken(lp, o, rngs[c]!);
-      ids[c]!.push(id);
-      const ch = choices[c]!;
-      emit(c, ch.push({ id, logprob: lp[id]!, top: topK(lp, o.topLogprobs) }));
-      if (!ch.done && ch.generated >= o.maxTokens) emit(c, ch.finish('length'));
-    });
+  const decoder = engine.decoder(); // KV cache: the prompt once, then one token per step
+  try {
+    let prev: number[] | null = null; // the rows of the previous step
+    for (;;) {
+      const active = choices.map((_, c) => c).filter((c) => !choices[c]!.done);
+      if (active.length === 0) break;
+      if (o.signal?.aborted) throw new Aborted('aborted');
+      const lps = prev === null
+        ? await decoder.next(active.map((c) => ids[c]!))
+        : await decoder.next(active.map((c) => [ids[c]!.at(-1)!]), active.map((c) => prev!.indexOf(c)));
+      prev = active;
+      active.forEach((c, i) => {
+        const lp = lps[i]!;
+        const id = sampleToken(lp, o, rngs[c]!);
+        ids[c]!.push(id);
+        const ch = choices[c]!;
+        emit(c, ch.push({ id, logprob: lp[id]!, top: topK(lp, o.topLogprobs) }));
+        if (!ch.done && ch.generated >= o.maxTokens) emit(c, ch.finish('length'));
+      });
+    }
+  } finally {
+    decoder.dispose();
   }
   return choices;
 }

@@ -151,9 +151,11 @@ function completionAnswer(body: Record<string, unknown>): unknown {
   }
   const k = Number(body.logprobs ?? 0);
   const top = toks.map((t, i) => (i === 0 ? null : Object.fromEntries([[t, lp(t)], ...Array.from({ length: k }, (_, j) => [` a${j + 1}`, -1 - j])].slice(0, k + 1))));
+  // without echo, a continuation of max_tokens (at most 4) fake tokens, different per temperature
+  const gen = Array.from({ length: Math.min(4, Number(body.max_tokens ?? 0)) }, (_, i) => ` c${h32(`${prompt}/${body.temperature}/${i}`) % 100}`).join('');
   return {
     id: 'cmpl-test', object: 'text_completion', model: body.model,
-    choices: [{ index: 0, text: body.echo ? prompt : '', finish_reason: 'length', logprobs: { tokens: toks, token_logprobs: toks.map((t, i) => (i === 0 ? null : lp(t))), top_logprobs: top, text_offset: offsets } }],
+    choices: [{ index: 0, text: body.echo ? prompt : gen, finish_reason: 'length', logprobs: { tokens: toks, token_logprobs: toks.map((t, i) => (i === 0 ? null : lp(t))), top_logprobs: top, text_offset: offsets } }],
     usage,
   };
 }

@@ -99,7 +99,7 @@ describe('kd eval --text', () => {
     expect(Math.abs(t.students[1].bpb - t.students[0].bpb)).toBeLessThan(0.05); // int8 is close
     expect(t.students[0].bpb).toBeGreaterThan(6); // an untrained byte model: about 8 bits per byte
     const html = fs.readFileSync(path.join(dir, 'report', 'index.html'), 'utf8');
-    expect(html).toContain('Bits per byte on held-out text');
+    expect(html).toContain(`<tr class="teacher"><th scope="row">teacher</th><td>${t.teacher!.bpb.toFixed(4)}`); // the teacher's row, bits per byte first
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'report', 'report.json'), 'utf8')).texts[0].students[0].bpb).toBeCloseTo(t.students[0].bpb, 10);
 
     const bare = await makeStudents(path.join(dir, 'bare'), { trainSteps: 0 });

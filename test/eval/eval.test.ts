@@ -94,12 +94,24 @@ describe('evalStudents', () => {
       expect(x.metrics.reliability.reduce((a, b) => a + b.count, 0)).toBe(x.metrics.targeted);
       expect(x.latency.samplesMs).toHaveLength(3);
       expect(x.latency.tokensPerSec).toBeGreaterThan(0);
+      expect([x.latency.context, x.latencyLong.context]).toEqual([8, 11]); // --latency-context, and seqLen − 1
+      expect(x.latencyLong.samplesMs).toHaveLength(3);
+      // intervals over the 8 validation sequences bracket the figure
+      expect(x.intervals.kl!.lo).toBeLessThanOrEqual(x.metrics.kl!);
+      expect(x.intervals.kl!.hi).toBeGreaterThanOrEqual(x.metrics.kl!);
+      expect(x.intervals.kl!.hi).toBeGreaterThan(x.intervals.kl!.lo);
       expect(x.cost.usdPer1MTokens).toBeCloseTo((x.cost.cpuSecondsPer1MTokens! / 3600) * 0.05, 9);
     }
     // int8 with per-channel scales stays close to fp32; the synthetic teacher beats a 30-step student
     expect(Math.abs(q.metrics.kl! - f.metrics.kl!)).toBeLessThan(0.05 * f.metrics.kl!);
     expect(q.size.weightBytes).toBeLessThan(f.size.weightBytes / 3);
     expect(p.size.sparsity).toBeGreaterThan(0.45);
+    // stored dense, deployable sparse: a bitmap and half the values
+    expect(p.size.weightBytes).toBe(f.size.weightBytes);
+    expect(p.size.deployableBytes).toBeLessThan(0.75 * f.size.deployableBytes);
+    expect(f.size.deployableBytes).toBe(f.size.weightBytes);
+    expect(report.data).toMatchObject({ sequences: 8, tokens: 8 * 12, splitTokens: null });
+    expect(report.warnings).toEqual([expect.stringMatching(/^the validation set is small \(96 tokens in 8 sequences of 12\)/)]);
     expect(report.teacher.coverage).toBe(1); // synthetic sequences are sampled from the teacher's top-k
     expect(report.teacher.ppl!).toBeLessThan(f.metrics.ppl!);
     expect(report.teacher.collection).toBeNull();
@@ -108,16 +120,22 @@ describe('evalStudents', () => {
     expect(f.trainLog.some((x) => x.valLoss !== undefined)).toBe(true);
     expect(report.samples).toHaveLength(2);
     for (const smp of report.samples) {
-      expect(smp.teacherSource).toBe('dataset');
+      expect(smp.teacherSource).toBeNull();
+      expect(smp.reference).toMatch(/^⟨\d+( \d+){5}⟩$/);
       expect(smp.prompt).toMatch(/^⟨\d+( \d+){3}⟩$/); // no tokenizer: ids
       expect(smp.students).toHaveLength(3);
-      expect(smp.students[0]).toMatch(/^⟨\d+( \d+){5}⟩$/);
+      expect(smp.students[0].greedy.text).toMatch(/^⟨\d+( \d+){5}⟩$/);
+      expect(smp.students[0].sampled.text).toMatch(/^⟨\d+( \d+){5}⟩$/);
     }
-    expect(report.summary.line).toMatch(/^best quality: \S+ \(agreement [\d.]+, KL [\d.]+\) · best size: int8 /);
+    expect(report.summary.line).toMatch(/best size \(deployable\): int8/);
     expect(report.summary.best.size).toBe('int8');
+    // int8 and fp32 agree on nearly every position: their agreement cannot be told apart on 8 sequences
+    expect(report.summary.best.quality).toBeNull();
+    expect(report.summary.ties.quality).toEqual(expect.arrayContaining(['fp32', 'int8']));
     const html = fs.readFileSync(path.join(out, 'index.html'), 'utf8');
     expect(html).toContain(report.summary.line.replace(/&/g, '&amp;'));
     expect(html.match(/<svg /g)).toHaveLength(5); // loss, quality, size, reliability, latency
+    expect(html).toContain('Did distillation pay?');
     expect(html).not.toMatch(/<script|<link|<img|@import|url\((?!#)/i);
     expect(html.replace(/xmlns(:xlink)?="http:\/\/www\.w3\.org\/[^"]+"/g, '').replace(/https:\/\/vega\.github\.io[^"]*/g, '')).not.toMatch(/https?:\/\//);
   });
@@ -142,7 +160,7 @@ describe('evalStudents', () => {
     expect(report.teacher.live).toMatchObject({ status: 'unreachable', latency: null, texts: [null, null] });
     expect(report.teacher.live!.error).toMatch(/connection failed|ECONNREFUSED/);
     expect(report.teacher.price).toMatchObject({ output: 0.6, source: 'table' });
-    expect(report.samples.every((x) => x.teacherSource === 'dataset')).toBe(true); // falls back to the dataset's text
+    expect(report.samples.every((x) => x.teacherSource === null && x.reference !== null)).toBe(true); // the dataset's text is still shown
     const html = fs.readFileSync(path.join(out, 'index.html'), 'utf8');
     expect(html).toMatch(/<span class="missing" title="teacher unreachable: [^"]*">missing<\/span>/);
     expect(html).toContain('<span class="bad">teacher unreachable');
@@ -152,10 +170,13 @@ describe('evalStudents', () => {
     const server = await startTeacherServer({ genTokens: 3 });
     try {
       const { report } = await evalStudents(small(path.join(tmp(), 'run'), { students: [s.fp32], teacherUrl: server.url, teacherModel: 'teacher-x' }));
-      expect(report.teacher.live).toMatchObject({ status: 'ok', latency: { n: 2 } });
+      expect(report.teacher.live).toMatchObject({ status: 'ok', latency: { n: 4 } }); // greedy and sampled, 2 prompts
       expect(report.teacher.live!.latency!.msPerToken).toBeGreaterThan(0);
       expect(report.samples.map((x) => x.teacherSource)).toEqual(['live', 'live']);
-      expect(report.samples[0].teacher).toMatch(/^é t\d+ t\d+$/);
+      // a completion of the prompt text (not a chat answer), greedy and sampled
+      expect(report.samples[0].teacher!.greedy!.text).toMatch(/^( c\d+){4}$/);
+      expect(report.samples[0].teacher!.sampled!.text).toMatch(/^( c\d+){4}$/);
+      expect(report.samples[0].teacher!.sampled!.text).not.toBe(report.samples[0].teacher!.greedy!.text);
       expect(report.teacher.price).toBeNull(); // unknown model: no made-up price
     } finally {
       await server.close();

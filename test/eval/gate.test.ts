@@ -10,8 +10,10 @@ function student(name: string, m: { agreement: number | null; kl: number | null;
   return {
     name, path: `checkpoints/${name}`, kind: 'fp32', tokenizerHash: null, model: {},
     metrics: { labelled: 10, targeted: 10, kl: m.kl, agreement: m.agreement, recall: 0.5, ppl: m.ppl ?? 10, accuracy: 0.3, ece: 0.05, teacherPpl: null, teacherCoverage: null, reliability: [] },
-    latency: { context: 8, steps: 3, p50Ms: 1, p95Ms: 2, meanMs: 1, tokensPerSec: 1000, samplesMs: [1, 1, 2] },
-    size: { params: 100, bytesOnDisk: 2000, weightBytes: bytes, sparsity: 0, bits: 32 },
+    intervals: { kl: null, agreement: null, recall: null, ppl: null, accuracy: null, ece: null }, baseline: false, training: { alpha: 0.5, steps: 10, tokens: 1000 },
+    latency: { context: 8, steps: 3, p50Ms: 1, p95Ms: 2, meanMs: 1, tokensPerSec: 1000, prefillMs: 1, samplesMs: [1, 1, 2] },
+    latencyLong: { context: 16, steps: 3, p50Ms: 2, p95Ms: 3, meanMs: 2, tokensPerSec: 500, prefillMs: 2, samplesMs: [2, 2, 3] },
+    size: { params: 100, bytesOnDisk: 2000, weightBytes: bytes, deployableBytes: bytes, sparsity: 0, overallSparsity: 0, askedSparsity: null, bits: 32 },
     cost: { flopsPerToken: 1, cpuSecondsPer1MTokens: 1000, usdPer1MTokens: null },
     trainLog: [],
   };

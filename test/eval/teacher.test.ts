@@ -45,7 +45,7 @@ describe('teacher figures', () => {
   it('a teacher answering with an HTTP error is marked "error", and stops after the first failure', async () => {
     const server = await startTeacherServer({ fault: () => '401' });
     try {
-      const live = await probeTeacher({ url: server.url, model: 'm', prompts: ['a', 'b'], maxTokens: 2, timeoutMs: 2000 });
+      const live = await probeTeacher({ url: server.url, model: 'm', prompts: ['a', 'b'], maxTokens: 2, temperature: 0.8, timeoutMs: 2000 });
       expect(live).toMatchObject({ status: 'error', latency: null, texts: [null, null] });
       expect(live.error).toMatch(/HTTP 401/);
       expect(server.total()).toBe(1);

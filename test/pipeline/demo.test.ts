@@ -29,14 +29,28 @@ describe('npm run demo', () => {
     expect(first.status).toBe(0);
     expect(first.report.ok).toBe(true);
     expect(first.report.stages.map((s: { name: string; status: string }) => `${s.name}:${s.status}`)).toEqual(
-      ['collect-score', 'collect-chat', 'merge', 'dataset', 'train', 'prune', 'quantize', 'export', 'eval'].map((n) => `${n}:ran`));
+      ['collect-score', 'collect-chat', 'merge', 'dataset', 'train', 'train-baseline', 'prune', 'quantize', 'export', 'eval'].map((n) => `${n}:ran`));
     const byName = Object.fromEntries(first.report.stages.map((s: { name: string; summary: unknown }) => [s.name, s.summary]));
     expect(byName['collect-score']).toMatchObject({ mode: 'score' });
     expect(byName.prune).toBeTruthy();
 
     const report = JSON.parse(fs.readFileSync(path.join(dir, 'reports/demo/report.json'), 'utf8'));
-    expect(report.students.map((s: { name: string }) => s.name)).toEqual(['fp32', 'pruned', 'int8']);
-    for (const s of report.students) {
+    expect(report.students.map((s: { name: string }) => s.name)).toEqual(['fp32', 'pruned', 'int8', 'hard-label']);
+    // the headline: every student against the hard-label baseline and the teacher on held-out SOTU text
+    expect(report.students[3]).toMatchObject({ baseline: true, training: { alpha: 1, steps: 300 } });
+    expect(report.headline).toHaveLength(1);
+    const h = report.headline[0];
+    expect(h).toMatchObject({ text: 'corpus:sotu', baseline: 'hard-label', notes: [] });
+    expect(h.teacherBpb).toBeLessThan(h.baselineBpb);
+    expect(h.rows.map((r: { name: string }) => r.name)).toEqual(['fp32', 'pruned', 'int8']);
+    for (const r of h.rows) expect(r.gain).toBeCloseTo((h.baselineBpb - r.bpb) / h.baselineBpb, 9);
+    // the teacher is measured like the students, and the whole validation split is scored once
+    expect(report.teacher.checkpoint).toMatchObject({ sameTokenizer: false, metrics: null });
+    expect(report.teacher.checkpoint.latencyLong.tokensPerSec).toBeGreaterThan(0);
+    expect(report.data.whole).toBe(true);
+    expect(report.data.tokens).toBe(report.data.splitTokens);
+    expect(report.samples[0].teacherSource).toBe('checkpoint');
+    for (const s of report.students.slice(0, 3)) {
       expect(s.metrics.kl).toBeGreaterThan(0);
       expect(s.metrics.agreement).toBeGreaterThan(0.1); // far above chance (1/1024): the student learned from the teacher
     }
