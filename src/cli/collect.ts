@@ -154,13 +154,14 @@ export const collectCommand: CommandModule<object, CollectArgs> = {
     let bar: import('../collect/progress.js').ProgressBar | null = null;
     let summary: CollectSummary;
     try {
-      const { progressBar } = await import('../collect/progress.js');
+      const [{ progressBar, progressLines }, { progressSink }] = await Promise.all([import('../collect/progress.js'), import('../progress.js')]);
+      const sink = progressSink(); // under kd run: progress as lines to its pipe
       summary = await collect(collectOptionsFromArgs(argv), {
         signal: controller.signal,
         log: (line) => process.stderr.write(`kd: ${line}\n`),
-        onProgress: tty
+        onProgress: sink || tty
           ? (p) => {
-            bar ??= progressBar(process.stderr, p.done);
+            bar ??= sink ? progressLines(sink) : progressBar(process.stderr, p.done);
             bar.update(p);
           }
           : undefined,

@@ -6,6 +6,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import type { Readable } from 'node:stream';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import yargs, { type CommandModule } from 'yargs';
@@ -16,6 +17,8 @@ import { gitCommit } from '../provenance.js';
 import { tsxNodeArgs } from '../tsx.js';
 import { KD_VERSION } from '../version.js';
 import { EXIT_WITH_PARENT_ENV } from '../child.js';
+import { PROGRESS_FD_ENV } from '../progress.js';
+import { type RelayTarget, relayProgress } from './progress-relay.js';
 import { hashInput, outputFingerprint, sha256 } from './hash.js';
 import { type LoadedPipeline, at, loadPipeline } from './load.js';
 import { STAGES, flagValues, toArgv } from './stages.js';
@@ -27,6 +30,10 @@ export interface RunOptions {
   dryRun?: boolean;
   /** progress lines (stderr by default) */
   log?: (line: string) => void;
+  /** where the running stage's own progress line is shown (stderr by default; see progress-relay.ts) */
+  progress?: RelayTarget;
+  /** on a target that is not a terminal, one progress line every this many ms (default 10 s) */
+  progressEveryMs?: number;
 }
 
 export interface StageReport {
@@ -137,9 +144,11 @@ function selectRange(planned: PlannedStage[], o: RunOptions, file: string): Plan
  * A kd child: its own process group (a terminal's Ctrl-C reaches kd run alone, which passes it on
  * once), and a stdin pipe that closes when kd run goes away, however it goes (see src/child.ts).
  */
-function spawnKd(argv: string[]): ChildProcess {
+function spawnKd(argv: string[], progressPipe = false): ChildProcess {
+  // a stage also gets fd 3, a pipe for its progress line (src/progress.ts)
   const child = spawn(process.execPath, [...kdCommand(), ...argv], {
-    stdio: ['pipe', 'pipe', 'inherit'], detached: true, env: { ...process.env, [EXIT_WITH_PARENT_ENV]: '1' },
+    stdio: progressPipe ? ['pipe', 'pipe', 'inherit', 'pipe'] : ['pipe', 'pipe', 'inherit'], detached: true,
+    env: { ...process.env, [EXIT_WITH_PARENT_ENV]: '1', ...(progressPipe ? { [PROGRESS_FD_ENV]: '3' } : {}) },
   });
   child.stdin!.on('error', () => {}); // the child exiting first is no error
   return child;
@@ -180,13 +189,14 @@ function startService(name: string, s: { checkpoint: string; host?: string; port
   });
 }
 
-function runChild(argv: string[], onStart: (c: ChildProcess) => void): Promise<{ code: number; stdout: string }> {
+function runChild(argv: string[], onStart: (c: ChildProcess) => void, showProgress: (pipe: Readable) => { stop(): Promise<void> }): Promise<{ code: number; stdout: string }> {
   return new Promise((resolve) => {
-    const child = spawnKd(argv);
+    const child = spawnKd(argv, true);
     onStart(child);
+    const relay = showProgress(child.stdio[3] as Readable);
     let stdout = '';
     child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.on('exit', (code, signal) => resolve({ code: code ?? (signal ? 130 : 1), stdout }));
+    child.on('exit', (code, signal) => void relay.stop().then(() => resolve({ code: code ?? (signal ? 130 : 1), stdout })));
   });
 }
 
@@ -260,7 +270,7 @@ export async function runPipeline(file: string, o: RunOptions = {}): Promise<Pip
       writeJsonAtomic(path.join(stateDir, `${p.name}.json`), { key, status: 'running', startedAt: new Date().toISOString() });
       const started = new Date();
       const s0 = performance.now();
-      const r = await runChild(argv, track);
+      const r = await runChild(argv, track, (pipe) => relayProgress(pipe, p.name, o.progress ?? process.stderr, { everyMs: o.progressEveryMs }));
       const seconds = (performance.now() - s0) / 1000;
       const summary = lastJson(r.stdout);
       if (r.code !== 0) {
