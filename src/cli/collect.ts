@@ -137,7 +137,10 @@ export const collectCommand: CommandModule<object, CollectArgs> = {
     // requiresArg: the value is taken even when it looks like a flag ("-1/4" gets the --shard error, not "unknown argument 1")
     .option('shard', { type: 'string', requiresArg: true, describe: 'i/n: collect only slice i (0 ≤ i < n) of the input rows, by a hash of each row id; one --out per shard, then kd dataset merge (Kubernetes: --shard $JOB_COMPLETION_INDEX/8)' })
     .option('dry-run', { type: 'boolean', default: false, describe: 'estimate tokens and cost without calling the teacher' })
-    .option('json', { type: 'boolean', default: false, describe: 'print one JSON summary on stdout' }) as Argv<CollectArgs>,
+    .option('json', { type: 'boolean', default: false, describe: 'print one JSON summary on stdout' })
+    .example('$0 collect --teacher-url http://127.0.0.1:8080/v1 --model kd-teacher --input datasets/demo-prompts.csv --out datasets/mine/raw --dry-run', 'estimate tokens and cost, calling nothing')
+    .example('$0 collect --teacher-url http://127.0.0.1:8080/v1 --model kd-teacher --input datasets/demo-sotu.jsonl --mode score --out datasets/mine/raw-score', 'teacher-forced top-20 log-probs of the text (kd serve --checkpoint checkpoints/teacher --model-name kd-teacher answers there)')
+    .example('$0 collect --model gpt-4o-mini --input datasets/demo-prompts.csv --out datasets/mini/raw --max-cost 2', 'OpenAI (key from OPENAI_API_KEY): the teacher\'s answers with top-20 alternatives, at most $2') as Argv<CollectArgs>,
   handler: async (argv) => {
     const { collect } = await import('../collect/collect.js');
     const { KdError } = await import('../errors.js');

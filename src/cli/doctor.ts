@@ -7,7 +7,9 @@ export const doctorCommand: CommandModule<object, DoctorArgs> = {
   describe: 'Show the compute backend chosen, why the others were not, threads and versions',
   builder: (y) => y
     .option('backend', { type: 'string', describe: 'force a backend: tensorflow-gpu, tensorflow, wasm, cpu (or KD_BACKEND)' })
-    .option('json', { type: 'boolean', default: false, describe: 'print one JSON object' }),
+    .option('json', { type: 'boolean', default: false, describe: 'print one JSON object' })
+    .example('$0 doctor', 'the backend kd train would use, its threads and matmul kernels')
+    .example('$0 doctor --backend cpu --json', 'force a backend; one JSON object'),
   handler: async (argv) => {
     const { initBackend } = await import('../backend/index.js');
     const info = await initBackend({ backend: argv.backend });

@@ -9,7 +9,6 @@ import fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import yargs, { type CommandModule } from 'yargs';
 import { writeJsonAtomic } from '../atomic.js';
 import { KdError } from '../errors.js';
 import type { StageKind } from '../schema/pipeline.js';
@@ -17,6 +16,7 @@ import { gitCommit } from '../provenance.js';
 import { tsxNodeArgs } from '../tsx.js';
 import { KD_VERSION } from '../version.js';
 import { EXIT_WITH_PARENT_ENV } from '../child.js';
+import { checkArgv } from '../cli/validate.js';
 import { PROGRESS_FD_ENV } from '../progress.js';
 import { type RelayTarget, relayProgress } from './progress-relay.js';
 import { hashInput, outputFingerprint, sha256 } from './hash.js';
@@ -74,22 +74,6 @@ function kdCommand(): string[] {
   return here.endsWith('.ts') ? [...tsxNodeArgs(), path.join(root, 'src', 'cli.ts')] : [path.join(root, 'dist', 'cli.js')];
 }
 
-/** Parse argv with the command's own yargs definition (strict): the same checks a user gets. */
-async function validateArgv(kind: StageKind, argv: string[]): Promise<void> {
-  const { commands, subcommands } = await import('../cli/index.js');
-  const def = STAGES[kind];
-  const name = (c: CommandModule) => String(c.command).split(' ')[0];
-  // the leaf command module (nested commands such as `tokenizer train` are looked up one level down)
-  const cmd = def.command.length === 1 ? commands.find((c) => name(c) === def.command[0]) : subcommands[def.command[0]]?.find((c) => name(c) === def.command[1]);
-  if (!cmd) throw new Error(`this kd has no "${def.command.join(' ')}" command`);
-  let failure: string | undefined;
-  const y = yargs([...def.command.slice(-1), ...argv]).scriptName('kd').strict().exitProcess(false).help(false).version(false)
-    .fail((msg, err) => { failure = msg ?? err?.message ?? 'invalid arguments'; })
-    .command({ ...cmd, handler: () => {} } as CommandModule);
-  await y.parseAsync();
-  if (failure) throw new Error(failure);
-}
-
 function manifestPath(p: PlannedStage): string {
   return STAGES[p.kind].outIsFile ? `${p.out}.kd-stage.json` : path.join(p.out, 'kd-stage.json');
 }
@@ -113,7 +97,7 @@ async function plan(lp: LoadedPipeline): Promise<PlannedStage[]> {
       if (!pipeline.services?.[m[1]]) throw new KdError('bad-pipeline', `${at(file, lp.lineOf(['stages', i, 'with']))}: stages[${i}].with: unknown service "${m[1]}"`);
     }
     try {
-      await validateArgv(s.stage, template.map((a) => a.replace(SERVICE_REF, 'http://127.0.0.1:1/v1')));
+      await checkArgv(STAGES[s.stage].command, template.map((a) => a.replace(SERVICE_REF, 'http://127.0.0.1:1/v1')));
     } catch (e) {
       const msg = (e as Error).message.split('\n')[0];
       const bad = /Unknown arguments?: ([\w-]+)/.exec(msg)?.[1] ?? /Missing required argument: ([\w-]+)/.exec(msg)?.[1];
