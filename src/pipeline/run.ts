@@ -19,7 +19,7 @@ import { EXIT_WITH_PARENT_ENV } from '../child.js';
 import { checkArgv } from '../cli/validate.js';
 import { PROGRESS_FD_ENV } from '../progress.js';
 import { type RelayTarget, relayProgress } from './progress-relay.js';
-import { hashInput, outputFingerprint, sha256 } from './hash.js';
+import { hashInput, inputPaths, outputFingerprint, sha256 } from './hash.js';
 import { type LoadedPipeline, at, loadPipeline } from './load.js';
 import { STAGES, flagValues, toArgv } from './stages.js';
 
@@ -76,6 +76,13 @@ function kdCommand(): string[] {
 
 function manifestPath(p: PlannedStage): string {
   return STAGES[p.kind].outIsFile ? `${p.out}.kd-stage.json` : path.join(p.out, 'kd-stage.json');
+}
+
+/** The earlier stage (of `rerun`) whose output is one of this stage's inputs, if any. */
+function upstreamOf(p: PlannedStage, rerun: PlannedStage[]): PlannedStage | undefined {
+  const inside = (f: string, out: string) => { const rel = path.relative(path.resolve(out), path.resolve(f)); return !rel.startsWith('..') && !path.isAbsolute(rel); };
+  const inputs = STAGES[p.kind].inputs.flatMap((flag) => flagValues(p.template, flag)).flatMap(inputPaths);
+  return rerun.find((u) => inputs.some((f) => inside(f, u.out)));
 }
 
 function stageKey(p: PlannedStage): { key: string; inputs: Record<string, string> } {
@@ -219,16 +226,20 @@ export async function runPipeline(file: string, o: RunOptions = {}): Promise<Pip
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  const wouldRun: PlannedStage[] = []; // --dry-run: the stages planned so far (their outputs would change)
   try {
     for (const p of stages) {
       if (report.interrupted) break;
       const { key, inputs } = stageKey(p);
+      // --dry-run: an input that an earlier planned stage would rewrite makes this stage rerun too,
+      // whatever its manifest says now (a real run sees the new input's hash)
+      const upstream = o.dryRun && !o.force ? upstreamOf(p, wouldRun) : undefined;
       const mfile = manifestPath(p);
       const done = readJson(mfile);
       const outExists = fs.existsSync(p.out);
       // up to date: same key, and the output still as the stage left it (a removed checkpoint is not "done")
       const outputsIntact = outExists && typeof done?.outputs === 'string' && done.outputs === outputFingerprint(p.out);
-      if (!o.force && done?.key === key && done.status === 'done' && outputsIntact) {
+      if (!o.force && !upstream && done?.key === key && done.status === 'done' && outputsIntact) {
         report.stages.push({ name: p.name, stage: p.kind, status: 'skipped', reason: 'up to date', seconds: 0, summary: done.summary as Record<string, unknown> });
         log(`- ${p.name}: up to date`);
         continue;
@@ -236,12 +247,13 @@ export async function runPipeline(file: string, o: RunOptions = {}): Promise<Pip
       const state = readJson(path.join(stateDir, `${p.name}.json`));
       const def = STAGES[p.kind];
       const extra: string[] = [];
-      let reason = done
+      let reason = upstream ? `${upstream.name} would rerun` : done
         ? done.key !== key ? 'inputs or parameters changed' : o.force ? 'forced' : done.status === 'done' && !outputsIntact ? 'outputs changed or missing' : 'not finished'
         : outExists ? 'no manifest' : 'not run yet';
       if (!o.force && state?.key === key && state.status === 'running' && def.resume && outExists) { extra.push(`--${def.resume}`); reason = 'resuming an interrupted run'; }
       else if (outExists && def.force) extra.push(`--${def.force}`);
       if (o.dryRun) {
+        wouldRun.push(p);
         report.stages.push({ name: p.name, stage: p.kind, status: 'planned', reason, seconds: 0 });
         log(`- ${p.name}: would run (${reason}): kd ${[...def.command, ...p.template, ...extra].join(' ')}`);
         continue;
