@@ -11,15 +11,18 @@ export const doctorCommand: CommandModule<object, DoctorArgs> = {
     .example('$0 doctor', 'the backend kd train would use, its threads and matmul kernels')
     .example('$0 doctor --backend cpu --json', 'force a backend; one JSON object'),
   handler: async (argv) => {
-    const { initBackend } = await import('../backend/index.js');
+    const [{ initBackend }, { defaultWorkers }, { DEFAULT_TRAIN }] = await Promise.all([import('../backend/index.js'), import('../train/run.js'), import('../train/config.js')]);
     const info = await initBackend({ backend: argv.backend });
+    // what kd train runs by default: data-parallel workers, each with the kernels' threads above
+    const trainWorkers = defaultWorkers(info.backend, DEFAULT_TRAIN.batchSize);
     if (argv.json) {
-      process.stdout.write(JSON.stringify(info) + '\n');
+      process.stdout.write(JSON.stringify({ ...info, trainWorkers }) + '\n');
       return;
     }
     const lines = [
       `backend   ${info.backend}${info.tfBackend !== info.backend ? ` (tfjs '${info.tfBackend}')` : ''}`,
-      `threads   ${info.threads} (of ${info.cpus} cores)`,
+      `threads   ${info.threads} per kernel (of ${info.cpus} cores)`,
+      `workers   ${trainWorkers} for kd train and prune: data-parallel, ${trainWorkers > 1 ? 'one per core' : 'the kernels use the threads'} (--workers)`,
       `matmul    ${info.matmul}`,
       `tfjs      ${info.tfjsVersion}`,
       `node      ${info.nodeVersion}`,
