@@ -20,7 +20,7 @@ export const runCommand: CommandModule<object, RunArgs> = {
     const r = await runPipeline(a.pipeline, { from: a.from, to: a.to, force: a.force, dryRun: a.dryRun });
     if (a.json) process.stdout.write(JSON.stringify(r) + '\n');
     else {
-      const rows = r.stages.map((s) => `  ${s.status.padEnd(8)} ${s.name.padEnd(16)} ${s.seconds.toFixed(1).padStart(7)}s  ${s.error ?? s.reason}`);
+      const rows = r.stages.map((s) => `  ${s.status.padEnd(8)} ${s.name.padEnd(16)} ${s.seconds.toFixed(1).padStart(7)}s  ${s.error ?? (s.status === 'skipped' ? s.reason : `(${s.reason})`)}`);
       const reports = r.stages.filter((s) => s.stage === 'eval' && typeof s.summary?.out === 'string').map((s) => `report: ${s.summary!.out}/index.html`);
       process.stdout.write([`pipeline ${r.pipeline}: ${r.ok ? 'ok' : 'FAILED'} in ${r.seconds.toFixed(1)}s`, ...rows, ...reports].join('\n') + '\n');
     }

@@ -249,7 +249,7 @@ export async function runPipeline(file: string, o: RunOptions = {}): Promise<Pip
       const extra: string[] = [];
       let reason = upstream ? `${upstream.name} would rerun` : done
         ? done.key !== key ? 'inputs or parameters changed' : o.force ? 'forced' : done.status === 'done' && !outputsIntact ? 'outputs changed or missing' : 'not finished'
-        : outExists ? 'no manifest' : 'not run yet';
+        : outExists ? 'no manifest' : 'first run';
       if (!o.force && state?.key === key && state.status === 'running' && def.resume && outExists) { extra.push(`--${def.resume}`); reason = 'resuming an interrupted run'; }
       else if (outExists && def.force) extra.push(`--${def.force}`);
       if (o.dryRun) {

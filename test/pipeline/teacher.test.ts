@@ -65,11 +65,15 @@ describe('a pipeline\'s teacher in one place: ${env.…} and ${teacher.…}', ()
         c.on('exit', (code) => resolve({ code, stdout, stderr }));
       });
 
+      const text = await run(['--dry-run']);
+      expect(text.code, text.stderr).toBe(0);
+      expect(text.stdout.split('\n').slice(1, 3)).toEqual([
+        expect.stringMatching(/^ {2}planned +collect +0\.0s {2}\(first run\)$/), expect.stringMatching(/^ {2}planned +dataset +0\.0s {2}\(collect would rerun\)$/)]);
       const plan = await run(['--dry-run', '--json']);
       expect(plan.code, plan.stderr).toBe(0);
       const stages = JSON.parse(plan.stdout).stages as { name: string; status: string; reason: string }[];
       expect(stages.map((s) => [s.name, s.status, s.reason])).toEqual([
-        ['collect', 'planned', 'not run yet'], ['dataset', 'planned', 'collect would rerun'], ['train', 'planned', 'dataset would rerun'],
+        ['collect', 'planned', 'first run'], ['dataset', 'planned', 'collect would rerun'], ['train', 'planned', 'dataset would rerun'],
         ['train-baseline', 'planned', 'dataset would rerun'], ['eval', 'planned', 'dataset would rerun']]);
       // the teacher set once reaches both stages that talk to it; nothing points elsewhere
       const commands = plan.stderr.split('\n').filter((l) => l.startsWith('- '));
@@ -83,7 +87,7 @@ describe('a pipeline\'s teacher in one place: ${env.…} and ${teacher.…}', ()
       expect(teacher.total()).toBeGreaterThan(0);
 
       const again = JSON.parse((await run(['--dry-run', '--json'])).stdout).stages as { status: string; reason: string }[];
-      expect(again.slice(0, 2).map((s) => [s.status, s.reason])).toEqual([['skipped', 'up to date'], ['planned', 'not run yet']]);
+      expect(again.slice(0, 2).map((s) => [s.status, s.reason])).toEqual([['skipped', 'up to date'], ['planned', 'first run']]);
       const other = JSON.parse((await run(['--dry-run', '--json'], { ...env, KD_TEACHER_MODEL: 'another-teacher' })).stdout).stages as { status: string; reason: string }[];
       expect(other[0]).toMatchObject({ status: 'planned', reason: 'inputs or parameters changed' });
     } finally {
