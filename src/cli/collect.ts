@@ -21,6 +21,7 @@ export interface CollectArgs {
   seed?: number;
   n?: number;
   scoreApi?: string;
+  chatApi?: string;
   chunkTokens?: number;
   chunkOverlap?: number;
   maxPromptTokens?: number;
@@ -58,6 +59,7 @@ export function collectOptionsFromArgs(a: CollectArgs): CollectInput {
     seed: a.seed,
     n: a.n,
     scoreApi: a.scoreApi as CollectInput['scoreApi'],
+    chatApi: a.chatApi as CollectInput['chatApi'],
     chunkTokens: a.chunkTokens,
     chunkOverlap: a.chunkOverlap,
     maxPromptTokens: a.maxPromptTokens,
@@ -122,6 +124,7 @@ export const collectCommand: CommandModule<object, CollectArgs> = {
     .option('seed', { type: 'number', describe: 'chat sampling seed (best effort on the server)' })
     .option('n', { type: 'number', describe: 'chat: choices per prompt, each billed (default 1)' })
     .option('score-api', { type: 'string', choices: ['echo', 'vllm'], describe: 'score mode wire format: legacy echo+logprobs or vLLM prompt_logprobs (default echo)' })
+    .option('chat-api', { type: 'string', choices: ['chat', 'responses'], describe: 'chat mode wire format: /v1/chat/completions, or OpenAI\'s Responses API /v1/responses (no --seed, --n 1) (default chat)' })
     .option('chunk-tokens', { type: 'number', describe: 'score: chunk length in approx. tokens (4 characters each) (default 2048)' })
     .option('chunk-overlap', { type: 'number', describe: 'score: overlap between chunks in approx. tokens (default 256)' })
     .option('max-prompt-tokens', { type: 'number', describe: 'reject rows whose estimated prompt is longer' })
