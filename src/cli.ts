@@ -7,6 +7,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { watchParent } from './child.js';
+import { takeProgressFd } from './progress.js';
 import { isKdError } from './errors.js';
 import { commands } from './cli/index.js';
 
@@ -54,6 +55,7 @@ export function reportError(e: unknown): number {
 const isEntry = process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href;
 if (isEntry || process.argv[1]?.endsWith('/kd') || process.argv[1]?.endsWith('cli.js')) {
   watchParent();
+  takeProgressFd();
   main(hideBin(process.argv)).then((code) => {
     process.exitCode = code;
   });

@@ -21,6 +21,7 @@ export interface CollectArgs {
   seed?: number;
   n?: number;
   scoreApi?: string;
+  chatApi?: string;
   chunkTokens?: number;
   chunkOverlap?: number;
   maxPromptTokens?: number;
@@ -58,6 +59,7 @@ export function collectOptionsFromArgs(a: CollectArgs): CollectInput {
     seed: a.seed,
     n: a.n,
     scoreApi: a.scoreApi as CollectInput['scoreApi'],
+    chatApi: a.chatApi as CollectInput['chatApi'],
     chunkTokens: a.chunkTokens,
     chunkOverlap: a.chunkOverlap,
     maxPromptTokens: a.maxPromptTokens,
@@ -122,6 +124,7 @@ export const collectCommand: CommandModule<object, CollectArgs> = {
     .option('seed', { type: 'number', describe: 'chat sampling seed (best effort on the server)' })
     .option('n', { type: 'number', describe: 'chat: choices per prompt, each billed (default 1)' })
     .option('score-api', { type: 'string', choices: ['echo', 'vllm'], describe: 'score mode wire format: legacy echo+logprobs or vLLM prompt_logprobs (default echo)' })
+    .option('chat-api', { type: 'string', choices: ['chat', 'responses'], describe: 'chat mode wire format: /v1/chat/completions, or OpenAI\'s Responses API /v1/responses (no --seed, --n 1) (default chat)' })
     .option('chunk-tokens', { type: 'number', describe: 'score: chunk length in approx. tokens (4 characters each) (default 2048)' })
     .option('chunk-overlap', { type: 'number', describe: 'score: overlap between chunks in approx. tokens (default 256)' })
     .option('max-prompt-tokens', { type: 'number', describe: 'reject rows whose estimated prompt is longer' })
@@ -137,7 +140,10 @@ export const collectCommand: CommandModule<object, CollectArgs> = {
     // requiresArg: the value is taken even when it looks like a flag ("-1/4" gets the --shard error, not "unknown argument 1")
     .option('shard', { type: 'string', requiresArg: true, describe: 'i/n: collect only slice i (0 ≤ i < n) of the input rows, by a hash of each row id; one --out per shard, then kd dataset merge (Kubernetes: --shard $JOB_COMPLETION_INDEX/8)' })
     .option('dry-run', { type: 'boolean', default: false, describe: 'estimate tokens and cost without calling the teacher' })
-    .option('json', { type: 'boolean', default: false, describe: 'print one JSON summary on stdout' }) as Argv<CollectArgs>,
+    .option('json', { type: 'boolean', default: false, describe: 'print one JSON summary on stdout' })
+    .example('$0 collect --teacher-url http://127.0.0.1:8080/v1 --model kd-teacher --input datasets/demo-prompts.csv --out datasets/mine/raw --dry-run', 'estimate tokens and cost, calling nothing')
+    .example('$0 collect --teacher-url http://127.0.0.1:8080/v1 --model kd-teacher --input datasets/demo-sotu.jsonl --mode score --out datasets/mine/raw-score', 'teacher-forced top-20 log-probs of the text (kd serve --checkpoint checkpoints/teacher --model-name kd-teacher answers there)')
+    .example('$0 collect --model gpt-4o-mini --input datasets/demo-prompts.csv --out datasets/mini/raw --max-cost 2', 'OpenAI (key from OPENAI_API_KEY): the teacher\'s answers with top-20 alternatives, at most $2') as Argv<CollectArgs>,
   handler: async (argv) => {
     const { collect } = await import('../collect/collect.js');
     const { KdError } = await import('../errors.js');
@@ -154,13 +160,14 @@ export const collectCommand: CommandModule<object, CollectArgs> = {
     let bar: import('../collect/progress.js').ProgressBar | null = null;
     let summary: CollectSummary;
     try {
-      const { progressBar } = await import('../collect/progress.js');
+      const [{ progressBar, progressLines }, { progressSink }] = await Promise.all([import('../collect/progress.js'), import('../progress.js')]);
+      const sink = progressSink(); // under kd run: progress as lines to its pipe
       summary = await collect(collectOptionsFromArgs(argv), {
         signal: controller.signal,
         log: (line) => process.stderr.write(`kd: ${line}\n`),
-        onProgress: tty
+        onProgress: sink || tty
           ? (p) => {
-            bar ??= progressBar(process.stderr, p.done);
+            bar ??= sink ? progressLines(sink) : progressBar(process.stderr, p.done);
             bar.update(p);
           }
           : undefined,

@@ -105,12 +105,14 @@ export const buildCommand: CommandModule<object, DatasetBuildArgs> = {
   },
 };
 
-const inspect: CommandModule<object, DatasetInspectArgs> = {
+export const inspectCommand: CommandModule<object, DatasetInspectArgs> = {
   command: 'inspect <dir>',
   describe: 'Per split: sequences, tokens, labelled positions, teacher entropy, mass kept, bytes per token (checks every shard)',
   builder: (y: Argv) => y
     .positional('dir', { type: 'string', demandOption: true, describe: 'dataset directory' })
-    .option('json', { type: 'boolean', describe: 'print JSON' }) as Argv<DatasetInspectArgs>,
+    .option('json', { type: 'boolean', describe: 'print JSON' })
+    .example('$0 dataset inspect datasets/demo/data', 'per split: sequences, tokens, labelled positions, teacher entropy')
+    .example('$0 dataset inspect datasets/demo/data --json', 'the same as one JSON object') as Argv<DatasetInspectArgs>,
   handler: async (argv) => {
     const { inspectDataset } = await import('../dataset/inspect.js');
     const r = inspectDataset(argv.dir);
@@ -118,7 +120,7 @@ const inspect: CommandModule<object, DatasetInspectArgs> = {
   },
 };
 
-const importCmd: CommandModule<object, DatasetImportArgs> = {
+export const importCommand: CommandModule<object, DatasetImportArgs> = {
   command: 'import',
   describe: 'Turn saved OpenAI chat-completion responses (JSONL or CSV, with logprobs) into raw shards',
   builder: (y: Argv) => y
@@ -126,7 +128,9 @@ const importCmd: CommandModule<object, DatasetImportArgs> = {
     .option('out', { type: 'string', demandOption: true, describe: 'raw directory to write (datasets/NAME/raw)' })
     .option('top-k', { type: 'number', describe: 'alternatives kept per position (default 20)' })
     .option('force', { type: 'boolean', describe: 'replace raw shards already in --out' })
-    .option('json', { type: 'boolean', describe: 'print the summary as JSON' }),
+    .option('json', { type: 'boolean', describe: 'print the summary as JSON' })
+    .example('$0 dataset import --from batch-output.jsonl --out datasets/mine/raw', 'OpenAI Batch API output (chat completions with logprobs) as raw shards')
+    .example('$0 dataset build --from datasets/mine/raw --out datasets/mine', 'then the dataset, as from kd collect'),
   handler: async (argv) => {
     const { importResponses } = await import('../dataset/import.js');
     const s: ImportSummary = importResponses(importOptionsFromArgs(argv));
@@ -158,6 +162,6 @@ export const mergeCommand: CommandModule<object, DatasetMergeArgs> = {
 export const datasetCommand: CommandModule<object, object> = {
   command: 'dataset <command>',
   describe: 'Build, inspect and import soft-label datasets',
-  builder: (y: Argv) => y.command(lockingOut('kd dataset build', buildCommand)).command(inspect).command(lockingOut('kd dataset import', importCmd)).command(lockingOut('kd dataset merge', mergeCommand)).demandCommand(1, 'Give a dataset command: build, inspect, import or merge.'),
+  builder: (y: Argv) => y.command(lockingOut('kd dataset build', buildCommand)).command(inspectCommand).command(lockingOut('kd dataset import', importCommand)).command(lockingOut('kd dataset merge', mergeCommand)).demandCommand(1, 'Give a dataset command: build, inspect, import or merge.'),
   handler: () => {},
 };

@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { collectCommand } from './collect.js';
 import { exportCommand, pruneCommand, quantizeCommand } from './compress.js';
-import { buildCommand, datasetCommand, mergeCommand } from './dataset.js';
+import { buildCommand, datasetCommand, importCommand, inspectCommand, mergeCommand } from './dataset.js';
 import { doctorCommand } from './doctor.js';
 import { evalCommand } from './eval.js';
 import { runCommand } from './run.js';
@@ -15,6 +15,6 @@ import { lockingOut } from '../lock.js';
 export const commands: CommandModule<any, any>[] = [runCommand, lockingOut('kd collect', collectCommand), datasetCommand, tokenizerCommand, lockingOut('kd train', trainCommand),
   lockingOut('kd prune', pruneCommand), lockingOut('kd quantize', quantizeCommand), lockingOut('kd export', exportCommand), lockingOut('kd eval', evalCommand), serveCommand, doctorCommand];
 
-/** Subcommands of the nested commands, for validating pipeline stages without running anything. */
+/** Subcommands of the nested commands, for validating argv without running anything (src/cli/validate.ts). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const subcommands: Record<string, CommandModule<any, any>[]> = { tokenizer: [tokenizerTrainCommand], dataset: [buildCommand, mergeCommand] };
+export const subcommands: Record<string, CommandModule<any, any>[]> = { tokenizer: [tokenizerTrainCommand], dataset: [buildCommand, inspectCommand, importCommand, mergeCommand] };

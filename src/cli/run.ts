@@ -11,13 +11,16 @@ export const runCommand: CommandModule<object, RunArgs> = {
     .option('to', { type: 'string', describe: 'stop after this stage' })
     .option('force', { type: 'boolean', describe: 'rerun stages even when up to date' })
     .option('dry-run', { type: 'boolean', describe: 'print the plan without running anything' })
-    .option('json', { type: 'boolean', describe: 'print one JSON summary for CI' }) as Argv<RunArgs>,
+    .option('json', { type: 'boolean', describe: 'print one JSON summary for CI' })
+    .example('$0 run pipelines/demo.yaml', 'the offline demo: every stage, skipping what is up to date')
+    .example('$0 run pipelines/demo.yaml --dry-run', 'what would run, and why, without running anything')
+    .example('$0 run pipelines/demo.yaml --from train --force', 'rerun train and every stage after it') as Argv<RunArgs>,
   handler: async (a) => {
     const { runPipeline } = await import('../pipeline/run.js');
     const r = await runPipeline(a.pipeline, { from: a.from, to: a.to, force: a.force, dryRun: a.dryRun });
     if (a.json) process.stdout.write(JSON.stringify(r) + '\n');
     else {
-      const rows = r.stages.map((s) => `  ${s.status.padEnd(8)} ${s.name.padEnd(16)} ${s.seconds.toFixed(1).padStart(7)}s  ${s.error ?? s.reason}`);
+      const rows = r.stages.map((s) => `  ${s.status.padEnd(8)} ${s.name.padEnd(16)} ${s.seconds.toFixed(1).padStart(7)}s  ${s.error ?? (s.status === 'skipped' ? s.reason : `(${s.reason})`)}`);
       const reports = r.stages.filter((s) => s.stage === 'eval' && typeof s.summary?.out === 'string').map((s) => `report: ${s.summary!.out}/index.html`);
       process.stdout.write([`pipeline ${r.pipeline}: ${r.ok ? 'ok' : 'FAILED'} in ${r.seconds.toFixed(1)}s`, ...rows, ...reports].join('\n') + '\n');
     }

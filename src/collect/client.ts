@@ -102,9 +102,9 @@ export function makeTeacherClient(o: TeacherClientOptions): TeacherClient {
       try {
         // eslint-disable-next-line @typescript-eslint/no-explicit-any
         const body = req.body as any;
-        const res = req.endpoint === 'chat'
-          ? await sdk.chat.completions.create(body, options).asResponse()
-          : await sdk.completions.create(body, options).asResponse();
+        const res = req.endpoint === 'chat' ? await sdk.chat.completions.create(body, options).asResponse()
+          : req.endpoint === 'responses' ? await sdk.responses.create(body, options).asResponse()
+            : await sdk.completions.create(body, options).asResponse();
         const bytes = res instanceof BufferedResponse ? res.buffer : new Uint8Array(await res.arrayBuffer());
         return { status: res.status, body: bytes, headers: res.headers, latencyMs: performance.now() - t0 };
       } catch (e) {

@@ -434,7 +434,7 @@ class Engine {
   private accept(req: PlannedRequest, out: Exclude<JobResult, { kind: 'bad_json' }>, estPrompt: number, rejectBase: Omit<RejectLine, 'at' | 'reason' | 'detail'>): void {
     // Billing happened whatever the parse says.
     const promptTokens = out.usage.promptTokens ?? estPrompt;
-    const completionTokens = out.usage.completionTokens ?? (out.kind === 'written' && req.endpoint === 'chat' ? out.tokens : 0);
+    const completionTokens = out.usage.completionTokens ?? (out.kind === 'written' && req.endpoint !== 'completions' ? out.tokens : 0);
     const cost = costUsd(this.price, promptTokens, completionTokens, out.usage.cachedTokens);
     this.s.costUsd += cost;
     this.s.totalCostUsd = this.priorCost + this.s.costUsd;

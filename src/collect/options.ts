@@ -5,7 +5,7 @@
 import { KdError } from '../errors.js';
 import type { CollectMode, InputOptions } from './input.js';
 import { checkShardSpec, type ShardSpec } from './partition.js';
-import { effectiveTopK, isOpenAIModel, type RequestParams, type ScoreApi } from './request.js';
+import { type ChatApi, effectiveTopK, isOpenAIModel, type RequestParams, type ScoreApi } from './request.js';
 
 /** What to read (InputOptions without the file, which is `input` here) and how to ask. */
 export interface CollectOptions extends Omit<InputOptions, 'file'> {
@@ -22,6 +22,8 @@ export interface CollectOptions extends Omit<InputOptions, 'file'> {
   seed?: number;
   n: number;
   scoreApi: ScoreApi;
+  /** chat mode: /v1/chat/completions, or the Responses API */
+  chatApi: ChatApi;
   chunkTokens: number;
   chunkOverlap: number;
   maxPromptTokens?: number;
@@ -65,6 +67,7 @@ export const COLLECT_DEFAULTS = {
   temperature: 1,
   n: 1,
   scoreApi: 'echo' as ScoreApi,
+  chatApi: 'chat' as ChatApi,
   chunkTokens: 2048,
   chunkOverlap: 256,
   concurrency: 8,
@@ -92,6 +95,12 @@ export function resolveCollectOptions(o: CollectInput): CollectOptions {
   if (!r.out) throw new KdError('OPTION', '--out: give the output directory (e.g. datasets/NAME/raw)');
   if (r.mode !== 'chat' && r.mode !== 'score') throw bad('mode', r.mode, 'chat or score');
   if (r.scoreApi !== 'echo' && r.scoreApi !== 'vllm') throw bad('score-api', r.scoreApi, 'echo or vllm');
+  if (r.chatApi !== 'chat' && r.chatApi !== 'responses') throw bad('chat-api', r.chatApi, 'chat or responses');
+  if (r.chatApi === 'responses') {
+    if (r.mode !== 'chat') throw new KdError('OPTION', '--chat-api responses: the Responses API generates; it is for --mode chat (score mode uses --score-api)');
+    if (r.n !== 1) throw new KdError('OPTION', '--chat-api responses: the Responses API answers one choice per request; leave --n at 1');
+    if (r.seed !== undefined) throw new KdError('OPTION', '--chat-api responses: the Responses API takes no seed; leave --seed out');
+  }
   int('top-k', r.topK, 1, 20); // 0 would collect no alternatives: a dataset with no soft labels
   int('max-tokens', r.maxTokens, 1);
   num('temperature', r.temperature, 0, 2);
@@ -127,6 +136,7 @@ export function requestParams(o: CollectOptions): RequestParams {
     seed: o.seed,
     n: o.n,
     scoreApi: o.scoreApi,
+    chatApi: o.chatApi,
     maxTokensField: isOpenAIModel(o.model) ? 'max_completion_tokens' : 'max_tokens',
     chunkTokens: o.chunkTokens,
     chunkOverlap: o.chunkOverlap,
@@ -135,10 +145,10 @@ export function requestParams(o: CollectOptions): RequestParams {
 
 /** The options that shape requests: a resumed run must use the same ones (else hashes differ). */
 export function requestShape(o: CollectOptions): Record<string, unknown> {
-  const { mode, model, topK, maxTokens, temperature, seed, n, maxTokensField, scoreApi, chunkTokens, chunkOverlap } = requestParams(o);
+  const { mode, model, topK, maxTokens, temperature, seed, n, maxTokensField, scoreApi, chatApi, chunkTokens, chunkOverlap } = requestParams(o);
   // Only what reaches the wire in this mode: --temperature does not matter to a score run.
   const p = mode === 'chat'
-    ? { mode, model, topK, maxTokens, temperature, seed: seed ?? null, n, maxTokensField }
+    ? { mode, model, topK, maxTokens, temperature, seed: seed ?? null, n, maxTokensField, ...(chatApi === 'responses' ? { chatApi } : {}) }
     : { mode, model, topK, scoreApi, chunkTokens, chunkOverlap };
   return {
     ...p,

@@ -77,7 +77,7 @@ function baseRecord(json: Record<string, unknown>, ctx: ParseContext, choiceInde
   return {
     input_id: ctx.req.inputId,
     request_hash: ctx.req.hash,
-    mode: ctx.req.endpoint === 'chat' ? 'chat' : 'score',
+    mode: ctx.req.endpoint === 'completions' ? 'score' : 'chat',
     choice_index: choiceIndex,
     chunk_index: ctx.req.chunkIndex,
     chunk_count: ctx.req.chunkCount,
@@ -89,7 +89,7 @@ function baseRecord(json: Record<string, unknown>, ctx: ParseContext, choiceInde
     latency_ms: ctx.latencyMs,
     attempts: ctx.attempts,
     completed_at: ctx.completedAt,
-    prompt: ctx.req.endpoint === 'chat' ? renderPrompt(ctx.req.body.messages) : null,
+    prompt: ctx.req.endpoint === 'completions' ? null : renderPrompt(ctx.req.body.messages ?? ctx.req.body.input),
   };
 }
 
@@ -155,6 +155,28 @@ export function parseChat(json: unknown, ctx: ParseContext): ParseResult {
     }
     return { ok: true, records, stats };
   });
+}
+
+/**
+ * A Responses API answer (/v1/responses) in the chat completion shape parseChat reads: its output_text
+ * parts' log-probs as one choice, input/output tokens as prompt/completion tokens, "incomplete" as
+ * finish_reason "length". A body without `output` is passed on as it is, for parseChat to reject.
+ */
+export function responsesAsChat(json: unknown): unknown {
+  if (!isObj(json) || !Array.isArray(json.output)) return json;
+  const parts = json.output.filter((o) => isObj(o) && o.type === 'message')
+    .flatMap((m) => (Array.isArray(m.content) ? m.content : []).filter((c: unknown) => isObj(c) && c.type === 'output_text')) as Record<string, unknown>[];
+  const u = isObj(json.usage) ? json.usage : {};
+  const details = isObj(u.input_tokens_details) ? u.input_tokens_details : {};
+  const withLogprobs = parts.length > 0 && parts.every((p) => Array.isArray(p.logprobs));
+  return {
+    model: json.model, system_fingerprint: null,
+    usage: { prompt_tokens: u.input_tokens, completion_tokens: u.output_tokens, prompt_tokens_details: { cached_tokens: details.cached_tokens } },
+    choices: [{
+      index: 0, finish_reason: json.status === 'incomplete' ? 'length' : 'stop',
+      logprobs: withLogprobs ? { content: parts.flatMap((p) => p.logprobs as unknown[]) } : null,
+    }],
+  };
 }
 
 const cpLength = (s: string) => {

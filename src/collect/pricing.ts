@@ -134,9 +134,9 @@ export function estimateRequest(req: PlannedRequest, counter: TokenCounter, pric
   const body = req.body;
   let promptTokens: number;
   let completionTokens: number;
-  if (req.endpoint === 'chat') {
-    promptTokens = chatPromptTokens(body.messages as ChatMessage[], counter);
-    const max = (body.max_completion_tokens ?? body.max_tokens) as number;
+  if (req.endpoint !== 'completions') {
+    promptTokens = chatPromptTokens((body.messages ?? body.input) as ChatMessage[], counter);
+    const max = (body.max_completion_tokens ?? body.max_tokens ?? body.max_output_tokens) as number;
     completionTokens = max * ((body.n as number | undefined) ?? 1);
   } else {
     promptTokens = counter.count(body.prompt as string);

@@ -3,6 +3,7 @@
  */
 import type { WriteStream } from 'node:tty';
 import cliProgress from 'cli-progress';
+import { formatDuration, renderProgress } from '../progress.js';
 
 export interface CollectProgress {
   /** Requests planned in the input (rows × chunks), including those already done. */
@@ -27,13 +28,6 @@ export interface ProgressBar {
   stop(): void;
 }
 
-function fmtDuration(s: number): string {
-  if (!Number.isFinite(s)) return '--';
-  if (s < 60) return `${Math.round(s)}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
-}
-
 /** The figures shown next to the bar (pure, for tests). */
 export function progressFields(p: CollectProgress, startDone: number): Record<string, string> {
   const secs = Math.max(p.elapsedMs / 1000, 1e-3);
@@ -44,16 +38,18 @@ export function progressFields(p: CollectProgress, startDone: number): Record<st
     rps: rps.toFixed(1),
     tps: ((p.promptTokens + p.completionTokens) / secs).toFixed(0),
     cost: p.costUsd.toFixed(p.costUsd < 1 ? 4 : 2),
-    etaText: remaining <= 0 ? '0s' : rps > 0 ? fmtDuration(remaining / rps) : '--',
+    etaText: remaining <= 0 ? '0s' : rps > 0 ? formatDuration(remaining / rps) : '--',
     retries: String(p.retries),
   };
 }
+
+export const COLLECT_BAR_FORMAT = 'collect {bar} {value}/{total} | {rps} req/s | {tps} tok/s | ${cost} | ETA {etaText} | retries {retries}';
 
 /** A cli-progress bar on stderr; only call when stderr is a TTY. */
 export function progressBar(stream: WriteStream, startDone: number): ProgressBar {
   const bar = new cliProgress.SingleBar({
     stream,
-    format: 'collect {bar} {value}/{total} | {rps} req/s | {tps} tok/s | ${cost} | ETA {etaText} | retries {retries}',
+    format: COLLECT_BAR_FORMAT,
     barCompleteChar: '█',
     barIncompleteChar: '░',
     hideCursor: true,
@@ -73,6 +69,24 @@ export function progressBar(stream: WriteStream, startDone: number): ProgressBar
     },
     stop() {
       if (started) bar.stop();
+    },
+  };
+}
+
+/** The same figures as one text line per update, for kd run's progress pipe (see src/progress.ts). */
+export function progressLines(sink: (line: string, final?: boolean) => void): ProgressBar {
+  let startDone: number | undefined;
+  let last: CollectProgress | undefined;
+  const line = (p: CollectProgress) => renderProgress(COLLECT_BAR_FORMAT, p.done, p.total, progressFields(p, startDone ?? p.done));
+  return {
+    update(p) {
+      startDone ??= p.done;
+      last = p;
+      sink(line(p));
+    },
+    stop() {
+      if (last) sink(line(last), true);
+      last = undefined;
     },
   };
 }

@@ -12,7 +12,7 @@ import { KdError } from '../errors.js';
 import { rawSchema, type RawRecord } from '../schema/raw.js';
 import { startWorker } from '../tsx.js';
 import type { ShardInfo } from './ledger.js';
-import { decodeBody, parseChat, parseEcho, parseVllm, type ParseStats } from './parse.js';
+import { decodeBody, parseChat, parseEcho, parseVllm, type ParseStats, responsesAsChat } from './parse.js';
 import type { PlannedRequest, ScoreApi } from './request.js';
 import { ShardWriter } from './shards.js';
 
@@ -93,9 +93,9 @@ export class RecordPipeline {
     const vllm = req.endpoint === 'completions' && this.o.scoreApi === 'vllm';
     const decoded = decodeBody(job.body, job.status, vllm);
     if (!decoded.ok) return { kind: 'bad_json', message: decoded.message };
-    const json = decoded.json;
+    const json = req.endpoint === 'responses' ? responsesAsChat(decoded.json) : decoded.json;
     const ctx = { req, topK: this.o.topK, latencyMs: job.latencyMs, attempts: job.attempts, completedAt: job.completedAt };
-    const parsed = req.endpoint === 'chat' ? parseChat(json, ctx) : vllm ? parseVllm(json, ctx) : parseEcho(json, ctx);
+    const parsed = req.endpoint !== 'completions' ? parseChat(json, ctx) : vllm ? parseVllm(json, ctx) : parseEcho(json, ctx);
     const usage = usageOf(json);
     if (!parsed.ok) return { kind: 'rejected', reason: parsed.reason, detail: parsed.detail, usage };
     await this.shards.add(parsed.records);

@@ -6,7 +6,9 @@ import { createHash } from 'node:crypto';
 import type { ChatMessage, CollectMode, InputRow } from './input.js';
 
 export type ScoreApi = 'echo' | 'vllm';
-export type Endpoint = 'chat' | 'completions';
+/** Chat mode's wire format: /v1/chat/completions, or OpenAI's Responses API (/v1/responses). */
+export type ChatApi = 'chat' | 'responses';
+export type Endpoint = 'chat' | 'completions' | 'responses';
 
 export interface RequestParams {
   mode: CollectMode;
@@ -18,6 +20,8 @@ export interface RequestParams {
   seed?: number;
   n: number;
   scoreApi: ScoreApi;
+  /** chat mode's wire format (absent: chat) */
+  chatApi?: ChatApi;
   /** OpenAI calls it max_completion_tokens; older servers (vLLM, llama.cpp, Ollama) know max_tokens. */
   maxTokensField: 'max_tokens' | 'max_completion_tokens';
   /** Score mode chunking, in approximate tokens (4 characters each). */
@@ -101,6 +105,18 @@ export function chatBody(messages: ChatMessage[], p: RequestParams): Record<stri
   };
 }
 
+/** The Responses API: the same messages as input items, the output text's log-probs included; no seed, no n. */
+export function responsesBody(messages: ChatMessage[], p: RequestParams): Record<string, unknown> {
+  return {
+    model: p.model,
+    input: messages.map((m) => ({ role: m.role, content: m.content })),
+    include: ['message.output_text.logprobs'],
+    top_logprobs: p.topK,
+    max_output_tokens: p.maxTokens,
+    temperature: p.temperature,
+  };
+}
+
 /** Legacy completions, teacher-forced: echo the prompt with its log-probs and generate nothing. */
 export function echoBody(text: string, p: RequestParams): Record<string, unknown> {
   return { model: p.model, prompt: text, echo: true, logprobs: p.topK, max_tokens: 0, temperature: 0 };
@@ -168,9 +184,10 @@ export function sliceCodePoints(text: string, start: number, end: number): strin
 /** The requests for one input row (one for chat, one per chunk for score). */
 export function planRequests(row: InputRow, p: RequestParams): PlannedRequest[] {
   if (p.mode === 'chat') {
-    const body = chatBody(row.messages!, p);
+    const endpoint = p.chatApi === 'responses' ? 'responses' : 'chat';
+    const body = endpoint === 'responses' ? responsesBody(row.messages!, p) : chatBody(row.messages!, p);
     return [{
-      endpoint: 'chat', body, hash: requestHash('chat', body, row.id), inputId: row.id, row: row.row,
+      endpoint, body, hash: requestHash(endpoint, body, row.id), inputId: row.id, row: row.row,
       chunkIndex: 0, chunkCount: 1, chunkStart: null, scoreFrom: null, text: null,
     }];
   }

@@ -46,8 +46,14 @@ function listFiles(dir: string): string[] {
     .flatMap((e) => (e.isDirectory() ? listFiles(path.join(dir, e.name)) : e.isFile() ? [path.join(dir, e.name)] : []));
 }
 
+/** The paths an input flag's value may name: PATH, corpus:PATH, or NAME=PATH (eval's students). */
+export function inputPaths(v: string): string[] {
+  const named = /^[\w.-]+=(.+)$/.exec(v);
+  return [v, ...(v.startsWith('corpus:') ? [v.slice(7)] : []), ...(named ? [named[1]] : [])];
+}
+
 /** A data spec or path: files and directories by content, anything else (synthetic, corpus:sotu) by name. */
 export function hashInput(v: string): string {
-  if (v.startsWith('corpus:') && fs.existsSync(v.slice(7))) return hashPath(v.slice(7));
-  return fs.existsSync(v) ? hashPath(v) : `spec:${v}`;
+  const p = inputPaths(v).find((c) => fs.existsSync(c));
+  return p !== undefined ? hashPath(p) : `spec:${v}`;
 }

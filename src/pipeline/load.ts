@@ -4,6 +4,7 @@ import { LineCounter, isMap, isSeq, parseDocument, type Node } from 'yaml';
 import type { z } from 'zod';
 import { KdError } from '../errors.js';
 import { type PipelineFile, pipelineSchema } from '../schema/pipeline.js';
+import { resolveReferences } from './substitute.js';
 
 export interface LoadedPipeline {
   file: string;
@@ -12,7 +13,7 @@ export interface LoadedPipeline {
   lineOf(path: (string | number)[]): number | undefined;
 }
 
-export function loadPipeline(file: string): LoadedPipeline {
+export function loadPipeline(file: string, env: NodeJS.ProcessEnv = process.env): LoadedPipeline {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -42,7 +43,8 @@ export function loadPipeline(file: string): LoadedPipeline {
   };
   const parsed = pipelineSchema.safeParse(doc.toJS());
   if (!parsed.success) throw new KdError('bad-pipeline', describeIssues(file, parsed.error.issues, lineOf));
-  return { file, pipeline: parsed.data, lineOf };
+  const fail = (where: (string | number)[], msg: string): never => { throw new KdError('bad-pipeline', `${at(file, lineOf(where))}: ${fieldName(where)}: ${msg}`); };
+  return { file, pipeline: resolveReferences(parsed.data, fail, env), lineOf };
 }
 
 /** One line: the first problem with its file, line and field, and how many more there are. */

@@ -6,9 +6,9 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import type { Readable } from 'node:stream';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import yargs, { type CommandModule } from 'yargs';
 import { writeJsonAtomic } from '../atomic.js';
 import { KdError } from '../errors.js';
 import type { StageKind } from '../schema/pipeline.js';
@@ -16,7 +16,10 @@ import { gitCommit } from '../provenance.js';
 import { tsxNodeArgs } from '../tsx.js';
 import { KD_VERSION } from '../version.js';
 import { EXIT_WITH_PARENT_ENV } from '../child.js';
-import { hashInput, outputFingerprint, sha256 } from './hash.js';
+import { checkArgv } from '../cli/validate.js';
+import { PROGRESS_FD_ENV } from '../progress.js';
+import { type RelayTarget, relayProgress } from './progress-relay.js';
+import { hashInput, inputPaths, outputFingerprint, sha256 } from './hash.js';
 import { type LoadedPipeline, at, loadPipeline } from './load.js';
 import { STAGES, flagValues, toArgv } from './stages.js';
 
@@ -27,6 +30,10 @@ export interface RunOptions {
   dryRun?: boolean;
   /** progress lines (stderr by default) */
   log?: (line: string) => void;
+  /** where the running stage's own progress line is shown (stderr by default; see progress-relay.ts) */
+  progress?: RelayTarget;
+  /** on a target that is not a terminal, one progress line every this many ms (default 10 s) */
+  progressEveryMs?: number;
 }
 
 export interface StageReport {
@@ -67,24 +74,15 @@ function kdCommand(): string[] {
   return here.endsWith('.ts') ? [...tsxNodeArgs(), path.join(root, 'src', 'cli.ts')] : [path.join(root, 'dist', 'cli.js')];
 }
 
-/** Parse argv with the command's own yargs definition (strict): the same checks a user gets. */
-async function validateArgv(kind: StageKind, argv: string[]): Promise<void> {
-  const { commands, subcommands } = await import('../cli/index.js');
-  const def = STAGES[kind];
-  const name = (c: CommandModule) => String(c.command).split(' ')[0];
-  // the leaf command module (nested commands such as `tokenizer train` are looked up one level down)
-  const cmd = def.command.length === 1 ? commands.find((c) => name(c) === def.command[0]) : subcommands[def.command[0]]?.find((c) => name(c) === def.command[1]);
-  if (!cmd) throw new Error(`this kd has no "${def.command.join(' ')}" command`);
-  let failure: string | undefined;
-  const y = yargs([...def.command.slice(-1), ...argv]).scriptName('kd').strict().exitProcess(false).help(false).version(false)
-    .fail((msg, err) => { failure = msg ?? err?.message ?? 'invalid arguments'; })
-    .command({ ...cmd, handler: () => {} } as CommandModule);
-  await y.parseAsync();
-  if (failure) throw new Error(failure);
-}
-
 function manifestPath(p: PlannedStage): string {
   return STAGES[p.kind].outIsFile ? `${p.out}.kd-stage.json` : path.join(p.out, 'kd-stage.json');
+}
+
+/** The earlier stage (of `rerun`) whose output is one of this stage's inputs, if any. */
+function upstreamOf(p: PlannedStage, rerun: PlannedStage[]): PlannedStage | undefined {
+  const inside = (f: string, out: string) => { const rel = path.relative(path.resolve(out), path.resolve(f)); return !rel.startsWith('..') && !path.isAbsolute(rel); };
+  const inputs = STAGES[p.kind].inputs.flatMap((flag) => flagValues(p.template, flag)).flatMap(inputPaths);
+  return rerun.find((u) => inputs.some((f) => inside(f, u.out)));
 }
 
 function stageKey(p: PlannedStage): { key: string; inputs: Record<string, string> } {
@@ -106,7 +104,7 @@ async function plan(lp: LoadedPipeline): Promise<PlannedStage[]> {
       if (!pipeline.services?.[m[1]]) throw new KdError('bad-pipeline', `${at(file, lp.lineOf(['stages', i, 'with']))}: stages[${i}].with: unknown service "${m[1]}"`);
     }
     try {
-      await validateArgv(s.stage, template.map((a) => a.replace(SERVICE_REF, 'http://127.0.0.1:1/v1')));
+      await checkArgv(STAGES[s.stage].command, template.map((a) => a.replace(SERVICE_REF, 'http://127.0.0.1:1/v1')));
     } catch (e) {
       const msg = (e as Error).message.split('\n')[0];
       const bad = /Unknown arguments?: ([\w-]+)/.exec(msg)?.[1] ?? /Missing required argument: ([\w-]+)/.exec(msg)?.[1];
@@ -137,9 +135,11 @@ function selectRange(planned: PlannedStage[], o: RunOptions, file: string): Plan
  * A kd child: its own process group (a terminal's Ctrl-C reaches kd run alone, which passes it on
  * once), and a stdin pipe that closes when kd run goes away, however it goes (see src/child.ts).
  */
-function spawnKd(argv: string[]): ChildProcess {
+function spawnKd(argv: string[], progressPipe = false): ChildProcess {
+  // a stage also gets fd 3, a pipe for its progress line (src/progress.ts)
   const child = spawn(process.execPath, [...kdCommand(), ...argv], {
-    stdio: ['pipe', 'pipe', 'inherit'], detached: true, env: { ...process.env, [EXIT_WITH_PARENT_ENV]: '1' },
+    stdio: progressPipe ? ['pipe', 'pipe', 'inherit', 'pipe'] : ['pipe', 'pipe', 'inherit'], detached: true,
+    env: { ...process.env, [EXIT_WITH_PARENT_ENV]: '1', ...(progressPipe ? { [PROGRESS_FD_ENV]: '3' } : {}) },
   });
   child.stdin!.on('error', () => {}); // the child exiting first is no error
   return child;
@@ -180,13 +180,14 @@ function startService(name: string, s: { checkpoint: string; host?: string; port
   });
 }
 
-function runChild(argv: string[], onStart: (c: ChildProcess) => void): Promise<{ code: number; stdout: string }> {
+function runChild(argv: string[], onStart: (c: ChildProcess) => void, showProgress: (pipe: Readable) => { stop(): Promise<void> }): Promise<{ code: number; stdout: string }> {
   return new Promise((resolve) => {
-    const child = spawnKd(argv);
+    const child = spawnKd(argv, true);
     onStart(child);
+    const relay = showProgress(child.stdio[3] as Readable);
     let stdout = '';
     child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.on('exit', (code, signal) => resolve({ code: code ?? (signal ? 130 : 1), stdout }));
+    child.on('exit', (code, signal) => void relay.stop().then(() => resolve({ code: code ?? (signal ? 130 : 1), stdout })));
   });
 }
 
@@ -225,16 +226,20 @@ export async function runPipeline(file: string, o: RunOptions = {}): Promise<Pip
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  const wouldRun: PlannedStage[] = []; // --dry-run: the stages planned so far (their outputs would change)
   try {
     for (const p of stages) {
       if (report.interrupted) break;
       const { key, inputs } = stageKey(p);
+      // --dry-run: an input that an earlier planned stage would rewrite makes this stage rerun too,
+      // whatever its manifest says now (a real run sees the new input's hash)
+      const upstream = o.dryRun && !o.force ? upstreamOf(p, wouldRun) : undefined;
       const mfile = manifestPath(p);
       const done = readJson(mfile);
       const outExists = fs.existsSync(p.out);
       // up to date: same key, and the output still as the stage left it (a removed checkpoint is not "done")
       const outputsIntact = outExists && typeof done?.outputs === 'string' && done.outputs === outputFingerprint(p.out);
-      if (!o.force && done?.key === key && done.status === 'done' && outputsIntact) {
+      if (!o.force && !upstream && done?.key === key && done.status === 'done' && outputsIntact) {
         report.stages.push({ name: p.name, stage: p.kind, status: 'skipped', reason: 'up to date', seconds: 0, summary: done.summary as Record<string, unknown> });
         log(`- ${p.name}: up to date`);
         continue;
@@ -242,12 +247,13 @@ export async function runPipeline(file: string, o: RunOptions = {}): Promise<Pip
       const state = readJson(path.join(stateDir, `${p.name}.json`));
       const def = STAGES[p.kind];
       const extra: string[] = [];
-      let reason = done
+      let reason = upstream ? `${upstream.name} would rerun` : done
         ? done.key !== key ? 'inputs or parameters changed' : o.force ? 'forced' : done.status === 'done' && !outputsIntact ? 'outputs changed or missing' : 'not finished'
-        : outExists ? 'no manifest' : 'not run yet';
+        : outExists ? 'no manifest' : 'first run';
       if (!o.force && state?.key === key && state.status === 'running' && def.resume && outExists) { extra.push(`--${def.resume}`); reason = 'resuming an interrupted run'; }
       else if (outExists && def.force) extra.push(`--${def.force}`);
       if (o.dryRun) {
+        wouldRun.push(p);
         report.stages.push({ name: p.name, stage: p.kind, status: 'planned', reason, seconds: 0 });
         log(`- ${p.name}: would run (${reason}): kd ${[...def.command, ...p.template, ...extra].join(' ')}`);
         continue;
@@ -260,7 +266,7 @@ export async function runPipeline(file: string, o: RunOptions = {}): Promise<Pip
       writeJsonAtomic(path.join(stateDir, `${p.name}.json`), { key, status: 'running', startedAt: new Date().toISOString() });
       const started = new Date();
       const s0 = performance.now();
-      const r = await runChild(argv, track);
+      const r = await runChild(argv, track, (pipe) => relayProgress(pipe, p.name, o.progress ?? process.stderr, { everyMs: o.progressEveryMs }));
       const seconds = (performance.now() - s0) / 1000;
       const summary = lastJson(r.stdout);
       if (r.code !== 0) {

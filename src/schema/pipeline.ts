@@ -9,7 +9,10 @@
  *     teacher: { serve: { checkpoint: checkpoints/teacher } }   # kd serve on loopback during the run
  *   stages:
  *     - { name: train, stage: train, with: { data: synthetic, out: checkpoints/demo, steps: 100 } }
- * Strings may use ${services.NAME.url} (the base URL of a started service).
+ * Strings may use ${services.NAME.url} (the base URL of a started service), ${env.NAME} or
+ * ${env.NAME:-DEFAULT}, and ${teacher.url} / ${teacher.model} / ${teacher.api_key_env} from the top-level
+ * `teacher:` block (src/pipeline/substitute.ts):
+ *   teacher: { url: "${env.KD_TEACHER_URL:-https://api.openai.com/v1}", model: gpt-4o-mini }
  */
 import { z } from 'zod';
 
@@ -32,10 +35,18 @@ export const stageSchema = z.strictObject({
   with: z.record(z.string(), z.unknown()).default({}),
 });
 
+/** The teacher of the pipeline's collect and eval stages, set once and referred to as ${teacher.url} etc. */
+const teacherSchema = z.strictObject({
+  url: z.string().min(1),
+  model: z.string().min(1),
+  api_key_env: z.string().min(1).optional(),
+});
+
 export const pipelineSchema = z.strictObject({
   version: z.literal(PIPELINE_VERSION),
   name: z.string().min(1),
   description: z.string().optional(),
+  teacher: teacherSchema.optional(),
   services: z.record(z.string(), serviceSchema).optional(),
   stages: z.array(stageSchema).min(1),
 });

@@ -17,7 +17,7 @@ export interface ChatLogprob {
   top_logprobs: { token: string; logprob: number; bytes: number[] }[];
 }
 
-function contentItem(ctx: ServeContext, t: GenToken): ChatLogprob {
+export function contentItem(ctx: ServeContext, t: GenToken): ChatLogprob {
   const { strings, bytes } = ctx.table;
   return {
     token: strings[t.id]!, logprob: t.logprob, bytes: bytes[t.id]!,

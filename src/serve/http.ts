@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApiError } from './api-error.js';
 import { chat } from './chat.js';
 import { completions } from './completions.js';
+import { responses } from './responses.js';
 import { type Reply, type ServeContext, type SseWriter, type Usage } from './context.js';
 import { Aborted } from './generate.js';
 import { stringify } from './json.js';
@@ -29,7 +30,7 @@ export interface HttpOptions {
 
 type Handler = (ctx: ServeContext, body: Record<string, unknown>, reply: Reply) => Promise<Usage>;
 
-const POST_ROUTES: Record<string, Handler> = { '/v1/completions': completions, '/v1/chat/completions': chat };
+const POST_ROUTES: Record<string, Handler> = { '/v1/completions': completions, '/v1/chat/completions': chat, '/v1/responses': responses };
 
 const sha = (s: string) => createHash('sha256').update(s).digest();
 
@@ -135,7 +136,7 @@ export function createRequestHandler(o: HttpOptions): (req: IncomingMessage, res
         if (id !== o.ctx.served.name) throw new ApiError(404, `The model '${id}' does not exist (this server serves '${o.ctx.served.name}')`, 'model', 'model_not_found');
         return send(200, modelCard(o.ctx));
       }
-      throw new ApiError(404, `Unknown route ${method} ${path} (kd serve has GET /v1/models, POST /v1/completions, POST /v1/chat/completions)`, null, 'unknown_route');
+      throw new ApiError(404, `Unknown route ${method} ${path} (kd serve has GET /v1/models, POST /v1/completions, POST /v1/chat/completions, POST /v1/responses)`, null, 'unknown_route');
     } catch (e) {
       const err = e instanceof ApiError ? e
         : e instanceof Aborted ? new ApiError(503, 'The server is shutting down or the client went away', null, 'aborted')

@@ -1,5 +1,5 @@
 /**
- * Request validation for /v1/completions and /v1/chat/completions: pure functions from a parsed
+ * Request validation for /v1/completions, /v1/chat/completions and /v1/responses: pure functions from a parsed
  * JSON body to a typed request, or an ApiError (400) naming the parameter, its value and the limit.
  *
  * Known parameters with a wrong type or out of range are errors; parameters kd serve cannot honour
@@ -191,12 +191,12 @@ export function validateCompletion(b: Json, lim: Limits): CompletionRequest {
   return { ...s, prompts: prompts(b.prompt, lim), echo, logprobs };
 }
 
-function content(v: unknown, where: string): string {
+function content(v: unknown, where: string, textTypes: string[] = ['text']): string {
   if (v === undefined || v === null) return '';
   if (typeof v === 'string') return v;
   if (Array.isArray(v)) {
     return v.map((part, j) => {
-      if (isObj(part) && part.type === 'text' && typeof part.text === 'string') return part.text;
+      if (isObj(part) && textTypes.includes(part.type as string) && typeof part.text === 'string') return part.text;
       throw badParam(`${where}.content[${j}]`, `${where}.content[${j}]: only text parts are supported, got ${show(part)}`, 'unsupported_parameter');
     }).join('');
   }
@@ -205,17 +205,20 @@ function content(v: unknown, where: string): string {
 
 const ROLES = new Set(['system', 'developer', 'user', 'assistant']);
 
-function messages(v: unknown): ChatMessage[] {
+function messages(v: unknown, param = 'messages', textTypes?: string[]): ChatMessage[] {
   if (!Array.isArray(v) || v.length === 0) {
-    throw badParam('messages', `messages must be a non-empty array, got ${show(v)}`, v === undefined ? 'missing_required_parameter' : 'invalid_type');
+    throw badParam(param, `${param} must be a non-empty array, got ${show(v)}`, v === undefined ? 'missing_required_parameter' : 'invalid_type');
   }
   return v.map((m, i) => {
-    const where = `messages[${i}]`;
+    const where = `${param}[${i}]`;
     if (!isObj(m)) throw badParam(where, `${where} must be an object, got ${show(m)}`, 'invalid_type');
+    if (param === 'input' && m.type !== undefined && m.type !== 'message') {
+      throw badParam(`${where}.type`, `${where}: kd serve takes message items only, got type ${show(m.type)}`, 'unsupported_parameter');
+    }
     if (typeof m.role !== 'string' || !ROLES.has(m.role)) {
       throw badParam(`${where}.role`, `${where}.role must be one of ${[...ROLES].join(', ')}, got ${show(m.role)}`);
     }
-    return { role: m.role as ChatMessage['role'], content: content(m.content, where) };
+    return { role: m.role as ChatMessage['role'], content: content(m.content, where, textTypes) };
   });
 }
 
@@ -233,4 +236,53 @@ export function validateChat(b: Json, lim: Limits): ChatRequest {
   const topLogprobs = f.int('top_logprobs', 0, 0, lim.maxLogprobs);
   if (f.has('top_logprobs') && !logprobs) throw badParam('top_logprobs', 'top_logprobs needs logprobs: true');
   return { ...s, messages: messages(b.messages), logprobs, topLogprobs };
+}
+
+export interface ResponsesRequest {
+  /** instructions (as a system message) and the input, as chat messages */
+  messages: ChatMessage[];
+  maxTokens: number;
+  temperature: number;
+  topP: number;
+  /** include: ["message.output_text.logprobs"] */
+  logprobs: boolean;
+  topLogprobs: number;
+  stream: boolean;
+  instructions: string | null;
+}
+
+export const OUTPUT_TEXT_LOGPROBS = 'message.output_text.logprobs';
+
+/** POST /v1/responses: text input (a string, or message items with text parts), text output. */
+export function validateResponses(b: Json, lim: Limits): ResponsesRequest {
+  const f = new Fields(b);
+  refuseUnsupported(b, ['tools', 'tool_choice', 'previous_response_id', 'conversation', 'reasoning', 'prompt', 'background', 'max_tool_calls']);
+  f.string('model');
+  f.string('user');
+  const instructions = f.string('instructions');
+  const maxTokens = f.int('max_output_tokens', Math.min(256, lim.maxTokens), 1, lim.maxTokens);
+  const include = f.has('include') ? f.raw('include') : [];
+  if (!Array.isArray(include) || !include.every((x) => typeof x === 'string')) throw badParam('include', `include must be an array of strings, got ${show(include)}`, 'invalid_type');
+  const other = (include as string[]).find((x) => x !== OUTPUT_TEXT_LOGPROBS);
+  if (other !== undefined) throw badParam('include', `kd serve can include "${OUTPUT_TEXT_LOGPROBS}" only, got ${show(other)}`, 'unsupported_parameter');
+  const text = f.raw('text');
+  if (text !== undefined && text !== null) {
+    const format = isObj(text) ? text.format : undefined;
+    if (!isObj(text) || (format !== undefined && !(isObj(format) && format.type === 'text'))) {
+      throw badParam('text.format', `kd serve answers plain text only (text: {format: {type: "text"}}), got ${show(text)}`, 'unsupported_parameter');
+    }
+  }
+  const input = f.raw('input');
+  if (typeof input === 'string' && input.length === 0) throw badParam('input', 'input is empty', 'invalid_value');
+  const items = typeof input === 'string' ? [{ role: 'user' as const, content: input }] : messages(input, 'input', ['input_text', 'output_text', 'text']);
+  return {
+    messages: [...(instructions ? [{ role: 'system' as const, content: instructions }] : []), ...items],
+    maxTokens,
+    temperature: f.number('temperature', 1, 0, 2),
+    topP: f.number('top_p', 1, 0, 1),
+    logprobs: include.length > 0,
+    topLogprobs: f.int('top_logprobs', 0, 0, lim.maxLogprobs),
+    stream: f.bool('stream', false),
+    instructions,
+  };
 }

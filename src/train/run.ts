@@ -80,6 +80,9 @@ export function defaultWorkers(backend: string, batchSize: number): number {
   return Math.max(1, Math.min(os.availableParallelism?.() ?? os.cpus().length, 8, batchSize));
 }
 
+/** The train bar; {etaText}, not {eta}, which is cli-progress's own ETA in bare seconds and would win over ours. */
+export const TRAIN_BAR_FORMAT = 'train |{bar}| {value}/{total} steps | loss {loss} | {tps} tok/s | ETA {etaText}';
+
 export async function runTrain(r: ResolvedTrain, io: { backend?: string; json: boolean }): Promise<TrainSummary> {
   const be = await initBackend({ backend: io.backend });
   const workers = r.workers ?? defaultWorkers(be.backend, r.config.batchSize);
@@ -91,7 +94,7 @@ export async function runTrain(r: ResolvedTrain, io: { backend?: string; json: b
     process.stderr.write(`kd train: warning: ${r.data} has no soft labels (0 labelled positions: collected with --top-k 0, or from responses without logprobs): this trains on the hard targets only\n`);
   }
   if (!io.json) out(`kd train: ${model.nLayers}×${model.dModel} student, vocab ${model.vocabSize}, ${r.config.steps} steps on ${be.backend} × ${workers} worker${workers > 1 ? 's' : ''} → ${r.out}`);
-  const bar = startProgress(r.config.steps, 'train |{bar}| {value}/{total} steps | loss {loss} | {tps} tok/s | ETA {eta}', !io.json && Boolean(process.stderr.isTTY));
+  const bar = startProgress(r.config.steps, TRAIN_BAR_FORMAT, !io.json && Boolean(process.stderr.isTTY));
   const stop = new AbortController();
   const onSig = () => stop.abort();
   process.once('SIGINT', onSig);
@@ -101,7 +104,7 @@ export async function runTrain(r: ResolvedTrain, io: { backend?: string; json: b
       model, config: r.config, data: data.train, val: data.val, outDir: r.out, resume: r.resume, signal: stop.signal,
       workers, backend: be.backend, tokenizer: data.tokenizer?.toJSON(),
       meta: { backend: be.backend },
-      onStep: (p) => bar.update(p.step, { loss: p.loss.toFixed(4), tps: Math.round(p.tokensPerSec), eta: formatDuration(p.etaSec) }),
+      onStep: (p) => bar.update(p.step, { loss: p.loss.toFixed(4), tps: Math.round(p.tokensPerSec), etaText: formatDuration(p.etaSec) }),
       onLog: (l) => {
         if (io.json) out(JSON.stringify({ event: 'log', ...l }));
         else if (l.valLoss !== undefined) process.stderr.write(`\nstep ${l.step}: val loss ${l.valLoss.toFixed(4)}\n`);

@@ -3,6 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_TRAIN } from '../../src/train/config.js';
+import { defaultWorkers } from '../../src/train/run.js';
 
 const kd = (...args: string[]) => runKd(args);
 
@@ -22,6 +24,15 @@ describe('kd CLI', () => {
     expect(info.attempts.find((a: { name: string }) => a.name === 'tensorflow').ok).toBe(false);
     expect(info.tfjsVersion).toMatch(/^4\./);
     expect(info.matmul).toMatch(/^kd native \((avx512|avx2|generic)\)$|^XNNPACK/);
+  });
+
+  it('doctor shows the workers kd train runs by default beside the kernels\' threads', () => {
+    const r = kd('doctor', '--backend', 'cpu');
+    expect(r.status).toBe(0);
+    const want = defaultWorkers('cpu', DEFAULT_TRAIN.batchSize);
+    expect(r.stdout).toMatch(/^threads +\d+ per kernel \(of \d+ cores\)$/m);
+    expect(r.stdout).toMatch(new RegExp(`^workers +${want} for kd train and prune: data-parallel`, 'm'));
+    expect(JSON.parse(kd('doctor', '--backend', 'cpu', '--json').stdout).trainWorkers).toBe(want);
   });
 
   it('doctor says when the native kernels are turned off, and what runs instead', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseChat, parseEcho, parseJsonKeepingIdOrder, parseVllm, type ParseContext } from '../../src/collect/parse.js';
+import { parseChat, parseEcho, parseJsonKeepingIdOrder, parseVllm, responsesAsChat, type ParseContext } from '../../src/collect/parse.js';
 import type { PlannedRequest } from '../../src/collect/request.js';
 
 function ctx(over: Partial<PlannedRequest> = {}, topK = 2): ParseContext {
@@ -157,5 +157,29 @@ describe('vLLM prompt_logprobs → raw records', () => {
     const r = parseVllm(chat, ctx({ endpoint: 'completions', text: 'Xa', chunkStart: 0, scoreFrom: 0 }, 1));
     expect(r.ok && r.records[0]!.tokens).toEqual([null, 'a']);
     expect(parseVllm({ choices: [{ index: 0, text: '' }] }, ctx())).toMatchObject({ ok: false, reason: 'no_logprobs' });
+  });
+});
+
+describe('the Responses API (collect --chat-api responses)', () => {
+  const answer = (logprobs: unknown, status = 'incomplete') => ({
+    id: 'resp_1', object: 'response', status, model: 'gpt-4o-mini',
+    output: [{ type: 'reasoning', summary: [] }, { type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'Hi', annotations: [], ...(logprobs ? { logprobs } : {}) }] }],
+    usage: { input_tokens: 9, input_tokens_details: { cached_tokens: 4 }, output_tokens: 1, total_tokens: 10 },
+  });
+  const req = { endpoint: 'responses' as const, body: { input: [{ role: 'user', content: 'hi' }] } };
+
+  it('an output_text\'s log-probs become one chat record: usage, finish reason, prompt', () => {
+    const lp = [{ token: 'Hi', logprob: -0.25, bytes: [72, 105], top_logprobs: [{ token: 'Hi', logprob: -0.25, bytes: [72, 105] }, { token: 'Ho', logprob: -2, bytes: [72, 111] }] }];
+    const r = parseChat(responsesAsChat(answer(lp)), ctx(req));
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.records).toHaveLength(1);
+    expect(r.records[0]).toMatchObject({ mode: 'chat', tokens: ['Hi'], token_logprobs: [-0.25], top_tokens: [['Hi', 'Ho']], finish_reason: 'length',
+      prompt_tokens: 9, completion_tokens: 1, cached_tokens: 4, model: 'gpt-4o-mini', prompt: 'user: hi\n' });
+  });
+
+  it('an answer without log-probs, or without output, is rejected as such', () => {
+    expect(parseChat(responsesAsChat(answer(undefined, 'completed')), ctx(req))).toMatchObject({ ok: false, reason: 'no_logprobs' });
+    expect(parseChat(responsesAsChat({ error: { message: 'x' } }), ctx(req))).toMatchObject({ ok: false, reason: 'malformed_response' });
   });
 });

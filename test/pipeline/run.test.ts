@@ -44,7 +44,7 @@ describe('pipeline files', () => {
     const lines: string[] = [];
     const g = write(dir, 'q.yaml', `version: 1\nname: dash2\nstages:\n  - stage: eval\n    with: { data: synthetic, student: ["--force"], out: ${dir}/r }\n`);
     const r2 = await runPipeline(g, { log: (l) => lines.push(l), dryRun: true });
-    expect(r2.stages[0]).toMatchObject({ status: 'planned', reason: 'not run yet' }); // before: "Unknown argument" / no --student value
+    expect(r2.stages[0]).toMatchObject({ status: 'planned', reason: 'first run' }); // before: "Unknown argument" / no --student value
     expect(lines.at(-1)).toContain('--student=--force');
   });
 

@@ -59,4 +59,36 @@ describe('kd collect against kd serve', () => {
       expect(r.top_tokens.every((t) => t!.length === 3)).toBe(true);
     }
   });
+
+  it('chat mode through the Responses API (--chat-api responses): the same records as through chat completions', async () => {
+    const { dir, file } = input([{ id: 'r1', prompt: 'hello the world' }, { id: 'r2', prompt: 'the' }]);
+    const base = { teacherUrl: `${h.url}/v1`, model: h.model, input: file, topK: 3, concurrency: 2, mode: 'chat' as const, maxTokens: 6, temperature: 0 };
+    const viaChat = await collect({ ...base, out: join(dir, 'chat') });
+    const viaResponses = await collect({ ...base, out: join(dir, 'responses'), chatApi: 'responses' });
+    expect(viaResponses.stopReason).toBe('complete');
+    expect(viaResponses.tokens).toEqual(viaChat.tokens);
+    expect(viaResponses.tokens.completion).toBeGreaterThan(0);
+    const byId = (d: string) => new Map([...readRawDir(join(dir, d))].map((r) => [r.input_id, r]));
+    const chat = byId('chat'), responses = byId('responses');
+    expect([...responses.keys()].sort()).toEqual(['r1', 'r2']);
+    for (const [id, r] of responses) {
+      const c = chat.get(id)!;
+      expect(r.mode).toBe('chat');
+      expect(r.prompt).toBe(c.prompt);
+      expect(r.tokens).toEqual(c.tokens);
+      expect(r.token_bytes).toEqual(c.token_bytes);
+      expect(r.top_tokens).toEqual(c.top_tokens);
+      r.token_logprobs.forEach((v, i) => expect(v).toBeCloseTo(c.token_logprobs[i]!, 5));
+      expect(r.finish_reason).toBe(c.finish_reason);
+      expect(r.prompt_tokens).toBe(c.prompt_tokens);
+    }
+  });
+
+  it('--chat-api responses refuses what the Responses API cannot do', async () => {
+    const { dir, file } = input([{ id: 'x', prompt: 'p' }]);
+    const o = { teacherUrl: `${h.url}/v1`, model: h.model, input: file, out: join(dir, 'raw'), chatApi: 'responses' as const };
+    await expect(collect({ ...o, seed: 1 })).rejects.toThrow('--chat-api responses: the Responses API takes no seed; leave --seed out');
+    await expect(collect({ ...o, n: 2 })).rejects.toThrow(/one choice per request/);
+    await expect(collect({ ...o, mode: 'score' })).rejects.toThrow(/it is for --mode chat/);
+  });
 });

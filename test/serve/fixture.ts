@@ -1,8 +1,14 @@
 /** A tiny real checkpoint for serve tests: a few training steps, a tokenizer with multi-byte tokens. */
+import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { resolveModelConfig } from '../../src/model/config.js';
+import OpenAI from 'openai';
+import { initBackend } from '../../src/backend/index.js';
+import { type Model, disposeModel, forwardLogits } from '../../src/model/gpt.js';
+import { loadServedModel } from '../../src/serve/model.js';
+import { type ServeHandle, serve } from '../../src/serve/serve.js';
 import { resolveTrainConfig } from '../../src/train/config.js';
 import { syntheticTeacher } from '../../src/train/synthetic.js';
 import { train } from '../../src/train/trainer.js';
@@ -30,4 +36,30 @@ export async function makeCheckpoint(): Promise<string> {
   const config = resolveTrainConfig({ steps: 6, batchSize: 4, seqLen: SEQ_LEN, lr: 2e-2, warmupSteps: 1, logEvery: 6, evalEvery: 0, checkpointEvery: 0, loss: { temperature: 2, alpha: 0, missingMass: 'renormalize' } });
   await train({ model, config, data: syntheticTeacher({ vocabSize: V, seqLen: SEQ_LEN, batchSize: 4, topK: 8, seed: 3, sharpness: 6 }), outDir: dir, tokenizer: tok.toJSON() });
   return dir;
+}
+
+/** log-softmax of the model's forward pass over one sequence (≤ seqLen): [T][V], computed directly, not by the server. */
+export function logProbsOf(model: Model, ids: number[]): number[][] {
+  return tf.tidy(() => (tf.logSoftmax(forwardLogits(model, tf.tensor2d([ids], [1, ids.length], 'int32'))).arraySync() as number[][][])[0]!);
+}
+
+export interface TinyServer {
+  dir: string;
+  h: ServeHandle;
+  /** the openai SDK pointed at it */
+  client: OpenAI;
+  /** the same checkpoint loaded apart from the server, to check its numbers */
+  ref: Model;
+  tok: Tokenizer;
+  close(): Promise<void>;
+}
+
+/** kd serve on the tiny checkpoint (cpu backend, a free port), with the SDK client and a reference copy of the model. */
+export async function serveTiny(log: (line: string) => void = () => {}): Promise<TinyServer> {
+  await initBackend({ backend: 'cpu' });
+  const dir = await makeCheckpoint();
+  const h = await serve({ checkpoint: dir, port: 0, backend: 'cpu', log });
+  const client = new OpenAI({ baseURL: `${h.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  const { model: ref, tokenizer: tok } = loadServedModel(dir);
+  return { dir, h, client, ref, tok, close: async () => { await h.close(); disposeModel(ref); } };
 }

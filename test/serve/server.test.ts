@@ -5,14 +5,12 @@
 import * as tf from '@tensorflow/tfjs';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../../src/backend/index.js';
-import { type Model, disposeModel, forwardLogits } from '../../src/model/gpt.js';
+import type { Model } from '../../src/model/gpt.js';
 import { planWindows } from '../../src/serve/engine.js';
-import { loadServedModel } from '../../src/serve/model.js';
 import { type ServeHandle, serve } from '../../src/serve/serve.js';
 import { tokenBytesOf, tokenString } from '../../src/serve/tokens.js';
 import type { Tokenizer } from '../../src/tokenizer/tokenizer.js';
-import { SEQ_LEN, makeCheckpoint } from './fixture.js';
+import { SEQ_LEN, type TinyServer, logProbsOf, serveTiny } from './fixture.js';
 
 let dir: string;
 let h: ServeHandle;
@@ -20,25 +18,20 @@ let client: OpenAI;
 let ref: Model;
 let tok: Tokenizer;
 const logLines: string[] = [];
+let tiny: TinyServer | undefined;
 
 beforeAll(async () => {
-  await initBackend({ backend: 'cpu' });
-  dir = await makeCheckpoint();
-  h = await serve({ checkpoint: dir, port: 0, backend: 'cpu', log: (l) => logLines.push(l) });
-  client = new OpenAI({ baseURL: `${h.url}/v1`, apiKey: 'unused', maxRetries: 0 });
-  const r = loadServedModel(dir);
-  ref = r.model;
-  tok = r.tokenizer;
+  tiny = await serveTiny((l) => logLines.push(l));
+  ({ dir, h, client, ref, tok } = tiny);
 });
 
 afterAll(async () => {
-  await h?.close();
-  if (ref) disposeModel(ref);
+  await tiny?.close();
 });
 
 /** log-softmax of forwardLogits for one sequence (≤ seqLen): [T][V] */
 function refLogProbs(ids: number[]): number[][] {
-  return tf.tidy(() => (tf.logSoftmax(forwardLogits(ref, tf.tensor2d([ids], [1, ids.length], 'int32'))).arraySync() as number[][][])[0]!);
+  return logProbsOf(ref, ids);
 }
 
 /** The ids of wire tokens (legacy form or chat bytes). */
