@@ -10,10 +10,12 @@
  *   mask[n] = 1 and it has at least one usable entry; k(n) = its number of usable entries.
  *
  * Over labelled positions:
- *   kl         forward KL at T = 1 on the teacher's renormalised top-k, exactly kd-kernel's
- *              definition:  Σ_k pt_k (log pt_k − ls[id_k]),  pt = softmax(lt) over the k ids.
- *              ls is the student's full-vocabulary log-prob (not renormalised onto the k ids), so
- *              the figure also charges the student for mass it puts outside the teacher's set; ≥ 0.
+ *   kl         forward KL at T = 1 over the teacher's top-k plus one tail class, exactly the training
+ *              default's divergence (kd-kernel.ts, missingMass "tail"):
+ *                Σ_k pt_k (log pt_k − ls[id_k]) + R·(log R − log q_tail),
+ *              pt_k = exp(lt_k) as the teacher gave them, R = 1 − Σ_k pt_k its mass outside the top-k,
+ *              q_tail = 1 − Σ_k exp(ls[id_k]) the student's (floored at 1e-6). It is the KL between the two
+ *              distributions coarsened to k + 1 classes, so a lower bound on the full-vocabulary KL; ≥ 0.
  *   agreement  1 when argmax_v ls[v] over the FULL vocabulary equals the teacher's top-1 id (the id
  *              of the largest usable lt_k; the first one on ties), else 0.
  *   recall     |student top-k(n) ∩ teacher top-k(n)| / k(n). A teacher id counts as in the
@@ -31,7 +33,10 @@
  *              fraction of targeted positions that were hits, so a reader sees how much it covers;
  *              null when no target was a hit.
  */
-import { usable } from '../train/kd-kernel.js';
+import { newRowGrad, rowDivergence, usable, type KdLossOptions } from '../train/kd-kernel.js';
+
+/** The divergence `kl` reports: forward KL at T = 1 with the teacher's missing mass as a tail class. */
+const KL_OPTIONS: KdLossOptions = { divergence: 'forward-kl', temperature: 1, alpha: 0, beta: 0.5, missingMass: 'tail', unlabelledWeight: 0, tailTarget: 0 };
 
 export interface PositionLabels {
   /** [N·K] teacher top-k ids */
@@ -124,6 +129,7 @@ export function addPositions(sums: MetricSums, ls: Float32Array, V: number, labe
   if (ls.length !== N * V) throw new Error(`student log-probs have ${ls.length} values, expected N·V = ${N}·${V}`);
   const lp = new Float64Array(K);
   const ids = new Int32Array(K);
+  const rowGrad = newRowGrad(K);
   for (let n = 0; n < N; n++) {
     const off = n * V;
     let amax = 0;
@@ -139,14 +145,8 @@ export function addPositions(sums: MetricSums, ls: Float32Array, V: number, labe
     if (k > 0) {
       let m = -Infinity, top = 0;
       for (let j = 0; j < k; j++) if (lp[j] > m) { m = lp[j]; top = j; }
-      let z = 0;
-      for (let j = 0; j < k; j++) z += Math.exp(lp[j] - m);
-      const lse = m + Math.log(z);
-      let kl = 0;
-      for (let j = 0; j < k; j++) {
-        const lpt = lp[j] - lse;
-        kl += Math.exp(lpt) * (lpt - ls[off + ids[j]]);
-      }
+      // ls is a log-softmax: logits ls with log Σ exp = 0
+      const kl = rowDivergence(ls, off, 1, 0, V, topIds, topLogprobs, n * K, K, -1, KL_OPTIONS, rowGrad);
       const kth = kthLargest(ls.subarray(off, off + V), Math.min(k, V));
       let hits = 0;
       for (let j = 0; j < k; j++) if (ls[off + ids[j]] >= kth) hits++;

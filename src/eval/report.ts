@@ -220,7 +220,7 @@ ${costSection(r)}
 <section><h2>Sample generations</h2>${samplesSection(r)}</section>
 <section><h2>Provenance</h2>${provenanceSection(r)}</section>
 <section><h2>Definitions</h2><dl>
-<dt>KL</dt><dd>Σₖ pₜ(k)·(log pₜ(k) − log pₛ(k)) at T = 1 over the teacher's top-k renormalised; pₛ is the student's full-vocabulary probability (kd-kernel's forward KL).</dd>
+<dt>KL</dt><dd>Σₖ pₜ(k)·(log pₜ(k) − log pₛ(k)) + R·(log R − log Rₛ) at T = 1: the teacher's top-k log-probs as it gave them, plus one tail class for its mass outside them, R = 1 − Σₖ pₜ(k), against the student's Rₛ = 1 − Σₖ pₛ(k) (pₛ its full-vocabulary probability). The divergence kd train minimises by default; a lower bound on the full-vocabulary KL.</dd>
 <dt>agreement</dt><dd>the student's argmax over the full vocabulary equals the teacher's top-1 id.</dd>
 <dt>top-k recall</dt><dd>|student top-k ∩ teacher top-k| / k, k = the teacher's usable entries at the position.</dd>
 <dt>perplexity</dt><dd>exp(mean −log pₛ(actual next token)); the teacher's uses its own log-prob where the actual token is in its top-k, and excludes misses (coverage = share of hits).</dd>

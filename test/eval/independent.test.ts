@@ -86,8 +86,10 @@ describe('kd eval against an independent computation', () => {
           const amax = row.indexOf(Math.max(...row));
           if (b.mask[n] > 0) {
             const ent = Array.from({ length: b.K }, (_, k) => ({ id: b.topIds[n * b.K + k], lp: b.topLogprobs[n * b.K + k] })).filter((e) => Number.isFinite(e.lp) && e.lp > -9999);
-            const m = Math.max(...ent.map((e) => e.lp)), lse = m + Math.log(ent.reduce((a, e) => a + Math.exp(e.lp - m), 0));
-            kl += ent.reduce((a, e) => a + Math.exp(e.lp - lse) * (e.lp - lse - row[e.id]), 0);
+            // forward KL over the top-k and one tail class (the teacher's mass outside it)
+            const m = Math.max(...ent.map((e) => e.lp));
+            const R = 1 - ent.reduce((a, e) => a + Math.exp(e.lp), 0), qTail = Math.max(1 - ent.reduce((a, e) => a + Math.exp(row[e.id]), 0), 1e-6);
+            kl += ent.reduce((a, e) => a + Math.exp(e.lp) * (e.lp - row[e.id]), 0) + (R > 1e-9 ? R * Math.log(R / qTail) : 0);
             agree += amax === ent.find((e) => e.lp === m)!.id ? 1 : 0;
             labelled++;
           }

@@ -26,10 +26,10 @@ describe('eval metrics', () => {
   it('match hand-computed values', () => {
     const { ls, labels } = handCase();
     const m = finishMetrics(addPositions(emptySums(10), ls, 4, labels));
-    // n=0: pt = [0.75, 0.25] on ids [1, 0]: KL = 0.75·log(0.75/0.25) + 0.25·log(0.25/0.55)
-    const kl0 = 0.75 * Math.log(3) + 0.25 * Math.log(0.25 / 0.55);
-    // n=1: pt = [1] on id 3: KL = −log 0.45
-    const kl1 = -Math.log(0.45);
+    // n=0: pt = [0.6, 0.2] on ids [1, 0] and the tail 0.2; the student's [0.25, 0.55] and tail 0.2
+    const kl0 = 0.6 * Math.log(0.6 / 0.25) + 0.2 * Math.log(0.2 / 0.55) + 0.2 * Math.log(0.2 / 0.2);
+    // n=1: pt = [0.5] on id 3 and the tail 0.5; the student's 0.45 and tail 0.55
+    const kl1 = 0.5 * Math.log(0.5 / 0.45) + 0.5 * Math.log(0.5 / 0.55);
     expect(m.labelled).toBe(2);
     expect(m.kl).toBeCloseTo((kl0 + kl1) / 2, 6);
     expect(m.agreement).toBe(0.5); // n=0: 0 ≠ 1; n=1: 3 = 3
@@ -60,7 +60,7 @@ describe('eval metrics', () => {
     expect(m.teacherPpl).toBeNull();
   });
 
-  it('KL equals kd-kernel\'s forward KL at T = 1 (independent path)', () => {
+  it('KL equals kd-kernel\'s default forward KL at T = 1, the teacher\'s missing mass as a tail class', () => {
     const r = new Rng(7);
     const N = 6, V = 9, K = 4;
     const logits = Float32Array.from({ length: N * V }, () => r.normal() * 2);
@@ -74,10 +74,12 @@ describe('eval metrics', () => {
     const topIds = new Int32Array(N * K), topLogprobs = new Float32Array(N * K);
     for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) { topIds[n * K + k] = (n + 2 * k) % V; topLogprobs[n * K + k] = -0.5 - r.next() * 3; }
     const labels = { N, K, topIds, topLogprobs, mask: new Float32Array(N).fill(1), targets: new Int32Array(N).fill(-1) };
-    const ref = kdLossAndGrad(logits, V, labels, { divergence: 'forward-kl', temperature: 1, alpha: 0, beta: 0.5, missingMass: 'renormalize', unlabelledWeight: 0, tailTarget: 0 });
+    const ref = kdLossAndGrad(logits, V, labels, { divergence: 'forward-kl', temperature: 1, alpha: 0, beta: 0.5, missingMass: 'tail', unlabelledWeight: 0, tailTarget: 0 });
+    const renorm = kdLossAndGrad(logits, V, labels, { divergence: 'forward-kl', temperature: 1, alpha: 0, beta: 0.5, missingMass: 'renormalize', unlabelledWeight: 0, tailTarget: 0 });
     const m = finishMetrics(addPositions(emptySums(), ls, V, labels));
     expect(m.kl).toBeCloseTo(ref.kd, 5);
     expect(m.kl).toBeGreaterThan(0);
+    expect(Math.abs(m.kl! - renorm.kd)).toBeGreaterThan(1e-3); // not the renormalised form
   });
 
   it('kthLargest and percentile', () => {

@@ -47,7 +47,7 @@ beforeAll(async () => {
     out: out2, batches: 2, batchSize: 4, samples: 1, genTokens: 8, latencySteps: 4, latencyWarmup: 1 })).report;
   headlinePage = path.join(out2, 'index.html');
   browser = await launchChromium();
-});
+}, 600_000); // two evals and a browser start: minutes when the machine is busy
 
 afterAll(async () => {
   await browser?.close();
