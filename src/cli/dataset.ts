@@ -104,7 +104,7 @@ export const buildCommand: CommandModule<object, DatasetBuildArgs> = {
     let bar: ReturnType<typeof startProgress> | undefined;
     try {
       const s = buildDataset({ ...o, onProgress: (done, total) => {
-        bar ??= startProgress(total, 'build |{bar}| {value}/{total} raw shards (2 passes) | ETA {eta}s', !argv.json && Boolean(process.stderr.isTTY));
+        bar ??= startProgress(total, 'build |{bar}| {value}/{total} raw shards (2 passes) | ETA {eta_formatted}', !argv.json && Boolean(process.stderr.isTTY));
         bar.update(done, {});
       } });
       bar?.stop();
@@ -185,7 +185,7 @@ export const exportDatasetCommand: CommandModule<object, DatasetExportArgs> = {
     let bar: ReturnType<typeof startProgress> | undefined;
     try {
       const s = exportDataset({ from: argv.from, out: argv.out, format: (argv.format ?? 'parquet') as never, force: argv.force, onProgress: (done, total) => {
-        bar ??= startProgress(total, 'export |{bar}| {value}/{total} shards | ETA {eta}s', !argv.json && Boolean(process.stderr.isTTY));
+        bar ??= startProgress(total, 'export |{bar}| {value}/{total} shards | ETA {eta_formatted}', !argv.json && Boolean(process.stderr.isTTY));
         bar.update(done, {});
       } });
       bar?.stop();
