@@ -30,6 +30,9 @@ export function formatDuration(sec: number): string {
   return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${String(r).padStart(2, '0')}s` : `${r}s`;
 }
 
+/** cli-progress's {eta_formatted}: kd's durations ("1m05s"), "--" while unknown (cli-progress's "NULL", "INF"). */
+export const etaTime = (t: unknown): string => formatDuration(typeof t === 'number' ? t : Number.NaN);
+
 /**
  * A bar's format as one plain line, with cli-progress's own token rules ({bar} becomes a percentage;
  * its built-in tokens such as {eta} win over payload keys of the same name, as on the bar).
@@ -37,7 +40,7 @@ export function formatDuration(sec: number): string {
 export function renderProgress(format: string, value: number, total: number, payload: Record<string, string | number>, etaSec = NaN): string {
   const progress = total > 0 ? Math.min(1, value / total) : 0;
   return cliProgress.Format.Formatter(
-    { format: format.replace(/\|?\{bar\}\|?/g, '{percentage}%'), barsize: 0, barCompleteString: '', barIncompleteString: '', barGlue: '', autopaddingChar: '' } as cliProgress.Options,
+    { format: format.replace(/\|?\{bar\}\|?/g, '{percentage}%'), barsize: 0, barCompleteString: '', barIncompleteString: '', barGlue: '', autopaddingChar: '', formatTime: etaTime } as cliProgress.Options,
     { progress, total, value, eta: (Number.isFinite(etaSec) ? Math.round(etaSec) : '--') as number, startTime: Date.now(), stopTime: null, maxWidth: 0 },
     payload,
   );
@@ -88,7 +91,7 @@ export function startProgress(total: number, format: string, enabled = Boolean(p
   const sink = progressSink();
   if (sink) return lineProgress(total, format, sink);
   if (!enabled) return { update() {}, stop() {} };
-  const bar = new cliProgress.SingleBar({ format, stream: process.stderr, hideCursor: true, etaBuffer: 50, fps: 5 }, cliProgress.Presets.shades_classic);
+  const bar = new cliProgress.SingleBar({ format, stream: process.stderr, hideCursor: true, etaBuffer: 50, fps: 5, formatTime: etaTime }, cliProgress.Presets.shades_classic);
   bar.start(total, 0);
   return {
     update: (value, payload) => bar.update(value, payload),

@@ -6,7 +6,8 @@
  * `npm run` scripts are in package.json. Run for real: `npx kd --help` (kd's bin after npm ci) and the
  * dry-run form of the `kd run` line. Not run for real, because they need a teacher, the network, an
  * earlier stage's output or minutes of training: collect, dataset, train, prune, quantize, export, eval,
- * serve, merge, and the npm scripts (npm ci, npm test, the demo and the benchmarks).
+ * serve, merge, and the npm scripts (npm ci, npm test, the demo and the benchmarks). The `kd dataset export` lines
+ * and the SQL of "Reading kd's files" run for real in test/dataset/export-readers.test.ts.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';

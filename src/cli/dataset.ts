@@ -1,9 +1,10 @@
 /**
- * `kd dataset build | inspect | import | merge`: thin shells over src/dataset. Handlers import the stage
+ * `kd dataset build | inspect | import | merge | export`: thin shells over src/dataset. Handlers import the stage
  * lazily so `--help` loads neither Arrow nor the tokenizer.
  */
 import type { Argv, CommandModule } from 'yargs';
 import type { BuildOptions, BuildSummary } from '../dataset/build.js';
+import type { ExportSummary } from '../dataset/export.js';
 import type { ImportOptions, ImportSummary } from '../dataset/import.js';
 import type { Inspection } from '../dataset/inspect.js';
 import type { MergeOptions, MergeSummary } from '../dataset/merge.js';
@@ -13,6 +14,7 @@ import { lockingOut } from '../lock.js';
 export interface DatasetBuildArgs { from: string; out: string; vocabSize?: number; valFraction?: number; seed?: number; shardMb?: number; force?: boolean; json?: boolean }
 export interface DatasetInspectArgs { dir: string; json?: boolean }
 export interface DatasetMergeArgs { from: string[]; out: string; force?: boolean; json?: boolean }
+export interface DatasetExportArgs { from: string; out: string; format?: string; force?: boolean; json?: boolean }
 export interface DatasetImportArgs { from: string; out: string; topK?: number; force?: boolean; json?: boolean }
 
 /** argv → build options (pure). */
@@ -72,6 +74,14 @@ export function formatInspection(r: Inspection): string {
   return lines.join('\n');
 }
 
+export function formatExport(s: ExportSummary): string {
+  const rows = s.files.reduce((n, f) => n + f.rows, 0), bytes = s.files.reduce((n, f) => n + f.bytes, 0);
+  const lines = [`kd dataset export → ${s.out}: ${s.format} copy of the ${s.kind === 'dataset' ? 'dataset' : 'raw directory'} ${s.from}, ${int(rows)} rows in ${s.files.length} file${s.files.length === 1 ? '' : 's'}, ${(bytes / 1e6).toFixed(2)} MB; ${s.seconds.toFixed(1)} s`];
+  for (const f of s.files) lines.push(`  ${f.file}  ${int(f.rows)} rows  ${(f.bytes / 1e6).toFixed(2)} MB`);
+  lines.push(`columns: ${s.columns.map((c) => `${c.name} ${c.type}`).join(', ')}`);
+  return lines.join('\n');
+}
+
 const out = (s: string) => process.stdout.write(s + '\n');
 
 export const buildCommand: CommandModule<object, DatasetBuildArgs> = {
@@ -94,7 +104,7 @@ export const buildCommand: CommandModule<object, DatasetBuildArgs> = {
     let bar: ReturnType<typeof startProgress> | undefined;
     try {
       const s = buildDataset({ ...o, onProgress: (done, total) => {
-        bar ??= startProgress(total, 'build |{bar}| {value}/{total} raw shards (2 passes) | ETA {eta}s', !argv.json && Boolean(process.stderr.isTTY));
+        bar ??= startProgress(total, 'build |{bar}| {value}/{total} raw shards (2 passes) | ETA {eta_formatted}', !argv.json && Boolean(process.stderr.isTTY));
         bar.update(done, {});
       } });
       bar?.stop();
@@ -159,9 +169,36 @@ export const mergeCommand: CommandModule<object, DatasetMergeArgs> = {
   },
 };
 
+export const exportDatasetCommand: CommandModule<object, DatasetExportArgs> = {
+  command: 'export',
+  describe: 'Write a plain-typed copy of a dataset or raw directory for polars, DuckDB, pandas/pyarrow, Rust arrow: float32 log-probs, int32 ids, bytes as uint8 lists',
+  builder: (y: Argv) => y
+    .option('from', { type: 'string', demandOption: true, describe: 'dataset directory (kd dataset build) or raw directory (kd collect)' })
+    .option('out', { type: 'string', demandOption: true, describe: 'directory to write: one file per source shard (train-00000.parquet, …), tokenizer.json, export.json' })
+    .option('format', { type: 'string', describe: 'parquet (zstd; polars, DuckDB, pandas, Spark) or arrow-float32 (Arrow IPC file; polars read_ipc, pyarrow, Rust arrow-ipc) (default parquet)' })
+    .option('force', { type: 'boolean', describe: 'replace an export already in --out' })
+    .option('json', { type: 'boolean', describe: 'print the summary as JSON' })
+    .example('$0 dataset export --from datasets/demo/data --out datasets/demo/parquet', 'Parquet files for polars.read_parquet / DuckDB read_parquet')
+    .example('$0 dataset export --from datasets/demo/raw --out datasets/demo/raw-arrow --format arrow-float32', 'the raw teacher output as Arrow IPC files, bytes as uint8 lists') as Argv<DatasetExportArgs>,
+  handler: async (argv) => {
+    const [{ exportDataset }, { startProgress }] = await Promise.all([import('../dataset/export.js'), import('../progress.js')]);
+    let bar: ReturnType<typeof startProgress> | undefined;
+    try {
+      const s = exportDataset({ from: argv.from, out: argv.out, format: (argv.format ?? 'parquet') as never, force: argv.force, onProgress: (done, total) => {
+        bar ??= startProgress(total, 'export |{bar}| {value}/{total} shards | ETA {eta_formatted}', !argv.json && Boolean(process.stderr.isTTY));
+        bar.update(done, {});
+      } });
+      bar?.stop();
+      out(argv.json ? JSON.stringify(s) : formatExport(s));
+    } finally {
+      bar?.stop();
+    }
+  },
+};
+
 export const datasetCommand: CommandModule<object, object> = {
   command: 'dataset <command>',
-  describe: 'Build, inspect and import soft-label datasets',
-  builder: (y: Argv) => y.command(lockingOut('kd dataset build', buildCommand)).command(inspectCommand).command(lockingOut('kd dataset import', importCommand)).command(lockingOut('kd dataset merge', mergeCommand)).demandCommand(1, 'Give a dataset command: build, inspect, import or merge.'),
+  describe: 'Build, inspect, import, merge and export soft-label datasets',
+  builder: (y: Argv) => y.command(lockingOut('kd dataset build', buildCommand)).command(inspectCommand).command(lockingOut('kd dataset import', importCommand)).command(lockingOut('kd dataset merge', mergeCommand)).command(lockingOut('kd dataset export', exportDatasetCommand)).demandCommand(1, 'Give a dataset command: build, inspect, import, merge or export.'),
   handler: () => {},
 };

@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { collectCommand } from './collect.js';
 import { exportCommand, pruneCommand, quantizeCommand } from './compress.js';
-import { buildCommand, datasetCommand, importCommand, inspectCommand, mergeCommand } from './dataset.js';
+import { buildCommand, datasetCommand, exportDatasetCommand, importCommand, inspectCommand, mergeCommand } from './dataset.js';
 import { doctorCommand } from './doctor.js';
 import { evalCommand } from './eval.js';
 import { runCommand } from './run.js';
@@ -17,4 +17,4 @@ export const commands: CommandModule<any, any>[] = [runCommand, lockingOut('kd c
 
 /** Subcommands of the nested commands, for validating argv without running anything (src/cli/validate.ts). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const subcommands: Record<string, CommandModule<any, any>[]> = { tokenizer: [tokenizerTrainCommand], dataset: [buildCommand, inspectCommand, importCommand, mergeCommand] };
+export const subcommands: Record<string, CommandModule<any, any>[]> = { tokenizer: [tokenizerTrainCommand], dataset: [buildCommand, inspectCommand, importCommand, mergeCommand, exportDatasetCommand] };

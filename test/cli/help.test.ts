@@ -36,8 +36,8 @@ describe('--help', () => {
     }
   });
 
-  it('collect, run, doctor, dataset inspect and dataset import give examples', () => {
-    for (const name of ['collect', 'run', 'doctor', 'dataset inspect', 'dataset import']) {
+  it('collect, run, doctor, dataset inspect, dataset import and dataset export give examples', () => {
+    for (const name of ['collect', 'run', 'doctor', 'dataset inspect', 'dataset import', 'dataset export']) {
       const r = kd([...name.split(' '), '--help']);
       expect(r.status, name).toBe(0);
       const examples = r.stdout.split('\nExamples:\n')[1] ?? '';

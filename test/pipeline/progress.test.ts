@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { COLLECT_BAR_FORMAT, progressLines } from '../../src/collect/progress.js';
 import { relayProgress } from '../../src/pipeline/progress-relay.js';
 import { runPipeline } from '../../src/pipeline/run.js';
-import { lineProgress, progressSink, renderProgress } from '../../src/progress.js';
+import { etaTime, lineProgress, progressSink, renderProgress } from '../../src/progress.js';
 import { TRAIN_BAR_FORMAT } from '../../src/train/run.js';
 
 const tick = () => new Promise((r) => setImmediate(r));
@@ -28,6 +28,14 @@ describe('a stage\'s progress line', () => {
     p.stop();
     p.stop();
     expect(lines).toEqual([['build 40% 4/10 | ETA 3s', undefined], ['build 40% 4/10 | ETA 3s', true]]);
+  });
+
+  it('the build and export bars\' ETA: kd\'s durations with a unit, "--" while unknown (on a terminal too)', () => {
+    expect(renderProgress('ETA {eta_formatted}', 1, 4, {}, 125)).toBe('ETA 2m05s');
+    expect(renderProgress('ETA {eta_formatted}', 1, 4, {}, 7)).toBe('ETA 7s');
+    expect(renderProgress('ETA {eta_formatted}', 0, 4, {}, NaN)).toBe('ETA --');
+    // a terminal bar's own ETA before the first estimate, or for a stalled run: cli-progress's "NULL" / "INF"
+    expect(['NULL', 'INF', 3725].map(etaTime)).toEqual(['--', '--', '1h02m']);
   });
 
   it('collect\'s progress as lines: the bar\'s figures', () => {
