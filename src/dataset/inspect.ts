@@ -4,7 +4,6 @@
  * the tokenizer, which needs the teacher's original tokens).
  */
 import { SPLITS, type Split } from '../schema/dataset.js';
-import { FLOAT16_TABLE } from '../schema/float16.js';
 import { entropy } from './convert.js';
 import { openDataset } from './open.js';
 import { loadShard } from './shards.js';
@@ -59,7 +58,7 @@ export function inspectDataset(dir: string): Inspection {
         s.labelled += nLab;
         for (let j = 0; j < nLab; j++) {
           lps.length = 0;
-          for (let v = b.topOff[j]; v < b.topOff[j + 1]; v++) lps.push(FLOAT16_TABLE[b.topLp[v]]);
+          for (let v = b.topOff[j]; v < b.topOff[j + 1]; v++) lps.push(b.topLogprobs[v]);
           s.entries += lps.length;
           s.entropySum += entropy(lps);
         }
