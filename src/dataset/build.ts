@@ -123,7 +123,8 @@ function splitStats(c: ConvertStats, shards: SplitStats['shards']): SplitStats {
 class BuildFold {
   readonly counter = new VocabCounter();
   private readonly global = new ByteTable();
-  private readonly usefulness: { count: number; mass: number }[] = [];
+  private count = new Float64Array(1024);
+  private mass = new Float64Array(1024);
   tokenizer!: Tokenizer;
   massKept = 0;
   writers!: Record<Split, ShardWriter>;
@@ -142,24 +143,21 @@ class BuildFold {
   addPass1(res: Pass1Result): void {
     const c = this.counter;
     const local = new Int32Array(res.off.length - 1);
-    for (let t = 0; t < local.length; t++) {
-      const before = this.global.size;
-      const g = this.global.intern(res.pool, res.off[t], res.off[t + 1]);
-      if (g === before) {
-        const u = { count: 0, mass: 0 };
-        this.usefulness.push(u);
-        c.tokens.set(bytesKey(res.pool.subarray(res.off[t], res.off[t + 1])), u);
-      }
-      local[t] = g;
+    for (let t = 0; t < local.length; t++) local[t] = this.global.intern(res.pool, res.off[t], res.off[t + 1]);
+    if (this.count.length < this.global.size) {
+      const n = Math.max(this.global.size, 2 * this.count.length);
+      const cnt = new Float64Array(n), mass = new Float64Array(n);
+      cnt.set(this.count); mass.set(this.mass);
+      this.count = cnt; this.mass = mass;
     }
-    const use = this.usefulness, ev = res.events, p = res.p;
+    const count = this.count, massArr = this.mass, ev = res.events, p = res.p;
     let total = c.totalMass;
     for (let e = 0, k = 0; e < ev.length; e++) {
       const x = ev[e];
-      if (x < 0) use[local[-1 - x]].count++;
+      if (x < 0) count[local[-1 - x]]++;
       else {
         const q = p[k++];
-        use[local[x]].mass += q;
+        massArr[local[x]] += q;
         total += q;
       }
     }
@@ -172,6 +170,8 @@ class BuildFold {
   }
 
   derive(): void {
+    // the columnar pass 1 kept usefulness in typed arrays: into the counter's map, in first-seen order
+    for (let t = 0; t < this.global.size; t++) this.counter.tokens.set(bytesKey(this.global.bytes(t)), { count: this.count[t], mass: this.mass[t] });
     const { tokenizer, massKept } = deriveVocab(this.counter, this.o.vocabSize);
     this.tokenizer = tokenizer;
     this.massKept = massKept;
@@ -320,6 +320,8 @@ export function buildDataset(opts: BuildOptions & { engine?: 'columns' | 'record
 
 /** Worker threads a build uses by default: one per core, at most {@link MAX_BUILD_WORKERS}. */
 export const MAX_BUILD_WORKERS = 4;
+/** below this much raw data (and without an explicit `workers`) the build stays in one thread */
+export const MIN_PARALLEL_RAW_BYTES = 32 * 1024 * 1024;
 export const defaultBuildWorkers = (): number => Math.min(MAX_BUILD_WORKERS, Math.max(1, os.availableParallelism?.() ?? os.cpus().length));
 
 /**
@@ -333,7 +335,9 @@ export async function buildDatasetParallel(opts: BuildOptions & { workers?: numb
   if (!(w >= 0 && Number.isInteger(w))) throw new KdError('bad-option', `--workers must be an integer ≥ 0, got ${opts.workers}`);
   const t0 = performance.now();
   const { o, src, tmp } = start(opts);
-  const nWorkers = Math.min(w, src.files.length);
+  const rawBytes = src.files.reduce((a, x) => a + fs.statSync(x).size, 0);
+  // starting a worker costs ~0.3 s (seconds under tsx): only worth it for a big source, unless asked for
+  const nWorkers = opts.workers === undefined && rawBytes < MIN_PARALLEL_RAW_BYTES ? 0 : Math.min(w, src.files.length);
   if (nWorkers <= 1) {
     fs.rmSync(tmp, { recursive: true, force: true });
     src.cleanup();
