@@ -1,19 +1,25 @@
 /**
  * Data pipeline throughput: builds a dataset from synthetic raw teacher records of realistic size
  * (default 2M labelled tokens, top-k 20, a Zipf-distributed 50k-token teacher vocabulary, 500-token
- * chat answers), then measures the streaming loader producing [16, 128] training batches. Prints one
- * JSON line: build time, bytes per labelled token (target ≤ 6·k + 16), loader tokens/s and its ratio
- * to training throughput (≈ 14,000 tokens/s measured with `npm run bench:train` on the reference machine; target ≥ 50×).
+ * chat answers) four ways in one run — the previous record-by-record build (format version 1, the
+ * reference), the columnar build in one thread and with worker threads (version 1: must be the same
+ * bytes as the reference), and the default columnar build (version 2) — then measures the streaming
+ * loader producing [16, 128] training batches from version 1 and version 2. Prints one JSON line:
+ * labelled tokens/s of each build and the speed-up over the reference (target ≥ 300k/s), bytes per
+ * top-k entry (target ≤ 3) and what 8-bit log-probs change, loader tokens/s and its ratio to training
+ * throughput (≈ 14,000 tokens/s measured with `npm run bench:train` on the reference machine; target ≥ 50×).
  *
- *   npm run bench:data [-- --tokens 2000000 --k 20 --batches 400 --train-tps 14000 --keep]
+ *   npm run bench:data [-- --tokens 2000000 --k 20 --batches 400 --train-tps 14000 --workers N --no-old --keep]
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildDataset } from '../src/dataset/build.js';
+import { createHash } from 'node:crypto';
+import { buildDataset, buildDatasetParallel } from '../src/dataset/build.js';
 import { datasetSource } from '../src/dataset/loader.js';
 import { Rng } from '../src/rng.js';
 import { IPC_EOS, RawStreamEncoder, type RawRecord, rawSchema, rawShardName } from '../src/schema/raw.js';
+import type { Batch } from '../src/train/batch.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, dflt: string) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : dflt; };
@@ -21,6 +27,8 @@ const totalTokens = Number(arg('tokens', '2000000'));
 const K = Number(arg('k', '20'));
 const nBatches = Number(arg('batches', '400'));
 const trainTps = Number(arg('train-tps', '14000'));
+const withOld = !args.includes('--no-old');
+const workers = args.includes('--workers') ? Number(arg('workers', '2')) : undefined;
 const answer = 500;
 const perShard = 200;
 
@@ -91,32 +99,89 @@ function writeRaw(dir: string): number {
   return records;
 }
 
+function sha256s(dir: string): string[] {
+  return fs.readdirSync(dir).filter((f) => f.endsWith('.arrow') || f === 'tokenizer.json').sort().map((f) => createHash('sha256').update(fs.readFileSync(path.join(dir, f))).digest('hex'));
+}
+
+/** Loader tokens/s over nBatches [B, T] batches (after a warm-up), and the batches' log-probs for comparison. */
+function loader(dir: string, keep: number): { tps: number; openSec: number; kept: Batch[] } {
+  const B = 16, T = 128;
+  let t = performance.now();
+  const factory = datasetSource(dir, { split: 'train', batchSize: B, seqLen: T, seed: 0 });
+  const openSec = (performance.now() - t) / 1000;
+  const src = factory.open();
+  const kept: Batch[] = [];
+  for (let i = 0; i < 20; i++) { const b = src.next(); if (kept.length < keep) kept.push(b); } // warm-up (JIT, first window)
+  t = performance.now();
+  for (let i = 0; i < nBatches; i++) src.next();
+  const sec = (performance.now() - t) / 1000;
+  return { tps: (nBatches * B * T) / sec, openSec, kept };
+}
+
+/** What 8-bit log-probs change against float16 ones: worst |Δ log-prob|, and the top-k mass (hence the loss's tail 1 − Σp). */
+function quantization(v1: Batch[], v2: Batch[]) {
+  let worstLp = 0, worstMass = 0, sumMass = 0, sumRelTail = 0, n = 0;
+  for (let b = 0; b < v1.length; b++) {
+    const x = v1[b], y = v2[b];
+    for (let p = 0; p < x.B * x.T; p++) {
+      if (!x.mask[p]) continue;
+      let m1 = 0, m2 = 0;
+      for (let k = 0; k < x.K; k++) {
+        const a = x.topLogprobs[p * x.K + k], c = y.topLogprobs[p * x.K + k];
+        if (a === -9999) continue;
+        worstLp = Math.max(worstLp, Math.abs(a - c));
+        m1 += Math.exp(a); m2 += Math.exp(c);
+      }
+      worstMass = Math.max(worstMass, Math.abs(m1 - m2));
+      sumMass += Math.abs(m1 - m2);
+      if (1 - m1 > 1e-6) sumRelTail += Math.abs(m1 - m2) / (1 - m1);
+      n++;
+    }
+  }
+  return { positions: n, maxAbsLogprobErr: +worstLp.toFixed(4), maxAbsTailErr: +worstMass.toExponential(2), meanAbsTailErr: +(sumMass / n).toExponential(2), meanRelTailErr: +(sumRelTail / n).toExponential(2) };
+}
+
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'kd-bench-data-'));
 try {
   let t = performance.now();
   const records = writeRaw(path.join(root, 'raw'));
   const rawSec = (performance.now() - t) / 1000;
-  t = performance.now();
-  const build = buildDataset({ from: path.join(root, 'raw'), out: path.join(root, 'ds'), vocabSize: 8192, valFraction: 0.05, seed: 0 });
-  const buildSec = (performance.now() - t) / 1000;
+  const raw = path.join(root, 'raw');
+  const common = { from: raw, vocabSize: 8192, valFraction: 0.05, seed: 0 };
+  const timed = async <T>(f: () => T | Promise<T>) => { const t0 = performance.now(); const r = await f(); return { r, sec: (performance.now() - t0) / 1000 }; };
+  // the previous record-by-record build (format version 1): the reference of the ratio, and of the bytes
+  const old = withOld ? await timed(() => buildDataset({ ...common, out: path.join(root, 'old'), formatVersion: 1, engine: 'records' })) : null;
+  const one = await timed(() => buildDataset({ ...common, out: path.join(root, 'v1-1t'), formatVersion: 1 }));
+  const v1 = await timed(() => buildDatasetParallel({ ...common, out: path.join(root, 'v1'), formatVersion: 1, workers }));
+  const v2 = await timed(() => buildDatasetParallel({ ...common, out: path.join(root, 'v2'), workers }));
+  const labelled = v2.r.counts.labelled;
+  const tps = (sec: number) => Math.round(labelled / sec);
+  const sameBytes = sha256s(path.join(root, 'v1')).join() === sha256s(path.join(root, 'v1-1t')).join()
+    && (!old || sha256s(path.join(root, 'old')).join() === sha256s(path.join(root, 'v1')).join());
 
-  const B = 16, T = 128;
-  t = performance.now();
-  const factory = datasetSource(path.join(root, 'ds'), { split: 'train', batchSize: B, seqLen: T, seed: 0 });
-  const openSec = (performance.now() - t) / 1000;
-  const src = factory.open();
-  for (let i = 0; i < 20; i++) src.next(); // warm-up (JIT, first window)
-  t = performance.now();
-  for (let i = 0; i < nBatches; i++) src.next();
-  const sec = (performance.now() - t) / 1000;
-  const tps = (nBatches * B * T) / sec;
+  const l1 = loader(path.join(root, 'v1'), 20), l2 = loader(path.join(root, 'v2'), 20);
   console.log(JSON.stringify({
-    bench: 'data', records, labelledTokens: build.splits.train.labelled + build.splits.val.labelled, topK: build.topK,
-    rawWriteSec: +rawSec.toFixed(2), buildSec: +buildSec.toFixed(2),
-    bytesPerLabelledToken: +build.bytesPerLabelled.toFixed(2), targetBytesPerLabelledToken: build.targetBytesPerLabelled,
-    datasetMB: +((build.splits.train.bytes + build.splits.val.bytes) / 1e6).toFixed(1), massKept: +build.massKept.toFixed(4),
-    verifyOpenSec: +openSec.toFixed(2), batch: [B, T], loaderBatches: nBatches, loaderTokensPerSec: Math.round(tps),
-    trainTokensPerSec: trainTps, loaderOverTrain: +(tps / trainTps).toFixed(1), target: 50 * trainTps, meetsTarget: tps >= 50 * trainTps,
+    bench: 'data', records, labelledTokens: labelled, topK: v2.r.topK, vocabSize: v2.r.vocabSize, rawWriteSec: +rawSec.toFixed(2), workers: workers ?? 'default',
+    build: {
+      oldRecordsV1: old ? { sec: +old.sec.toFixed(2), labelledPerSec: tps(old.sec) } : null,
+      columnsV1OneThread: { sec: +one.sec.toFixed(2), labelledPerSec: tps(one.sec) },
+      columnsV1: { sec: +v1.sec.toFixed(2), labelledPerSec: tps(v1.sec) },
+      columnsV2: { sec: +v2.sec.toFixed(2), labelledPerSec: tps(v2.sec) },
+      speedupOverOld: old ? +(old.sec / v2.sec).toFixed(1) : null,
+      v1SameBytesAsOld: sameBytes, target: 300_000, meetsTarget: tps(v2.sec) >= 300_000,
+    },
+    storage: {
+      v1: { bytesPerLabelled: +v1.r.bytesPerLabelled.toFixed(2), bytesPerEntry: +v1.r.bytesPerEntry.toFixed(3), MB: +((v1.r.splits.train.bytes + v1.r.splits.val.bytes) / 1e6).toFixed(1) },
+      v2: { bytesPerLabelled: +v2.r.bytesPerLabelled.toFixed(2), bytesPerEntry: +v2.r.bytesPerEntry.toFixed(3), MB: +((v2.r.splits.train.bytes + v2.r.splits.val.bytes) / 1e6).toFixed(1) },
+      targetBytesPerEntry: 3, meetsTarget: v2.r.bytesPerEntry <= 3,
+      quantization: quantization(l1.kept, l2.kept),
+    },
+    massKept: +v2.r.massKept.toFixed(4),
+    loader: {
+      batch: [16, 128], batches: nBatches, v1TokensPerSec: Math.round(l1.tps), v2TokensPerSec: Math.round(l2.tps), v2OverV1: +(l2.tps / l1.tps).toFixed(2),
+      verifyOpenSec: { v1: +l1.openSec.toFixed(2), v2: +l2.openSec.toFixed(2) },
+      trainTokensPerSec: trainTps, loaderOverTrain: +(l2.tps / trainTps).toFixed(1), target: 50 * trainTps, meetsTarget: l2.tps >= 50 * trainTps,
+    },
   }));
 } finally {
   if (!args.includes('--keep')) fs.rmSync(root, { recursive: true, force: true });

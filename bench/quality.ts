@@ -12,6 +12,7 @@
  * `ratio` = KD bpb / hard-label bpb (mean over seeds); targets: ≤ 0.95 in limited and chat, ≤ 1.0 in large.
  *
  *   npm run bench:quality [-- --cases limited,chat --seeds 0,1,2 --steps 600 --kd "--alpha 0.5" --fresh]
+ *   … --format-version 1 --dir datasets/bench-quality-v1: the datasets in format version 1 (float16 log-probs)
  * Collections, datasets and finished runs (same arguments, same training sources) are cached under
  * datasets/bench-quality/ (--fresh redoes everything).
  */
@@ -40,6 +41,7 @@ const KINDS = arg('kinds', 'hard,kd').split(','); // --kinds kd: only the KD stu
 const TAG = arg('tag', '');
 const TEXT_BYTES = Number(arg('text-bytes', '300000'));
 const ROOT = path.resolve(arg('dir', 'datasets/bench-quality'));
+const FORMAT = arg('format-version', ''); // dataset format of the builds (default: kd dataset build's)
 const TEACHER = path.resolve(arg('teacher', 'checkpoints/teacher'));
 const KD = [path.resolve('node_modules/.bin/tsx'), path.resolve('src/cli.ts')];
 const STUDENT = ['--d-model', '96', '--layers', '2', '--heads', '4', '--seq-len', '128', '--batch-size', '16',
@@ -120,7 +122,7 @@ async function dataset(c: CaseSpec, url: () => Promise<string>): Promise<{ dir: 
     const common = ['collect', '--teacher-url', await url(), '--model', 'kd-teacher', '--input', input, '--out', raw, '--top-k', '20', '--concurrency', '4', '--json'];
     await run(c.mode === 'score' ? [...common, '--mode', 'score']
       : [...common, '--mode', 'chat', '--max-tokens', '160', '--temperature', '1', '--seed', '1']);
-    await run(['dataset', 'build', '--from', raw, '--out', data, '--vocab-size', '2048', '--val-fraction', '0.05', '--seed', '0', '--json', '--force']);
+    await run(['dataset', 'build', '--from', raw, '--out', data, '--vocab-size', '2048', '--val-fraction', '0.05', '--seed', '0', '--json', '--force', ...(FORMAT ? ['--format-version', FORMAT] : [])]);
   }
   const manifest = JSON.parse(fs.readFileSync(path.join(data, 'manifest.json'), 'utf8')) as Record<string, unknown>;
   return { dir: data, summary: manifest };
@@ -164,7 +166,7 @@ async function main() {
     });
     return teacherUrl!;
   };
-  const out: Record<string, unknown> = { bench: 'quality', steps: STEPS, seeds: SEEDS, kd_flags: KD_FLAGS.join(' ') || '(defaults)', teacher: flag('no-teacher') ? null : score(TEACHER) };
+  const out: Record<string, unknown> = { bench: 'quality', dir: ROOT, steps: STEPS, seeds: SEEDS, kd_flags: KD_FLAGS.join(' ') || '(defaults)', teacher: flag('no-teacher') ? null : score(TEACHER) };
   const t0 = Date.now();
   try {
     for (const name of CASES) {
@@ -191,6 +193,7 @@ async function main() {
       const counts = summary.counts as Record<string, unknown> | undefined;
       out[name] = {
         mode: c.mode, rows: c.rows, labelled_tokens: counts?.labelled ?? counts?.labelledPositions ?? null,
+        format_version: summary.version ?? null, bytes_per_labelled: summary.bytesPerLabelled ?? null,
         hard: stats('hard'), kd: stats('kd'),
         ratio: res.hard[texts[0].name] && res.kd[texts[0].name] ? Object.fromEntries(texts.map((t) => [t.name, r4(mean(res.kd[t.name]) / mean(res.hard[t.name]))])) : null,
       };

@@ -11,18 +11,21 @@ import type { MergeOptions, MergeSummary } from '../dataset/merge.js';
 import { KdError } from '../errors.js';
 import { lockingOut } from '../lock.js';
 
-export interface DatasetBuildArgs { from: string; out: string; vocabSize?: number; valFraction?: number; seed?: number; shardMb?: number; force?: boolean; json?: boolean }
+export interface DatasetBuildArgs { from: string; out: string; vocabSize?: number; valFraction?: number; seed?: number; shardMb?: number; formatVersion?: number; workers?: number; force?: boolean; json?: boolean }
 export interface DatasetInspectArgs { dir: string; json?: boolean }
 export interface DatasetMergeArgs { from: string[]; out: string; force?: boolean; json?: boolean }
 export interface DatasetExportArgs { from: string; out: string; format?: string; force?: boolean; json?: boolean }
 export interface DatasetImportArgs { from: string; out: string; topK?: number; force?: boolean; json?: boolean }
 
 /** argv → build options (pure). */
-export function buildOptionsFromArgs(a: DatasetBuildArgs): BuildOptions {
+export function buildOptionsFromArgs(a: DatasetBuildArgs): BuildOptions & { workers?: number } {
   if (a.shardMb !== undefined && !(a.shardMb > 0)) throw new KdError('bad-option', `--shard-mb must be > 0, got ${a.shardMb}`);
+  if (a.formatVersion !== undefined && a.formatVersion !== 1 && a.formatVersion !== 2) throw new KdError('bad-option', `--format-version must be 1 or 2, got ${a.formatVersion}`);
+  if (a.workers !== undefined && !(Number.isInteger(a.workers) && a.workers >= 0)) throw new KdError('bad-option', `--workers must be an integer ≥ 0, got ${a.workers}`);
   return {
     from: a.from, out: a.out, vocabSize: a.vocabSize, valFraction: a.valFraction, seed: a.seed,
     shardBytes: a.shardMb === undefined ? undefined : Math.round(a.shardMb * 1024 * 1024), force: a.force,
+    formatVersion: a.formatVersion as 1 | 2 | undefined, workers: a.workers,
   };
 }
 
@@ -45,7 +48,7 @@ export function formatBuild(s: BuildSummary): string {
   for (const [name, x] of Object.entries(s.splits)) {
     lines.push(`${name.padEnd(5)} ${int(x.sequences)} sequences, ${int(x.tokens)} tokens, ${int(x.labelled)} labelled, ${x.shards} shard${x.shards === 1 ? '' : 's'}, ${(x.bytes / 1e6).toFixed(2)} MB`);
   }
-  lines.push(`${s.bytesPerLabelled.toFixed(1)} bytes per labelled token at top-k ${s.topK} (target ≤ ${s.targetBytesPerLabelled})${s.bytesPerLabelled > s.targetBytesPerLabelled ? ' — OVER TARGET' : ''}; ${s.seconds.toFixed(1)} s`);
+  lines.push(`format v${s.formatVersion}: ${s.bytesPerLabelled.toFixed(1)} bytes per labelled token at top-k ${s.topK} (target ≤ ${s.targetBytesPerLabelled})${s.bytesPerLabelled > s.targetBytesPerLabelled ? ' — OVER TARGET' : ''}, ${s.bytesPerEntry.toFixed(2)} bytes per top-k entry; ${s.seconds.toFixed(1)} s (${int(Math.round(s.counts.labelled / Math.max(s.seconds, 1e-9)))} labelled tokens/s)`);
   if (s.counts.bytesFromString > 0) lines.push(`note: ${int(s.counts.bytesFromString)} teacher tokens had no bytes; their UTF-8 string was used`);
   if (s.counts.labelled === 0) lines.push('warning: no position has a teacher log-prob (collected with --top-k 0, or responses saved without logprobs): kd train can only use the hard targets');
   return lines.join('\n');
@@ -66,10 +69,10 @@ export function formatMerge(s: MergeSummary): string {
 
 export function formatInspection(r: Inspection): string {
   const lines = [`${r.dir}: ${r.format} v${r.version}, built ${r.createdAt}, teacher ${r.teacherModels.join(', ') || 'unknown'}`,
-    `tokenizer ${r.tokenizer.hash.slice(0, 12)}…, ${r.tokenizer.vocabSize} ids, top-k ${r.topK}, ${r.bytesPerLabelled.toFixed(1)} bytes per labelled token (target ≤ ${r.targetBytesPerLabelled})`,
-    'split  sequences      tokens    labelled  entropy  mass kept  bytes/token  bytes/labelled'];
+    `tokenizer ${r.tokenizer.hash.slice(0, 12)}…, ${r.tokenizer.vocabSize} ids, top-k ${r.topK}, ${r.bytesPerLabelled.toFixed(1)} bytes per labelled token (target ≤ ${r.targetBytesPerLabelled}), ${r.bytesPerEntry.toFixed(2)} bytes per top-k entry`,
+    'split  sequences      tokens    labelled  entropy  mass kept  bytes/token  bytes/labelled  bytes/entry'];
   for (const [name, s] of Object.entries(r.splits)) {
-    lines.push(`${name.padEnd(5)} ${int(s.sequences).padStart(10)} ${int(s.tokens).padStart(11)} ${int(s.labelled).padStart(11)} ${s.meanEntropy.toFixed(3).padStart(8)} ${pct(s.massKept).padStart(10)} ${s.bytesPerToken.toFixed(1).padStart(12)} ${s.bytesPerLabelled.toFixed(1).padStart(15)}`);
+    lines.push(`${name.padEnd(5)} ${int(s.sequences).padStart(10)} ${int(s.tokens).padStart(11)} ${int(s.labelled).padStart(11)} ${s.meanEntropy.toFixed(3).padStart(8)} ${pct(s.massKept).padStart(10)} ${s.bytesPerToken.toFixed(1).padStart(12)} ${s.bytesPerLabelled.toFixed(1).padStart(15)} ${s.bytesPerEntry.toFixed(2).padStart(12)}`);
   }
   return lines.join('\n');
 }
@@ -94,16 +97,18 @@ export const buildCommand: CommandModule<object, DatasetBuildArgs> = {
     .option('val-fraction', { type: 'number', describe: 'share of inputs held out for validation (default 0.05)' })
     .option('seed', { type: 'number', describe: 'seed of the train/val split (default 0)' })
     .option('shard-mb', { type: 'number', describe: 'bound on each shard\'s size in MiB (default 64)' })
+    .option('format-version', { type: 'number', describe: 'dataset format: 2 = 8-bit log-probs and bit-packed ids (~3 bytes per top-k entry), 1 = float16 + uint16 (4.5 bytes; for kd before issue 17) (default 2)' })
+    .option('workers', { type: 'number', describe: 'worker threads converting raw shards (default: one per core, at most 4, when the raw data is ≥ 32 MiB in ≥ 2 shards; 0 = this thread)' })
     .option('force', { type: 'boolean', describe: 'replace a dataset already in --out' })
     .option('json', { type: 'boolean', describe: 'print the summary as JSON' })
     .example('$0 dataset build --from datasets/sotu/raw --out datasets/sotu --vocab-size 4096', ''),
   handler: async (argv) => {
     const o = buildOptionsFromArgs(argv);
-    const [{ buildDataset }, { startProgress }] = await Promise.all([import('../dataset/build.js'), import('../progress.js')]);
+    const [{ buildDatasetParallel }, { startProgress }] = await Promise.all([import('../dataset/build.js'), import('../progress.js')]);
     // two passes over the raw shards; the total is known once the source is resolved
     let bar: ReturnType<typeof startProgress> | undefined;
     try {
-      const s = buildDataset({ ...o, onProgress: (done, total) => {
+      const s = await buildDatasetParallel({ ...o, onProgress: (done, total) => {
         bar ??= startProgress(total, 'build |{bar}| {value}/{total} raw shards (2 passes) | ETA {eta_formatted}', !argv.json && Boolean(process.stderr.isTTY));
         bar.update(done, {});
       } });

@@ -144,8 +144,7 @@ export function datasetBatch(schema: Schema, b: ShardBatch, inputIds: readonly s
   const t = (n: string) => schema.fields.find((f) => f.name === n)!.type;
   const child = (d: DataType) => (d.children[0] as Field).type;
   const nTop = b.topOff[b.labOff[R]];
-  const lp = new Float32Array(nTop);
-  for (let v = 0; v < nTop; v++) lp[v] = FLOAT16_TABLE[b.topLp[v]];
+  const lp = Float32Array.from(b.topLogprobs.subarray(0, nTop)); // decoded by the loader (format v1 float16, v2 8-bit)
   const idOff = Int32Array.from(b.idOff), labOff = Int32Array.from(b.labOff), topOff = Int32Array.from(b.topOff.subarray(0, b.labOff[R] + 1));
   const nIds = idOff[R];
   const names = inputIds.map((s) => Buffer.from(s, 'utf8'));

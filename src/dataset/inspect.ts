@@ -4,7 +4,6 @@
  * the tokenizer, which needs the teacher's original tokens).
  */
 import { SPLITS, type Split } from '../schema/dataset.js';
-import { FLOAT16_TABLE } from '../schema/float16.js';
 import { entropy } from './convert.js';
 import { openDataset } from './open.js';
 import { loadShard } from './shards.js';
@@ -23,6 +22,9 @@ export interface SplitInspection {
   bytes: number;
   bytesPerToken: number;
   bytesPerLabelled: number;
+  /** top-k (id, log-prob) entries, and shard bytes per entry */
+  entries: number;
+  bytesPerEntry: number;
 }
 
 export interface Inspection {
@@ -34,6 +36,8 @@ export interface Inspection {
   tokenizer: { hash: string; vocabSize: number; massKept: number };
   topK: number;
   bytesPerLabelled: number;
+  /** shard bytes per top-k entry over both splits */
+  bytesPerEntry: number;
   targetBytesPerLabelled: number;
   splits: Record<Split, SplitInspection>;
 }
@@ -59,7 +63,7 @@ export function inspectDataset(dir: string): Inspection {
         s.labelled += nLab;
         for (let j = 0; j < nLab; j++) {
           lps.length = 0;
-          for (let v = b.topOff[j]; v < b.topOff[j + 1]; v++) lps.push(FLOAT16_TABLE[b.topLp[v]]);
+          for (let v = b.topOff[j]; v < b.topOff[j + 1]; v++) lps.push(b.topLogprobs[v]);
           s.entries += lps.length;
           s.entropySum += entropy(lps);
         }
@@ -70,11 +74,14 @@ export function inspectDataset(dir: string): Inspection {
       meanEntropy: s.labelled ? s.entropySum / s.labelled : 0, meanK: s.labelled ? s.entries / s.labelled : 0,
       massKept: m.splits[split].massKept, bytes: s.bytes,
       bytesPerToken: s.tokens ? s.bytes / s.tokens : 0, bytesPerLabelled: s.labelled ? s.bytes / s.labelled : 0,
+      entries: s.entries, bytesPerEntry: s.entries ? s.bytes / s.entries : 0,
     };
   }
   return {
     dir, format: m.format, version: m.version, createdAt: m.createdAt, teacherModels: m.teacher.models,
     tokenizer: { hash: m.tokenizer.hash, vocabSize: m.tokenizer.vocabSize, massKept: m.tokenizer.massKept },
-    topK: m.topK, bytesPerLabelled: m.bytesPerLabelled, targetBytesPerLabelled: 6 * m.topK + 16, splits,
+    topK: m.topK, bytesPerLabelled: m.bytesPerLabelled,
+    bytesPerEntry: (() => { const e = splits.train.entries + splits.val.entries; return e ? (splits.train.bytes + splits.val.bytes) / e : 0; })(),
+    targetBytesPerLabelled: 6 * m.topK + 16, splits,
   };
 }

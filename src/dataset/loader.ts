@@ -22,7 +22,6 @@
 import { KdError } from '../errors.js';
 import { Rng } from '../rng.js';
 import type { ShardInfo, Split } from '../schema/dataset.js';
-import { FLOAT16_TABLE } from '../schema/float16.js';
 import type { Batch, BatchSource, BatchSourceFactory } from '../train/batch.js';
 import { type OpenDataset, openDataset, verifySplit } from './open.js';
 import { type ShardBatch, loadShard } from './shards.js';
@@ -164,7 +163,7 @@ export function datasetSource(dirOrDs: string | OpenDataset, o: LoaderOptions): 
               const lo = b.topOff[label], cnt = Math.min(b.topOff[label + 1] - lo, K);
               for (let k = 0; k < cnt; k++) {
                 batch.topIds[n * K + k] = b.topIds[lo + k];
-                batch.topLogprobs[n * K + k] = FLOAT16_TABLE[b.topLp[lo + k]];
+                batch.topLogprobs[n * K + k] = b.topLogprobs[lo + k];
               }
               label++;
             }

@@ -22,16 +22,29 @@
  *   goes to the first student token of its encoding; alternatives landing on one id are merged by
  *   log-sum-exp. Natural-log probabilities stored as float16 bits (see ./float16.ts for precision).
  *
+ * Version 2 (the default since issue 17) stores the same top-k in ~⅔ of the bytes: per labelled
+ * position `top_counts` (Uint8, k ≤ 255) and `top_best` (the best log-prob, float16), per entry but
+ * the best one `top_lp8` (8 bits below the best, ./lp8.ts), and per row `top_ids` as one Binary of
+ * ids bit-packed to `kd.id_bits` = ceil(log2 V) bits each (LSB first). ids, mask, target_from and
+ * input_id are as in version 1. Readers decode both versions to the same {@link ShardBatch}-like
+ * flat arrays (src/dataset/shards.ts); `kd dataset build --format-version 1` still writes version 1.
+ *
  * Schema metadata: `kd.format` = {@link DATASET_FORMAT}, `kd.format_version`, `kd.split`,
- * `kd.tokenizer_hash`. Readers refuse other formats and versions.
+ * `kd.tokenizer_hash` (version 2 adds `kd.id_bits` and `kd.lp_code`). Readers refuse other formats
+ * and versions.
  */
-import { Field, Float16, Int32, List, Schema, Uint16, Uint8, Utf8 } from 'apache-arrow';
+import { Binary, Field, Float16, Int32, List, Schema, Uint16, Uint8, Utf8 } from 'apache-arrow';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KdError } from '../errors.js';
+import { LP8_CODE } from './lp8.js';
 
 export const DATASET_FORMAT = 'kd-dataset';
-export const DATASET_FORMAT_VERSION = 1;
+/** the version `kd dataset build` writes by default */
+export const DATASET_FORMAT_VERSION = 2;
+/** every version this kd reads */
+export const DATASET_FORMAT_VERSIONS: readonly number[] = [1, 2];
+export type DatasetVersion = 1 | 2;
 export const DATASET_MANIFEST = 'manifest.json';
 export const DATASET_TOKENIZER = 'tokenizer.json';
 /** Student ids are Uint16: a mini student's vocabulary is at most this. */
@@ -42,6 +55,7 @@ export const SPLITS: readonly Split[] = ['train', 'val'];
 
 const list = (t: ConstructorParameters<typeof Field>[1]) => new List(new Field('item', t, false));
 
+/** version 1 columns */
 export const DATASET_FIELDS: Field[] = [
   new Field('input_id', new Utf8(), false),
   new Field('ids', list(new Uint16()), false),
@@ -51,29 +65,61 @@ export const DATASET_FIELDS: Field[] = [
   new Field('top_logprobs', list(list(new Float16())), false),
 ];
 
-export function datasetSchema(split: Split, tokenizerHash: string): Schema {
-  return new Schema(DATASET_FIELDS, new Map([
+/** version 2 columns */
+export const DATASET_FIELDS_V2: Field[] = [
+  ...DATASET_FIELDS.slice(0, 4),
+  new Field('top_counts', list(new Uint8()), false),
+  new Field('top_best', list(new Float16()), false),
+  new Field('top_ids', new Binary(), false),
+  new Field('top_lp8', list(new Uint8()), false),
+];
+
+export const datasetFields = (version: number): Field[] => (version === 1 ? DATASET_FIELDS : DATASET_FIELDS_V2);
+
+/** The schema of a shard; version 2 needs the bits per packed id. */
+export function datasetSchema(split: Split, tokenizerHash: string, version: DatasetVersion = 1, idBits = 16): Schema {
+  const meta = new Map([
     ['kd.format', DATASET_FORMAT],
-    ['kd.format_version', String(DATASET_FORMAT_VERSION)],
+    ['kd.format_version', String(version)],
     ['kd.split', split],
     ['kd.tokenizer_hash', tokenizerHash],
-  ]));
+  ]);
+  if (version === 2) {
+    meta.set('kd.id_bits', String(idBits));
+    meta.set('kd.lp_code', LP8_CODE);
+  }
+  return new Schema(datasetFields(version), meta);
 }
 
-/** Refuses a shard of another format, version, tokenizer or column layout; names the file. */
-export function checkDatasetSchema(schema: Schema, file: string, tokenizerHash: string): void {
+const supported = () => DATASET_FORMAT_VERSIONS.join(' and ');
+
+/**
+ * Refuses a shard of another format, version, tokenizer or column layout; names the file. Returns
+ * the shard's version and (version 2) its bits per packed id.
+ */
+export function checkDatasetSchema(schema: Schema, file: string, tokenizerHash: string, expectVersion?: number): { version: DatasetVersion; idBits: number } {
   const format = schema.metadata.get('kd.format');
-  const version = schema.metadata.get('kd.format_version');
+  const v = schema.metadata.get('kd.format_version');
   if (format !== DATASET_FORMAT) throw new KdError('DATASET_FORMAT', `${file}: not a kd dataset shard (kd.format is ${JSON.stringify(format ?? null)}, expected "${DATASET_FORMAT}")`);
-  if (version !== String(DATASET_FORMAT_VERSION)) {
-    throw new KdError('DATASET_VERSION', `${file}: dataset format version ${version} is not supported (this kd reads version ${DATASET_FORMAT_VERSION}); rebuild with kd dataset build or upgrade kd`);
+  const version = Number(v);
+  if (!DATASET_FORMAT_VERSIONS.includes(version) || String(version) !== v) {
+    throw new KdError('DATASET_VERSION', `${file}: dataset format version ${v} is not supported (this kd reads versions ${supported()}); rebuild with kd dataset build or upgrade kd`);
   }
+  if (expectVersion !== undefined && version !== expectVersion) throw new KdError('DATASET_VERSION', `${file}: format version ${version}, but the manifest says ${expectVersion}; rebuild the dataset`);
   const hash = schema.metadata.get('kd.tokenizer_hash');
   if (hash !== tokenizerHash) throw new KdError('TOKENIZER_MISMATCH', `${file}: built with tokenizer ${hash?.slice(0, 12)}…, but the dataset's tokenizer is ${tokenizerHash.slice(0, 12)}…; rebuild the dataset`);
-  for (const f of DATASET_FIELDS) {
+  for (const f of datasetFields(version)) {
     const g = schema.fields.find((x) => x.name === f.name);
     if (!g || String(g.type) !== String(f.type)) throw new KdError('DATASET_SCHEMA', `${file}: column "${f.name}" is ${g ? `${g.type}, expected ${f.type}` : 'missing'}`);
   }
+  let idBits = 16;
+  if (version === 2) {
+    const code = schema.metadata.get('kd.lp_code');
+    if (code !== LP8_CODE) throw new KdError('DATASET_SCHEMA', `${file}: log-prob code ${JSON.stringify(code ?? null)} is not supported (this kd reads "${LP8_CODE}")`);
+    idBits = Number(schema.metadata.get('kd.id_bits'));
+    if (!Number.isInteger(idBits) || idBits < 1 || idBits > 16) throw new KdError('DATASET_SCHEMA', `${file}: kd.id_bits is ${JSON.stringify(schema.metadata.get('kd.id_bits') ?? null)}, expected an integer in [1, 16]`);
+  }
+  return { version: version as DatasetVersion, idBits };
 }
 
 export const shardName = (split: Split, index: number): string => `${split}-${String(index).padStart(5, '0')}.arrow`;
@@ -87,6 +133,8 @@ export interface ShardInfo {
   sequences: number;
   tokens: number;
   labelled: number;
+  /** top-k entries (version 2 manifests; absent from version 1) */
+  entries?: number;
 }
 
 export interface SplitStats {
@@ -97,6 +145,10 @@ export interface SplitStats {
   labelled: number;
   /** positions with a hard target */
   targeted: number;
+  /** top-k (id, log-prob) entries over labelled positions (absent from version 1 manifests) */
+  entries?: number;
+  /** shard bytes / entries (absent from version 1 manifests) */
+  bytesPerEntry?: number;
   /** mean entropy (nats) of the teacher's renormalised top-k over labelled positions */
   meanEntropy: number;
   /** share of the teacher's top-k mass on alternatives that are one student id */
@@ -121,6 +173,8 @@ export interface DatasetManifest {
   counts: Record<string, number>;
   /** bytes per labelled position over both splits; the target is ≤ 6·topK + 16 */
   bytesPerLabelled: number;
+  /** shard bytes per top-k entry over both splits (absent from version 1 manifests) */
+  bytesPerEntry?: number;
   splits: Record<Split, SplitStats>;
 }
 
@@ -135,8 +189,8 @@ export function readDatasetManifest(dir: string): DatasetManifest {
     throw new KdError('DATASET_MANIFEST', `${file}: not valid JSON (${(e as Error).message}); rebuild with kd dataset build --force`);
   }
   if (!m || m.format !== DATASET_FORMAT) throw new KdError('DATASET_FORMAT', `${file}: not a kd dataset manifest (format ${JSON.stringify(m?.format ?? null)})`);
-  if (m.version !== DATASET_FORMAT_VERSION) {
-    throw new KdError('DATASET_VERSION', `${file}: dataset format version ${m.version} is not supported (this kd reads version ${DATASET_FORMAT_VERSION}); rebuild or upgrade kd`);
+  if (!DATASET_FORMAT_VERSIONS.includes(m.version)) {
+    throw new KdError('DATASET_VERSION', `${file}: dataset format version ${m.version} is not supported (this kd reads versions ${supported()}); rebuild or upgrade kd`);
   }
   for (const s of SPLITS) {
     if (!m.splits?.[s] || !Array.isArray(m.splits[s].shards)) throw new KdError('DATASET_MANIFEST', `${file}: splits.${s}.shards is missing`);

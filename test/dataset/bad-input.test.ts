@@ -51,22 +51,22 @@ describe('bad datasets: one clear error naming the file', () => {
     const dir = copy('v2');
     const mf = path.join(dir, 'manifest.json');
     const m = JSON.parse(fs.readFileSync(mf, 'utf8'));
-    fs.writeFileSync(mf, JSON.stringify({ ...m, version: 2 }));
-    expect(() => open(dir)).toThrow(/manifest\.json: dataset format version 2 is not supported/);
-    // a shard whose Arrow metadata says version 2 (manifest checksum updated so only the version is wrong)
+    fs.writeFileSync(mf, JSON.stringify({ ...m, version: 3 }));
+    expect(() => open(dir)).toThrow(/manifest\.json: dataset format version 3 is not supported \(this kd reads versions 1 and 2\)/);
+    // a shard whose Arrow metadata says version 3 (manifest checksum updated so only the version is wrong)
     fs.writeFileSync(mf, JSON.stringify(m));
     const f = path.join(dir, 'train-00000.arrow');
     const reader = RecordBatchFileReader.from(fs.readFileSync(f)).open();
     const old = reader.schema; // the reader forgets it once drained
     const batches = [...reader];
     const meta = new Map(old.metadata);
-    meta.set('kd.format_version', '2');
+    meta.set('kd.format_version', '3');
     const schema = new Schema(old.fields, meta);
     const bytes = RecordBatchFileWriter.writeAll(batches.map((b) => new RecordBatch(schema, b.data))).toUint8Array(true);
     fs.writeFileSync(f, bytes);
     m.splits.train.shards[0] = { ...m.splits.train.shards[0], bytes: bytes.byteLength, sha256: createHash('sha256').update(bytes).digest('hex') };
     fs.writeFileSync(mf, JSON.stringify(m));
-    expect(() => open(dir)).toThrow(/train-00000\.arrow: dataset format version 2 is not supported/);
+    expect(() => open(dir)).toThrow(/train-00000\.arrow: dataset format version 3 is not supported/);
   });
 
   it('token ids outside the vocabulary (checksum recomputed): inspect and training name the file, row and input_id', () => {
@@ -81,8 +81,11 @@ describe('bad datasets: one clear error naming the file', () => {
       const b = batches[0];
       let d = b.getChild(column)!.data[0];
       while (d.children.length) d = d.children[0];
-      const values = d.values as Uint16Array;
-      values[0] = 60_000; // the first id of the batch: in its first row (the buffer may be padded past the last)
+      // the first id of the batch: in its first row (the buffer may be padded past the last). Format
+      // version 2 packs teacher ids in ceil(log2 400) = 9 bits: the largest it can hold is 511.
+      const bad = column === 'ids' ? 60_000 : 511;
+      if (column === 'ids') (d.values as Uint16Array)[0] = bad;
+      else { const v = d.values as Uint8Array; v[0] = 0xff; v[1] |= 1; }
       const bytes = RecordBatchFileWriter.writeAll(batches.map((x) => new RecordBatch(schema, x.data))).toUint8Array(true);
       fs.writeFileSync(f, bytes);
       m.splits.train.shards[0] = { ...m.splits.train.shards[0], bytes: bytes.byteLength, sha256: createHash('sha256').update(bytes).digest('hex') };
@@ -90,7 +93,7 @@ describe('bad datasets: one clear error naming the file', () => {
       const row = 0;
       const inputId = b.getChild('input_id')!.get(row) as string;
       const what = column === 'ids' ? 'token id' : 'teacher top-k id';
-      const msg = new RegExp(`train-00000\\.arrow: record batch 0, row ${row} \\(input_id "${inputId}"\\): ${what} 60000 is outside the vocabulary \\(400 tokens\\)`);
+      const msg = new RegExp(`train-00000\\.arrow: record batch 0, row ${row} \\(input_id "${inputId}"\\): ${what} ${bad} is outside the vocabulary \\(400 tokens\\)`);
       expect(() => inspectDataset(dir)).toThrow(msg);
       expect(() => { const src = open(dir).open(); for (let i = 0; i < 50; i++) src.next(); }).toThrow(msg);
       const r = kd('dataset', 'inspect', dir);

@@ -8,7 +8,9 @@ import { inspectDataset } from '../../src/dataset/inspect.js';
 import { datasetSource } from '../../src/dataset/loader.js';
 import { openDataset } from '../../src/dataset/open.js';
 import { type Split, readDatasetManifest } from '../../src/schema/dataset.js';
-import { float16Round } from '../../src/schema/float16.js';
+import { decodeLp8, encodeLp8 } from '../../src/schema/lp8.js';
+import { listRawShards } from '../../src/schema/raw.js';
+import { readRawRecords } from '../../src/dataset/raw-columns.js';
 import { TeacherMap } from '../../src/tokenizer/derive.js';
 import type { Batch } from '../../src/train/batch.js';
 import { builtDataset } from './fixtures.js';
@@ -19,7 +21,16 @@ const summary = buildDataset({ from: fx.raw, out: fx.out, vocabSize: 700, valFra
 /** The sequences a split should hold, converted independently of the writer. */
 function expected(split: Split): Sequence[] {
   const map = new TeacherMap(openDataset(fx.out).tokenizer);
-  return fx.records.filter((r) => splitOf(r.input_id, 3, 0.25) === split).map((r) => convertRecord(r, map)).filter((q): q is Sequence => q !== null);
+  // the records as stored (Float32 log-probs), not fx.records (float64): 8-bit rounding can tell them apart
+  const records = listRawShards(fx.raw).flatMap((f) => readRawRecords(f));
+  return records.filter((r) => splitOf(r.input_id, 3, 0.25) === split).map((r) => convertRecord(r, map)).filter((q): q is Sequence => q !== null);
+}
+
+/** A position's log-probs as the loader gives them: format version 2's 8-bit codes (the default build), exactly. */
+function stored(lps: number[]): Float32Array {
+  const codes = new Uint8Array(lps.length), out = new Float32Array(lps.length);
+  decodeLp8(encodeLp8(lps, 0, lps.length, codes, 0), codes, 0, lps.length, out, 0);
+  return out;
 }
 
 /** One epoch of the loader's stream, flattened to positions. */
@@ -36,6 +47,11 @@ describe('kd dataset build → loader round trip', () => {
   it('summarises the build and meets the size budget (≤ 6·k + 16 bytes per labelled token)', () => {
     expect(summary.topK).toBe(20);
     expect(summary.vocabSize).toBe(700);
+    expect(summary.formatVersion).toBe(2);
+    // 10-bit ids + 8-bit log-probs + per-position overhead (≤ 3 at k 20 on teacher-like data: bench/data.ts;
+    // here the small vocabulary merges alternatives, so positions hold fewer entries)
+    expect(summary.bytesPerEntry).toBeGreaterThan(1.5);
+    expect(summary.bytesPerEntry).toBeLessThan(3.5);
     expect(summary.bytesPerLabelled).toBeGreaterThan(0);
     expect(summary.bytesPerLabelled).toBeLessThanOrEqual(6 * 20 + 16);
     expect(summary.splits.train.shards).toBeGreaterThan(1);
@@ -49,7 +65,7 @@ describe('kd dataset build → loader round trip', () => {
     expect(fs.readdirSync(fx.out).filter((f) => f.startsWith('.kd-build'))).toEqual([]);
   });
 
-  it.each(['train', 'val'] as const)('%s: every sequence comes out exactly once per epoch, ids, targets, masks and float16 log-probs intact', (split) => {
+  it.each(['train', 'val'] as const)('%s: every sequence comes out exactly once per epoch, ids, targets, masks and encoded log-probs intact', (split) => {
     const want = expected(split);
     const total = want.reduce((s, q) => s + q.ids.length, 0);
     expect(readDatasetManifest(fx.out).splits[split].tokens).toBe(total);
@@ -65,7 +81,7 @@ describe('kd dataset build → loader round trip', () => {
         if (q.mask[t]) {
           const c = q.topCounts[label++];
           for (let k = 0; k < K; k++) {
-            const id = k < c ? q.topIds[v + k] : 0, lp = k < c ? float16Round(q.topLogprobs[v + k]) : -9999;
+            const id = k < c ? q.topIds[v + k] : 0, lp = k < c ? stored(q.topLogprobs.slice(v, v + c))[k] : -9999;
             if (b.topIds[i * K + k] !== id || b.topLogprobs[i * K + k] !== Math.fround(lp)) return false;
           }
           v += c;

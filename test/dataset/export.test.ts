@@ -43,7 +43,8 @@ function types(t: Table): string[] {
 }
 
 const fx = builtDataset({ texts: 40 });
-const built = buildDataset({ from: fx.raw, out: fx.out, vocabSize: 500, valFraction: 0.2, shardBytes: 40_000, batchTokens: 800 });
+// format version 1 (float16 log-probs): its values are checked against apache-arrow's own float16 decoding
+const built = buildDataset({ from: fx.raw, out: fx.out, vocabSize: 500, valFraction: 0.2, shardBytes: 40_000, batchTokens: 800, formatVersion: 1 });
 
 describe('kd dataset export of a built dataset', () => {
   it('has several shards and record batches to export (the fixture exercises them)', () => {
@@ -86,6 +87,32 @@ describe('kd dataset export of a built dataset', () => {
       expect(labelled).toBeGreaterThan(100);
     });
   }
+
+  it('a format-version-2 dataset (8-bit log-probs, packed ids) exports the same values, log-probs within the 8-bit bound', () => {
+    const v2 = path.join(fx.root, 'data-v2');
+    buildDataset({ from: fx.raw, out: v2, vocabSize: 500, valFraction: 0.2, shardBytes: 40_000, batchTokens: 800, formatVersion: 2 });
+    expect(JSON.parse(fs.readFileSync(path.join(v2, 'manifest.json'), 'utf8')).format_version ?? 2).toBe(2);
+    const a = exportDataset({ from: fx.out, out: path.join(fx.root, 'exp-v1'), format: 'arrow-float32' });
+    const b = exportDataset({ from: v2, out: path.join(fx.root, 'exp-v2'), format: 'arrow-float32' });
+    // v2 shards are smaller, so the split may fall into fewer files: compare the rows of each split in order
+    const splitRows = (s: typeof a, dir: string, split: string) => s.files.filter((f) => f.split === split).flatMap((f) => rows(readExport(path.join(fx.root, dir, f.file))));
+    let entries = 0, worst = 0;
+    for (const split of ['train', 'val']) {
+      const ra = splitRows(a, 'exp-v1', split), rb = splitRows(b, 'exp-v2', split);
+      expect(rb.length).toBe(ra.length);
+      rb.forEach((r, j) => {
+        const { top_logprobs: la, ...restA } = ra[j];
+        const { top_logprobs: lb, ...restB } = r;
+        expect(restB).toEqual(restA); // ids, mask, targets, top ids: identical
+        (lb as number[][]).forEach((pos, p) => pos.forEach((x, k) => {
+          worst = Math.max(worst, Math.abs(x - (la as number[][])[p][k])); entries++;
+        }));
+      });
+    }
+    expect(entries).toBeGreaterThan(100);
+    expect(worst).toBeGreaterThan(0); // really quantized...
+    expect(worst).toBeLessThan(0.15); // ...within the 8-bit scheme's bound (src/schema/lp8.ts)
+  });
 
   it('an empty split still gets one readable, empty file', () => {
     const f2 = builtDataset({ texts: 12 });
