@@ -14,7 +14,8 @@
  * times the workers; torch.matmul with all its threads for PyTorch (square float32 GEMMs of 512, 1024,
  * 2048; the best).
  *
- *   npm run bench:train [-- --sizes ref,4x,16x --steps 6 --warmup 2 --workers 2 --no-torch]
+ *   npm run bench:train [-- --sizes ref,4x,16x --steps N --warmup N --workers 2 --no-torch]
+ * (steps/warmup default per size: ref 6/2, 4x 4/1, 16x 2/1)
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -30,18 +31,19 @@ import { LocalStepper, type Stepper } from '../src/train/step.js';
 import { ParallelStepper } from '../src/train/parallel.js';
 import { defaultWorkers } from '../src/train/run.js';
 
-interface Size { model: ModelConfig; batchSize: number }
+/** steps/warmup: defaults per size (the 16× step is ~40× the reference's), --steps/--warmup override them */
+interface Size { model: ModelConfig; batchSize: number; steps: number; warmup: number }
 const SIZES: Record<string, Size> = {
-  ref: { model: REFERENCE_CONFIG, batchSize: 16 },
-  '4x': { model: { ...REFERENCE_CONFIG, dModel: 256, nLayers: 5, nHeads: 8 }, batchSize: 16 },
-  '16x': { model: { ...REFERENCE_CONFIG, dModel: 512, nLayers: 6, nHeads: 8, seqLen: 512 }, batchSize: 8 },
+  ref: { model: REFERENCE_CONFIG, batchSize: 16, steps: 6, warmup: 2 },
+  '4x': { model: { ...REFERENCE_CONFIG, dModel: 256, nLayers: 5, nHeads: 8 }, batchSize: 16, steps: 4, warmup: 1 },
+  '16x': { model: { ...REFERENCE_CONFIG, dModel: 512, nLayers: 6, nHeads: 8, seqLen: 512 }, batchSize: 8, steps: 2, warmup: 1 },
 };
 const TOP_K = 20;
 
 const args = process.argv.slice(2);
 const arg = (name: string, dflt: string) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : dflt; };
-const steps = Number(arg('steps', '6'));
-const warmup = Number(arg('warmup', '2'));
+const stepsOf = (s: Size) => Number(arg('steps', String(s.steps)));
+const warmupOf = (s: Size) => Number(arg('warmup', String(s.warmup)));
 const backendName = arg('backend', process.env.KD_BACKEND ?? '');
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -85,6 +87,7 @@ async function child(what: string): Promise<void> {
     return;
   }
   const { model, batchSize } = SIZES[what];
+  const steps = stepsOf(SIZES[what]), warmup = warmupOf(SIZES[what]);
   const T = model.seqLen;
   const c = resolveTrainConfig({ steps: warmup + steps, batchSize, seqLen: T, lr: 3e-4, weightDecay: 0.01, gradClip: 1, loss: { divergence: 'forward-kl', temperature: 2, alpha: 0, beta: 0.5 } });
   const src = syntheticTeacher({ vocabSize: model.vocabSize, seqLen: T, batchSize, topK: TOP_K, seed: 0 }).open();
@@ -105,7 +108,7 @@ async function child(what: string): Promise<void> {
   const stepMs = median(times);
   process.stdout.write(JSON.stringify({
     backend: info.backend, matmul: info.matmul, workers, threads_per_worker: info.threads,
-    tokens_per_s: round((batchSize * T) / (stepMs / 1000)), step_ms_median: round(stepMs), loss: round(loss, 4),
+    tokens_per_s: round((batchSize * T) / (stepMs / 1000)), step_ms_median: round(stepMs), steps, warmup, loss: round(loss, 4),
     peak_rss_mb: round(process.resourceUsage().maxRSS / 1024),
   }) + '\n');
 }
@@ -131,7 +134,7 @@ function runTorch(size: Size, dir: string, name: string): Record<string, unknown
   const m = size.model;
   const cfg = path.join(dir, `${name}.json`);
   fs.writeFileSync(cfg, JSON.stringify({ vocab_size: m.vocabSize, d_model: m.dModel, n_layers: m.nLayers, n_heads: m.nHeads, ffn_mult: m.ffnMult, seq_len: m.seqLen, batch_size: size.batchSize, top_k: TOP_K, temperature: 2.0, lr: 3e-4 }));
-  const out = execFileSync('/usr/bin/python3', [torchBench, 'train', torchRef, cfg, '--steps', String(steps), '--warmup', String(warmup)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const out = execFileSync('/usr/bin/python3', [torchBench, 'train', torchRef, cfg, '--steps', String(stepsOf(size)), '--warmup', String(warmupOf(size))], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   return JSON.parse(out.trim().split('\n').pop()!);
 }
 
@@ -153,7 +156,7 @@ async function main() {
       const r: Record<string, unknown> = {
         params: parameterCount(m), x_reference: round(parameterCount(m) / parameterCount(REFERENCE_CONFIG), 2),
         config: { vocab: m.vocabSize, d: m.dModel, layers: m.nLayers, heads: m.nHeads, seq: m.seqLen, batch: size.batchSize, top_k: TOP_K },
-        kd: { ...kd, model_gflops: round((flopsPerStepToken * kdTps) / 1e9, 2), mfu: round((flopsPerStepToken * kdTps) / (kdPeak.gemm_peak_gflops * 1e9 * (kd.workers as number) * (kd.threads_per_worker as number)), 3) },
+        kd: { ...kd, model_gflops: round((flopsPerStepToken * kdTps) / 1e9, 2), mfu: round((flopsPerStepToken * kdTps) / ((kdPeak.gemm_peak_gflops as number) * 1e9 * (kd.workers as number) * (kd.threads_per_worker as number)), 3) },
       };
       if (torchPeak) {
         const t = runTorch(size, dir, name);
@@ -165,7 +168,7 @@ async function main() {
       results[name] = r;
     }
     process.stdout.write(JSON.stringify({
-      bench: 'train', date: new Date().toISOString(), cpus: os.cpus().length, steps, warmup,
+      bench: 'train', date: new Date().toISOString(), cpus: os.cpus().length, load_avg_1m: round(os.loadavg()[0], 2),
       gemm_peak: { kd: kdPeak, torch: torchPeak ?? noTorch }, sizes: results,
     }) + '\n');
   } finally {
