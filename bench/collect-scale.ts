@@ -16,12 +16,12 @@
  *   npm run bench:collect-scale [-- --requests 100000 --concurrency 256 --latency 200]
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { collect } from '../src/collect/index.js';
-import { readRawDir } from '../src/schema/raw.js';
+import { listRawShards, readRawColumns } from '../src/schema/raw.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, dflt: number) => { const i = args.indexOf(`--${name}`); return i >= 0 ? Number(args[i + 1]) : dflt; };
@@ -73,9 +73,12 @@ async function run(name: string, n: number, sample: boolean) {
   const wall = (performance.now() - t0) / 1000;
   take();
   let first = Infinity, last = 0;
-  for (const r of readRawDir(out)) {
-    first = Math.min(first, r.completed_at - r.latency_ms);
-    last = Math.max(last, r.completed_at);
+  for (const file of listRawShards(out)) { // two columns only: 100k whole records would not fit the point
+    const c = readRawColumns(readFileSync(file), file, ['completed_at', 'latency_ms']);
+    c.completed_at.forEach((at, i) => {
+      first = Math.min(first, at - c.latency_ms[i]);
+      last = Math.max(last, at);
+    });
   }
   const steady = s.answered / ((last - first) / 1000);
   return { s, wall, steady, samples };

@@ -10,15 +10,15 @@ const tok = student.tokenizer;
 const pieces = [];
 const sampled = (seed, topK) => student.generate(input.prompt, { maxTokens: 6, temperature: 1, topK, seed });
 const error = async (f) => { try { await f(); return null; } catch (e) { return e.message; } };
-// The KV-cached decoder against the graph run on the whole context: a prompt of 20 tokens, then one token
-// at a time to seqLen + 2 (past seqLen it runs the last seqLen again); the graph compared at 20, 74, seqLen and after.
+// The KV-cached decoder against the graph run on the whole context: a prompt of 100 tokens, then one token
+// at a time to seqLen + 2 (past seqLen it runs the last seqLen again); the graph compared at seqLen and seqLen + 2.
 const kv = { diffs: [], lengths: [], at: [] };
 {
   const S = student.seqLen, seq = input.longIds.slice(0, S + 2), dec = student.decoder();
-  let n = 20, logits = await dec.next(seq.slice(0, n));
+  let n = 100, logits = await dec.next(seq.slice(0, n));
   for (;;) {
     kv.lengths.push(dec.length);
-    if (n === 20 || n === 74 || n >= S) {
+    if (n === S || n === S + 2) {
       const ref = await student.logits(seq.slice(0, n));
       kv.diffs.push(ref.reduce((m, v, i) => Math.max(m, Math.abs(v - logits[i])), 0));
       kv.at.push(n);
