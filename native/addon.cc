@@ -231,6 +231,31 @@ napi_value AttentionBackward(napi_env env, napi_callback_info info) {
   return a.done();
 }
 
+// attentionForwardStats(qkv, out, stats, B, T, H, hd, scale)
+napi_value AttentionForwardStats(napi_env env, napi_callback_info info) {
+  Args a(env, info, 8);
+  const long B = a.count(3), T = a.count(4), H = a.count(5), hd = a.count(6);
+  const float scale = (float)a.num(7);
+  const float* qkv = a.f32(0, B * T * 3 * H * hd, "qkv");
+  float* out = a.f32(1, B * T * H * hd, "out");
+  float* stats = a.f32(2, B * H * T * 2, "stats");
+  if (a.ok) kd::attention_forward_stats(qkv, out, stats, B, T, H, hd, scale);
+  return a.done();
+}
+
+// attentionBackwardRecompute(qkv, stats, dout, dqkv, B, T, H, hd, scale)
+napi_value AttentionBackwardRecompute(napi_env env, napi_callback_info info) {
+  Args a(env, info, 9);
+  const long B = a.count(4), T = a.count(5), H = a.count(6), hd = a.count(7);
+  const float scale = (float)a.num(8);
+  const float* qkv = a.f32(0, B * T * 3 * H * hd, "qkv");
+  const float* stats = a.f32(1, B * H * T * 2, "stats");
+  const float* dout = a.f32(2, B * T * H * hd, "dout");
+  float* dqkv = a.f32(3, B * T * 3 * H * hd, "dqkv");
+  if (a.ok) kd::attention_backward_recompute(qkv, stats, dout, dqkv, B, T, H, hd, scale);
+  return a.done();
+}
+
 // sumSquares(x) → Σ x² (double)
 napi_value SumSquares(napi_env env, napi_callback_info info) {
   Args a(env, info, 1);
@@ -282,6 +307,8 @@ NAPI_MODULE_INIT() {
     {"scaleRows", nullptr, ScaleRows, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"attentionForward", nullptr, AttentionForward, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"attentionBackward", nullptr, AttentionBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"attentionForwardStats", nullptr, AttentionForwardStats, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"attentionBackwardRecompute", nullptr, AttentionBackwardRecompute, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"sumSquares", nullptr, SumSquares, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"addInto", nullptr, AddInto, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"adamw", nullptr, AdamW, nullptr, nullptr, nullptr, napi_default, nullptr},

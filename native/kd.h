@@ -21,6 +21,10 @@ void scale_rows(float* g, const float* scale, long rows, long V);
 void attention_forward(const float* qkv, float* out, float* P, long B, long T, long H, long hd, float scale);
 void attention_backward(const float* qkv, const float* P, const float* dout, float* dqkv, long B, long T, long H, long hd,
   float scale);
+// the same with per-row softmax statistics stats [B·H, T, 2] (max, 1/sum) instead of P: O(B·H·T) memory, not O(B·H·T²)
+void attention_forward_stats(const float* qkv, float* out, float* stats, long B, long T, long H, long hd, float scale);
+void attention_backward_recompute(const float* qkv, const float* stats, const float* dout, float* dqkv, long B, long T,
+  long H, long hd, float scale);
 double sum_squares(const float* x, long n);
 void add_into(float* dst, const float* src, long n);
 void adamw(float* p, float* m, float* v, const float* g, long n, float step, float rbc2, float b1, float b2,

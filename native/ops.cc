@@ -148,10 +148,11 @@ KD_CLONES void scale_rows(float* g, const float* scale, long rows, long V) {
 
 namespace {
 struct AttnScratch {
-  std::vector<float> q, k, v, kt, vt, s, dq, dk, dv, dout;
+  std::vector<float> q, k, v, kt, vt, s, p, dq, dk, dv, dout;
   void size(long T, long hd) {
     for (auto* b : {&q, &k, &v, &kt, &vt, &dq, &dk, &dv, &dout}) b->resize(T * hd);
     s.resize(T);
+    p.resize(T);
   }
 };
 thread_local AttnScratch scratch;
@@ -194,12 +195,23 @@ inline void for_each_head(const float* qkv, long B, long T, long H, long hd, F f
 }
 }  // namespace
 
-// out [B·T, d] = softmax(scale·QKᵀ + causal mask)·V per head; P [B·H, T, T] keeps the probabilities (0 above
-// the diagonal) for the backward pass.
-KD_CLONES void attention_forward(const float* qkv, float* out, float* P, long B, long T, long H, long hd, float scale) {
+// Row i of head (b, h)'s probabilities from its softmax statistics (row max mx, 1/sum inv): the same
+// operations, in the same order, as attention_forward, so the values are bit for bit the forward's.
+inline void recompute_row(float* p, const AttnScratch& w, long i, float mx, float inv, float scale, long T, long hd) {
+  const long n = i + 1;
+  row_times(p, w.q.data() + i * hd, scale, w.kt.data(), n, T, hd);
+  for (long j = 0; j < n; j++) p[j] = exp_approx(p[j] - mx) * inv;
+}
+
+// out [B·T, d] = softmax(scale·QKᵀ + causal mask)·V per head, for the backward pass either P [B·H, T, T], the
+// probabilities (0 above the diagonal), or stats [B·H, T, 2], each row's max and 1/sum: 2 floats a row instead
+// of T, the backward pass recomputes the probabilities one row at a time (as FlashAttention does). Either may be null.
+KD_CLONES static void attention_forward_impl(const float* qkv, float* out, float* P, float* stats, long B, long T, long H, long hd,
+  float scale) {
   const long d = H * hd;
   for_each_head(qkv, B, T, H, hd, [&](long b, long h, AttnScratch& w) {
-      float* Pbh = P + (b * H + h) * T * T;
+      float* Pbh = P ? P + (b * H + h) * T * T : nullptr;
+      float* st = stats ? stats + (b * H + h) * T * 2 : nullptr;
       for (long i = 0; i < T; i++) {
         const long n = i + 1;  // keys 0..i
         float* s = w.s.data();
@@ -213,10 +225,15 @@ KD_CLONES void attention_forward(const float* qkv, float* out, float* P, long B,
           s[j] = exp_approx(s[j] - mx);
           sum += s[j];
         }
-        float* p = Pbh + i * T;
         const float inv = 1.f / sum;
+        float* p = Pbh ? Pbh + i * T : w.p.data();
         for (long j = 0; j < n; j++) p[j] = s[j] * inv;
-        for (long j = n; j < T; j++) p[j] = 0.f;
+        if (Pbh)
+          for (long j = n; j < T; j++) p[j] = 0.f;
+        if (st) {
+          st[2 * i] = mx;
+          st[2 * i + 1] = inv;
+        }
         float* o = out + (b * T + i) * d + h * hd;
         for (long c = 0; c < hd; c++) o[c] = 0.f;
         for (long j = 0; j < n; j++) {
@@ -231,17 +248,20 @@ KD_CLONES void attention_forward(const float* qkv, float* out, float* P, long B,
 
 // dqkv [B·T, 3d] from dout [B·T, d]: dV = Pᵀ·dO, dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(P ⊙ dP)), dQ = scale·dS·K,
 // dK = scale·dSᵀ·Q.
-KD_CLONES void attention_backward(const float* qkv, const float* P, const float* dout, float* dqkv, long B, long T, long H,
-  long hd, float scale) {
+// P or (when P is null) stats from attention_forward_impl.
+KD_CLONES static void attention_backward_impl(const float* qkv, const float* P, const float* stats, const float* dout, float* dqkv,
+  long B, long T, long H, long hd, float scale) {
   const long d = H * hd;
   for_each_head(qkv, B, T, H, hd, [&](long b, long h, AttnScratch& w) {
-      const float* Pbh = P + (b * H + h) * T * T;
+      const float* Pbh = P ? P + (b * H + h) * T * T : nullptr;
+      const float* st = P ? nullptr : stats + (b * H + h) * T * 2;
       for (long t = 0; t < T; t++)
         for (long c = 0; c < hd; c++) w.dout[t * hd + c] = dout[(b * T + t) * d + h * hd + c];
       for (long x = 0; x < T * hd; x++) w.dk[x] = w.dv[x] = 0.f;
       for (long i = 0; i < T; i++) {
         const long n = i + 1;
-        const float* p = Pbh + i * T;
+        const float* p = Pbh ? Pbh + i * T : w.p.data();
+        if (!Pbh) recompute_row(w.p.data(), w, i, st[2 * i], st[2 * i + 1], scale, T, hd);
         const float* doi = w.dout.data() + i * hd;
         float* ds = w.s.data();
         row_times(ds, doi, 1.f, w.vt.data(), n, T, hd);  // dP[i, j] = dO_i · V_j
@@ -274,6 +294,22 @@ KD_CLONES void attention_backward(const float* qkv, const float* P, const float*
         }
       }
   });
+}
+
+void attention_forward(const float* qkv, float* out, float* P, long B, long T, long H, long hd, float scale) {
+  attention_forward_impl(qkv, out, P, nullptr, B, T, H, hd, scale);
+}
+void attention_backward(const float* qkv, const float* P, const float* dout, float* dqkv, long B, long T, long H,
+  long hd, float scale) {
+  attention_backward_impl(qkv, P, nullptr, dout, dqkv, B, T, H, hd, scale);
+}
+void attention_forward_stats(const float* qkv, float* out, float* stats, long B, long T, long H, long hd,
+  float scale) {
+  attention_forward_impl(qkv, out, nullptr, stats, B, T, H, hd, scale);
+}
+void attention_backward_recompute(const float* qkv, const float* stats, const float* dout, float* dqkv, long B,
+  long T, long H, long hd, float scale) {
+  attention_backward_impl(qkv, nullptr, stats, dout, dqkv, B, T, H, hd, scale);
 }
 
 // Σ x², accumulated in double

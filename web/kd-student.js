@@ -9,8 +9,13 @@
  *   const { text } = await student.generate('The Congress', { maxTokens: 40, temperature: 0.8, topK: 40, seed: 1 });
  *
  * Text is encoded as kd encodes it: UTF-8 bytes split by greedy longest match over the vocabulary's byte
- * strings (ids 0–255 are the single bytes, so any text encodes). The graph has no KV cache: each step
- * runs the context's last seqLen tokens and draws the next token from the last position's logits.
+ * strings (ids 0–255 are the single bytes, so any text encodes).
+ *
+ * generate() decodes with a KV cache (student.decoder(), the same as kd's src/model/kv.ts): the prompt
+ * runs once, then each step runs only the new token against the keys and values kept for the tokens
+ * before it, so a token costs about the same at context 32 as at 500. It uses the graph's own weights
+ * (int8 ones dequantized once at load) in plain tfjs ops. Past seqLen tokens the positions shift, so each
+ * step runs the last seqLen tokens again, as the graph would. logits(ids) runs the graph itself (no cache).
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -116,14 +121,122 @@ function check(ok, message) {
   if (!ok) throw new Error(`kd-student: ${message}`);
 }
 
+/** Additive mask [t, L + t] for t new queries after L cached tokens: query i sees keys j ≤ L + i. */
+function offsetCausalMask(t, L) {
+  const m = new Float32Array(t * (L + t));
+  for (let i = 0; i < t; i++) for (let j = L + i + 1; j < L + t; j++) m[i * (L + t) + j] = -1e9;
+  return tf.tensor2d(m, [t, L + t]);
+}
+
+/**
+ * Token-by-token decoding of one sequence with a KV cache. `await next(ids)` appends ids (the prompt,
+ * then one token at a time) and resolves to the logits of the token after them, a Float32Array
+ * [vocabSize]: the same values logits(all ids so far) gives, at the cost of the new tokens only.
+ * Call dispose() when done (it frees the cache's tensors).
+ */
+export class Decoder {
+  constructor(student) {
+    this.student = student;
+    this.cache = null; // {length, keys: [H, L, hd] per block, values: the same}
+    this.context = []; // the last seqLen ids, to run again once the context is longer than seqLen
+  }
+
+  /** tokens held in the cache */
+  get length() {
+    return this.cache?.length ?? 0;
+  }
+
+  async next(ids) {
+    check(ids.length > 0, 'the context is empty');
+    const L = this.student.seqLen;
+    this.context = this.context.concat(Array.from(ids)).slice(-L);
+    let fresh = Array.from(ids);
+    if (this.length + fresh.length > L) {
+      this.freeCache();
+      fresh = this.context;
+    }
+    const { logits, cache } = this.student.extend(this.cache, fresh);
+    this.freeCache();
+    this.cache = cache;
+    try {
+      return await logits.data();
+    } finally {
+      logits.dispose();
+    }
+  }
+
+  freeCache() {
+    if (this.cache) tf.dispose([...this.cache.keys, ...this.cache.values]);
+    this.cache = null;
+  }
+
+  dispose() {
+    this.freeCache();
+    this.context = [];
+  }
+}
+
 export class Student {
   constructor(model, tokenizer, manifest, constants) {
     this.model = model;
     this.constants = constants;
     this.tokenizer = tokenizer;
     this.manifest = manifest;
+    this.config = manifest.model;
     this.seqLen = manifest.input.maxSeqLen;
     this.vocabSize = manifest.model.vocabSize;
+  }
+
+  /** A graph weight by node name: an int8 one as dequantized once at load (constants), else the Const itself. */
+  weight(name) {
+    const t = this.constants[name] ?? this.model.weights[name]?.[0];
+    check(t, `the graph has no weight "${name}" (was it written by kd export?)`);
+    return t;
+  }
+
+  /** A new KV-cached decoder (see Decoder). */
+  decoder() {
+    return new Decoder(this);
+  }
+
+  /**
+   * The graph's forward pass on `ids` (positions cache.length …) against the cached keys and values of
+   * the tokens before them. Returns the logits after the last id (a tensor [vocabSize]) and the new cache;
+   * the old cache is left as it was.
+   */
+  extend(cache, ids) {
+    const c = this.config, d = c.dModel, t = ids.length, L = cache?.length ?? 0;
+    check(L + t <= this.seqLen, `a cache of ${L} tokens plus ${t} new ones exceeds the model's context of ${this.seqLen}`);
+    const w = (n) => this.weight(n);
+    const layerNorm = (x, p) => { // as the graph: (x − μ)·rsqrt(σ² + ε)·g + b
+      const mu = tf.mean(x, -1, true);
+      const v = tf.mean(tf.squaredDifference(x, mu), -1, true);
+      return tf.add(tf.mul(tf.mul(tf.sub(x, mu), tf.rsqrt(tf.add(v, c.lnEps))), w(`${p}.g`)), w(`${p}.b`));
+    };
+    const out = tf.tidy(() => {
+      let x = tf.add(tf.gather(w('wte'), tf.tensor1d(ids, 'int32')), tf.slice(w('wpe'), [L, 0], [t, d])); // [t, d]
+      const mask = t > 1 ? offsetCausalMask(t, L) : null; // one new token sees everything
+      const keys = [], values = [];
+      for (let i = 0; i < c.nLayers; i++) {
+        const H = c.layers?.[i]?.nHeads ?? c.nHeads, hd = c.headDim ?? d / c.nHeads;
+        const h = layerNorm(x, `h${i}.ln1`);
+        const heads = (nm) => tf.transpose(tf.reshape(tf.matMul(h, w(`h${i}.attn.${nm}`)), [t, H, hd]), [1, 0, 2]); // [H, t, hd]
+        const q = heads('q');
+        const k = cache ? tf.concat([cache.keys[i], heads('k')], 1) : heads('k'); // [H, L + t, hd]
+        const v = cache ? tf.concat([cache.values[i], heads('v')], 1) : heads('v');
+        keys.push(k);
+        values.push(v);
+        let scores = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hd)); // [H, t, L + t]
+        if (mask) scores = tf.add(scores, mask);
+        const y = tf.matMul(tf.softmax(scores), v); // [H, t, hd]
+        x = tf.add(x, tf.matMul(tf.reshape(tf.transpose(y, [1, 0, 2]), [t, H * hd]), w(`h${i}.attn.proj`)));
+        const u = tf.matMul(layerNorm(x, `h${i}.ln2`), w(`h${i}.mlp.fc`));
+        x = tf.add(x, tf.matMul(tf.mul(tf.mul(u, 0.5), tf.add(tf.erf(tf.mul(u, Math.SQRT1_2)), 1)), w(`h${i}.mlp.out`)));
+      }
+      const last = layerNorm(tf.slice(x, [t - 1, 0], [1, d]), 'lnf');
+      return { logits: tf.reshape(tf.matMul(last, w('wte'), false, true), [-1]), keys, values };
+    });
+    return { logits: out.logits, cache: { length: L + t, keys: out.keys, values: out.values } };
   }
 
   encode(text) {
@@ -162,14 +275,20 @@ export class Student {
     const out = [];
     let text = '';
     const start = performance.now();
-    while (out.length < maxTokens && !signal?.aborted) {
-      const id = sample(await this.logits(ids), { temperature, topK }, random);
-      ids.push(id);
-      out.push(id);
-      const piece = this.tokenizer ? decoder.decode(this.tokenizer.tokens[id], { stream: true }) : '';
-      text += piece;
-      onToken?.({ id, text: piece, index: out.length - 1 });
-      await nextTurn();
+    const kv = this.decoder();
+    try {
+      let fresh = ids;
+      while (out.length < maxTokens && !signal?.aborted) {
+        const id = sample(await kv.next(fresh), { temperature, topK }, random);
+        fresh = [id];
+        out.push(id);
+        const piece = this.tokenizer ? decoder.decode(this.tokenizer.tokens[id], { stream: true }) : '';
+        text += piece;
+        onToken?.({ id, text: piece, index: out.length - 1 });
+        await nextTurn();
+      }
+    } finally {
+      kv.dispose();
     }
     text += decoder.decode(); // bytes of a character the last token left unfinished: U+FFFD
     return { text, ids: out, tokensPerSecond: out.length / ((performance.now() - start) / 1000) };

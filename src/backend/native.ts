@@ -46,6 +46,14 @@ export interface NativeKernels {
   /** dqkv [B·T, 3·H·hd] from dout [B·T, H·hd], with P from the forward pass */
   attentionBackward(qkv: Float32Array, P: Float32Array, dout: Float32Array, dqkv: Float32Array, B: number, T: number, H: number,
     hd: number, scale: number): void;
+  /**
+   * The same attention keeping only each row's softmax statistics, stats [B·H, T, 2] (row max, 1/sum),
+   * for the backward pass, which recomputes the probabilities a row at a time, bit for bit the forward's:
+   * O(B·H·T) memory instead of P's O(B·H·T²). Absent in kd_native builds before it (then P is kept).
+   */
+  attentionForwardStats?(qkv: Float32Array, out: Float32Array, stats: Float32Array, B: number, T: number, H: number, hd: number, scale: number): void;
+  attentionBackwardRecompute?(qkv: Float32Array, stats: Float32Array, dout: Float32Array, dqkv: Float32Array, B: number, T: number, H: number,
+    hd: number, scale: number): void;
   /** Σ x², accumulated in float64 */
   sumSquares(x: Float32Array): number;
   /** dst += src */

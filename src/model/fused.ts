@@ -49,6 +49,19 @@ export function fusedGelu(x: tf.Tensor): tf.Tensor | null {
 }
 
 /**
+ * How fusedAttention keeps what its backward pass needs: 'recompute' (the default when the native
+ * kernels have it) keeps each query row's softmax max and 1/sum, B·H·T·2 floats, and recomputes the
+ * probabilities a row at a time in the backward pass; 'probabilities' keeps them all, B·H·T² floats
+ * a layer (134 MB a layer at B 16, 8 heads, T 512). Both give the same values bit for bit; the
+ * recompute costs one more q·kᵀ row product and exp per row in the backward pass.
+ */
+export type AttentionMemory = 'recompute' | 'probabilities';
+let attentionMemory: AttentionMemory = process.env.KD_ATTENTION_MEMORY === 'probabilities' ? 'probabilities' : 'recompute';
+export function setAttentionMemory(m: AttentionMemory): void {
+  attentionMemory = m;
+}
+
+/**
  * Causal multi-head self-attention from the fused projection qkv [B·T, 3·H·hd] (q | k | v per row, heads
  * side by side) to the heads' outputs side by side, [B·T, H·hd], before the output projection.
  */
@@ -56,11 +69,22 @@ export function fusedAttention(qkv: tf.Tensor2D, B: number, T: number, H: number
   const k = inPlaceKernels();
   if (!k) return null;
   const scale = 1 / Math.sqrt(hd);
+  const recompute = attentionMemory === 'recompute' && k.attentionForwardStats && k.attentionBackwardRecompute;
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [x, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    save([x]);
+    if (recompute) {
+      const stats = new Float32Array(B * H * T * 2); // per query row: softmax max and 1/sum
+      const y = computeInto([B * T, H * hd], [x], (out, [xv]) => k.attentionForwardStats!(xv as Float32Array, out, stats, B, T, H, hd, scale));
+      return {
+        value: y,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+          computeInto([B * T, 3 * H * hd], [saved[0], dy], (out, [xv, dyv]) =>
+            k.attentionBackwardRecompute!(xv as Float32Array, stats, dyv as Float32Array, out, B, T, H, hd, scale)),
+      };
+    }
     const P = new Float32Array(B * H * T * T); // probabilities, for the backward pass
     const y = computeInto([B * T, H * hd], [x], (out, [xv]) => k.attentionForward(xv as Float32Array, out, P, B, T, H, hd, scale));
-    save([x]);
     return {
       value: y,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>

@@ -16,6 +16,7 @@ const PROMPT = 'The Congress of the United States';
 const TOL = 1e-4; // both on tfjs's cpu kernels in float32
 
 let out: {
+  kv: { diffs: number[]; lengths: number[]; at: number[]; last: number[] }; kvGreedy: number[]; graphCalls: number; leakedTensors: number;
   vocabSize: number; ids: number[][]; roundTrip: boolean[]; logits: number[]; longLogits: number[];
   greedy: { text: string; ids: number[]; tokensPerSecond: number }; longGreedy: number[];
   pieces: { id: number; text: string; index: number }[]; seeded: number[][]; top1: number[]; sampleTop2: number[]; errors: (string | null)[];
@@ -36,7 +37,7 @@ beforeAll(async () => {
   const r = runNode(path.join(__dirname, 'student-node.mjs'), [path.join(dir, 'kd-student.js'), input]);
   expect(r.status, r.stderr).toBe(0);
   out = JSON.parse(r.stdout.trim().split('\n').pop()!);
-});
+}, 330_000); // the Node script runs the graph and the decoder on the cpu backend: minutes on a busy machine
 
 afterAll(() => kd?.dispose());
 
@@ -66,6 +67,18 @@ describe('kd-student.js in Node', () => {
     expect(out.pieces.map((p) => p.id)).toEqual(want.ids);
     expect(out.pieces.map((p) => p.text).join('')).toBe(want.text);
     expect(out.longGreedy).toEqual((await kd.greedy(longIds, 4)).ids);
+  });
+
+  it('KV-cached decoding: every step\'s logits are the graph\'s on the whole context, before and past seqLen; generate runs only the cache', async () => {
+    const S = kd.served.config.seqLen;
+    // the cache grows by one token a step up to seqLen, then holds the last seqLen (each step runs them again)
+    expect(out.kv.lengths).toEqual(Array.from({ length: S + 2 - 99 }, (_, i) => Math.min(100 + i, S)));
+    expect(out.kv.at).toEqual([S, S + 2]);
+    out.kv.diffs.forEach((d, i) => expect(d, `after ${out.kv.at[i]} tokens`).toBeLessThan(TOL));
+    expect(maxAbsDiff(out.kv.last, kd.nextLogits(longIds.slice(2, S + 2)))).toBeLessThan(TOL);
+    expect(out.graphCalls).toBe(0);
+    expect(out.leakedTensors).toBe(0);
+    expect(out.kvGreedy).toEqual((await kd.greedy(kd.served.tokenizer.encode(PROMPT), 8)).ids);
   });
 
   it('sampling: a seed repeats, another seed differs, topK 1 is greedy, topK 2 draws only the top two by their softmax', () => {

@@ -30,7 +30,7 @@ export function exportTeacher(): string {
 
 /** Plain `node file` in the file's folder, as a user would run it. */
 export function runNode(file: string, args: string[] = []): SpawnSyncReturns<string> {
-  return spawnSync(process.execPath, [file, ...args], { cwd: path.dirname(file), encoding: 'utf8', timeout: 120_000 });
+  return spawnSync(process.execPath, [file, ...args], { cwd: path.dirname(file), encoding: 'utf8', timeout: 300_000 }); // generous: the machine may be busy
 }
 
 /** kd's side: the served model (the shared loader) for logits and generation. */

@@ -77,6 +77,34 @@ describe('index.html of an export in Chromium', () => {
       return Array.from(await s.logits(s.encode(p)));
     }, PROMPT);
     expect(maxAbsDiff(logits, kd.nextLogits(kd.served.tokenizer.encode(PROMPT)))).toBeLessThan(TOL);
+
+    // The page's generation decodes with the KV cache: six greedy steps through student.decoder() give
+    // kd's ids and, after them, kd's logits on the whole context; generate() never runs the graph.
+    const kv = await page.evaluate(async (p) => {
+      type Kd = { encode(t: string): number[]; decoder(): { next(ids: number[]): Promise<Float32Array>; length: number; dispose(): void };
+        generate(p: string, o: object): Promise<unknown>; model: { execute: (...a: unknown[]) => unknown } };
+      const s = (window as unknown as { kdStudent: Kd }).kdStudent;
+      const ids = s.encode(p), dec = s.decoder(), greedy: number[] = [];
+      let lg = await dec.next(ids);
+      for (let i = 0; i < 6; i++) {
+        let b = 0;
+        for (let j = 1; j < lg.length; j++) if (lg[j] > lg[b]) b = j;
+        greedy.push(b);
+        lg = await dec.next([b]);
+      }
+      const length = dec.length;
+      dec.dispose();
+      const execute = s.model.execute;
+      let calls = 0;
+      s.model.execute = (...a: unknown[]) => { calls++; return execute.apply(s.model, a); };
+      await s.generate(p, { maxTokens: 3, temperature: 0 });
+      s.model.execute = execute;
+      return { prompt: ids, greedy, logits: Array.from(lg), length, calls };
+    }, PROMPT);
+    expect(kv.greedy).toEqual(want.ids.slice(0, 6));
+    expect(kv.length).toBe(kv.prompt.length + 6);
+    expect(maxAbsDiff(kv.logits, kd.nextLogits([...kv.prompt, ...kv.greedy]))).toBeLessThan(TOL);
+    expect(kv.calls).toBe(0);
     expect(errors).toEqual([]);
     expect(requests.every((u) => u.startsWith(server.url + '/'))).toBe(true); // tfjs included: nothing from a CDN
     expect(requests.some((u) => u.endsWith('/tf.fesm.min.js'))).toBe(true);

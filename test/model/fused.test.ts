@@ -3,7 +3,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.js';
 import { nativeKernels, setNativeEnabled } from '../../src/backend/native.js';
 import { resolveModelConfig } from '../../src/model/config.js';
-import { fusedAttention, fusedGelu, fusedLayerNorm } from '../../src/model/fused.js';
+import { fusedAttention, fusedGelu, fusedLayerNorm, setAttentionMemory } from '../../src/model/fused.js';
 import { disposeModel, forwardHidden, initModel } from '../../src/model/gpt.js';
 import { resolveTrainConfig } from '../../src/train/config.js';
 import { computeGradients } from '../../src/train/step.js';
@@ -21,7 +21,7 @@ beforeAll(async () => {
   await initBackend({ backend: 'wasm' });
   await import('@tensorflow/tfjs-backend-cpu');
 });
-afterEach(() => setNativeEnabled(true));
+afterEach(() => { setNativeEnabled(true); setAttentionMemory('recompute'); });
 
 const r = new Rng(3);
 const randT = (shape: number[], scale = 1, shift = 0) =>
@@ -84,6 +84,24 @@ describe.each(backends)('fused ops on %s', (backend) => {
       const fused = valueAndGrads((x) => fusedAttention(x as tf.Tensor2D, B, T, H, hd)!, [qkv], w);
       const ref = valueAndGrads((x) => compositeAttention(x, B, T, H, hd), [qkv], w);
       fused.forEach((f, i) => expect(maxRelDiff(f, ref[i])).toBeLessThan(1e-5));
+      tf.dispose([qkv, w]);
+    }
+  });
+
+  it('causal attention keeping only row statistics (recomputing probabilities in backward): bit for bit the version keeping them all', async () => {
+    await tf.setBackend(backend);
+    expect(native!.attentionForwardStats).toBeTypeOf('function');
+    for (const [B, T, H, hd] of [[2, 7, 3, 5], [1, 1, 2, 4], [2, 130, 2, 16]]) {
+      const qkv = randT([B * T, 3 * H * hd], 1.5), w = randT([B * T, H * hd]);
+      setAttentionMemory('probabilities');
+      const kept = valueAndGrads((x) => fusedAttention(x as tf.Tensor2D, B, T, H, hd)!, [qkv], w);
+      setAttentionMemory('recompute');
+      const recomputed = valueAndGrads((x) => fusedAttention(x as tf.Tensor2D, B, T, H, hd)!, [qkv], w);
+      const ref = valueAndGrads((x) => compositeAttention(x, B, T, H, hd), [qkv], w);
+      recomputed.forEach((f, i) => {
+        expect(Array.from(f)).toEqual(Array.from(kept[i])); // the same operations in the same order
+        expect(maxRelDiff(f, ref[i])).toBeLessThan(1e-5);
+      });
       tf.dispose([qkv, w]);
     }
   });
