@@ -5,9 +5,9 @@ import { parseShardSpec } from '../collect/partition.js';
 
 export interface CollectArgs {
   teacherUrl?: string;
-  model: string;
-  input: string;
-  out: string;
+  model?: string;
+  input?: string;
+  out?: string;
   mode?: string;
   format?: string;
   column?: string;
@@ -36,6 +36,7 @@ export interface CollectArgs {
   shardMb?: number;
   shard?: string;
   dryRun?: boolean;
+  probe?: boolean;
   json?: boolean;
 }
 
@@ -43,9 +44,9 @@ export interface CollectArgs {
 export function collectOptionsFromArgs(a: CollectArgs): CollectInput {
   return {
     teacherUrl: a.teacherUrl,
-    model: a.model,
-    input: a.input,
-    out: a.out,
+    model: a.model ?? '',
+    input: a.input ?? '',
+    out: a.out ?? '',
     mode: a.mode as CollectInput['mode'],
     format: a.format as CollectInput['format'],
     column: a.column,
@@ -108,9 +109,9 @@ export const collectCommand: CommandModule<object, CollectArgs> = {
   describe: 'Collect teacher log-probs (chat or teacher-forced score) into raw Arrow shards, resumably',
   builder: (y: Argv<object>) => y
     .option('teacher-url', { type: 'string', describe: 'OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (else OPENAI_BASE_URL, else OpenAI)' })
-    .option('model', { type: 'string', demandOption: true, describe: 'teacher model name' })
-    .option('input', { type: 'string', demandOption: true, describe: 'CSV (header row) or JSONL file' })
-    .option('out', { type: 'string', demandOption: true, describe: 'output directory, e.g. datasets/NAME/raw' })
+    .option('model', { type: 'string', describe: 'teacher model name (required; with --probe, default: the first of GET /models)' })
+    .option('input', { type: 'string', describe: 'CSV (header row) or JSONL file (required unless --probe)' })
+    .option('out', { type: 'string', describe: 'output directory, e.g. datasets/NAME/raw (required unless --probe)' })
     .option('mode', { type: 'string', choices: ['chat', 'score'], describe: 'chat: generate with top-k log-probs; score: teacher-forced log-probs of given text (default chat)' })
     .option('format', { type: 'string', choices: ['csv', 'jsonl'], describe: 'input format (default: from the extension)' })
     .option('column', { type: 'string', describe: 'CSV column / JSONL field with the prompt (chat, default "prompt") or text (score, default "text")' })
@@ -139,12 +140,17 @@ export const collectCommand: CommandModule<object, CollectArgs> = {
     .option('shard-mb', { type: 'number', describe: 'roll to a new shard after this many MiB (default 256)' })
     // requiresArg: the value is taken even when it looks like a flag ("-1/4" gets the --shard error, not "unknown argument 1")
     .option('shard', { type: 'string', requiresArg: true, describe: 'i/n: collect only slice i (0 ≤ i < n) of the input rows, by a hash of each row id; one --out per shard, then kd dataset merge (Kubernetes: --shard $JOB_COMPLETION_INDEX/8)' })
+    .option('probe', { type: 'boolean', default: false, describe: 'only probe the teacher (--teacher-url, --model): does it score given text or only its own answers? 3 tiny requests, nothing collected' })
     .option('dry-run', { type: 'boolean', default: false, describe: 'estimate tokens and cost without calling the teacher' })
     .option('json', { type: 'boolean', default: false, describe: 'print one JSON summary on stdout' })
     .example('$0 collect --teacher-url http://127.0.0.1:8080/v1 --model kd-teacher --input datasets/demo-prompts.csv --out datasets/mine/raw --dry-run', 'estimate tokens and cost, calling nothing')
     .example('$0 collect --teacher-url http://127.0.0.1:8080/v1 --model kd-teacher --input datasets/demo-sotu.jsonl --mode score --out datasets/mine/raw-score', 'teacher-forced top-20 log-probs of the text (kd serve --checkpoint checkpoints/teacher --model-name kd-teacher answers there)')
     .example('$0 collect --model gpt-4o-mini --input datasets/demo-prompts.csv --out datasets/mini/raw --max-cost 2', 'OpenAI (key from OPENAI_API_KEY): the teacher\'s answers with top-20 alternatives, at most $2') as Argv<CollectArgs>,
   handler: async (argv) => {
+    if (argv.probe) {
+      const { printProbe } = await import('./probe.js');
+      return printProbe({ teacherUrl: argv.teacherUrl, model: argv.model, apiKeyEnv: argv.apiKeyEnv, timeout: argv.timeout, json: argv.json });
+    }
     const { collect } = await import('../collect/collect.js');
     const { KdError } = await import('../errors.js');
     const controller = new AbortController();
