@@ -41,6 +41,10 @@ export interface BuildOptions {
   force?: boolean;
   /** called after each raw shard of each pass: (done, total) */
   onProgress?: (done: number, total: number) => void;
+  /** use this student tokenizer instead of deriving one (new data for an existing student: kd onpolicy) */
+  tokenizer?: import('../tokenizer/tokenizer.js').Tokenizer;
+  /** only records whose input id passes (kd onpolicy's on/off-policy mix) */
+  keep?: (inputId: string) => boolean;
 }
 
 export interface BuildSummary {
@@ -59,7 +63,7 @@ export interface BuildSummary {
 
 export const BUILD_DEFAULTS = { vocabSize: 8192, valFraction: 0.05, seed: 0, shardBytes: 64 * 1024 * 1024 };
 
-function checkOptions(o: BuildOptions): Required<Omit<BuildOptions, 'onProgress' | 'force' | 'batchTokens'>> {
+function checkOptions(o: BuildOptions): Required<Omit<BuildOptions, 'onProgress' | 'force' | 'batchTokens' | 'tokenizer' | 'keep'>> {
   const r = { ...BUILD_DEFAULTS, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) } as Required<BuildOptions>;
   if (!Number.isInteger(r.vocabSize) || r.vocabSize < 256 || r.vocabSize > MAX_STUDENT_VOCAB) throw new KdError('bad-option', `--vocab-size must be an integer in [256, ${MAX_STUDENT_VOCAB}], got ${r.vocabSize}`);
   if (!(r.valFraction >= 0 && r.valFraction < 1)) throw new KdError('bad-option', `--val-fraction must be in [0, 1), got ${r.valFraction}`);
@@ -125,7 +129,9 @@ export function buildDataset(opts: BuildOptions): BuildSummary {
       for (const r of readRawRecords(f)) counter.add(r);
       opts.onProgress?.(++done, total);
     }
-    const { tokenizer, massKept } = deriveVocab(counter, o.vocabSize);
+    const derived = opts.tokenizer ? { tokenizer: opts.tokenizer, massKept: 1 } : deriveVocab(counter, o.vocabSize);
+    const tokenizer = derived.tokenizer;
+    let massKept = derived.massKept;
     const hash = tokenizer.hash();
     const map = new TeacherMap(tokenizer);
     // pass 2: convert and write
@@ -135,6 +141,7 @@ export function buildDataset(opts: BuildOptions): BuildSummary {
     let records = 0;
     for (const f of src.files) {
       for (const r of readRawRecords(f)) {
+        if (opts.keep && !opts.keep(r.input_id)) continue;
         records++;
         const split = splitOf(r.input_id, o.seed, o.valFraction);
         const q = convertRecord(r, map, stats[split]);
@@ -145,6 +152,7 @@ export function buildDataset(opts: BuildOptions): BuildSummary {
       opts.onProgress?.(++done, total);
     }
     const splits = Object.fromEntries(SPLITS.map((s) => [s, { ...splitStats(stats[s], writers[s].close()), targeted: targeted[s] }])) as Record<Split, SplitStats>;
+    if (opts.tokenizer) massKept = splits.train.massKept; // a given tokenizer: the teacher mass it maps one-to-one
     const labelled = splits.train.labelled + splits.val.labelled;
     const bytes = splits.train.bytes + splits.val.bytes;
     const topK = Math.max(stats.train.maxK, stats.val.maxK);
