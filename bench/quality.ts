@@ -17,6 +17,7 @@
  * datasets/bench-quality/ (--fresh redoes everything).
  */
 import { spawn } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -43,12 +44,12 @@ const TEXT_BYTES = Number(arg('text-bytes', '300000'));
 const ROOT = path.resolve(arg('dir', 'datasets/bench-quality'));
 const FORMAT = arg('format-version', ''); // dataset format of the builds (default: kd dataset build's)
 const TEACHER = path.resolve(arg('teacher', 'checkpoints/teacher'));
-const KD = [path.resolve('node_modules/.bin/tsx'), path.resolve('src/cli.ts')];
-const STUDENT = ['--d-model', '96', '--layers', '2', '--heads', '4', '--seq-len', '128', '--batch-size', '16',
+export const KD = [path.resolve('node_modules/.bin/tsx'), path.resolve('src/cli.ts')];
+export const STUDENT = ['--d-model', '96', '--layers', '2', '--heads', '4', '--seq-len', '128', '--batch-size', '16',
   '--steps', String(STEPS), '--lr', '0.003', '--min-lr', '0.0003', '--warmup-steps', '30',
   '--eval-every', '1000000', '--checkpoint-every', '1000000', '--log-every', '100'];
 
-function run(argv: string[], quiet = true): Promise<string> {
+export function run(argv: string[], quiet = true): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(KD[0], [KD[1], ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '', err = '';
@@ -59,7 +60,7 @@ function run(argv: string[], quiet = true): Promise<string> {
 }
 
 /** Training-split SOTU text cut into excerpts of whole sentences (≥ 1,400 characters), spread evenly. */
-function excerpts(n: number): { id: string; text: string }[] {
+export function excerpts(n: number): { id: string; text: string }[] {
   const chunks: { id: string; text: string }[] = [];
   for (const d of splitDocs(readCorpus('sotu'), 'train')) {
     let cur: string[] = [], len = 0, k = 0;
@@ -73,12 +74,12 @@ function excerpts(n: number): { id: string; text: string }[] {
 }
 
 /** Prompts: the first ~12 words of excerpts not used for scoring. */
-function prompts(n: number): { id: string; prompt: string }[] {
+export function prompts(n: number): { id: string; prompt: string }[] {
   return excerpts(n * 2).filter((_, i) => i % 2 === 1).map((e) => ({ id: e.id, prompt: e.text.split(/\s+/).slice(0, 12).join(' ') }));
 }
 
 /** Held-out texts: documents sampled evenly until about TEXT_BYTES. */
-function heldOut(): { name: string; text: string }[] {
+export function heldOut(): { name: string; text: string }[] {
   const pick = (docs: { text: string }[]) => {
     const total = docs.reduce((s, d) => s + d.text.length, 0);
     const every = Math.max(1, Math.ceil(total / TEXT_BYTES));
@@ -90,7 +91,7 @@ function heldOut(): { name: string; text: string }[] {
   ];
 }
 
-async function withTeacher<T>(fn: (url: string) => Promise<T>): Promise<T> {
+export async function withTeacher<T>(fn: (url: string) => Promise<T>): Promise<T> {
   const child = spawn(KD[0], [KD[1], 'serve', '--checkpoint', TEACHER, '--port', '0', '--json', '--quiet', '--model-name', 'kd-teacher'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise<string>((resolve, reject) => {
     readline.createInterface({ input: child.stdout }).once('line', resolve);
@@ -132,7 +133,7 @@ async function dataset(c: CaseSpec, url: () => Promise<string>): Promise<{ dir: 
  * sha256 of the training and loss sources: a reused run must have been trained by this code. The
  * default loss is keyed by its value instead (hard-label runs, at alpha 1, do not depend on it).
  */
-function sourceHash(): string {
+export function sourceHash(): string {
   const h = createHash('sha256');
   for (const dir of ['src/train', 'src/model', 'src/dataset', 'native']) {
     for (const f of fs.readdirSync(dir).sort()) {
@@ -142,9 +143,9 @@ function sourceHash(): string {
   return h.digest('hex').slice(0, 16);
 }
 
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+export const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const spread = (xs: number[]) => (xs.length > 1 ? Math.max(...xs) - Math.min(...xs) : 0);
-const r4 = (x: number) => Math.round(x * 10_000) / 10_000;
+export const r4 = (x: number) => Math.round(x * 10_000) / 10_000;
 
 async function main() {
   await initBackend({});
@@ -205,4 +206,5 @@ async function main() {
   process.stdout.write(JSON.stringify(out) + '\n');
 }
 
-await main();
+// run when invoked (npm run bench:quality), not when bench/active.ts imports the helpers above
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) await main();

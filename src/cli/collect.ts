@@ -5,9 +5,9 @@ import { parseShardSpec } from '../collect/partition.js';
 
 export interface CollectArgs {
   teacherUrl?: string;
-  model: string;
-  input: string;
-  out: string;
+  model?: string;
+  input?: string;
+  out?: string;
   mode?: string;
   format?: string;
   column?: string;
@@ -36,6 +36,12 @@ export interface CollectArgs {
   shardMb?: number;
   shard?: string;
   dryRun?: boolean;
+  probe?: boolean;
+  budgetTokens?: number;
+  select?: string;
+  student?: string;
+  randomShare?: number;
+  selectSeed?: number;
   json?: boolean;
 }
 
@@ -43,9 +49,9 @@ export interface CollectArgs {
 export function collectOptionsFromArgs(a: CollectArgs): CollectInput {
   return {
     teacherUrl: a.teacherUrl,
-    model: a.model,
-    input: a.input,
-    out: a.out,
+    model: a.model ?? '',
+    input: a.input ?? '',
+    out: a.out ?? '',
     mode: a.mode as CollectInput['mode'],
     format: a.format as CollectInput['format'],
     column: a.column,
@@ -74,10 +80,20 @@ export function collectOptionsFromArgs(a: CollectArgs): CollectInput {
     shardBytes: a.shardMb === undefined ? undefined : Math.round(a.shardMb * 1024 * 1024),
     shard: a.shard === undefined ? undefined : parseShardSpec(a.shard),
     dryRun: a.dryRun,
+    budgetTokens: a.budgetTokens,
+    select: a.select as CollectInput['select'],
+    student: a.student,
+    randomShare: a.randomShare,
+    selectSeed: a.selectSeed,
   };
 }
 
 const usd = (v: number) => `$${v.toFixed(v < 1 ? 4 : 2)}`;
+
+function formatSelection(x: NonNullable<CollectSummary['selection']>): string {
+  const budget = x.budgetTokens === null ? '' : ` of the ${x.budgetTokens} budget (${x.spentTokensBefore} spent before)`;
+  return `selected ${x.selected} of ${x.candidates} candidate rows by ${x.strategy}${x.strategy !== 'random' ? ` (${x.byStrategy} by ${x.strategy}, ${x.byRandom} at random)` : ''}, ~${x.selectedTokens} teacher tokens${budget}; ${x.nearDuplicates} near-duplicates dropped, ${x.alreadyDone} rows answered before${x.reused ? '; the stored selection reused' : ''}`;
+}
 
 /** The human summary (pure). */
 export function formatCollectSummary(s: CollectSummary): string {
@@ -86,6 +102,7 @@ export function formatCollectSummary(s: CollectSummary): string {
     return [
       `dry run${s.shard ? ` of shard ${s.shard}` : ''}: ${s.rows} rows → ${s.requestsTotal} requests (${s.alreadyDone} already done, ${s.pending} to send) to ${s.model}`,
       `tokens   ~${e.promptTokens} prompt (${s.tokens.method}), ≤ ${e.maxCompletionTokens} completion`,
+      ...(s.selection ? [formatSelection(s.selection)] : []),
       `cost     ${usd(e.minCostUsd)} (prompts only) .. ${usd(e.maxCostUsd)} (every completion at max length) at $${s.price.input}/$${s.price.output} per 1M in/out (${s.price.source})`,
     ].join('\n');
   }
@@ -99,6 +116,7 @@ export function formatCollectSummary(s: CollectSummary): string {
   if (s.parseStats.sentinels || s.parseStats.shortTopK) {
     lines.push(`logprobs ${s.parseStats.positions} positions, ${s.parseStats.sentinels} sentinel (-9999) values stored as null, ${s.parseStats.shortTopK} positions with fewer alternatives than asked`);
   }
+  if (s.selection) lines.push(formatSelection(s.selection));
   if (s.stopDetail) lines.push(`why      ${s.stopDetail}`);
   return lines.join('\n');
 }
@@ -108,9 +126,9 @@ export const collectCommand: CommandModule<object, CollectArgs> = {
   describe: 'Collect teacher log-probs (chat or teacher-forced score) into raw Arrow shards, resumably',
   builder: (y: Argv<object>) => y
     .option('teacher-url', { type: 'string', describe: 'OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (else OPENAI_BASE_URL, else OpenAI)' })
-    .option('model', { type: 'string', demandOption: true, describe: 'teacher model name' })
-    .option('input', { type: 'string', demandOption: true, describe: 'CSV (header row) or JSONL file' })
-    .option('out', { type: 'string', demandOption: true, describe: 'output directory, e.g. datasets/NAME/raw' })
+    .option('model', { type: 'string', describe: 'teacher model name (required; with --probe, default: the first of GET /models)' })
+    .option('input', { type: 'string', describe: 'CSV (header row) or JSONL file (required unless --probe)' })
+    .option('out', { type: 'string', describe: 'output directory, e.g. datasets/NAME/raw (required unless --probe)' })
     .option('mode', { type: 'string', choices: ['chat', 'score'], describe: 'chat: generate with top-k log-probs; score: teacher-forced log-probs of given text (default chat)' })
     .option('format', { type: 'string', choices: ['csv', 'jsonl'], describe: 'input format (default: from the extension)' })
     .option('column', { type: 'string', describe: 'CSV column / JSONL field with the prompt (chat, default "prompt") or text (score, default "text")' })
@@ -136,15 +154,26 @@ export const collectCommand: CommandModule<object, CollectArgs> = {
     .option('price-in', { type: 'number', describe: 'USD per 1M input tokens (overrides the table)' })
     .option('price-out', { type: 'number', describe: 'USD per 1M output tokens (overrides the table)' })
     .option('prices', { type: 'string', describe: 'JSON price file {"model": {"input": USD/1M, "output": USD/1M}}' })
+    .option('budget-tokens', { type: 'number', describe: 'teacher-token budget for everything in --out (estimated prompt + completion tokens): only the rows --select picks within it are sent' })
+    .option('select', { type: 'string', choices: ['random', 'entropy', 'margin'], describe: 'how rows are picked under --budget-tokens / --max-cost: at random, or where --student is least sure (highest mean entropy, smallest top-2 margin) (default random with --budget-tokens)' })
+    .option('student', { type: 'string', describe: 'student checkpoint (run directory) whose uncertainty ranks the rows for --select entropy|margin' })
+    .option('random-share', { type: 'number', describe: 'share of the budget picked at random for coverage with --select entropy|margin (default 0.2)' })
+    .option('select-seed', { type: 'number', describe: 'seed of the random picks (default 0)' })
     .option('shard-mb', { type: 'number', describe: 'roll to a new shard after this many MiB (default 256)' })
     // requiresArg: the value is taken even when it looks like a flag ("-1/4" gets the --shard error, not "unknown argument 1")
     .option('shard', { type: 'string', requiresArg: true, describe: 'i/n: collect only slice i (0 ≤ i < n) of the input rows, by a hash of each row id; one --out per shard, then kd dataset merge (Kubernetes: --shard $JOB_COMPLETION_INDEX/8)' })
+    .option('probe', { type: 'boolean', default: false, describe: 'only probe the teacher (--teacher-url, --model): does it score given text or only its own answers? 3 tiny requests, nothing collected' })
     .option('dry-run', { type: 'boolean', default: false, describe: 'estimate tokens and cost without calling the teacher' })
     .option('json', { type: 'boolean', default: false, describe: 'print one JSON summary on stdout' })
     .example('$0 collect --teacher-url http://127.0.0.1:8080/v1 --model kd-teacher --input datasets/demo-prompts.csv --out datasets/mine/raw --dry-run', 'estimate tokens and cost, calling nothing')
     .example('$0 collect --teacher-url http://127.0.0.1:8080/v1 --model kd-teacher --input datasets/demo-sotu.jsonl --mode score --out datasets/mine/raw-score', 'teacher-forced top-20 log-probs of the text (kd serve --checkpoint checkpoints/teacher --model-name kd-teacher answers there)')
+    .example('$0 collect --teacher-url http://127.0.0.1:8080/v1 --model kd-teacher --input texts.jsonl --mode score --out datasets/mine/raw --budget-tokens 50000 --select entropy --student checkpoints/mine', 'spend 50k teacher tokens on the texts the student is least sure of (20% at random)')
     .example('$0 collect --model gpt-4o-mini --input datasets/demo-prompts.csv --out datasets/mini/raw --max-cost 2', 'OpenAI (key from OPENAI_API_KEY): the teacher\'s answers with top-20 alternatives, at most $2') as Argv<CollectArgs>,
   handler: async (argv) => {
+    if (argv.probe) {
+      const { printProbe } = await import('./probe.js');
+      return printProbe({ teacherUrl: argv.teacherUrl, model: argv.model, apiKeyEnv: argv.apiKeyEnv, timeout: argv.timeout, json: argv.json });
+    }
     const { collect } = await import('../collect/collect.js');
     const { KdError } = await import('../errors.js');
     const controller = new AbortController();

@@ -4,6 +4,7 @@ import { exportCommand, pruneCommand, quantizeCommand } from './compress.js';
 import { buildCommand, datasetCommand, exportDatasetCommand, importCommand, inspectCommand, mergeCommand } from './dataset.js';
 import { doctorCommand } from './doctor.js';
 import { evalCommand } from './eval.js';
+import { onPolicyCommand } from './onpolicy.js';
 import { runCommand } from './run.js';
 import { serveCommand } from './serve.js';
 import { tokenizerCommand, tokenizerTrainCommand } from './tokenizer.js';
@@ -12,7 +13,7 @@ import { lockingOut } from '../lock.js';
 
 /** Every kd command, in the order `kd --help` lists them: the pipeline, then its stages, then tools. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [runCommand, lockingOut('kd collect', collectCommand), datasetCommand, tokenizerCommand, lockingOut('kd train', trainCommand),
+export const commands: CommandModule<any, any>[] = [runCommand, lockingOut('kd collect', collectCommand), datasetCommand, tokenizerCommand, lockingOut('kd train', trainCommand), lockingOut('kd onpolicy', onPolicyCommand),
   lockingOut('kd prune', pruneCommand), lockingOut('kd quantize', quantizeCommand), lockingOut('kd export', exportCommand), lockingOut('kd eval', evalCommand), serveCommand, doctorCommand];
 
 /** Subcommands of the nested commands, for validating argv without running anything (src/cli/validate.ts). */

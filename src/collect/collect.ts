@@ -66,16 +66,20 @@ export interface CollectSummary {
   systemFingerprints: string[];
   repairs: string[];
   parseStats: { positions: number; sentinels: number; shortTopK: number; missingBytes: number };
+  /** With --select / --budget-tokens: what was picked. */
+  selection?: import('./select-run.js').SelectionSummary;
 }
 
 type Task =
   | { kind: 'reject'; row: InputRow; hash: string }
   | { kind: 'request'; req: PlannedRequest };
 
-async function* tasks(o: CollectOptions, p: RequestParams): AsyncGenerator<Task> {
+async function* tasks(o: CollectOptions, p: RequestParams, selected?: Set<string>): AsyncGenerator<Task> {
   for await (const row of readInput({ file: o.input, mode: o.mode, format: o.format, column: o.column, idColumn: o.idColumn, systemColumn: o.systemColumn, system: o.system })) {
     // Other shards' rows are still parsed (a malformed file fails the same on every shard), then skipped.
     if (!inShard(row.id, o.shard)) continue;
+    // Rows --select did not pick (rejects are kept: they cost nothing and say what is wrong)
+    if (selected && !row.reject && !selected.has(row.id)) continue;
     if (row.reject) yield { kind: 'reject', row, hash: rowRejectHash(row) };
     else for (const req of planRequests(row, p)) yield { kind: 'request', req };
   }
@@ -93,10 +97,11 @@ interface Plan {
 }
 
 /** First pass: checks the whole input (KdErrors before any request), counts and estimates. */
-async function plan(o: CollectOptions, p: RequestParams, ledger: LedgerScan, counter: TokenCounter, price: ResolvedPrice, estimate: boolean): Promise<Plan> {
+async function plan(o: CollectOptions, p: RequestParams, ledger: LedgerScan, counter: TokenCounter, price: ResolvedPrice, estimate: boolean, selected?: Set<string>): Promise<Plan> {
   const r: Plan = { rows: 0, requests: 0, alreadyDone: 0, promptTokens: 0, maxCompletionTokens: 0, minCostUsd: 0, maxCostUsd: 0, overContext: 0 };
   const ids = new Map<string, number>();
-  for await (const t of tasks(o, p)) {
+  if (selected) await plan(o, p, ledger, counter, price, false); // every row checked (ids unique, structure) before any selection counts
+  for await (const t of tasks(o, p, selected)) {
     const row = t.kind === 'reject' ? t.row : t.req;
     if (t.kind === 'reject' || t.req.chunkIndex === 0) {
       r.rows++;
@@ -158,7 +163,8 @@ export async function collect(input: CollectInput, rt: CollectRuntime = {}): Pro
   }
   const priorCost = costUsd(price, ledger.usage.promptTokens, ledger.usage.completionTokens, ledger.usage.cachedTokens);
 
-  const planned = await plan(o, p, ledger, counter, price, o.dryRun);
+  const selection = o.select ? await (await import('./select-run.js')).selectRows(o, p, ledger, counter, price, priorCost, out, log) : undefined;
+  const planned = await plan(o, p, ledger, counter, price, o.dryRun, selection?.ids);
   const summary: CollectSummary = {
     out, mode: o.mode, model: o.model, dryRun: o.dryRun, shard, stopReason: 'complete', stopDetail: null,
     rows: planned.rows, requestsTotal: planned.requests, alreadyDone: planned.alreadyDone, answered: 0, rejected: 0,
@@ -166,6 +172,7 @@ export async function collect(input: CollectInput, rt: CollectRuntime = {}): Pro
     tokens: { prompt: 0, completion: 0, method: counter.method }, costUsd: 0, totalCostUsd: priorCost, price,
     elapsedMs: 0, reqPerSec: 0, systemFingerprints: [...ledger.systemFingerprints].sort(), repairs: ledger.repairs,
     parseStats: { positions: 0, sentinels: 0, shortTopK: 0, missingBytes: 0 },
+    ...(selection ? { selection: selection.summary } : {}),
   };
   if (o.dryRun) {
     summary.tokens.prompt = planned.promptTokens;
@@ -210,7 +217,7 @@ export async function collect(input: CollectInput, rt: CollectRuntime = {}): Pro
       for (const f of r.fingerprints) fingerprints.add(f);
       cachedTokens += r.cachedTokens;
     };
-    shardsWritten = await engine.run(tasks(o, p));
+    shardsWritten = await engine.run(tasks(o, p, selection?.ids));
   } catch (e) {
     summary.stopReason = 'fatal';
     Object.assign(run, { finished_at: new Date().toISOString(), stop_reason: 'fatal' });

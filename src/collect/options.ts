@@ -39,6 +39,16 @@ export interface CollectOptions extends Omit<InputOptions, 'file'> {
   /** Collect only this slice of the input rows (fan-out over machines); absent: every row. */
   shard?: ShardSpec;
   dryRun: boolean;
+  /** Active selection under a budget (select.ts): which rows to send. Absent: every row. */
+  select?: import('./select.js').SelectStrategy;
+  /** Teacher tokens (estimated prompt + completion) for everything in --out. */
+  budgetTokens?: number;
+  /** Student checkpoint whose uncertainty ranks the rows (entropy, margin). */
+  student?: string;
+  /** Share of the budget picked at random (default 0.2). */
+  randomShare: number;
+  /** Seed of the random share (default 0). */
+  selectSeed: number;
 }
 
 export interface CollectRuntime {
@@ -76,6 +86,8 @@ export const COLLECT_DEFAULTS = {
   timeoutMs: 120_000,
   shardBytes: 256 * 1024 * 1024,
   dryRun: false,
+  randomShare: 0.2,
+  selectSeed: 0,
 } satisfies Partial<CollectOptions>;
 
 export type CollectInput = Pick<CollectOptions, 'model' | 'input' | 'out'> & Partial<CollectOptions>;
@@ -119,6 +131,14 @@ export function resolveCollectOptions(o: CollectInput): CollectOptions {
   num('price-out', r.priceOut, 0);
   int('shard-bytes', r.shardBytes, 1024);
   if (r.shard !== undefined) r.shard = checkShardSpec(r.shard);
+  int('budget-tokens', r.budgetTokens, 1);
+  num('random-share', r.randomShare, 0, 1);
+  int('select-seed', r.selectSeed, 0, 2 ** 32 - 1);
+  if (r.select === undefined && r.budgetTokens !== undefined) r.select = 'random';
+  if (r.select !== undefined) {
+    if (!['random', 'entropy', 'margin'].includes(r.select)) throw bad('select', r.select, 'random, entropy or margin');
+    if (r.budgetTokens === undefined && r.maxCost === undefined) throw new KdError('OPTION', `--select ${r.select}: give a budget to select within (--budget-tokens N and/or --max-cost USD)`);
+  } else if (r.student !== undefined) throw new KdError('OPTION', '--student: only used by --select entropy|margin');
   return r;
 }
 

@@ -47,6 +47,10 @@ export interface BuildOptions {
   formatVersion?: DatasetVersion;
   /** called after each raw shard of each pass: (done, total) */
   onProgress?: (done: number, total: number) => void;
+  /** use this student tokenizer instead of deriving one (new data for an existing student: kd onpolicy) */
+  tokenizer?: import('../tokenizer/tokenizer.js').Tokenizer;
+  /** only records whose input id passes (kd onpolicy's on/off-policy mix) */
+  keep?: (inputId: string) => boolean;
 }
 
 export interface BuildSummary {
@@ -68,7 +72,7 @@ export interface BuildSummary {
 
 export const BUILD_DEFAULTS = { vocabSize: 8192, valFraction: 0.05, seed: 0, shardBytes: 64 * 1024 * 1024, formatVersion: DATASET_FORMAT_VERSION as DatasetVersion };
 
-function checkOptions(o: BuildOptions): Required<Omit<BuildOptions, 'onProgress' | 'force' | 'batchTokens'>> {
+function checkOptions(o: BuildOptions): Required<Omit<BuildOptions, 'onProgress' | 'force' | 'batchTokens' | 'tokenizer' | 'keep'>> {
   const r = { ...BUILD_DEFAULTS, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) } as Required<BuildOptions>;
   if (!Number.isInteger(r.vocabSize) || r.vocabSize < 256 || r.vocabSize > MAX_STUDENT_VOCAB) throw new KdError('bad-option', `--vocab-size must be an integer in [256, ${MAX_STUDENT_VOCAB}], got ${r.vocabSize}`);
   if (!(r.valFraction >= 0 && r.valFraction < 1)) throw new KdError('bad-option', `--val-fraction must be in [0, 1), got ${r.valFraction}`);
@@ -132,7 +136,9 @@ class BuildFold {
   readonly targeted = { train: 0, val: 0 };
   records = 0;
 
-  constructor(readonly o: ReturnType<typeof checkOptions>, readonly tmp: string, readonly batchTokens: number | undefined) {}
+  constructor(readonly o: ReturnType<typeof checkOptions>, readonly tmp: string, readonly batchTokens: number | undefined,
+    /** a given student tokenizer (kd onpolicy) instead of one derived in pass 1; and a filter on input ids */
+    readonly given?: Tokenizer, readonly keep?: (inputId: string) => boolean) {}
 
   /** pass 1 of the record path: one record */
   addRecord(r: RawRecord): void {
@@ -172,7 +178,7 @@ class BuildFold {
   derive(): void {
     // the columnar pass 1 kept usefulness in typed arrays: into the counter's map, in first-seen order
     for (let t = 0; t < this.global.size; t++) this.counter.tokens.set(bytesKey(this.global.bytes(t)), { count: this.count[t], mass: this.mass[t] });
-    const { tokenizer, massKept } = deriveVocab(this.counter, this.o.vocabSize);
+    const { tokenizer, massKept } = this.given ? { tokenizer: this.given, massKept: 1 } : deriveVocab(this.counter, this.o.vocabSize);
     this.tokenizer = tokenizer;
     this.massKept = massKept;
     const hash = tokenizer.hash();
@@ -183,6 +189,7 @@ class BuildFold {
 
   /** pass 2 of the record path: one record */
   convert(r: RawRecord, map: TeacherMap): void {
+    if (this.keep && !this.keep(r.input_id)) return;
     this.records++;
     const split = splitOf(r.input_id, this.o.seed, this.o.valFraction);
     const q = convertRecord(r, map, this.stats[split]);
@@ -237,7 +244,7 @@ function start(opts: BuildOptions): { o: Checked; src: ReturnType<typeof resolve
 }
 
 function finish(f: BuildFold, o: Checked, src: ReturnType<typeof resolveSource>, t0: number): BuildSummary {
-  const { stats, writers, targeted, records, tokenizer, massKept, counter } = f;
+  const { stats, writers, targeted, records, tokenizer, counter } = f;
   const out = o.out;
   const splits = Object.fromEntries(SPLITS.map((s) => {
     const shards = writers[s].close();
@@ -248,6 +255,7 @@ function finish(f: BuildFold, o: Checked, src: ReturnType<typeof resolveSource>,
     }
     return [s, x];
   })) as Record<Split, SplitStats>;
+  const massKept = f.given ? splits.train.massKept : f.massKept; // a given tokenizer: the teacher mass it maps one-to-one
   const labelled = splits.train.labelled + splits.val.labelled;
   const bytes = splits.train.bytes + splits.val.bytes;
   const entries = SPLITS.reduce((a, s) => a + writers[s].shards.reduce((b, x) => b + (x.entries ?? 0), 0), 0);
@@ -294,10 +302,11 @@ export function buildDataset(opts: BuildOptions & { engine?: 'columns' | 'record
   const t0 = performance.now();
   const { o, src, tmp } = start(opts);
   try {
-    const f = new BuildFold(o, tmp, opts.batchTokens);
+    const f = new BuildFold(o, tmp, opts.batchTokens, opts.tokenizer, opts.keep);
     const total = src.files.length * 2;
     let done = 0;
-    const records = opts.engine === 'records';
+    // a given tokenizer or an input-id filter (kd onpolicy's small rounds) take the record path
+    const records = opts.engine === 'records' || opts.tokenizer !== undefined || opts.keep !== undefined;
     for (const file of src.files) {
       if (records) for (const r of readRawRecords(file)) f.addRecord(r);
       else f.addPass1(pass1(fs.readFileSync(file), file));
@@ -331,6 +340,7 @@ export const defaultBuildWorkers = (): number => Math.min(MAX_BUILD_WORKERS, Mat
  * memory at a time.
  */
 export async function buildDatasetParallel(opts: BuildOptions & { workers?: number }): Promise<BuildSummary> {
+  if (opts.tokenizer || opts.keep) return buildDataset(opts);
   const w = Math.min(opts.workers ?? defaultBuildWorkers(), 16);
   if (!(w >= 0 && Number.isInteger(w))) throw new KdError('bad-option', `--workers must be an integer ≥ 0, got ${opts.workers}`);
   const t0 = performance.now();
