@@ -11,8 +11,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { buildDataset } from '../src/dataset/build.js';
-import { datasetSource } from '../src/dataset/loader.js';
-import { Rng } from '../src/rng.js';
+import { datasetSource } from '../src/data/loader.js';
+import { Rng } from '../src/core/rng.js';
 import { IPC_EOS, RawStreamEncoder, type RawRecord, rawSchema, rawShardName } from '../src/schema/raw.js';
 
 const args = process.argv.slice(2);

@@ -16,10 +16,10 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.js';
 import { REFERENCE_CONFIG, flopsPerToken, parameterCount } from '../src/model/config.js';
 import { resolveTrainConfig } from '../src/train/config.js';
-import { syntheticTeacher } from '../src/train/synthetic.js';
+import { syntheticTeacher } from '../src/data/synthetic.js';
 import { LocalStepper, type Stepper } from '../src/train/step.js';
 import { ParallelStepper } from '../src/train/parallel.js';
-import { defaultWorkers } from '../src/train/run.js';
+import { defaultWorkers } from '../src/data/open.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, dflt: string) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : dflt; };

@@ -6,9 +6,9 @@
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { watchParent } from './child.js';
-import { takeProgressFd } from './progress.js';
-import { isKdError } from './errors.js';
+import { watchParent } from './cli/child.js';
+import { takeProgressFd } from './core/progress.js';
+import { isKdError } from './core/errors.js';
 import { commands } from './cli/index.js';
 
 export async function main(argv: string[]): Promise<number> {

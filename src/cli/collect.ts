@@ -146,7 +146,7 @@ export const collectCommand: CommandModule<object, CollectArgs> = {
     .example('$0 collect --model gpt-4o-mini --input datasets/demo-prompts.csv --out datasets/mini/raw --max-cost 2', 'OpenAI (key from OPENAI_API_KEY): the teacher\'s answers with top-20 alternatives, at most $2') as Argv<CollectArgs>,
   handler: async (argv) => {
     const { collect } = await import('../collect/collect.js');
-    const { KdError } = await import('../errors.js');
+    const { KdError } = await import('../core/errors.js');
     const controller = new AbortController();
     let interrupts = 0;
     const onSigint = () => {
@@ -160,7 +160,7 @@ export const collectCommand: CommandModule<object, CollectArgs> = {
     let bar: import('../collect/progress.js').ProgressBar | null = null;
     let summary: CollectSummary;
     try {
-      const [{ progressBar, progressLines }, { progressSink }] = await Promise.all([import('../collect/progress.js'), import('../progress.js')]);
+      const [{ progressBar, progressLines }, { progressSink }] = await Promise.all([import('../collect/progress.js'), import('../core/progress.js')]);
       const sink = progressSink(); // under kd run: progress as lines to its pipe
       summary = await collect(collectOptionsFromArgs(argv), {
         signal: controller.signal,

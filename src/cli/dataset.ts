@@ -7,8 +7,8 @@ import type { BuildOptions, BuildSummary } from '../dataset/build.js';
 import type { ImportOptions, ImportSummary } from '../dataset/import.js';
 import type { Inspection } from '../dataset/inspect.js';
 import type { MergeOptions, MergeSummary } from '../dataset/merge.js';
-import { KdError } from '../errors.js';
-import { lockingOut } from '../lock.js';
+import { KdError } from '../core/errors.js';
+import { lockingOut } from '../core/lock.js';
 
 export interface DatasetBuildArgs { from: string; out: string; vocabSize?: number; valFraction?: number; seed?: number; shardMb?: number; force?: boolean; json?: boolean }
 export interface DatasetInspectArgs { dir: string; json?: boolean }
@@ -89,7 +89,7 @@ export const buildCommand: CommandModule<object, DatasetBuildArgs> = {
     .example('$0 dataset build --from datasets/sotu/raw --out datasets/sotu --vocab-size 4096', ''),
   handler: async (argv) => {
     const o = buildOptionsFromArgs(argv);
-    const [{ buildDataset }, { startProgress }] = await Promise.all([import('../dataset/build.js'), import('../progress.js')]);
+    const [{ buildDataset }, { startProgress }] = await Promise.all([import('../dataset/build.js'), import('../core/progress.js')]);
     // two passes over the raw shards; the total is known once the source is resolved
     let bar: ReturnType<typeof startProgress> | undefined;
     try {

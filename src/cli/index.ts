@@ -8,7 +8,7 @@ import { runCommand } from './run.js';
 import { serveCommand } from './serve.js';
 import { tokenizerCommand, tokenizerTrainCommand } from './tokenizer.js';
 import { trainCommand } from './train.js';
-import { lockingOut } from '../lock.js';
+import { lockingOut } from '../core/lock.js';
 
 /** Every kd command, in the order `kd --help` lists them: the pipeline, then its stages, then tools. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import { type ModelConfig, REFERENCE_CONFIG, resolveModelConfig } from '../model/config.js';
 import { DEFAULT_TRAIN, type TrainConfig, resolveTrainConfig } from '../train/config.js';
 import { DEFAULT_LOSS, DIVERGENCES, MISSING_MASS } from '../train/kd-kernel.js';
@@ -172,7 +172,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
     .example('$0 train --data corpus:sotu --tokenizer tok.json --alpha 1 --out checkpoints/lm', 'plain next-token training on the State of the Union corpus'),
   handler: async (argv) => {
     const r = resolveTrainArgs(argv);
-    const { runTrain } = await import('../train/run.js');
+    const { runTrain } = await import('../data/open.js');
     await runTrain(r, { backend: argv.backend, json: Boolean(argv.json) });
   },
 };

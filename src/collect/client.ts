@@ -7,7 +7,7 @@
  * The API key is handed to the SDK and nowhere else: it is not part of any error, log or manifest.
  */
 import OpenAI from 'openai';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import { BufferedResponse, nodeFetch } from './http.js';
 import type { HeaderSource } from './pacing.js';
 import { decodeBody } from './parse.js';

@@ -12,7 +12,7 @@
 import { setMaxListeners } from 'node:events';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import { makeTeacherClient, SendError, type TeacherClient } from './client.js';
 import { checkInputFile, readInput, type InputRow } from './input.js';
 import { formatShard, inShard } from './partition.js';

@@ -13,7 +13,7 @@ import { accessSync, constants, createReadStream, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { extname } from 'node:path';
 import { parse } from 'csv-parse';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 
 export type CollectMode = 'chat' | 'score';
 export type InputFormat = 'csv' | 'jsonl';

@@ -12,7 +12,7 @@
  */
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readdirSync, renameSync, truncateSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import { IPC_EOS, RAW_SHARD_RE, rawShardName, readRawColumns, scanIpcStream } from '../schema/raw.js';
 
 export const REJECTS_FILE = 'rejects.jsonl';

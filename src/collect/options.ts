@@ -2,7 +2,7 @@
  * Typed options of `kd collect`, their defaults and validation (pure). Runtime hooks (signal,
  * progress callback, env) are kept apart from the options recorded in the manifest.
  */
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import type { CollectMode, InputOptions } from './input.js';
 import { checkShardSpec, type ShardSpec } from './partition.js';
 import { type ChatApi, effectiveTopK, isOpenAIModel, type RequestParams, type ScoreApi } from './request.js';

@@ -10,7 +10,7 @@
  * "Shard" here is a slice of the input; the raw-NNNNN.arrows files are the output's shards.
  */
 import { createHash } from 'node:crypto';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 
 export interface ShardSpec {
   /** 0-based, < count (a Kubernetes JOB_COMPLETION_INDEX or a CI matrix value). */

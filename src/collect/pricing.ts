@@ -4,7 +4,7 @@
  * (js-tiktoken for OpenAI models, bytes/4 otherwise), and cost arithmetic.
  */
 import { readFileSync } from 'node:fs';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import type { ChatMessage } from './input.js';
 import { CHARS_PER_TOKEN, isOpenAIModel, type PlannedRequest } from './request.js';
 

@@ -8,9 +8,9 @@
  * refused): what counts as done is what is on disk, exactly as before.
  */
 import { Worker } from 'node:worker_threads';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import { rawSchema, type RawRecord } from '../schema/raw.js';
-import { startWorker } from '../tsx.js';
+import { startWorker } from '../core/tsx.js';
 import type { ShardInfo } from './ledger.js';
 import { decodeBody, parseChat, parseEcho, parseVllm, type ParseStats, responsesAsChat } from './parse.js';
 import type { PlannedRequest, ScoreApi } from './request.js';

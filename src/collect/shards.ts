@@ -12,7 +12,7 @@ import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Schema } from 'apache-arrow';
 import { RawStreamEncoder, rawShardName, type RawRecord } from '../schema/raw.js';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import type { ShardInfo } from './ledger.js';
 
 export interface ShardWriterOptions {

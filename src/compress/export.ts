@@ -11,8 +11,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { writeFileAtomic, writeJsonAtomic } from '../atomic.js';
-import { KdError } from '../errors.js';
+import { writeFileAtomic, writeJsonAtomic } from '../core/atomic.js';
+import { KdError } from '../core/errors.js';
 import { type ModelConfig, blockShape, parameterCount } from '../model/config.js';
 import { modelConfigOf, weightArrays } from '../model/load.js';
 import { type NamedArray, loadCheckpoint } from '../schema/checkpoint.js';

@@ -6,15 +6,15 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { writeJsonAtomic } from '../atomic.js';
-import { KdError } from '../errors.js';
+import { writeJsonAtomic } from '../core/atomic.js';
+import { KdError } from '../core/errors.js';
 import type { ModelConfig } from '../model/config.js';
 import type { Model } from '../model/gpt.js';
 import type { LoadedModel } from '../model/load.js';
 import { CHECKPOINT_FILE, type CheckpointContent, type CheckpointHeader, type NamedArray, resolveCheckpointPath, saveCheckpoint } from '../schema/checkpoint.js';
-import type { Batch, BatchSourceFactory } from '../train/batch.js';
+import type { Batch, BatchSourceFactory } from '../data/batch.js';
 import { DEFAULT_TRAIN, type TrainConfig, resolveTrainConfig } from '../train/config.js';
-import { openData } from '../train/run.js';
+import { openData } from '../data/open.js';
 import { evaluate } from '../train/step.js';
 
 /** Output paths, checked before any work is done. */

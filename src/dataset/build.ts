@@ -12,9 +12,9 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { writeJsonAtomic } from '../atomic.js';
+import { writeJsonAtomic } from '../core/atomic.js';
 import { kdVersion } from '../collect/manifest.js';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import {
   DATASET_FORMAT, DATASET_FORMAT_VERSION, DATASET_MANIFEST, DATASET_TOKENIZER, type DatasetManifest, MAX_STUDENT_VOCAB, SPLITS,
   type Split, type SplitStats,
@@ -24,7 +24,7 @@ import { TeacherMap, VocabCounter, deriveVocab } from '../tokenizer/derive.js';
 import { type ConvertStats, convertRecord, newConvertStats, splitOf } from './convert.js';
 import { importResponses } from './import.js';
 import { readRawRecords } from './raw-columns.js';
-import { ShardWriter } from './shards.js';
+import { ShardWriter } from '../data/shards.js';
 
 export interface BuildOptions {
   /** a raw directory (datasets/NAME/raw), or a .jsonl/.csv file of saved chat-completion responses */

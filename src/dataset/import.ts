@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseChat } from '../collect/parse.js';
 import type { PlannedRequest } from '../collect/request.js';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import { IPC_EOS, RawStreamEncoder, type RawRecord, listRawShards, rawSchema, rawShardName, renderPrompt } from '../schema/raw.js';
 
 export interface ImportOptions {

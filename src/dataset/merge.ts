@@ -12,11 +12,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { writeJsonAtomic } from '../atomic.js';
+import { writeJsonAtomic } from '../core/atomic.js';
 import { MANIFEST_FILE, MANIFEST_FORMAT, kdVersion, type CollectManifest } from '../collect/manifest.js';
 import { REJECTS_FILE } from '../collect/ledger.js';
 import { formatShard, type ShardSpec } from '../collect/partition.js';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import { IPC_EOS, RAW_SHARD_RE, RawStreamEncoder, listRawShards, rawSchema, rawShardName, readRawBytes, readRawColumns, scanIpcStream } from '../schema/raw.js';
 
 export const MERGE_FORMAT = 'kd-raw-merge';

@@ -6,7 +6,7 @@
  */
 import { type Data, RecordBatchStreamReader, Type } from 'apache-arrow';
 import { readFileSync } from 'node:fs';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import { IPC_EOS, RAW_FIELDS, type RawRecord, checkRawSchema, scanIpcStream } from '../schema/raw.js';
 
 const valid = (d: Data, i: number): boolean => {

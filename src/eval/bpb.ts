@@ -10,7 +10,7 @@
  * the scored tokens, so nothing is counted that was not predicted.
  */
 import * as tf from '@tensorflow/tfjs';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import { type Model, forwardLogits } from '../model/gpt.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 

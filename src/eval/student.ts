@@ -7,8 +7,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { type Model, forwardLogits } from '../model/gpt.js';
 import { KvDecoder, disposeCache, extendCache } from '../model/kv.js';
-import { Rng } from '../rng.js';
-import type { Batch } from '../train/batch.js';
+import { Rng } from '../core/rng.js';
+import type { Batch } from '../data/batch.js';
 import { type EvalMetrics, type MetricSums, addPositions, emptySums, finishMetrics, percentile } from './metrics.js';
 
 /** Per-sequence sums (one entry per row of T tokens), for bootstrap intervals over sequences. */

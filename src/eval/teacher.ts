@@ -10,7 +10,7 @@ import { makeTeacherClient, SendError } from '../collect/client.js';
 import type { CollectManifest } from '../collect/manifest.js';
 import { resolvePrice } from '../collect/pricing.js';
 import { type PlannedRequest, chunkText } from '../collect/request.js';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import type { BitsPerByte } from './bpb.js';
 import { listRawShards, readRawColumns } from '../schema/raw.js';
 import { percentile } from './metrics.js';

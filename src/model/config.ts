@@ -1,4 +1,4 @@
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 
 /** Student transformer sizes. Same meaning as ../shared/bench/torch_reference.py. */
 export interface ModelConfig {

@@ -9,15 +9,15 @@ import fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeJsonAtomic } from '../atomic.js';
-import { KdError } from '../errors.js';
+import { writeJsonAtomic } from '../core/atomic.js';
+import { KdError } from '../core/errors.js';
 import type { StageKind } from '../schema/pipeline.js';
-import { gitCommit } from '../provenance.js';
-import { tsxNodeArgs } from '../tsx.js';
-import { KD_VERSION } from '../version.js';
-import { EXIT_WITH_PARENT_ENV } from '../child.js';
+import { gitCommit } from '../core/provenance.js';
+import { tsxNodeArgs } from '../core/tsx.js';
+import { KD_VERSION } from '../core/version.js';
+import { EXIT_WITH_PARENT_ENV } from '../cli/child.js';
 import { checkArgv } from '../cli/validate.js';
-import { PROGRESS_FD_ENV } from '../progress.js';
+import { PROGRESS_FD_ENV } from '../core/progress.js';
 import { type RelayTarget, relayProgress } from './progress-relay.js';
 import { hashInput, inputPaths, outputFingerprint, sha256 } from './hash.js';
 import { type LoadedPipeline, at, loadPipeline } from './load.js';
@@ -133,10 +133,10 @@ function selectRange(planned: PlannedStage[], o: RunOptions, file: string): Plan
 
 /**
  * A kd child: its own process group (a terminal's Ctrl-C reaches kd run alone, which passes it on
- * once), and a stdin pipe that closes when kd run goes away, however it goes (see src/child.ts).
+ * once), and a stdin pipe that closes when kd run goes away, however it goes (see src/cli/child.ts).
  */
 function spawnKd(argv: string[], progressPipe = false): ChildProcess {
-  // a stage also gets fd 3, a pipe for its progress line (src/progress.ts)
+  // a stage also gets fd 3, a pipe for its progress line (src/core/progress.ts)
   const child = spawn(process.execPath, [...kdCommand(), ...argv], {
     stdio: progressPipe ? ['pipe', 'pipe', 'inherit', 'pipe'] : ['pipe', 'pipe', 'inherit'], detached: true,
     env: { ...process.env, [EXIT_WITH_PARENT_ENV]: '1', ...(progressPipe ? { [PROGRESS_FD_ENV]: '3' } : {}) },

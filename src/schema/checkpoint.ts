@@ -19,8 +19,8 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { KdError } from '../errors.js';
-import { writeFileAtomic } from '../atomic.js';
+import { KdError } from '../core/errors.js';
+import { writeFileAtomic } from '../core/atomic.js';
 
 export const CHECKPOINT_MAGIC = 'KDCKPT01';
 export const CHECKPOINT_FORMAT = 'kd-checkpoint';

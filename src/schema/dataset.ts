@@ -28,7 +28,7 @@
 import { Field, Float16, Int32, List, Schema, Uint16, Uint8, Utf8 } from 'apache-arrow';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 
 export const DATASET_FORMAT = 'kd-dataset';
 export const DATASET_FORMAT_VERSION = 1;

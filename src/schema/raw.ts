@@ -28,7 +28,7 @@ import {
 import type { Data, DataType } from 'apache-arrow';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 
 export const RAW_FORMAT = 'kd-raw';
 export const RAW_FORMAT_VERSION = 1;

@@ -4,7 +4,7 @@
  */
 import { type Server, createServer } from 'node:http';
 import { initBackend } from '../backend/index.js';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import { listen } from './listen.js';
 import { disposeModel, countParams } from '../model/gpt.js';
 import type { ServeContext } from './context.js';

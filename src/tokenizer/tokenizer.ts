@@ -8,7 +8,7 @@
  * files: {"format": "kd-tokenizer", "version": 1, "tokens": ["<hex bytes>", ...], "meta": {...}}.
  */
 import { createHash } from 'node:crypto';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 
 export const TOKENIZER_FORMAT = 'kd-tokenizer';
 export const TOKENIZER_VERSION = 1;

@@ -1,4 +1,4 @@
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import { DEFAULT_LOSS, type KdLossOptions, resolveLossOptions } from './losses.js';
 
 /** Everything about a training run except the model sizes and the data. */

@@ -4,11 +4,11 @@
  * through the same Stepper interface.
  */
 import * as tf from '@tensorflow/tfjs';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import type { ModelConfig } from '../model/config.js';
 import { type Model, disposeModel, forwardHidden, initModel } from '../model/gpt.js';
 import type { NamedArray } from '../schema/checkpoint.js';
-import { type Batch, batchLabels } from './batch.js';
+import { type Batch, batchLabels } from '../data/batch.js';
 import type { TrainConfig } from './config.js';
 import { type LossCounts, lossWeights } from './kd-kernel.js';
 import { type KdLossValue, evalKdLoss, headKdLoss } from './losses.js';

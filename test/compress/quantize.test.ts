@@ -3,7 +3,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.js';
 import { sha256File } from '../../src/compress/io.js';
-import { channelAxis, dequantizeArray, quantizeArray } from '../../src/compress/int8.js';
+import { channelAxis, dequantizeArray, quantizeArray } from '../../src/model/int8.js';
 import { quantize } from '../../src/compress/quantize.js';
 import { disposeModel } from '../../src/model/gpt.js';
 import { loadModel } from '../../src/model/load.js';

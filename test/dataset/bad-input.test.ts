@@ -6,7 +6,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildDataset } from '../../src/dataset/build.js';
 import { inspectDataset } from '../../src/dataset/inspect.js';
-import { datasetSource } from '../../src/dataset/loader.js';
+import { datasetSource } from '../../src/data/loader.js';
 import { readDatasetManifest } from '../../src/schema/dataset.js';
 import { builtDataset } from './fixtures.js';
 

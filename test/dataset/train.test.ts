@@ -4,10 +4,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.js';
 import { resolveTrainArgs } from '../../src/cli/train.js';
 import { buildDataset } from '../../src/dataset/build.js';
-import { openDataset } from '../../src/dataset/open.js';
+import { openDataset } from '../../src/data/dataset.js';
 import { loadCheckpoint } from '../../src/schema/checkpoint.js';
 import { Tokenizer } from '../../src/tokenizer/tokenizer.js';
-import { trainData as openData } from '../../src/train/run.js';
+import { trainData as openData } from '../../src/data/open.js';
 import { train } from '../../src/train/trainer.js';
 import { builtDataset, tmpDir } from './fixtures.js';
 

@@ -6,8 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { COLLECT_BAR_FORMAT, progressLines } from '../../src/collect/progress.js';
 import { relayProgress } from '../../src/pipeline/progress-relay.js';
 import { runPipeline } from '../../src/pipeline/run.js';
-import { lineProgress, progressSink, renderProgress } from '../../src/progress.js';
-import { TRAIN_BAR_FORMAT } from '../../src/train/run.js';
+import { lineProgress, progressSink, renderProgress } from '../../src/core/progress.js';
+import { TRAIN_BAR_FORMAT } from '../../src/data/open.js';
 
 const tick = () => new Promise((r) => setImmediate(r));
 

@@ -1,7 +1,7 @@
 /** Opening a built dataset: its manifest, its tokenizer (which must be the one it was built with), its shards. */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import { DATASET_TOKENIZER, type DatasetManifest, type Split, readDatasetManifest } from '../schema/dataset.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { openShard } from './shards.js';

@@ -2,16 +2,16 @@
 import os from 'node:os';
 import { initBackend } from '../backend/index.js';
 import type { ResolvedTrain } from '../cli/train.js';
-import { KdError } from '../errors.js';
-import { formatDuration, startProgress } from '../progress.js';
-import { datasetSource } from '../dataset/loader.js';
-import { isDatasetDir, openDataset } from '../dataset/open.js';
+import { KdError } from '../core/errors.js';
+import { formatDuration, startProgress } from '../core/progress.js';
+import { datasetSource } from './loader.js';
+import { isDatasetDir, openDataset } from './dataset.js';
 import type { ModelConfig } from '../model/config.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { BatchSourceFactory } from './batch.js';
 import { syntheticTeacher } from './synthetic.js';
 import { corpusBatches, encodeDocs, readCorpus, splitDocs } from './corpus.js';
-import { type TrainSummary, train } from './trainer.js';
+import { type TrainSummary, train } from '../train/trainer.js';
 
 export interface DataOptions {
   batchSize: number;

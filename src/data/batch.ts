@@ -3,7 +3,7 @@
  * labels per position. Sources are deterministic given their cursor, so a checkpoint that stores the
  * cursor resumes at exactly the next batch.
  */
-import type { KdLabels } from './kd-kernel.js';
+import type { KdLabels } from '../train/kd-kernel.js';
 
 export interface Batch {
   B: number;

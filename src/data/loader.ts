@@ -19,12 +19,12 @@
  * new sequence's first positions are its prompt/context (mask 0). Targets and labels are stored
  * per position, so a sequence cut at a row edge keeps its exact next-token targets.
  */
-import { KdError } from '../errors.js';
-import { Rng } from '../rng.js';
+import { KdError } from '../core/errors.js';
+import { Rng } from '../core/rng.js';
 import type { ShardInfo, Split } from '../schema/dataset.js';
 import { FLOAT16_TABLE } from '../schema/float16.js';
-import type { Batch, BatchSource, BatchSourceFactory } from '../train/batch.js';
-import { type OpenDataset, openDataset, verifySplit } from './open.js';
+import type { Batch, BatchSource, BatchSourceFactory } from './batch.js';
+import { type OpenDataset, openDataset, verifySplit } from './dataset.js';
 import { type ShardBatch, loadShard } from './shards.js';
 
 export interface LoaderOptions {
