@@ -19,7 +19,7 @@ import { resolveTrainConfig } from '../src/train/config.js';
 import { syntheticTeacher } from '../src/data/synthetic.js';
 import { LocalStepper, type Stepper } from '../src/train/step.js';
 import { ParallelStepper } from '../src/train/parallel.js';
-import { defaultWorkers } from '../src/data/open.js';
+import { defaultWorkers } from '../src/train/config.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, dflt: string) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : dflt; };

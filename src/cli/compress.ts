@@ -92,7 +92,7 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
   handler: async (argv) => {
     const o = resolvePruneArgs(argv);
     const [{ prune }, { formatPrune }, { defaultWorkers }, { initBackend }] = await Promise.all([
-      import('../compress/prune.js'), import('../compress/print.js'), import('../data/open.js'), import('../backend/index.js')]);
+      import('../compress/prune.js'), import('../compress/print.js'), import('../train/config.js'), import('../backend/index.js')]);
     await run(argv, async () => {
       const be = await initBackend({ backend: argv.backend });
       return prune({ ...o, backend: be.backend, workers: o.workers ?? defaultWorkers(be.backend, 8) });

@@ -11,7 +11,7 @@ export const doctorCommand: CommandModule<object, DoctorArgs> = {
     .example('$0 doctor', 'the backend kd train would use, its threads and matmul kernels')
     .example('$0 doctor --backend cpu --json', 'force a backend; one JSON object'),
   handler: async (argv) => {
-    const [{ initBackend }, { defaultWorkers }, { DEFAULT_TRAIN }] = await Promise.all([import('../backend/index.js'), import('../data/open.js'), import('../train/config.js')]);
+    const [{ initBackend }, { defaultWorkers, DEFAULT_TRAIN }] = await Promise.all([import('../backend/index.js'), import('../train/config.js')]);
     const info = await initBackend({ backend: argv.backend });
     // what kd train runs by default: data-parallel workers, each with the kernels' threads above
     const trainWorkers = defaultWorkers(info.backend, DEFAULT_TRAIN.batchSize);

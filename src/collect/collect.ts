@@ -13,12 +13,13 @@ import { setMaxListeners } from 'node:events';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { KdError } from '../core/errors.js';
+import { KD_VERSION } from '../core/version.js';
 import { makeTeacherClient, SendError, type TeacherClient } from './client.js';
 import { checkInputFile, readInput, type InputRow } from './input.js';
 import { formatShard, inShard } from './partition.js';
 import { RejectWriter, REJECTS_FILE, scanLedger, type LedgerScan, type RejectLine } from './ledger.js';
 import {
-  hashFile, kdVersion, readManifest, shapeHash, writeManifest, type CollectManifest, type CollectRunRecord,
+  hashFile, readManifest, shapeHash, writeManifest, type CollectManifest, type CollectRunRecord,
 } from './manifest.js';
 import {
   RECORD_WORKER_MIN_REQUESTS, recordedOptions, requestParams, requestShape, resolveCollectOptions, safeUrl, type CollectInput, type CollectOptions, type CollectRuntime,
@@ -182,7 +183,7 @@ export async function collect(input: CollectInput, rt: CollectRuntime = {}): Pro
   const startedAt = new Date().toISOString();
   const run: CollectRunRecord = { started_at: startedAt, finished_at: null, stop_reason: 'running', sent: 0, retries: 0, answered: 0, rejected: 0, cost_usd: 0 };
   const manifest = (status: CollectManifest['status'], shards: CollectManifest['shards']): CollectManifest => ({
-    format: 'kd-collect-manifest', version: 1, kd_version: kdVersion(), status,
+    format: 'kd-collect-manifest', version: 1, kd_version: KD_VERSION, status,
     stop_reason: status === 'running' ? null : summary.stopReason,
     created_at: previous?.created_at ?? startedAt, updated_at: new Date().toISOString(),
     input: { file: o.input, ...inputHash }, shard: o.shard ?? null, options: recordedOptions(o), request_shape: shape, request_shape_hash: shapeId,

@@ -82,15 +82,3 @@ export async function hashFile(file: string): Promise<{ sha256: string; bytes: n
   return { sha256: h.digest('hex'), bytes };
 }
 
-let cachedVersion: string | null = null;
-/** kd's version from package.json (two levels above src/collect or dist/collect). */
-export function kdVersion(): string {
-  if (cachedVersion) return cachedVersion;
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
-    cachedVersion = pkg.version ?? 'unknown';
-  } catch {
-    cachedVersion = 'unknown';
-  }
-  return cachedVersion;
-}

@@ -6,9 +6,10 @@
  */
 import { renderPrompt, type RawRecord } from '../schema/raw.js';
 import type { PlannedRequest } from './request.js';
+import { LOGPROB_SENTINEL } from '../core/logprob.js';
 
 /** A log-prob at or below this is the "outside the top 20" / clamped -inf sentinel, not a value. */
-export const LOGPROB_SENTINEL = -9999;
+export { LOGPROB_SENTINEL };
 
 export interface ParseContext {
   req: PlannedRequest;

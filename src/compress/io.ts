@@ -13,9 +13,8 @@ import type { Model } from '../model/gpt.js';
 import type { LoadedModel } from '../model/load.js';
 import { CHECKPOINT_FILE, type CheckpointContent, type CheckpointHeader, type NamedArray, resolveCheckpointPath, saveCheckpoint } from '../schema/checkpoint.js';
 import type { Batch, BatchSourceFactory } from '../data/batch.js';
-import { DEFAULT_TRAIN, type TrainConfig, resolveTrainConfig } from '../train/config.js';
+import { DEFAULT_TRAIN, type TrainConfig, resolveTrainConfig, evaluate } from '../train/index.js';
 import { openData } from '../data/open.js';
-import { evaluate } from '../train/step.js';
 
 /** Output paths, checked before any work is done. */
 export function prepareOut(out: string, input: string, force: boolean | undefined): { dir: string; file: string } {

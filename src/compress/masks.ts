@@ -7,7 +7,7 @@
  */
 import type { ModelConfig } from '../model/config.js';
 import { paramShapes } from '../model/gpt.js';
-import type { WeightMasks } from '../train/step.js';
+import type { WeightMasks } from '../train/index.js';
 import { KdError } from '../core/errors.js';
 
 export type PruneScope = 'layer' | 'global';

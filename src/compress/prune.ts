@@ -16,9 +16,7 @@ import { type ModelConfig, blockShape, parameterCount } from '../model/config.js
 import { type Model, disposeModel, modelFromArrays } from '../model/gpt.js';
 import { loadModel } from '../model/load.js';
 import type { Batch, BatchSourceFactory } from '../data/batch.js';
-import { type TrainConfig, resolveTrainConfig } from '../train/config.js';
-import { type WeightMasks, computeGradients, stepCounts } from '../train/step.js';
-import { train } from '../train/trainer.js';
+import { type TrainConfig, resolveTrainConfig, type WeightMasks, computeGradients, stepCounts, train } from '../train/index.js';
 import { float32Arrays, openCompressData, prepareOut, trainConfigOf, validationKl, writeCompressed } from './io.js';
 import { type LayerSparsity, type PruneScope, checkSparsity, cubicSparsity, magnitudeMasks, prunableNames, sparsityReport } from './masks.js';
 import { type Importance, type Unit, importanceScores, keepIndices, removeUnits } from './structured.js';

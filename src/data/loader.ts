@@ -26,6 +26,7 @@ import { FLOAT16_TABLE } from '../schema/float16.js';
 import type { Batch, BatchSource, BatchSourceFactory } from './batch.js';
 import { type OpenDataset, openDataset, verifySplit } from './dataset.js';
 import { type ShardBatch, loadShard } from './shards.js';
+import { LOGPROB_SENTINEL } from '../core/logprob.js';
 
 export interface LoaderOptions {
   split: Split;
@@ -46,7 +47,7 @@ export interface DatasetCursor {
 }
 
 /** Log-prob written into unused top-k slots: the kernels' "not a label" sentinel. */
-export const PAD_LOGPROB = -9999;
+export const PAD_LOGPROB = LOGPROB_SENTINEL;
 
 interface SeqRef { b: ShardBatch; row: number }
 

@@ -9,9 +9,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KdError } from '../core/errors.js';
-import { DATASET_FIELDS, type ShardInfo, type Split, checkDatasetSchema, datasetSchema, shardName } from '../schema/dataset.js';
+import { DATASET_FIELDS, type Sequence, type ShardInfo, type Split, checkDatasetSchema, datasetSchema, shardName } from '../schema/dataset.js';
 import { toFloat16Bits } from '../schema/float16.js';
-import type { Sequence } from '../dataset/convert.js';
 
 export interface ShardWriterOptions {
   /** a shard is closed once its record batches reach this many bytes */

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { writeJsonAtomic } from '../core/atomic.js';
-import { kdVersion } from '../collect/manifest.js';
+import { KD_VERSION } from '../core/version.js';
 import { KdError } from '../core/errors.js';
 import {
   DATASET_FORMAT, DATASET_FORMAT_VERSION, DATASET_MANIFEST, DATASET_TOKENIZER, type DatasetManifest, MAX_STUDENT_VOCAB, SPLITS,
@@ -156,7 +156,7 @@ export function buildDataset(opts: BuildOptions): BuildSummary {
     };
     const teacherModels = [...counter.models].sort();
     const manifest: DatasetManifest = {
-      format: DATASET_FORMAT, version: DATASET_FORMAT_VERSION, kdVersion: kdVersion(), createdAt: new Date().toISOString(),
+      format: DATASET_FORMAT, version: DATASET_FORMAT_VERSION, kdVersion: KD_VERSION, createdAt: new Date().toISOString(),
       topK, teacher: { models: teacherModels },
       tokenizer: { file: DATASET_TOKENIZER, hash, vocabSize: tokenizer.vocabSize, massKept },
       params: { vocabSize: o.vocabSize, valFraction: o.valFraction, seed: o.seed, shardBytes: o.shardBytes },

@@ -14,8 +14,7 @@ import { parse as parseCsv } from 'csv-parse/sync';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseChat } from '../collect/parse.js';
-import type { PlannedRequest } from '../collect/request.js';
+import { parseChat, type PlannedRequest } from '../collect/index.js';
 import { KdError } from '../core/errors.js';
 import { IPC_EOS, RawStreamEncoder, type RawRecord, listRawShards, rawSchema, rawShardName, renderPrompt } from '../schema/raw.js';
 

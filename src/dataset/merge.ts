@@ -13,9 +13,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeJsonAtomic } from '../core/atomic.js';
-import { MANIFEST_FILE, MANIFEST_FORMAT, kdVersion, type CollectManifest } from '../collect/manifest.js';
-import { REJECTS_FILE } from '../collect/ledger.js';
-import { formatShard, type ShardSpec } from '../collect/partition.js';
+import { MANIFEST_FILE, MANIFEST_FORMAT, type CollectManifest, REJECTS_FILE, formatShard, type ShardSpec } from '../collect/index.js';
+import { KD_VERSION } from '../core/version.js';
 import { KdError } from '../core/errors.js';
 import { IPC_EOS, RAW_SHARD_RE, RawStreamEncoder, listRawShards, rawSchema, rawShardName, readRawBytes, readRawColumns, scanIpcStream } from '../schema/raw.js';
 
@@ -205,7 +204,7 @@ function mergeInto(tmp: string, sources: MergeSource[]): MergeManifest {
   if (shards.length === 0) throw new KdError('no-raw', `${sources.map((s) => s.dir).join(', ')}: no raw records to merge`);
   const sum = (f: (s: SourceFigures) => number) => sources.reduce((a, s) => a + (s.manifest ? f(s.manifest) : 0), 0);
   return {
-    format: MERGE_FORMAT, version: MERGE_VERSION, kd_version: kdVersion(), created_at: new Date().toISOString(), sources,
+    format: MERGE_FORMAT, version: MERGE_VERSION, kd_version: KD_VERSION, created_at: new Date().toISOString(), sources,
     teacher: { models: [...models].sort() },
     counts: {
       records: shards.reduce((a, s) => a + s.records, 0), requests: kept.size, duplicate_requests: duplicateRequests,

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { kdVersion } from '../collect/manifest.js';
+import { KD_VERSION } from '../core/version.js';
 import { KdError } from '../core/errors.js';
 import { gitCommit } from '../core/provenance.js';
 import { disposeModel } from '../model/gpt.js';
@@ -391,7 +391,7 @@ export async function evalStudents(o: EvalOptions): Promise<EvalResult> {
     if (baselineName === null && texts.length) warnings.push('no hard-label baseline (--baseline-student): bits per byte cannot say whether distillation paid');
     if (baselineName !== null && !texts.length) warnings.push('--baseline-student without --text: the headline needs held-out text (e.g. --text corpus:sotu)');
     const report: EvalReport = {
-      format: EVAL_REPORT_FORMAT, version: EVAL_REPORT_VERSION, kdVersion: kdVersion(), createdAt: new Date().toISOString(), backend: tf.getBackend(),
+      format: EVAL_REPORT_FORMAT, version: EVAL_REPORT_VERSION, kdVersion: KD_VERSION, createdAt: new Date().toISOString(), backend: tf.getBackend(),
       data: {
         spec: o.data, describe: data.val!.describe(), batches: batches.length, batchSize, seqLen, tokenizerHash: data.tokenizer?.hash() ?? null,
         sequences: val.sequences, tokens: val.tokens, splitTokens: val.splitTokens, capTokens, whole: val.whole,

@@ -143,3 +143,20 @@ export function readDatasetManifest(dir: string): DatasetManifest {
   }
   return m;
 }
+
+/** One sequence of the dataset as kd dataset build writes it (one row of a shard; the columns above). */
+export interface Sequence {
+  inputId: string;
+  /** [L] student input ids */
+  ids: number[];
+  /** [L] 1 where the position carries a soft label for the next token */
+  mask: Uint8Array;
+  /** positions n with target_from ≤ n < L−1 have the hard target ids[n+1] */
+  targetFrom: number;
+  /** per labelled position (in order): how many (id, log-prob) entries */
+  topCounts: number[];
+  /** [Σ topCounts] student ids, best first within a position */
+  topIds: number[];
+  /** [Σ topCounts] natural-log probabilities (float64 here; stored as float16) */
+  topLogprobs: number[];
+}

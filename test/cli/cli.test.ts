@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_TRAIN } from '../../src/train/config.js';
-import { defaultWorkers } from '../../src/data/open.js';
+import { defaultWorkers } from '../../src/train/config.js';
 
 const kd = (...args: string[]) => runKd(args);
 

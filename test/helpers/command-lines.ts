@@ -1,7 +1,6 @@
 /** kd command lines as text (the README's, `--help` examples): split into words and checked against kd's own flags. */
 import type { CommandModule } from 'yargs';
-import { commands, subcommands } from '../../src/cli/index.js';
-import { checkArgv } from '../../src/cli/validate.js';
+import { checkArgv, commands, subcommands } from '../../src/cli/index.js';
 
 /** Shell-like words: spaces separate, '…' and "…" quote; no expansion. */
 export function shellWords(line: string): string[] {

@@ -95,3 +95,60 @@ export function cycles(files: string[], edges: ImportEdge[]): string[][] {
   for (const f of files) if (!idx.has(f)) strong(f);
   return out;
 }
+
+/** Lowest first. A folder may import its own files and any folder of a lower layer; never a higher one or a sibling. */
+export const LAYERS: string[][] = [
+  ['core'],
+  ['schema'],
+  ['backend', 'tokenizer'],
+  ['model'],
+  ['data'],
+  // the stages, in pipeline order: a stage may use an earlier one, through its index.ts only
+  ['collect', 'dataset', 'train', 'compress', 'eval', 'serve'],
+  ['pipeline'],
+  ['cli'],
+];
+const STAGES = LAYERS[5];
+
+/** 'src/train/step.ts' → 'train'; src/cli.ts (the entry point) belongs to the cli layer. */
+export const folderOf = (file: string): string => {
+  const parts = file.split('/');
+  if (parts.length === 2) return parts[1] === 'cli.ts' ? 'cli' : `(src/${parts[1]})`;
+  return parts[1];
+};
+
+/** Why an import breaks the rule, or null when it keeps it. */
+export function violation(e: ImportEdge): string | null {
+  const a = folderOf(e.from), b = folderOf(e.to);
+  if (a === b) return null;
+  const la = LAYERS.findIndex((l) => l.includes(a)), lb = LAYERS.findIndex((l) => l.includes(b));
+  if (la < 0) return `${e.from} is in no layer (add src/${a}/ to LAYERS and ARCHITECTURE.md)`;
+  if (lb < 0) return `${e.to} is in no layer (add it to LAYERS and ARCHITECTURE.md)`;
+  if (lb > la) return `${e.from} imports ${e.to}: upward, from ${a} into ${b}`;
+  if (la === lb) {
+    if (la !== 5) return `${e.from} imports ${e.to}: sideways, between ${a} and ${b} of one layer`;
+    if (STAGES.indexOf(b) > STAGES.indexOf(a)) return `${e.from} imports ${e.to}: stage ${a} uses the later stage ${b}`;
+    if (e.to !== `src/${b}/index.ts`) return `${e.from} imports ${e.to}: past src/${b}/index.ts, the stage's public surface`;
+  }
+  return null;
+}
+
+/** Calls that write to stdout, exit or handle signals (`process.stdout.write`, `console.log`, `process.exit`, `process.on('SIG…')`), as file:line. */
+export function processCalls(root: string, file: string): string[] {
+  const text = fs.readFileSync(path.join(root, file), 'utf8');
+  const src = ts.createSourceFile(file, text, ts.ScriptTarget.ES2022, true);
+  const out: string[] = [];
+  const visit = (node: ts.Node) => {
+    if (ts.isCallExpression(node)) {
+      const callee = node.expression.getText(src);
+      const first = node.arguments[0];
+      const signal = /^process\.(on|once|addListener)$/.test(callee) && first && ts.isStringLiteralLike(first) && first.text.startsWith('SIG');
+      if (signal || /^(process\.stdout\.write|console\.(log|info)|process\.exit)$/.test(callee)) {
+        out.push(`${file}:${src.getLineAndCharacterOfPosition(node.getStart(src)).line + 1}: ${callee}`);
+      }
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(src);
+  return out;
+}

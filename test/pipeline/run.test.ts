@@ -4,11 +4,12 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadPipeline } from '../../src/pipeline/load.js';
 import { runPipeline } from '../../src/pipeline/run.js';
+import { checkArgv } from '../../src/cli/index.js';
 import { flagValues, toArgv } from '../../src/pipeline/stages.js';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'kd-pipe-'));
 const write = (dir: string, name: string, text: string) => { const f = path.join(dir, name); fs.writeFileSync(f, text); return f; };
-const quiet = { log: () => {} };
+const quiet = { log: () => {}, checkArgv };
 
 const tiny = (dir: string, steps = 2) => `version: 1
 name: tiny
@@ -43,7 +44,7 @@ describe('pipeline files', () => {
     const dir = tmp();
     const lines: string[] = [];
     const g = write(dir, 'q.yaml', `version: 1\nname: dash2\nstages:\n  - stage: eval\n    with: { data: synthetic, student: ["--force"], out: ${dir}/r }\n`);
-    const r2 = await runPipeline(g, { log: (l) => lines.push(l), dryRun: true });
+    const r2 = await runPipeline(g, { log: (l) => lines.push(l), dryRun: true, checkArgv });
     expect(r2.stages[0]).toMatchObject({ status: 'planned', reason: 'first run' }); // before: "Unknown argument" / no --student value
     expect(lines.at(-1)).toContain('--student=--force');
   });

@@ -1,0 +1,4 @@
+/** `kd train`: what later stages use (compress fine-tunes and evaluates with the same step and loop). */
+export { DEFAULT_TRAIN, type TrainConfig, defaultWorkers, resolveTrainConfig } from './config.js';
+export { type WeightMasks, computeGradients, evaluate, stepCounts } from './step.js';
+export { type TrainSummary, train } from './trainer.js';
