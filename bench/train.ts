@@ -1,7 +1,7 @@
 /**
  * Training throughput of the reference student (vocab 8192, d 128, 2 layers, 4 heads, seq 128,
  * batch 16, top-k 20) on this machine, printed as one JSON line. When /usr/bin/python3 has torch,
- * ../shared/bench/torch_reference.py runs in the same process tree right after, and the ratio is
+ * bench/torch_reference.py runs in the same process tree right after, and the ratio is
  * printed: machines are noisy, so only the ratio means anything.
  *
  *   npm run bench:train [-- --steps 10 --warmup 2 --backend wasm --workers 2 --no-torch]
@@ -28,7 +28,7 @@ const warmup = Number(arg('warmup', '2'));
 const backendName = arg('backend', process.env.KD_BACKEND ?? '');
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const torchRef = path.resolve(here, '../../shared/bench/torch_reference.py');
+const torchRef = path.resolve(here, 'torch_reference.py');
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);

@@ -41,7 +41,7 @@ class UsageError extends Error {}
 /** One line for users' mistakes; a stack only for bugs. */
 export function reportError(e: unknown): number {
   if (isKdError(e)) {
-    process.stderr.write(`kd: ${e.message}\n`);
+    process.stderr.write(`kd: ${e.code}: ${e.message}\n`);
     return 1;
   }
   if (e instanceof UsageError) {

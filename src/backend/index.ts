@@ -124,7 +124,6 @@ function matmulEngine(tfBackend: string): string {
 function threadCount(tfBackend: string): number {
   if (tfBackend === 'wasm') {
     try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
       const wasm = require('@tensorflow/tfjs-backend-wasm') as { getThreadsCount(): number };
       return wasm.getThreadsCount();
     } catch {

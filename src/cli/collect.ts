@@ -179,7 +179,7 @@ export const collectCommand: CommandModule<object, CollectArgs> = {
     }
     process.stdout.write((argv.json ? JSON.stringify(summary) : formatCollectSummary(summary)) + '\n');
     if (!['complete', 'budget'].includes(summary.stopReason)) {
-      throw new KdError(`COLLECT_${summary.stopReason.toUpperCase()}`, summary.stopDetail ?? summary.stopReason);
+      throw new KdError(`collect-${summary.stopReason.replace(/_/g, '-')}`, summary.stopDetail ?? summary.stopReason);
     }
   },
 };

@@ -14,12 +14,10 @@ import { checkArgvIn } from './validate.js';
 const runCommand = runCommandWith((command, argv) => checkArgv(command, argv));
 
 /** Every kd command, in the order `kd --help` lists them: the pipeline, then its stages, then tools. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [runCommand, lockingOut('kd collect', collectCommand), datasetCommand, tokenizerCommand, lockingOut('kd train', trainCommand),
   lockingOut('kd prune', pruneCommand), lockingOut('kd quantize', quantizeCommand), lockingOut('kd export', exportCommand), lockingOut('kd eval', evalCommand), serveCommand, doctorCommand];
 
 /** Subcommands of the nested commands, for validating argv without running anything (src/cli/validate.ts). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const subcommands: Record<string, CommandModule<any, any>[]> = { tokenizer: [tokenizerTrainCommand], dataset: [buildCommand, inspectCommand, importCommand, mergeCommand] };
 
 /** Checks a kd command line against the command's own yargs definition without running it (src/cli/validate.ts). */

@@ -135,9 +135,9 @@ function scanRejects(path: string, scan: LedgerScan, repair: boolean): void {
     try {
       r = JSON.parse(line) as RejectLine;
     } catch {
-      throw new KdError('LEDGER', `${path}: line ${i + 1} is not JSON; fix or remove that line, then run again`);
+      throw new KdError('ledger', `${path}: line ${i + 1} is not JSON; fix or remove that line, then run again`);
     }
-    if (typeof r.request_hash !== 'string') throw new KdError('LEDGER', `${path}: line ${i + 1} has no "request_hash"`);
+    if (typeof r.request_hash !== 'string') throw new KdError('ledger', `${path}: line ${i + 1} has no "request_hash"`);
     if (scan.done.has(r.request_hash)) scan.duplicates++;
     scan.done.add(r.request_hash);
     scan.rejects++;

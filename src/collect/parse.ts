@@ -1,6 +1,6 @@
 /**
  * Response parsing for `kd collect`: one wire format in, raw records (src/schema/raw.ts) out, or a
- * reason to reject the row. Pure functions; every quirk listed in docs/teacher-apis.md is handled
+ * reason to reject the row. Pure functions; every quirk of the servers kd talks to is handled
  * here: the -9999 sentinel, missing bytes, fewer alternatives than asked, the null first position of
  * an echo, vLLM's id-keyed prompt_logprobs.
  */

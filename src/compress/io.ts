@@ -3,7 +3,7 @@
  * validation KL is measured on, the output directory (checkpoint.kdc + manifest.json, written
  * atomically, never over the input, never over an existing output without --force).
  */
-import { createHash } from 'node:crypto';
+import { sha256File } from '../core/hash.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeJsonAtomic } from '../core/atomic.js';
@@ -24,10 +24,6 @@ export function prepareOut(out: string, input: string, force: boolean | undefine
   if (path.resolve(file) === path.resolve(inFile)) throw new KdError('would-overwrite', `--out ${out} is the input checkpoint; the input is never modified, choose another --out`);
   if (fs.existsSync(file) && !force) throw new KdError('would-overwrite', `${file} exists: pass --force to replace it, or choose another --out`);
   return { dir, file };
-}
-
-export function sha256File(file: string): string {
-  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
 
 /** The checkpoint's training config (loss settings, batch shape, seed), or the defaults. */

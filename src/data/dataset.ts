@@ -24,7 +24,7 @@ export function openDataset(dir: string): OpenDataset {
   const tokenizer = readTokenizerFile(file);
   const hash = tokenizer.hash();
   if (hash !== manifest.tokenizer.hash) {
-    throw new KdError('TOKENIZER_MISMATCH', `${file}: tokenizer ${hash.slice(0, 12)}… does not match the dataset (manifest.json says ${manifest.tokenizer.hash.slice(0, 12)}…); restore the dataset's tokenizer.json or rebuild the dataset`);
+    throw new KdError('tokenizer-mismatch', `${file}: tokenizer ${hash.slice(0, 12)}… does not match the dataset (manifest.json says ${manifest.tokenizer.hash.slice(0, 12)}…); restore the dataset's tokenizer.json or rebuild the dataset`);
   }
   return { dir, manifest, tokenizer };
 }

@@ -73,7 +73,7 @@ export function datasetSource(dirOrDs: string | OpenDataset, o: LoaderOptions): 
   const ds = typeof dirOrDs === 'string' ? openDataset(dirOrDs) : dirOrDs;
   const stats = ds.manifest.splits[o.split];
   const shards: ShardInfo[] = stats.shards;
-  if (stats.tokens === 0 || shards.length === 0) throw new KdError('DATASET_EMPTY', `${ds.dir}: the ${o.split} split is empty`);
+  if (stats.tokens === 0 || shards.length === 0) throw new KdError('dataset-empty', `${ds.dir}: the ${o.split} split is empty`);
   if (o.verify ?? true) verifySplit(ds, o.split);
   const W = o.shuffleWindow ?? 8;
   const { batchSize: B, seqLen: T } = o;

@@ -140,14 +140,14 @@ export function readShardBytes(dir: string, info: ShardInfo, verify: boolean): U
   try {
     bytes = readFileSync(file);
   } catch {
-    throw new KdError('DATASET_MISSING_SHARD', `${file}: listed in the manifest but cannot be read; rebuild the dataset`);
+    throw new KdError('dataset-missing-shard', `${file}: listed in the manifest but cannot be read; rebuild the dataset`);
   }
   if (bytes.byteLength !== info.bytes) {
-    throw new KdError('DATASET_CORRUPT', `${file}: ${bytes.byteLength} bytes, the manifest says ${info.bytes} (truncated or replaced); rebuild the dataset`);
+    throw new KdError('dataset-corrupt', `${file}: ${bytes.byteLength} bytes, the manifest says ${info.bytes} (truncated or replaced); rebuild the dataset`);
   }
   if (verify) {
     const sha = createHash('sha256').update(bytes).digest('hex');
-    if (sha !== info.sha256) throw new KdError('DATASET_CORRUPT', `${file}: sha256 checksum mismatch (${sha.slice(0, 12)}…, the manifest says ${info.sha256.slice(0, 12)}…); the shard is corrupted — rebuild the dataset`);
+    if (sha !== info.sha256) throw new KdError('dataset-corrupt', `${file}: sha256 checksum mismatch (${sha.slice(0, 12)}…, the manifest says ${info.sha256.slice(0, 12)}…); the shard is corrupted — rebuild the dataset`);
   }
   return bytes;
 }
@@ -162,10 +162,10 @@ export function openShard(dir: string, info: ShardInfo, tokenizerHash: string, v
     if (!(r instanceof RecordBatchFileReader)) throw new Error('no Arrow file footer');
     reader = r.open();
   } catch (e) {
-    throw new KdError('DATASET_CORRUPT', `${file}: not a readable Arrow IPC file (${(e as Error).message}); rebuild the dataset`);
+    throw new KdError('dataset-corrupt', `${file}: not a readable Arrow IPC file (${(e as Error).message}); rebuild the dataset`);
   }
   checkDatasetSchema(reader.schema, file, tokenizerHash);
-  if (reader.numRecordBatches !== info.batches) throw new KdError('DATASET_CORRUPT', `${file}: ${reader.numRecordBatches} record batches, the manifest says ${info.batches}`);
+  if (reader.numRecordBatches !== info.batches) throw new KdError('dataset-corrupt', `${file}: ${reader.numRecordBatches} record batches, the manifest says ${info.batches}`);
   return reader;
 }
 
@@ -178,7 +178,7 @@ export function loadShard(dir: string, info: ShardInfo, tokenizerHash: string, v
   const out: ShardBatch[] = [];
   for (let i = 0; i < reader.numRecordBatches; i++) {
     const rb = reader.readRecordBatch(i);
-    if (!rb) throw new KdError('DATASET_CORRUPT', `${join(dir, info.file)}: record batch ${i} cannot be read`);
+    if (!rb) throw new KdError('dataset-corrupt', `${join(dir, info.file)}: record batch ${i} cannot be read`);
     const b = flatBatch(rb);
     checkIds(b, rb, vocabSize, `${join(dir, info.file)}: record batch ${i}`);
     out.push(b);
@@ -191,7 +191,7 @@ function checkIds(b: ShardBatch, rb: RecordBatch, V: number, where: string): voi
   const rowOf = (offsets: Int32Array, i: number) => { let r = 0; while (r + 1 < offsets.length - 1 && offsets[r + 1] <= i) r++; return r; };
   const fail = (row: number, what: string, id: number) => {
     const inputId = rb.getChild('input_id')?.get(row) as string | undefined;
-    throw new KdError('DATASET_CORRUPT', `${where}, row ${row}${inputId !== undefined ? ` (input_id ${JSON.stringify(inputId)})` : ''}: ${what} ${id} is outside the vocabulary (${V} tokens); rebuild the dataset`);
+    throw new KdError('dataset-corrupt', `${where}, row ${row}${inputId !== undefined ? ` (input_id ${JSON.stringify(inputId)})` : ''}: ${what} ${id} is outside the vocabulary (${V} tokens); rebuild the dataset`);
   };
   const i = bad(b.ids);
   if (i >= 0) fail(rowOf(b.idOff, i), 'token id', b.ids[i]);

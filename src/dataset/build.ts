@@ -8,7 +8,7 @@
  * into place with manifest.json last, so an interrupted build leaves no dataset rather than half of
  * one, and a failed build overwrites nothing.
  */
-import { createHash } from 'node:crypto';
+import { sha256File } from '../core/hash.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -68,7 +68,6 @@ function checkOptions(o: BuildOptions): Required<Omit<BuildOptions, 'onProgress'
   return r;
 }
 
-const sha256File = (file: string) => createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 
 /** The raw shards to read: the directory's, or those of a temp import of a responses file. */
 function resolveSource(from: string): { dir: string; files: string[]; cleanup: () => void; imported?: string } {
@@ -167,7 +166,7 @@ export function buildDataset(opts: BuildOptions): BuildSummary {
       },
       counts, bytesPerLabelled: labelled ? bytes / labelled : 0, splits,
     };
-    if (splits.train.tokens === 0) throw new KdError('DATASET_EMPTY', `${o.from}: no usable sequences for the train split (${records} records, ${counts.emptySequences} with nothing to learn)`);
+    if (splits.train.tokens === 0) throw new KdError('dataset-empty', `${o.from}: no usable sequences for the train split (${records} records, ${counts.emptySequences} with nothing to learn)`);
     fs.writeFileSync(path.join(tmp, DATASET_TOKENIZER), JSON.stringify(tokenizer.toJSON()) + '\n');
     commit(tmp, out, manifest);
     return {

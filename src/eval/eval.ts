@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { KD_VERSION } from '../core/version.js';
+import { replaceDir, tempDirBeside } from '../core/atomic.js';
 import { KdError } from '../core/errors.js';
 import { gitCommit } from '../core/provenance.js';
 import { disposeModel } from '../model/gpt.js';
@@ -190,21 +191,11 @@ function readValidation(data: ReturnType<typeof openData>, spec: string, V: numb
 
 /** Writes the report directory via a temp directory + rename; an existing one needs `force`. */
 function writeReportDir(out: string, files: Record<string, string>, force: boolean): void {
-  const parent = path.dirname(path.resolve(out));
-  fs.mkdirSync(parent, { recursive: true });
-  const tmp = fs.mkdtempSync(path.join(parent, `.${path.basename(out)}.tmp-`));
+  const tmp = tempDirBeside(out);
   try {
-    fs.chmodSync(tmp, 0o755 & ~process.umask()); // mkdtemp makes it 0700; a report is meant to be read
     for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(tmp, name), text);
-    if (fs.existsSync(out)) {
-      if (!force) throw new KdError('would-overwrite', `${out} exists: pass --force to replace it`);
-      const old = `${tmp}-old`;
-      fs.renameSync(out, old); // two renames: a reader sees the old report or the new one, never a mix
-      fs.renameSync(tmp, out);
-      fs.rmSync(old, { recursive: true, force: true });
-    } else {
-      fs.renameSync(tmp, out);
-    }
+    if (fs.existsSync(out) && !force) throw new KdError('would-overwrite', `${out} exists: pass --force to replace it`);
+    replaceDir(tmp, out);
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true });
     throw e;

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeJsonAtomic } from '../core/atomic.js';
 import { KdError } from '../core/errors.js';
+import { kebab } from '../core/names.js';
 import type { StageKind } from '../schema/pipeline.js';
 import { gitCommit } from '../core/provenance.js';
 import { tsxNodeArgs } from '../core/tsx.js';
@@ -116,7 +117,7 @@ async function plan(lp: LoadedPipeline, checkArgv: RunOptions['checkArgv']): Pro
     } catch (e) {
       const msg = (e as Error).message.split('\n')[0];
       const bad = /Unknown arguments?: ([\w-]+)/.exec(msg)?.[1] ?? /Missing required argument: ([\w-]+)/.exec(msg)?.[1];
-      const key = bad && Object.keys(s.with).find((k) => k.replace(/_/g, '-').replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase() === bad);
+      const key = bad && Object.keys(s.with).find((k) => kebab(k) === bad);
       const line = lp.lineOf(key ? ['stages', i, 'with', key] : ['stages', i]);
       throw new KdError('bad-pipeline', `${at(file, line)}: stages[${i}] (${name}, kd ${STAGES[s.stage].command.join(' ')}): ${msg}`);
     }

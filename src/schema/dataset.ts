@@ -64,15 +64,15 @@ export function datasetSchema(split: Split, tokenizerHash: string): Schema {
 export function checkDatasetSchema(schema: Schema, file: string, tokenizerHash: string): void {
   const format = schema.metadata.get('kd.format');
   const version = schema.metadata.get('kd.format_version');
-  if (format !== DATASET_FORMAT) throw new KdError('DATASET_FORMAT', `${file}: not a kd dataset shard (kd.format is ${JSON.stringify(format ?? null)}, expected "${DATASET_FORMAT}")`);
+  if (format !== DATASET_FORMAT) throw new KdError('dataset-format', `${file}: not a kd dataset shard (kd.format is ${JSON.stringify(format ?? null)}, expected "${DATASET_FORMAT}")`);
   if (version !== String(DATASET_FORMAT_VERSION)) {
-    throw new KdError('DATASET_VERSION', `${file}: dataset format version ${version} is not supported (this kd reads version ${DATASET_FORMAT_VERSION}); rebuild with kd dataset build or upgrade kd`);
+    throw new KdError('dataset-version', `${file}: dataset format version ${version} is not supported (this kd reads version ${DATASET_FORMAT_VERSION}); rebuild with kd dataset build or upgrade kd`);
   }
   const hash = schema.metadata.get('kd.tokenizer_hash');
-  if (hash !== tokenizerHash) throw new KdError('TOKENIZER_MISMATCH', `${file}: built with tokenizer ${hash?.slice(0, 12)}…, but the dataset's tokenizer is ${tokenizerHash.slice(0, 12)}…; rebuild the dataset`);
+  if (hash !== tokenizerHash) throw new KdError('tokenizer-mismatch', `${file}: built with tokenizer ${hash?.slice(0, 12)}…, but the dataset's tokenizer is ${tokenizerHash.slice(0, 12)}…; rebuild the dataset`);
   for (const f of DATASET_FIELDS) {
     const g = schema.fields.find((x) => x.name === f.name);
-    if (!g || String(g.type) !== String(f.type)) throw new KdError('DATASET_SCHEMA', `${file}: column "${f.name}" is ${g ? `${g.type}, expected ${f.type}` : 'missing'}`);
+    if (!g || String(g.type) !== String(f.type)) throw new KdError('dataset-schema', `${file}: column "${f.name}" is ${g ? `${g.type}, expected ${f.type}` : 'missing'}`);
   }
 }
 
@@ -127,19 +127,19 @@ export interface DatasetManifest {
 /** Reads and checks DIR/manifest.json; every failure names the file. */
 export function readDatasetManifest(dir: string): DatasetManifest {
   const file = join(dir, DATASET_MANIFEST);
-  if (!existsSync(file)) throw new KdError('NOT_A_DATASET', `${file}: missing — ${dir} is not a kd dataset (build one with kd dataset build)`);
+  if (!existsSync(file)) throw new KdError('not-a-dataset', `${file}: missing — ${dir} is not a kd dataset (build one with kd dataset build)`);
   let m: DatasetManifest;
   try {
     m = JSON.parse(readFileSync(file, 'utf8')) as DatasetManifest;
   } catch (e) {
-    throw new KdError('DATASET_MANIFEST', `${file}: not valid JSON (${(e as Error).message}); rebuild with kd dataset build --force`);
+    throw new KdError('dataset-manifest', `${file}: not valid JSON (${(e as Error).message}); rebuild with kd dataset build --force`);
   }
-  if (!m || m.format !== DATASET_FORMAT) throw new KdError('DATASET_FORMAT', `${file}: not a kd dataset manifest (format ${JSON.stringify(m?.format ?? null)})`);
+  if (!m || m.format !== DATASET_FORMAT) throw new KdError('dataset-format', `${file}: not a kd dataset manifest (format ${JSON.stringify(m?.format ?? null)})`);
   if (m.version !== DATASET_FORMAT_VERSION) {
-    throw new KdError('DATASET_VERSION', `${file}: dataset format version ${m.version} is not supported (this kd reads version ${DATASET_FORMAT_VERSION}); rebuild or upgrade kd`);
+    throw new KdError('dataset-version', `${file}: dataset format version ${m.version} is not supported (this kd reads version ${DATASET_FORMAT_VERSION}); rebuild or upgrade kd`);
   }
   for (const s of SPLITS) {
-    if (!m.splits?.[s] || !Array.isArray(m.splits[s].shards)) throw new KdError('DATASET_MANIFEST', `${file}: splits.${s}.shards is missing`);
+    if (!m.splits?.[s] || !Array.isArray(m.splits[s].shards)) throw new KdError('dataset-manifest', `${file}: splits.${s}.shards is missing`);
   }
   return m;
 }

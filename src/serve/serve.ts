@@ -71,7 +71,7 @@ export function isLoopbackHost(hostname: string): boolean {
 function apiKeyOf(o: ServeOptions): string | undefined {
   if (!o.apiKeyEnv) return undefined;
   const key = (o.env ?? process.env)[o.apiKeyEnv];
-  if (!key) throw new KdError('API_KEY', `--api-key-env: environment variable ${o.apiKeyEnv} is not set (or empty)`);
+  if (!key) throw new KdError('api-key', `--api-key-env: environment variable ${o.apiKeyEnv} is not set (or empty)`);
   return key;
 }
 

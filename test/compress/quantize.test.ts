@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.js';
-import { sha256File } from '../../src/compress/io.js';
+import { sha256File } from '../../src/core/hash.js';
 import { channelAxis, dequantizeArray, quantizeArray } from '../../src/model/int8.js';
 import { quantize } from '../../src/compress/quantize.js';
 import { disposeModel } from '../../src/model/gpt.js';

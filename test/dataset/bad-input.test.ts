@@ -137,7 +137,7 @@ describe('building never overwrites by accident', () => {
   it('the CLI reports bad options and missing input in one line with exit code 1', () => {
     let r = kd('dataset', 'build', '--from', fx.raw, '--out', path.join(fx.root, 'x'), '--vocab-size', '100');
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/^kd: --vocab-size must be an integer in \[256, 65536\], got 100\n$/);
+    expect(r.stderr).toMatch(/^kd: bad-option: --vocab-size must be an integer in \[256, 65536\], got 100\n$/);
     r = kd('dataset', 'build', '--from', path.join(fx.root, 'nope'), '--out', path.join(fx.root, 'x'));
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/nope: no such raw directory or responses file/);

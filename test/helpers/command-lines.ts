@@ -39,7 +39,6 @@ export async function argvProblem(words: string[]): Promise<string | undefined> 
 }
 
 /** Every leaf command with its path: the top-level ones, and the subcommands of the nested ones. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function leafCommands(): { path: string[]; cmd: CommandModule<any, any> }[] {
   const name = (c: CommandModule) => String(c.command).split(' ')[0];
   return commands.flatMap((c) => name(c) in subcommands
