@@ -2,48 +2,56 @@
 import fs from 'node:fs';
 import { KdError } from '../core/errors.js';
 import { type OpenedData, openData } from '../data/open.js';
-import { type ModelConfig, resolveModelConfig } from '../model/config.js';
+import { type OptionsOf, type OptionsSpec } from '../core/options.js';
+import { type ModelConfig, REFERENCE_CONFIG, resolveModelConfig } from '../model/config.js';
 import { type Tokenizer, readTokenizerFile } from '../tokenizer/tokenizer.js';
-import { type TrainConfig, resolveTrainConfig } from './config.js';
+import { DEFAULT_TRAIN, type TrainConfig, resolveTrainConfig } from './config.js';
+import { DEFAULT_LOSS, DIVERGENCES, MISSING_MASS } from './kd-kernel.js';
 
-export interface TrainArgs {
-  config?: string;
-  data: string;
-  out: string;
-  resume?: boolean;
-  force?: boolean;
-  backend?: string;
-  json?: boolean;
-  steps?: number;
-  batchSize?: number;
-  seqLen?: number;
-  accumSteps?: number;
-  lr?: number;
-  minLr?: number;
-  warmupSteps?: number;
-  weightDecay?: number;
-  gradClip?: number;
-  divergence?: string;
-  temperature?: number;
-  alpha?: number;
-  beta?: number;
-  missingMass?: string;
-  unlabelledWeight?: number;
-  tailTarget?: number;
-  logEvery?: number;
-  evalEvery?: number;
-  evalBatches?: number;
-  checkpointEvery?: number;
-  seed?: number;
-  vocabSize?: number;
-  dModel?: number;
-  layers?: number;
-  heads?: number;
-  ffnMult?: number;
-  topK?: number;
-  workers?: number;
-  tokenizer?: string;
-}
+/** What a synthetic run's teacher keeps per position when --top-k is left out. */
+export const DEFAULT_TOP_K = 20;
+
+/** Every `kd train` flag, once: yargs options, the TrainArgs type and the pipeline's `with:` keys come from here. */
+export const TRAIN_OPTIONS = {
+  data: { type: 'string', required: true, describe: 'dataset directory; "synthetic" (a built-in random bigram teacher); or "corpus:sotu" / "corpus:PATH" for plain next-token training on text (with --tokenizer, --alpha 1)' },
+  out: { type: 'string', required: true, describe: 'run directory for checkpoint.kdc and train-log.jsonl' },
+  config: { type: 'string', describe: 'JSON file {"model": {...}, "train": {...}}; flags override it' },
+  resume: { type: 'boolean', describe: 'continue the run in --out exactly where it stopped' },
+  force: { type: 'boolean', describe: 'start over even if --out holds a checkpoint' },
+  backend: { type: 'string', describe: 'tensorflow-gpu, tensorflow, wasm or cpu', defaultText: 'best available; or KD_BACKEND' },
+  json: { type: 'boolean', describe: 'print one JSON line per log interval and a JSON summary' },
+  steps: { type: 'number', describe: 'optimizer steps', default: DEFAULT_TRAIN.steps },
+  batchSize: { type: 'number', describe: 'sequences per micro-batch', default: DEFAULT_TRAIN.batchSize },
+  seqLen: { type: 'number', describe: "tokens per sequence; also the model's context", default: REFERENCE_CONFIG.seqLen },
+  accumSteps: { type: 'number', describe: 'micro-batches per optimizer step', default: DEFAULT_TRAIN.accumSteps },
+  lr: { type: 'number', describe: 'peak learning rate, cosine decay to --min-lr', default: DEFAULT_TRAIN.lr },
+  minLr: { type: 'number', describe: 'learning rate at the last step', default: DEFAULT_TRAIN.minLr },
+  warmupSteps: { type: 'number', describe: 'linear warm-up steps', default: DEFAULT_TRAIN.warmupSteps },
+  weightDecay: { type: 'number', describe: 'AdamW weight decay', default: DEFAULT_TRAIN.weightDecay },
+  gradClip: { type: 'number', describe: 'global-norm clip, 0 = off', default: DEFAULT_TRAIN.gradClip },
+  divergence: { type: 'string', choices: DIVERGENCES, describe: 'divergence to the teacher', default: DEFAULT_LOSS.divergence },
+  temperature: { type: 'number', describe: 'softening temperature T, loss × T²', default: DEFAULT_LOSS.temperature },
+  alpha: { type: 'number', describe: 'weight of the hard-label cross-entropy; 1 = no distillation', default: DEFAULT_LOSS.alpha },
+  beta: { type: 'number', describe: 'JSD interpolation β', default: DEFAULT_LOSS.beta },
+  missingMass: { type: 'string', choices: MISSING_MASS, describe: "the teacher's probability outside its top-k: one tail class, or renormalise the top-k as if it were everything", default: DEFAULT_LOSS.missingMass },
+  tailTarget: { type: 'number', describe: "weight of the hard target's cross-entropy within the tail where it is outside the teacher's top-k", default: DEFAULT_LOSS.tailTarget },
+  unlabelledWeight: { type: 'number', describe: 'weight of the hard target at positions without a soft label, in the (1 − alpha) term; 0 = skip them', default: DEFAULT_LOSS.unlabelledWeight },
+  logEvery: { type: 'number', describe: 'steps between log lines', default: DEFAULT_TRAIN.logEvery },
+  evalEvery: { type: 'number', describe: 'steps between validation passes, 0 = off', default: DEFAULT_TRAIN.evalEvery },
+  evalBatches: { type: 'number', describe: 'validation batches per pass', default: DEFAULT_TRAIN.evalBatches },
+  checkpointEvery: { type: 'number', describe: 'steps between checkpoints, 0 = only at the end', default: DEFAULT_TRAIN.checkpointEvery },
+  seed: { type: 'number', describe: 'seed of the initialisation and the data order', default: DEFAULT_TRAIN.seed },
+  vocabSize: { type: 'number', describe: "model: vocabulary size (synthetic data; a dataset's tokenizer sets it)", default: REFERENCE_CONFIG.vocabSize },
+  dModel: { type: 'number', describe: 'model: width', default: REFERENCE_CONFIG.dModel },
+  layers: { type: 'number', describe: 'model: transformer blocks', default: REFERENCE_CONFIG.nLayers },
+  heads: { type: 'number', describe: 'model: attention heads, must divide d-model', default: REFERENCE_CONFIG.nHeads },
+  ffnMult: { type: 'number', describe: 'model: MLP width multiplier', default: REFERENCE_CONFIG.ffnMult },
+  topK: { type: 'number', describe: 'synthetic data: teacher top-k', default: DEFAULT_TOP_K },
+  tokenizer: { type: 'string', describe: 'tokenizer JSON for --data corpus:… (sets the vocabulary size)' },
+  workers: { type: 'number', describe: 'data-parallel worker threads', defaultText: 'one per core on wasm/cpu, 1 on tfjs-node' },
+} as const satisfies OptionsSpec;
+
+export type TrainArgs = OptionsOf<typeof TRAIN_OPTIONS>;
 
 export interface ResolvedTrain {
   model: ModelConfig;
@@ -101,15 +109,15 @@ export function resolveTrainArgs(a: TrainArgs): ResolvedTrain {
       checkpointEvery: a.checkpointEvery, seed: a.seed }),
     seqLen: a.seqLen ?? fileTrain.seqLen ?? model.seqLen,
     loss: { ...(fileTrain.loss ?? {}), ...defined({
-      divergence: a.divergence as TrainConfig['loss']['divergence'], temperature: a.temperature, alpha: a.alpha, beta: a.beta,
-      missingMass: a.missingMass as TrainConfig['loss']['missingMass'], unlabelledWeight: a.unlabelledWeight, tailTarget: a.tailTarget,
+      divergence: a.divergence, temperature: a.temperature, alpha: a.alpha, beta: a.beta,
+      missingMass: a.missingMass, unlabelledWeight: a.unlabelledWeight, tailTarget: a.tailTarget,
     }) },
   }, `${src}: train`);
   if (config.seqLen > model.seqLen) throw new KdError('bad-config', `${src}: train.seqLen (${config.seqLen}) exceeds model.seqLen (${model.seqLen})`);
   if (a.topK !== undefined && (!Number.isInteger(a.topK) || a.topK < 1)) throw new KdError('bad-config', `--top-k must be a positive integer, got ${a.topK}`);
   if (a.workers !== undefined && (!Number.isInteger(a.workers) || a.workers < 1)) throw new KdError('bad-config', `--workers must be a positive integer, got ${a.workers}`);
   const vocabSizeGiven = a.vocabSize ?? (file.model?.vocabSize as number | undefined);
-  return { model, config, data: a.data, out: a.out, resume: a.resume ? true : a.force ? false : undefined, topK: a.topK ?? 20, workers: a.workers, tokenizer, vocabSizeGiven };
+  return { model, config, data: a.data, out: a.out, resume: a.resume ? true : a.force ? false : undefined, topK: a.topK ?? DEFAULT_TOP_K, workers: a.workers, tokenizer, vocabSizeGiven };
 }
 
 /** The data of a `kd train` run, and the model config with the vocabulary its tokenizer fixes. */
