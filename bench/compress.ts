@@ -21,7 +21,8 @@ import { flopsPerToken, resolveModelConfig } from '../src/model/config.js';
 import { type Model, disposeModel, forwardLogits } from '../src/model/gpt.js';
 import { loadModel } from '../src/model/load.js';
 import { resolveTrainConfig } from '../src/train/config.js';
-import { defaultWorkers, openData } from '../src/train/run.js';
+import { openData } from '../src/data/open.js';
+import { defaultWorkers } from '../src/train/config.js';
 import { train } from '../src/train/trainer.js';
 
 const args = process.argv.slice(2);

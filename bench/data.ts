@@ -16,10 +16,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { buildDataset, buildDatasetParallel } from '../src/dataset/build.js';
-import { datasetSource } from '../src/dataset/loader.js';
-import { Rng } from '../src/rng.js';
+import { datasetSource } from '../src/data/loader.js';
+import { Rng } from '../src/core/rng.js';
 import { IPC_EOS, RawStreamEncoder, type RawRecord, rawSchema, rawShardName } from '../src/schema/raw.js';
-import type { Batch } from '../src/train/batch.js';
+import type { Batch } from '../src/data/batch.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, dflt: string) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : dflt; };

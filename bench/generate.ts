@@ -23,7 +23,7 @@ import { type ModelConfig, REFERENCE_CONFIG, parameterCount } from '../src/model
 import { type Model, disposeModel, initModel, nextTokenLogProbs } from '../src/model/gpt.js';
 import { KvDecoder } from '../src/model/kv.js';
 import { loadServedModel } from '../src/serve/model.js';
-import { Rng } from '../src/rng.js';
+import { Rng } from '../src/core/rng.js';
 
 const round = (v: number, d = 2) => Number(v.toFixed(d));
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };

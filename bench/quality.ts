@@ -26,7 +26,7 @@ import { initBackend } from '../src/backend/index.js';
 import { bitsPerByte } from '../src/eval/bpb.js';
 import { disposeModel } from '../src/model/gpt.js';
 import { loadModel } from '../src/model/load.js';
-import { readCorpus, splitDocs } from '../src/train/corpus.js';
+import { readCorpus, splitDocs } from '../src/data/corpus.js';
 import { DEFAULT_LOSS } from '../src/train/kd-kernel.js';
 
 const args = process.argv.slice(2);

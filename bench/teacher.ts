@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.js';
 import { forwardLogits, disposeModel } from '../src/model/gpt.js';
 import { loadModel } from '../src/model/load.js';
-import { encodeDocs, readCorpus, splitDocs } from '../src/train/corpus.js';
+import { encodeDocs, readCorpus, splitDocs } from '../src/data/corpus.js';
 
 const args = process.argv.slice(2);
 const arg = (n: string, d: string) => { const i = args.indexOf(`--${n}`); return i >= 0 ? args[i + 1] : d; };

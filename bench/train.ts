@@ -4,7 +4,7 @@
  *   4x   d 256, 5 layers, 8 heads, seq 128, batch 16: 6.07M (4.16× the reference)
  *   16x  d 512, 6 layers, 8 heads, seq 512, batch 8: 23.3M (16.0×)
  * all with top-k 20 soft labels. For each size kd trains in its own child process (so its peak RSS is
- * its own: process.resourceUsage().maxRSS, worker threads included), then ../shared/bench/torch_reference.py
+ * its own: process.resourceUsage().maxRSS, worker threads included), then bench/torch_reference.py
  * (unchanged, the same model: see its docstring) runs the same config through bench/torch_bench.py,
  * which adds the trainer's peak RSS (getrusage of the child). Machines are noisy: only ratios taken in
  * the same run mean anything.
@@ -26,10 +26,10 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.js';
 import { type ModelConfig, REFERENCE_CONFIG, flopsPerToken, parameterCount } from '../src/model/config.js';
 import { resolveTrainConfig } from '../src/train/config.js';
-import { syntheticTeacher } from '../src/train/synthetic.js';
+import { syntheticTeacher } from '../src/data/synthetic.js';
 import { LocalStepper, type Stepper } from '../src/train/step.js';
 import { ParallelStepper } from '../src/train/parallel.js';
-import { defaultWorkers } from '../src/train/run.js';
+import { defaultWorkers } from '../src/train/config.js';
 
 /** steps/warmup: defaults per size (the 16× step is ~40× the reference's), --steps/--warmup override them */
 interface Size { model: ModelConfig; batchSize: number; steps: number; warmup: number }
@@ -47,7 +47,7 @@ const warmupOf = (s: Size) => Number(arg('warmup', String(s.warmup)));
 const backendName = arg('backend', process.env.KD_BACKEND ?? '');
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const torchRef = path.resolve(here, '../../shared/bench/torch_reference.py');
+const torchRef = path.resolve(here, 'torch_reference.py');
 const torchBench = path.join(here, 'torch_bench.py');
 const round = (v: number, d = 1) => Number(v.toFixed(d));
 

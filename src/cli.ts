@@ -6,9 +6,9 @@
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { watchParent } from './child.js';
-import { takeProgressFd } from './progress.js';
-import { isKdError } from './errors.js';
+import { watchParent } from './cli/child.js';
+import { takeProgressFd } from './core/progress.js';
+import { isKdError } from './core/errors.js';
 import { commands } from './cli/index.js';
 
 export async function main(argv: string[]): Promise<number> {
@@ -41,7 +41,7 @@ class UsageError extends Error {}
 /** One line for users' mistakes; a stack only for bugs. */
 export function reportError(e: unknown): number {
   if (isKdError(e)) {
-    process.stderr.write(`kd: ${e.message}\n`);
+    process.stderr.write(`kd: ${e.code}: ${e.message}\n`);
     return 1;
   }
   if (e instanceof UsageError) {

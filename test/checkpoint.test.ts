@@ -21,6 +21,13 @@ function withHeader(buf: Buffer, edit: (h: Record<string, unknown>) => Record<st
   return Buffer.concat([prefix, json, buf.subarray(12 + hlen)]);
 }
 
+describe('checkpoint provenance', () => {
+  it('records the version of kd that wrote it (package.json), not a placeholder', () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    expect(decodeCheckpoint(encodeCheckpoint(content), 'v.kdc').header.kdVersion).toBe(pkg.version);
+  });
+});
+
 describe('checkpoint header checksum', () => {
   it('an edited model config (lnEps, nHeads) no longer loads; the untouched file does', () => {
     const buf = encodeCheckpoint(content);

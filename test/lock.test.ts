@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { lockFileOf, lockOutput } from '../src/lock.js';
+import { lockFileOf, lockOutput } from '../src/core/lock.js';
 import { KD_ARGS, ROOT, kd } from './helpers/kd.js';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'kd-lock-'));

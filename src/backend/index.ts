@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import { nativeStatus } from './native.js';
 
 export const BACKENDS = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -124,7 +124,6 @@ function matmulEngine(tfBackend: string): string {
 function threadCount(tfBackend: string): number {
   if (tfBackend === 'wasm') {
     try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
       const wasm = require('@tensorflow/tfjs-backend-wasm') as { getThreadsCount(): number };
       return wasm.getThreadsCount();
     } catch {

@@ -1,6 +1,6 @@
 /**
  * Kernels we register for the wasm backend (tfjs 4.22) so that a training step runs there, correctly and
- * fast. Measurements behind each choice: /work/shared/docs/wasm-training.md, bench/matmul.ts.
+ * fast. The measurements behind each choice come from bench/matmul.ts (run it to reproduce them here).
  *
  * - UnsortedSegmentSum: missing on wasm; it is the gradient of gather (embeddings, picked log-probs).
  * - GatherV2: wrong values when batchDims > 0 (tensorflow/tfjs#8658, fix #8659 unmerged), and slow in

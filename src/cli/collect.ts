@@ -175,7 +175,7 @@ export const collectCommand: CommandModule<object, CollectArgs> = {
       return printProbe({ teacherUrl: argv.teacherUrl, model: argv.model, apiKeyEnv: argv.apiKeyEnv, timeout: argv.timeout, json: argv.json });
     }
     const { collect } = await import('../collect/collect.js');
-    const { KdError } = await import('../errors.js');
+    const { KdError } = await import('../core/errors.js');
     const controller = new AbortController();
     let interrupts = 0;
     const onSigint = () => {
@@ -189,7 +189,7 @@ export const collectCommand: CommandModule<object, CollectArgs> = {
     let bar: import('../collect/progress.js').ProgressBar | null = null;
     let summary: CollectSummary;
     try {
-      const [{ progressBar, progressLines }, { progressSink }] = await Promise.all([import('../collect/progress.js'), import('../progress.js')]);
+      const [{ progressBar, progressLines }, { progressSink }] = await Promise.all([import('../collect/progress.js'), import('../core/progress.js')]);
       const sink = progressSink(); // under kd run: progress as lines to its pipe
       summary = await collect(collectOptionsFromArgs(argv), {
         signal: controller.signal,
@@ -208,7 +208,7 @@ export const collectCommand: CommandModule<object, CollectArgs> = {
     }
     process.stdout.write((argv.json ? JSON.stringify(summary) : formatCollectSummary(summary)) + '\n');
     if (!['complete', 'budget'].includes(summary.stopReason)) {
-      throw new KdError(`COLLECT_${summary.stopReason.toUpperCase()}`, summary.stopDetail ?? summary.stopReason);
+      throw new KdError(`collect-${summary.stopReason.replace(/_/g, '-')}`, summary.stopDetail ?? summary.stopReason);
     }
   },
 };

@@ -5,7 +5,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import type { PruneOptions } from '../compress/prune.js';
 import type { QuantizeOptions } from '../compress/quantize.js';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 
 interface Common {
   checkpoint: string;
@@ -92,7 +92,7 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
   handler: async (argv) => {
     const o = resolvePruneArgs(argv);
     const [{ prune }, { formatPrune }, { defaultWorkers }, { initBackend }] = await Promise.all([
-      import('../compress/prune.js'), import('../compress/print.js'), import('../train/run.js'), import('../backend/index.js')]);
+      import('../compress/prune.js'), import('../compress/print.js'), import('../train/config.js'), import('../backend/index.js')]);
     await run(argv, async () => {
       const be = await initBackend({ backend: argv.backend });
       return prune({ ...o, backend: be.backend, workers: o.workers ?? defaultWorkers(be.backend, 8) });

@@ -8,8 +8,8 @@ import type { ExportSummary } from '../dataset/export.js';
 import type { ImportOptions, ImportSummary } from '../dataset/import.js';
 import type { Inspection } from '../dataset/inspect.js';
 import type { MergeOptions, MergeSummary } from '../dataset/merge.js';
-import { KdError } from '../errors.js';
-import { lockingOut } from '../lock.js';
+import { KdError } from '../core/errors.js';
+import { lockingOut } from '../core/lock.js';
 
 export interface DatasetBuildArgs { from: string; out: string; vocabSize?: number; valFraction?: number; seed?: number; shardMb?: number; formatVersion?: number; workers?: number; force?: boolean; json?: boolean }
 export interface DatasetInspectArgs { dir: string; json?: boolean }
@@ -104,7 +104,7 @@ export const buildCommand: CommandModule<object, DatasetBuildArgs> = {
     .example('$0 dataset build --from datasets/sotu/raw --out datasets/sotu --vocab-size 4096', ''),
   handler: async (argv) => {
     const o = buildOptionsFromArgs(argv);
-    const [{ buildDatasetParallel }, { startProgress }] = await Promise.all([import('../dataset/build.js'), import('../progress.js')]);
+    const [{ buildDatasetParallel }, { startProgress }] = await Promise.all([import('../dataset/build.js'), import('../core/progress.js')]);
     // two passes over the raw shards; the total is known once the source is resolved
     let bar: ReturnType<typeof startProgress> | undefined;
     try {
@@ -186,7 +186,7 @@ export const exportDatasetCommand: CommandModule<object, DatasetExportArgs> = {
     .example('$0 dataset export --from datasets/demo/data --out datasets/demo/parquet', 'Parquet files for polars.read_parquet / DuckDB read_parquet')
     .example('$0 dataset export --from datasets/demo/raw --out datasets/demo/raw-arrow --format arrow-float32', 'the raw teacher output as Arrow IPC files, bytes as uint8 lists') as Argv<DatasetExportArgs>,
   handler: async (argv) => {
-    const [{ exportDataset }, { startProgress }] = await Promise.all([import('../dataset/export.js'), import('../progress.js')]);
+    const [{ exportDataset }, { startProgress }] = await Promise.all([import('../dataset/export.js'), import('../core/progress.js')]);
     let bar: ReturnType<typeof startProgress> | undefined;
     try {
       const s = exportDataset({ from: argv.from, out: argv.out, format: (argv.format ?? 'parquet') as never, force: argv.force, onProgress: (done, total) => {

@@ -19,7 +19,7 @@ export const doctorCommand: CommandModule<object, DoctorArgs> = {
       const { printProbe } = await import('./probe.js');
       return printProbe({ teacherUrl: argv.teacherUrl, model: argv.teacherModel, apiKeyEnv: argv.apiKeyEnv, json: argv.json });
     }
-    const [{ initBackend }, { defaultWorkers }, { DEFAULT_TRAIN }] = await Promise.all([import('../backend/index.js'), import('../train/run.js'), import('../train/config.js')]);
+    const [{ initBackend }, { defaultWorkers, DEFAULT_TRAIN }] = await Promise.all([import('../backend/index.js'), import('../train/config.js')]);
     const info = await initBackend({ backend: argv.backend });
     // what kd train runs by default: data-parallel workers, each with the kernels' threads above
     const trainWorkers = defaultWorkers(info.backend, DEFAULT_TRAIN.batchSize);

@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import type { EvalOptions, EvalResult } from '../eval/eval.js';
 
 /**

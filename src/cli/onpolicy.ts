@@ -57,7 +57,7 @@ export const onPolicyCommand: CommandModule<object, OnPolicyArgs> = {
     .option('json', { type: 'boolean', default: false, describe: 'print one JSON summary' })
     .example('$0 onpolicy --teacher-url http://127.0.0.1:8080/v1 --model kd-teacher --prompts prompts.jsonl --student checkpoints/mine --offpolicy datasets/mine/raw --out datasets/mine/onpolicy --max-cost 5', 'two GKD rounds at λ 0.5, at most $5 of teacher scoring') as Argv<OnPolicyArgs>,
   handler: async (argv) => {
-    const [{ onPolicy }, { progressBar }, { startProgress, formatDuration }] = await Promise.all([import('../onpolicy/onpolicy.js'), import('../collect/progress.js'), import('../progress.js')]);
+    const [{ onPolicy }, { progressBar }, { startProgress, formatDuration }] = await Promise.all([import('../onpolicy/onpolicy.js'), import('../collect/progress.js'), import('../core/progress.js')]);
     const controller = new AbortController();
     const onSig = () => controller.abort();
     process.once('SIGINT', onSig);

@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 
 export interface ServeArgs {
   checkpoint?: string;

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { KdError } from '../errors.js';
-import { lockingOut } from '../lock.js';
+import { KdError } from '../core/errors.js';
+import { lockingOut } from '../core/lock.js';
 
 interface TokenizerTrainArgs { corpus: string; vocabSize: number; out: string; json?: boolean }
 
@@ -15,9 +15,9 @@ export const tokenizerTrainCommand: CommandModule<object, TokenizerTrainArgs> = 
         .option('json', { type: 'boolean', describe: 'print a JSON summary' }) as unknown as Argv<TokenizerTrainArgs>,
       handler: async (a) => {
         if (!Number.isInteger(a.vocabSize) || a.vocabSize < 256 || a.vocabSize > 65536) throw new KdError('bad-config', `--vocab-size must be an integer in [256, 65536], got ${a.vocabSize}`);
-        const { readCorpus, splitDocs } = await import('../train/corpus.js');
+        const { readCorpus, splitDocs } = await import('../data/corpus.js');
         const { trainBpe } = await import('../tokenizer/bpe.js');
-        const { writeJsonAtomic } = await import('../atomic.js');
+        const { writeJsonAtomic } = await import('../core/atomic.js');
         const corpus = readCorpus(a.corpus);
         const docs = splitDocs(corpus, 'train'); // learn the vocabulary on the training documents only
         const tok = trainBpe(docs.map((d) => d.text), { vocabSize: a.vocabSize });

@@ -5,9 +5,18 @@
  */
 import yargs, { type CommandModule } from 'yargs';
 
-/** `command`: the command path, e.g. ['train'] or ['dataset', 'build']. Throws an Error with yargs' message. */
-export async function checkArgv(command: string[], argv: string[]): Promise<void> {
-  const { commands, subcommands } = await import('./index.js');
+/** kd's commands (src/cli/index.ts), and the subcommands of the nested ones. */
+export interface CommandTable {
+  commands: CommandModule<any, any>[];
+  subcommands: Record<string, CommandModule<any, any>[]>;
+}
+
+/**
+ * `command`: the command path, e.g. ['train'] or ['dataset', 'build'], looked up in `table`. Throws an
+ * Error with yargs' message. (src/cli/index.ts binds it to kd's own commands as checkArgv.)
+ */
+export async function checkArgvIn(table: CommandTable, command: string[], argv: string[]): Promise<void> {
+  const { commands, subcommands } = table;
   const name = (c: CommandModule) => String(c.command).split(' ')[0];
   // the leaf command module (nested commands such as `tokenizer train` are looked up one level down)
   const cmd = command.length === 1 ? commands.find((c) => name(c) === command[0]) : subcommands[command[0]]?.find((c) => name(c) === command[1]);

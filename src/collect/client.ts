@@ -7,7 +7,7 @@
  * The API key is handed to the SDK and nowhere else: it is not part of any error, log or manifest.
  */
 import OpenAI from 'openai';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import { BufferedResponse, nodeFetch } from './http.js';
 import type { HeaderSource } from './pacing.js';
 import { decodeBody } from './parse.js';
@@ -70,7 +70,7 @@ export function normalizeBaseURL(url: string): string {
   try {
     u = new URL(url);
   } catch {
-    throw new KdError('TEACHER_URL', `--teacher-url: "${url}" is not a URL (e.g. http://127.0.0.1:8000/v1)`);
+    throw new KdError('teacher-url', `--teacher-url: "${url}" is not a URL (e.g. http://127.0.0.1:8000/v1)`);
   }
   if (u.pathname === '/' || u.pathname === '') u.pathname = '/v1';
   return u.toString().replace(/\/$/, '');
@@ -80,11 +80,11 @@ export function makeTeacherClient(o: TeacherClientOptions): TeacherClient {
   const env = o.env ?? process.env;
   const keyEnv = o.apiKeyEnv ?? 'OPENAI_API_KEY';
   const key = env[keyEnv];
-  if (o.apiKeyEnv && !key) throw new KdError('API_KEY', `--api-key-env: environment variable ${o.apiKeyEnv} is not set`);
+  if (o.apiKeyEnv && !key) throw new KdError('api-key', `--api-key-env: environment variable ${o.apiKeyEnv} is not set`);
   const rawBase = o.baseURL ?? env.OPENAI_BASE_URL;
   if (!rawBase && !key) {
     // the placeholder is for local servers: OpenAI would only refuse every request (after reading the prompts)
-    throw new KdError('API_KEY', `no --teacher-url (or OPENAI_BASE_URL) and no ${keyEnv}: kd collect would send the prompts to OpenAI without a key; set ${keyEnv}, or give --teacher-url for a local server`);
+    throw new KdError('api-key', `no --teacher-url (or OPENAI_BASE_URL) and no ${keyEnv}: kd collect would send the prompts to OpenAI without a key; set ${keyEnv}, or give --teacher-url for a local server`);
   }
   const baseURL = rawBase ? normalizeBaseURL(rawBase) : 'https://api.openai.com/v1';
   const sdk = new OpenAI({ apiKey: key || PLACEHOLDER_KEY, baseURL, maxRetries: 0, timeout: o.timeoutMs, fetch: nodeFetch({ maxSockets: o.concurrency ?? 16 }) });
@@ -100,8 +100,7 @@ export function makeTeacherClient(o: TeacherClientOptions): TeacherClient {
       const options = { signal: ac.signal, timeout: o.timeoutMs, headers: { 'x-kd-request-hash': req.hash } };
       const t0 = performance.now();
       try {
-        // eslint-disable-next-line @typescript-eslint/no-explicit-any
-        const body = req.body as any;
+        const body = req.body as never; // one request body for three SDK methods, each typed for its own endpoint
         const res = req.endpoint === 'chat' ? await sdk.chat.completions.create(body, options).asResponse()
           : req.endpoint === 'responses' ? await sdk.responses.create(body, options).asResponse()
             : await sdk.completions.create(body, options).asResponse();

@@ -12,13 +12,14 @@
 import { setMaxListeners } from 'node:events';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
+import { KD_VERSION } from '../core/version.js';
 import { makeTeacherClient, SendError, type TeacherClient } from './client.js';
 import { checkInputFile, readInput, type InputRow } from './input.js';
 import { formatShard, inShard } from './partition.js';
 import { RejectWriter, REJECTS_FILE, scanLedger, type LedgerScan, type RejectLine } from './ledger.js';
 import {
-  hashFile, kdVersion, readManifest, shapeHash, writeManifest, type CollectManifest, type CollectRunRecord,
+  hashFile, readManifest, shapeHash, writeManifest, type CollectManifest, type CollectRunRecord,
 } from './manifest.js';
 import {
   RECORD_WORKER_MIN_REQUESTS, recordedOptions, requestParams, requestShape, resolveCollectOptions, safeUrl, type CollectInput, type CollectOptions, type CollectRuntime,
@@ -107,7 +108,7 @@ async function plan(o: CollectOptions, p: RequestParams, ledger: LedgerScan, cou
       r.rows++;
       const id = t.kind === 'reject' ? t.row.id : t.req.inputId;
       const seen = ids.get(id);
-      if (seen !== undefined) throw new KdError('INPUT_ID', `${o.input}: row ${row.row}: id "${id}" repeats row ${seen}; ids must be unique (fix the id column or drop --id-column)`);
+      if (seen !== undefined) throw new KdError('input-id', `${o.input}: row ${row.row}: id "${id}" repeats row ${seen}; ids must be unique (fix the id column or drop --id-column)`);
       ids.set(id, row.row);
     }
     r.requests++;
@@ -135,7 +136,7 @@ async function plan(o: CollectOptions, p: RequestParams, ledger: LedgerScan, cou
 export async function collect(input: CollectInput, rt: CollectRuntime = {}): Promise<CollectSummary> {
   const o = resolveCollectOptions(input);
   checkInputFile(o.input);
-  if (existsSync(o.out) && !statSync(o.out).isDirectory()) throw new KdError('OUT_NOT_DIR', `--out ${o.out}: exists and is not a directory (kd collect writes a directory of shards)`);
+  if (existsSync(o.out) && !statSync(o.out).isDirectory()) throw new KdError('out-not-dir', `--out ${o.out}: exists and is not a directory (kd collect writes a directory of shards)`);
   const log = rt.log ?? (() => {});
   const t0 = performance.now();
   const p = requestParams(o);
@@ -154,12 +155,12 @@ export async function collect(input: CollectInput, rt: CollectRuntime = {}): Pro
   const previous = readManifest(out, log);
   if (previous && previous.request_shape_hash !== shapeId && ledger.done.size > 0) {
     const changed = Object.keys(shape).filter((k) => JSON.stringify(shape[k]) !== JSON.stringify(previous.request_shape?.[k]));
-    throw new KdError('RESUME_MISMATCH', `${out} holds a collection made with other request options (${changed.join(', ') || 'request shape'} differ); use a new --out, or the same options to resume`);
+    throw new KdError('resume-mismatch', `${out} holds a collection made with other request options (${changed.join(', ') || 'request shape'} differ); use a new --out, or the same options to resume`);
   }
   const shard = o.shard ? formatShard(o.shard) : null;
   const previousShard = previous?.shard ? formatShard(previous.shard) : null;
   if (previous && previousShard !== shard && ledger.done.size > 0) {
-    throw new KdError('RESUME_MISMATCH', `${out} holds ${previousShard ? `shard ${previousShard}` : 'an unsharded collection'}, not ${shard ? `shard ${shard}` : 'an unsharded one'}; give each shard its own --out (e.g. datasets/NAME/raw-shard-${o.shard?.index ?? 'I'}-of-${o.shard?.count ?? 'N'})`);
+    throw new KdError('resume-mismatch', `${out} holds ${previousShard ? `shard ${previousShard}` : 'an unsharded collection'}, not ${shard ? `shard ${shard}` : 'an unsharded one'}; give each shard its own --out (e.g. datasets/NAME/raw-shard-${o.shard?.index ?? 'I'}-of-${o.shard?.count ?? 'N'})`);
   }
   const priorCost = costUsd(price, ledger.usage.promptTokens, ledger.usage.completionTokens, ledger.usage.cachedTokens);
 
@@ -189,7 +190,7 @@ export async function collect(input: CollectInput, rt: CollectRuntime = {}): Pro
   const startedAt = new Date().toISOString();
   const run: CollectRunRecord = { started_at: startedAt, finished_at: null, stop_reason: 'running', sent: 0, retries: 0, answered: 0, rejected: 0, cost_usd: 0 };
   const manifest = (status: CollectManifest['status'], shards: CollectManifest['shards']): CollectManifest => ({
-    format: 'kd-collect-manifest', version: 1, kd_version: kdVersion(), status,
+    format: 'kd-collect-manifest', version: 1, kd_version: KD_VERSION, status,
     stop_reason: status === 'running' ? null : summary.stopReason,
     created_at: previous?.created_at ?? startedAt, updated_at: new Date().toISOString(),
     input: { file: o.input, ...inputHash }, shard: o.shard ?? null, options: recordedOptions(o), request_shape: shape, request_shape_hash: shapeId,

@@ -13,7 +13,7 @@ import { accessSync, constants, createReadStream, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { extname } from 'node:path';
 import { parse } from 'csv-parse';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 
 export type CollectMode = 'chat' | 'score';
 export type InputFormat = 'csv' | 'jsonl';
@@ -68,13 +68,13 @@ export function checkInputFile(file: string): void {
     st = statSync(file);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new KdError('INPUT_MISSING', code === 'ENOENT' ? `${file}: no such file (--input)` : `${file}: cannot read --input (${code ?? (e as Error).message})`);
+    throw new KdError('input-missing', code === 'ENOENT' ? `${file}: no such file (--input)` : `${file}: cannot read --input (${code ?? (e as Error).message})`);
   }
-  if (st.isDirectory()) throw new KdError('INPUT_NOT_FILE', `${file}: is a directory; --input takes a CSV or JSONL file`);
+  if (st.isDirectory()) throw new KdError('input-not-file', `${file}: is a directory; --input takes a CSV or JSONL file`);
   try {
     accessSync(file, constants.R_OK);
   } catch {
-    throw new KdError('INPUT_MISSING', `${file}: not readable (--input)`);
+    throw new KdError('input-missing', `${file}: not readable (--input)`);
   }
 }
 
@@ -83,7 +83,7 @@ export function inputFormat(file: string, format?: InputFormat): InputFormat {
   const ext = extname(file).toLowerCase();
   if (ext === '.csv') return 'csv';
   if (ext === '.jsonl' || ext === '.ndjson') return 'jsonl';
-  throw new KdError('INPUT_FORMAT', `${file}: cannot tell the format from the extension "${ext}"; use --format csv|jsonl`);
+  throw new KdError('input-format', `${file}: cannot tell the format from the extension "${ext}"; use --format csv|jsonl`);
 }
 
 export function defaultColumn(mode: CollectMode): string {
@@ -130,7 +130,7 @@ async function* readCsv(opts: InputOptions): AsyncGenerator<InputRow> {
           if (name === undefined) return -1;
           const i = header!.indexOf(name);
           if (i < 0) {
-            throw new KdError('INPUT_COLUMN', `${file}: row 1 (header): no column "${name}" for ${flag} (columns: ${header!.join(', ')})`);
+            throw new KdError('input-column', `${file}: row 1 (header): no column "${name}" for ${flag} (columns: ${header!.join(', ')})`);
           }
           return i;
         };
@@ -144,7 +144,7 @@ async function* readCsv(opts: InputOptions): AsyncGenerator<InputRow> {
       const rawId = idIdx >= 0 ? rec[idIdx] : undefined;
       const id = rawId !== undefined ? (decodeLatin1Field(rawId) ?? rawId).trim() : String(row);
       if (idIdx >= 0 && id === '') {
-        throw new KdError('INPUT_ID', `${file}: row ${row + 1} (line ${item.info.lines}): empty id in column "${opts.idColumn}"`);
+        throw new KdError('input-id', `${file}: row ${row + 1} (line ${item.info.lines}): empty id in column "${opts.idColumn}"`);
       }
       const text = decodeLatin1Field(rec[textIdx]!);
       const system = systemIdx >= 0 ? decodeLatin1Field(rec[systemIdx]!) : (opts.system ?? '');
@@ -158,11 +158,11 @@ async function* readCsv(opts: InputOptions): AsyncGenerator<InputRow> {
     if (e instanceof KdError) throw e;
     const err = e as Error & { code?: string; lines?: number };
     if (err.code?.startsWith('CSV_')) {
-      throw new KdError('INPUT_CSV', `${file}: line ${err.lines ?? '?'}: malformed CSV (${err.message})`);
+      throw new KdError('input-csv', `${file}: line ${err.lines ?? '?'}: malformed CSV (${err.message})`);
     }
     throw e;
   }
-  if (!header) throw new KdError('INPUT_EMPTY', `${file}: empty file (a header row is needed)`);
+  if (!header) throw new KdError('input-empty', `${file}: empty file (a header row is needed)`);
 }
 
 async function* readJsonl(opts: InputOptions): AsyncGenerator<InputRow> {
@@ -178,10 +178,10 @@ async function* readJsonl(opts: InputOptions): AsyncGenerator<InputRow> {
     try {
       obj = JSON.parse(text);
     } catch (e) {
-      throw new KdError('INPUT_JSONL', `${file}: line ${lineNo}: malformed JSON (${(e as Error).message})`);
+      throw new KdError('input-jsonl', `${file}: line ${lineNo}: malformed JSON (${(e as Error).message})`);
     }
     if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) {
-      throw new KdError('INPUT_JSONL', `${file}: line ${lineNo}: expected a JSON object, got ${Array.isArray(obj) ? 'an array' : JSON.stringify(obj)}`);
+      throw new KdError('input-jsonl', `${file}: line ${lineNo}: expected a JSON object, got ${Array.isArray(obj) ? 'an array' : JSON.stringify(obj)}`);
     }
     yield jsonlRow(obj as Record<string, unknown>, lineNo, decoded === null, opts);
   }
@@ -193,10 +193,10 @@ export function jsonlRow(o: Record<string, unknown>, lineNo: number, badUtf8: bo
   const idField = opts.idColumn ?? 'id';
   const rawId = o[idField];
   if (rawId !== undefined && typeof rawId !== 'string' && typeof rawId !== 'number') {
-    throw new KdError('INPUT_ID', `${file}: line ${lineNo}: field "${idField}" must be a string or number, got ${JSON.stringify(rawId)}`);
+    throw new KdError('input-id', `${file}: line ${lineNo}: field "${idField}" must be a string or number, got ${JSON.stringify(rawId)}`);
   }
   if (opts.idColumn && rawId === undefined) {
-    throw new KdError('INPUT_ID', `${file}: line ${lineNo}: no field "${idField}" (--id-column)`);
+    throw new KdError('input-id', `${file}: line ${lineNo}: no field "${idField}" (--id-column)`);
   }
   const id = rawId === undefined ? String(lineNo) : String(rawId);
   const hasWellFormedStrings = (v: unknown): boolean =>
@@ -208,15 +208,15 @@ export function jsonlRow(o: Record<string, unknown>, lineNo: number, badUtf8: bo
   const value = o[field];
   if (value === undefined) {
     const wanted = opts.column ? `"${opts.column}" (--column)` : opts.mode === 'chat' ? '"prompt" or "messages"' : '"text"';
-    throw new KdError('INPUT_FIELD', `${file}: line ${lineNo}: no field ${wanted}`);
+    throw new KdError('input-field', `${file}: line ${lineNo}: no field ${wanted}`);
   }
   if (opts.mode === 'score') {
-    if (typeof value !== 'string') throw new KdError('INPUT_FIELD', `${file}: line ${lineNo}: field "${field}" must be a string`);
+    if (typeof value !== 'string') throw new KdError('input-field', `${file}: line ${lineNo}: field "${field}" must be a string`);
     return textRow(lineNo, id, value);
   }
   if (field === 'messages' && !opts.column) return messagesRow(o.messages, lineNo, id, opts.system);
   if (Array.isArray(value)) return messagesRow(value, lineNo, id, opts.system);
-  if (typeof value !== 'string') throw new KdError('INPUT_FIELD', `${file}: line ${lineNo}: field "${field}" must be a string`);
+  if (typeof value !== 'string') throw new KdError('input-field', `${file}: line ${lineNo}: field "${field}" must be a string`);
   const system = typeof o.system === 'string' ? o.system : opts.system;
   return chatRow(lineNo, id, value, system);
 }

@@ -12,7 +12,7 @@
  */
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readdirSync, renameSync, truncateSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import { IPC_EOS, RAW_SHARD_RE, rawShardName, readRawColumns, scanIpcStream } from '../schema/raw.js';
 
 export const REJECTS_FILE = 'rejects.jsonl';
@@ -135,9 +135,9 @@ function scanRejects(path: string, scan: LedgerScan, repair: boolean): void {
     try {
       r = JSON.parse(line) as RejectLine;
     } catch {
-      throw new KdError('LEDGER', `${path}: line ${i + 1} is not JSON; fix or remove that line, then run again`);
+      throw new KdError('ledger', `${path}: line ${i + 1} is not JSON; fix or remove that line, then run again`);
     }
-    if (typeof r.request_hash !== 'string') throw new KdError('LEDGER', `${path}: line ${i + 1} has no "request_hash"`);
+    if (typeof r.request_hash !== 'string') throw new KdError('ledger', `${path}: line ${i + 1} has no "request_hash"`);
     if (scan.done.has(r.request_hash)) scan.duplicates++;
     scan.done.add(r.request_hash);
     scan.rejects++;

@@ -72,25 +72,5 @@ export function writeManifest(dir: string, m: CollectManifest): void {
   renameSync(tmp, path);
 }
 
-export async function hashFile(file: string): Promise<{ sha256: string; bytes: number }> {
-  const h = createHash('sha256');
-  let bytes = 0;
-  for await (const chunk of createReadStream(file)) {
-    h.update(chunk as Buffer);
-    bytes += (chunk as Buffer).length;
-  }
-  return { sha256: h.digest('hex'), bytes };
-}
+export { hashFile } from '../core/hash.js';
 
-let cachedVersion: string | null = null;
-/** kd's version from package.json (two levels above src/collect or dist/collect). */
-export function kdVersion(): string {
-  if (cachedVersion) return cachedVersion;
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
-    cachedVersion = pkg.version ?? 'unknown';
-  } catch {
-    cachedVersion = 'unknown';
-  }
-  return cachedVersion;
-}

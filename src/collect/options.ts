@@ -2,7 +2,7 @@
  * Typed options of `kd collect`, their defaults and validation (pure). Runtime hooks (signal,
  * progress callback, env) are kept apart from the options recorded in the manifest.
  */
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import type { CollectMode, InputOptions } from './input.js';
 import { checkShardSpec, type ShardSpec } from './partition.js';
 import { type ChatApi, effectiveTopK, isOpenAIModel, type RequestParams, type ScoreApi } from './request.js';
@@ -95,23 +95,23 @@ export type CollectInput = Pick<CollectOptions, 'model' | 'input' | 'out'> & Par
 /** Defaults filled in and every value checked; a bad one is a KdError naming its flag. */
 export function resolveCollectOptions(o: CollectInput): CollectOptions {
   const r: CollectOptions = { ...COLLECT_DEFAULTS, ...stripUndefined(o) } as CollectOptions;
-  const bad = (flag: string, v: unknown, want: string) => new KdError('OPTION', `--${flag}: ${JSON.stringify(v)} is not valid; want ${want}`);
+  const bad = (flag: string, v: unknown, want: string) => new KdError('bad-option', `--${flag}: ${JSON.stringify(v)} is not valid; want ${want}`);
   const int = (flag: string, v: number | undefined, min: number, max = Number.MAX_SAFE_INTEGER) => {
     if (v !== undefined && (!Number.isInteger(v) || v < min || v > max)) throw bad(flag, v, `an integer in ${min}..${max === Number.MAX_SAFE_INTEGER ? '∞' : max}`);
   };
   const num = (flag: string, v: number | undefined, min: number, max = Infinity) => {
     if (v !== undefined && (!Number.isFinite(v) || v < min || v > max)) throw bad(flag, v, `a number in ${min}..${max}`);
   };
-  if (!r.model) throw new KdError('OPTION', '--model: give the teacher model name');
-  if (!r.input) throw new KdError('OPTION', '--input: give a CSV or JSONL file');
-  if (!r.out) throw new KdError('OPTION', '--out: give the output directory (e.g. datasets/NAME/raw)');
+  if (!r.model) throw new KdError('bad-option', '--model: give the teacher model name');
+  if (!r.input) throw new KdError('bad-option', '--input: give a CSV or JSONL file');
+  if (!r.out) throw new KdError('bad-option', '--out: give the output directory (e.g. datasets/NAME/raw)');
   if (r.mode !== 'chat' && r.mode !== 'score') throw bad('mode', r.mode, 'chat or score');
   if (r.scoreApi !== 'echo' && r.scoreApi !== 'vllm') throw bad('score-api', r.scoreApi, 'echo or vllm');
   if (r.chatApi !== 'chat' && r.chatApi !== 'responses') throw bad('chat-api', r.chatApi, 'chat or responses');
   if (r.chatApi === 'responses') {
-    if (r.mode !== 'chat') throw new KdError('OPTION', '--chat-api responses: the Responses API generates; it is for --mode chat (score mode uses --score-api)');
-    if (r.n !== 1) throw new KdError('OPTION', '--chat-api responses: the Responses API answers one choice per request; leave --n at 1');
-    if (r.seed !== undefined) throw new KdError('OPTION', '--chat-api responses: the Responses API takes no seed; leave --seed out');
+    if (r.mode !== 'chat') throw new KdError('bad-option', '--chat-api responses: the Responses API generates; it is for --mode chat (score mode uses --score-api)');
+    if (r.n !== 1) throw new KdError('bad-option', '--chat-api responses: the Responses API answers one choice per request; leave --n at 1');
+    if (r.seed !== undefined) throw new KdError('bad-option', '--chat-api responses: the Responses API takes no seed; leave --seed out');
   }
   int('top-k', r.topK, 1, 20); // 0 would collect no alternatives: a dataset with no soft labels
   int('max-tokens', r.maxTokens, 1);
@@ -137,8 +137,8 @@ export function resolveCollectOptions(o: CollectInput): CollectOptions {
   if (r.select === undefined && r.budgetTokens !== undefined) r.select = 'random';
   if (r.select !== undefined) {
     if (!['random', 'entropy', 'margin'].includes(r.select)) throw bad('select', r.select, 'random, entropy or margin');
-    if (r.budgetTokens === undefined && r.maxCost === undefined) throw new KdError('OPTION', `--select ${r.select}: give a budget to select within (--budget-tokens N and/or --max-cost USD)`);
-  } else if (r.student !== undefined) throw new KdError('OPTION', '--student: only used by --select entropy|margin');
+    if (r.budgetTokens === undefined && r.maxCost === undefined) throw new KdError('bad-option', `--select ${r.select}: give a budget to select within (--budget-tokens N and/or --max-cost USD)`);
+  } else if (r.student !== undefined) throw new KdError('bad-option', '--student: only used by --select entropy|margin');
   return r;
 }
 

@@ -6,7 +6,7 @@
  * progress bar and manifest, budget and stop checks run between attempts, and --max-failures counts
  * requests that exhausted their retries.
  *
- * Rules (docs/teacher-apis.md): retry 408, 409, 429, ≥ 500, connection errors, timeouts and bodies
+ * Rules (those of the official OpenAI SDKs): retry 408, 409, 429, ≥ 500, connection errors, timeouts and bodies
  * that are not JSON; honour `x-should-retry`, then `retry-after-ms`, then `retry-after` (seconds or an
  * HTTP date), else back off min(base·2^n, 8 s) with jitter. Rate-limit headers
  * `x-ratelimit-remaining-{requests,tokens}` / `x-ratelimit-reset-{requests,tokens}` hold new requests

@@ -1,14 +1,15 @@
 /**
  * Response parsing for `kd collect`: one wire format in, raw records (src/schema/raw.ts) out, or a
- * reason to reject the row. Pure functions; every quirk listed in docs/teacher-apis.md is handled
+ * reason to reject the row. Pure functions; every quirk of the servers kd talks to is handled
  * here: the -9999 sentinel, missing bytes, fewer alternatives than asked, the null first position of
  * an echo, vLLM's id-keyed prompt_logprobs.
  */
 import { renderPrompt, type RawRecord } from '../schema/raw.js';
 import type { PlannedRequest } from './request.js';
+import { LOGPROB_SENTINEL } from '../core/logprob.js';
 
 /** A log-prob at or below this is the "outside the top 20" / clamped -inf sentinel, not a value. */
-export const LOGPROB_SENTINEL = -9999;
+export { LOGPROB_SENTINEL };
 
 export interface ParseContext {
   req: PlannedRequest;

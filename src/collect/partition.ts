@@ -10,7 +10,7 @@
  * "Shard" here is a slice of the input; the raw-NNNNN.arrows files are the output's shards.
  */
 import { createHash } from 'node:crypto';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 
 export interface ShardSpec {
   /** 0-based, < count (a Kubernetes JOB_COMPLETION_INDEX or a CI matrix value). */
@@ -29,7 +29,7 @@ export function parseShardSpec(text: string): ShardSpec {
 }
 
 function fail(text: string, why: string): never {
-  throw new KdError('OPTION', `--shard: ${JSON.stringify(text)} is not valid (${why}); want i/n with 0 ≤ i < n, e.g. --shard 0/8 … --shard 7/8`);
+  throw new KdError('bad-option', `--shard: ${JSON.stringify(text)} is not valid (${why}); want i/n with 0 ≤ i < n, e.g. --shard 0/8 … --shard 7/8`);
 }
 
 /** Validates a spec given programmatically (or just parsed). */

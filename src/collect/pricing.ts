@@ -1,10 +1,10 @@
 /**
  * Money and tokens for `kd collect`: a per-model price table (USD per 1M tokens, from
- * docs/teacher-apis.md — unverified third-party copies, hence overridable), token estimates
+ * the providers' published prices as copied by hand — unverified, hence overridable), token estimates
  * (js-tiktoken for OpenAI models, bytes/4 otherwise), and cost arithmetic.
  */
 import { readFileSync } from 'node:fs';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import type { ChatMessage } from './input.js';
 import { CHARS_PER_TOKEN, isOpenAIModel, type PlannedRequest } from './request.js';
 
@@ -38,7 +38,7 @@ function checkPrice(p: unknown, where: string): Price {
   const o = p as Record<string, unknown>;
   const ok = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
   if (!o || typeof o !== 'object' || !ok(o.input) || !ok(o.output) || (o.cachedInput !== undefined && !ok(o.cachedInput))) {
-    throw new KdError('PRICES', `${where}: a price must be {"input": USD per 1M, "output": USD per 1M, "cachedInput"?: USD per 1M} with numbers ≥ 0`);
+    throw new KdError('prices', `${where}: a price must be {"input": USD per 1M, "output": USD per 1M, "cachedInput"?: USD per 1M} with numbers ≥ 0`);
   }
   return { input: o.input as number, output: o.output as number, cachedInput: o.cachedInput as number | undefined };
 }
@@ -48,9 +48,9 @@ export function loadPriceFile(file: string): Record<string, Price> {
   try {
     json = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
-    throw new KdError('PRICES', `${file}: cannot read the price file (${(e as Error).message})`);
+    throw new KdError('prices', `${file}: cannot read the price file (${(e as Error).message})`);
   }
-  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new KdError('PRICES', `${file}: expected {"model": {"input", "output"}}`);
+  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new KdError('prices', `${file}: expected {"model": {"input", "output"}}`);
   return Object.fromEntries(Object.entries(json).map(([m, p]) => [m, checkPrice(p, `${file}: model "${m}"`)]));
 }
 

@@ -12,7 +12,7 @@
  * The probe sends three tiny requests (~25 prompt tokens each, at most 4 generated): a paid teacher
  * bills them (a fraction of a cent).
  */
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import { makeTeacherClient, SendError, type TeacherClient } from './client.js';
 import type { Endpoint, PlannedRequest, ScoreApi } from './request.js';
 
@@ -159,8 +159,8 @@ async function attempt(client: TeacherClient, req: PlannedRequest, signal: Abort
     return judge(res.json);
   } catch (e) {
     if (!(e instanceof SendError)) throw e;
-    if (e.status === 401 || e.status === 403) throw new KdError('TEACHER_AUTH', `the teacher refused the probe: ${e.message} (check the API key variable)`);
-    if (e.kind === 'network' || e.kind === 'timeout') throw new KdError('TEACHER_UNREACHABLE', `${client.baseURL}: ${e.message}`);
+    if (e.status === 401 || e.status === 403) throw new KdError('teacher-auth', `the teacher refused the probe: ${e.message} (check the API key variable)`);
+    if (e.kind === 'network' || e.kind === 'timeout') throw new KdError('teacher-unreachable', `${client.baseURL}: ${e.message}`);
     const status: ProbeStatus = e.kind === 'http' && e.status !== undefined && e.status >= 400 && e.status < 500 ? 'unsupported' : 'error';
     return { api, status, detail: e.message, positions: 0, promptTokens: null, topK: 0 };
   }
@@ -172,11 +172,11 @@ async function firstModel(baseURL: string, key: string | undefined, signal: Abor
   try {
     res = await fetch(`${baseURL}/models`, { headers: key ? { authorization: `Bearer ${key}` } : {}, signal });
   } catch (e) {
-    throw new KdError('TEACHER_UNREACHABLE', `${baseURL}/models: ${(e as Error).message}`);
+    throw new KdError('teacher-unreachable', `${baseURL}/models: ${(e as Error).message}`);
   }
   const json = (await res.json().catch(() => null)) as { data?: { id?: unknown }[] } | null;
   const id = json?.data?.[0]?.id;
-  if (!res.ok || typeof id !== 'string') throw new KdError('TEACHER_MODEL', `${baseURL}/models listed no model (HTTP ${res.status}); give the teacher model name (--teacher-model / --model)`);
+  if (!res.ok || typeof id !== 'string') throw new KdError('teacher-model', `${baseURL}/models listed no model (HTTP ${res.status}); give the teacher model name (--teacher-model / --model)`);
   return id;
 }
 

@@ -3,7 +3,7 @@
  */
 import type { WriteStream } from 'node:tty';
 import cliProgress from 'cli-progress';
-import { formatDuration, renderProgress } from '../progress.js';
+import { formatDuration, renderProgress } from '../core/progress.js';
 
 export interface CollectProgress {
   /** Requests planned in the input (rows × chunks), including those already done. */
@@ -73,7 +73,7 @@ export function progressBar(stream: WriteStream, startDone: number): ProgressBar
   };
 }
 
-/** The same figures as one text line per update, for kd run's progress pipe (see src/progress.ts). */
+/** The same figures as one text line per update, for kd run's progress pipe (see src/core/progress.ts). */
 export function progressLines(sink: (line: string, final?: boolean) => void): ProgressBar {
   let startDone: number | undefined;
   let last: CollectProgress | undefined;

@@ -1,6 +1,6 @@
 /** The worker thread of {@link workerSink} (records.ts): runs a RecordPipeline on the answers it is sent. */
 import { parentPort, workerData } from 'node:worker_threads';
-import { isKdError } from '../errors.js';
+import { isKdError } from '../core/errors.js';
 import { Batcher, RecordPipeline, type FromWorker, type JobOutcome, type RecordPipelineOptions, type ToWorker } from './records.js';
 
 const port = parentPort!;

@@ -8,9 +8,9 @@
  * refused): what counts as done is what is on disk, exactly as before.
  */
 import { Worker } from 'node:worker_threads';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import { rawSchema, type RawRecord } from '../schema/raw.js';
-import { startWorker } from '../tsx.js';
+import { startWorker } from '../core/tsx.js';
 import type { ShardInfo } from './ledger.js';
 import { decodeBody, parseChat, parseEcho, parseVllm, type ParseStats, responsesAsChat } from './parse.js';
 import type { PlannedRequest, ScoreApi } from './request.js';
@@ -112,7 +112,7 @@ export class RecordPipeline {
 /** Where a collect run sends its answers. */
 export interface RecordSink {
   process(job: ResponseJob): Promise<JobResult>;
-  /** After the last process() settled: flush, close, the shards closed. Throws KdError('WRITE') if a write failed. */
+  /** After the last process() settled: flush, close, the shards closed. Throws KdError('write') if a write failed. */
   close(): Promise<ShardInfo[]>;
 }
 
@@ -166,7 +166,7 @@ export async function workerSink(o: RecordPipelineOptions): Promise<RecordSink> 
     notReady = reject;
   });
   const die = (e: Error) => {
-    dead ??= new KdError('WRITE', `the record writer thread failed: ${e.message}`);
+    dead ??= new KdError('write', `the record writer thread failed: ${e.message}`);
     notReady(dead);
     for (const p of pending.values()) p.reject(dead);
     pending.clear();
@@ -183,7 +183,7 @@ export async function workerSink(o: RecordPipelineOptions): Promise<RecordSink> 
           const p = pending.get(r.id)!;
           pending.delete(r.id);
           if ('result' in r) p.resolve(r.result);
-          else p.reject(new KdError('WRITE', `writing a raw shard in ${o.dir} failed: ${r.failed}`));
+          else p.reject(new KdError('write', `writing a raw shard in ${o.dir} failed: ${r.failed}`));
         }
         return;
       case 'closed':

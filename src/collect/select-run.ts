@@ -7,7 +7,7 @@
  */
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import { readInput } from './input.js';
 import type { LedgerScan } from './ledger.js';
 import { hashFile } from './manifest.js';
@@ -42,10 +42,10 @@ export async function selectRows(
   log: (line: string) => void,
 ): Promise<{ ids: Set<string>; summary: SelectionSummary }> {
   const strategy = o.select!;
-  if (strategy !== 'random' && !o.student) throw new KdError('OPTION', `--select ${strategy}: give --student CKPT (the checkpoint whose uncertainty picks the rows), or use --select random`);
-  if (o.student && !existsSync(o.student)) throw new KdError('OPTION', `--student ${o.student}: no such checkpoint`);
+  if (strategy !== 'random' && !o.student) throw new KdError('bad-option', `--select ${strategy}: give --student CKPT (the checkpoint whose uncertainty picks the rows), or use --select random`);
+  if (o.student && !existsSync(o.student)) throw new KdError('bad-option', `--student ${o.student}: no such checkpoint`);
   const studentFile = o.student ? (statSync(o.student).isDirectory() ? join(o.student, 'checkpoint.kdc') : o.student) : null;
-  if (studentFile && !existsSync(studentFile)) throw new KdError('OPTION', `--student ${o.student}: holds no checkpoint.kdc`);
+  if (studentFile && !existsSync(studentFile)) throw new KdError('bad-option', `--student ${o.student}: holds no checkpoint.kdc`);
 
   const rows: (Candidate & { done: boolean })[] = [];
   for await (const row of readInput({ file: o.input, mode: o.mode, format: o.format, column: o.column, idColumn: o.idColumn, systemColumn: o.systemColumn, system: o.system })) {

@@ -21,7 +21,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 
 export type SelectStrategy = 'random' | 'entropy' | 'margin';
 export const SELECT_STRATEGIES: SelectStrategy[] = ['random', 'entropy', 'margin'];
@@ -218,7 +218,7 @@ export function readSelection(out: string): SelectionFile {
     if (j.format !== 'kd-selection' || !Array.isArray(j.rounds)) throw new Error('not a kd selection file');
     return j;
   } catch (e) {
-    throw new KdError('SELECTION', `${file}: unreadable (${(e as Error).message}); delete it to select again`);
+    throw new KdError('selection', `${file}: unreadable (${(e as Error).message}); delete it to select again`);
   }
 }
 

@@ -12,7 +12,7 @@ import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Schema } from 'apache-arrow';
 import { RawStreamEncoder, rawShardName, type RawRecord } from '../schema/raw.js';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import type { ShardInfo } from './ledger.js';
 
 export interface ShardWriterOptions {
@@ -90,11 +90,11 @@ export class ShardWriter {
 
   /** Flushes and closes the current shard; throws a KdError if any write failed. */
   close(): void {
-    if (this.error) throw new KdError('WRITE', `writing a raw shard in ${this.o.dir} failed: ${this.error.message}`);
+    if (this.error) throw new KdError('write', `writing a raw shard in ${this.o.dir} failed: ${this.error.message}`);
     try {
       this.flush();
     } catch (e) {
-      throw new KdError('WRITE', `writing a raw shard in ${this.o.dir} failed: ${(e as Error).message}`);
+      throw new KdError('write', `writing a raw shard in ${this.o.dir} failed: ${(e as Error).message}`);
     }
     if (this.fd !== null) this.closeShard();
   }

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend/index.js';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import { disposeModel, forwardLogits, type Model } from '../model/gpt.js';
 import { loadModel } from '../model/load.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -60,7 +60,7 @@ export async function studentUncertainty(checkpoint: string, texts: string[], ma
   await initBackend({});
   const { model, tokenizer } = loadModel(checkpoint);
   try {
-    if (!tokenizer) throw new KdError('STUDENT', `--student ${checkpoint}: the checkpoint holds no tokenizer (train it on a kd dataset)`);
+    if (!tokenizer) throw new KdError('student', `--student ${checkpoint}: the checkpoint holds no tokenizer (train it on a kd dataset)`);
     return uncertaintyOf(model, tokenizer, texts, maxTokens);
   } finally {
     disposeModel(model);

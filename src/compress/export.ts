@@ -1,6 +1,6 @@
 /**
  * kd export: the student as a TensorFlow.js GraphModel that plain @tensorflow/tfjs loads and runs in
- * Node and in the browser — no kd code (docs/architecture.md). The graph is model/gpt.ts's forward
+ * Node and in the browser — no kd code. The graph is model/gpt.ts's forward
  * pass written as TF ops:
  *   input  "ids":    int32 [B, T], T ≤ seqLen (any B and T: shapes are computed in the graph)
  *   output "logits": float32 [B, T, V]
@@ -11,13 +11,13 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { writeFileAtomic, writeJsonAtomic } from '../atomic.js';
-import { KdError } from '../errors.js';
+import { replaceDir, tempDirBeside, writeFileAtomic, writeJsonAtomic } from '../core/atomic.js';
+import { KdError } from '../core/errors.js';
 import { type ModelConfig, blockShape, parameterCount } from '../model/config.js';
 import { modelConfigOf, weightArrays } from '../model/load.js';
 import { type NamedArray, loadCheckpoint } from '../schema/checkpoint.js';
 import { GraphBuilder, attr } from './graph.js';
-import { sha256File } from './io.js';
+import { sha256File } from '../core/hash.js';
 import { exportReadme } from './readme.js';
 import { copyWebFiles } from './web.js';
 
@@ -145,8 +145,7 @@ export function exportModel(o: ExportOptions): ExportSummary {
   const quantized = [...arrays.values()].some((a) => a.dtype === 'int8');
 
   // Write everything into a sibling temp directory, then rename it into place.
-  const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`;
-  fs.mkdirSync(tmp, { recursive: true });
+  const tmp = tempDirBeside(dir, 'kd-export');
   const data = g.weightData();
   const nShards = Math.max(1, Math.ceil(data.length / SHARD_BYTES));
   const paths = Array.from({ length: nShards }, (_, i) => `group1-shard${i + 1}of${nShards}.bin`);
@@ -169,7 +168,6 @@ export function exportModel(o: ExportOptions): ExportSummary {
     bytes, files,
   });
   writeFileAtomic(path.join(tmp, 'README.md'), exportReadme(c, quantized, Boolean(header.tokenizer)));
-  if (fs.existsSync(dir)) fs.rmSync(dir, { recursive: true });
-  fs.renameSync(tmp, dir);
+  replaceDir(tmp, dir);
   return { dir, files, bytes, weightBytes: data.length, quantized, params: parameterCount(c), tokenizer: Boolean(header.tokenizer) };
 }

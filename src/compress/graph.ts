@@ -1,6 +1,6 @@
 /**
  * A minimal TensorFlow GraphDef writer in the JSON form tfjs's GraphModel loads (`format:
- * "graph-model"`, see docs/architecture.md): nodes {name, op, input, attr} and a weightsManifest whose
+ * "graph-model"`): nodes {name, op, input, attr} and a weightsManifest whose
  * entries are the graph's Const nodes, by name. Only what the exporter needs: float32/int32 constants,
  * int8 constants and the ops it uses (attrs in the protobuf-JSON shape tfjs-converter reads).
  *

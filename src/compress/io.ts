@@ -3,19 +3,18 @@
  * validation KL is measured on, the output directory (checkpoint.kdc + manifest.json, written
  * atomically, never over the input, never over an existing output without --force).
  */
-import { createHash } from 'node:crypto';
+import { sha256File } from '../core/hash.js';
 import fs from 'node:fs';
 import path from 'node:path';
-import { writeJsonAtomic } from '../atomic.js';
-import { KdError } from '../errors.js';
+import { writeJsonAtomic } from '../core/atomic.js';
+import { KdError } from '../core/errors.js';
 import type { ModelConfig } from '../model/config.js';
 import type { Model } from '../model/gpt.js';
 import type { LoadedModel } from '../model/load.js';
 import { CHECKPOINT_FILE, type CheckpointContent, type CheckpointHeader, type NamedArray, resolveCheckpointPath, saveCheckpoint } from '../schema/checkpoint.js';
-import type { Batch, BatchSourceFactory } from '../train/batch.js';
-import { DEFAULT_TRAIN, type TrainConfig, resolveTrainConfig } from '../train/config.js';
-import { openData } from '../train/run.js';
-import { evaluate } from '../train/step.js';
+import type { Batch, BatchSourceFactory } from '../data/batch.js';
+import { DEFAULT_TRAIN, type TrainConfig, resolveTrainConfig, evaluate } from '../train/index.js';
+import { openData } from '../data/open.js';
 
 /** Output paths, checked before any work is done. */
 export function prepareOut(out: string, input: string, force: boolean | undefined): { dir: string; file: string } {
@@ -25,10 +24,6 @@ export function prepareOut(out: string, input: string, force: boolean | undefine
   if (path.resolve(file) === path.resolve(inFile)) throw new KdError('would-overwrite', `--out ${out} is the input checkpoint; the input is never modified, choose another --out`);
   if (fs.existsSync(file) && !force) throw new KdError('would-overwrite', `${file} exists: pass --force to replace it, or choose another --out`);
   return { dir, file };
-}
-
-export function sha256File(file: string): string {
-  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
 
 /** The checkpoint's training config (loss settings, batch shape, seed), or the defaults. */

@@ -7,8 +7,8 @@
  */
 import type { ModelConfig } from '../model/config.js';
 import { paramShapes } from '../model/gpt.js';
-import type { WeightMasks } from '../train/step.js';
-import { KdError } from '../errors.js';
+import type { WeightMasks } from '../train/index.js';
+import { KdError } from '../core/errors.js';
 
 export type PruneScope = 'layer' | 'global';
 

@@ -8,8 +8,8 @@ import { disposeModel, modelFromArrays } from '../model/gpt.js';
 import { loadModel, weightArrays } from '../model/load.js';
 import { type NamedArray, encodeCheckpoint } from '../schema/checkpoint.js';
 import { compressedContent, float32Arrays, openCompressData, prepareOut, trainConfigOf, validationKl, writeCompressed } from './io.js';
-import { type QuantScheme, channelAxis, checkBits, isQuantizable, quantizeArray } from './int8.js';
-import { KdError } from '../errors.js';
+import { type QuantScheme, channelAxis, checkBits, isQuantizable, quantizeArray } from '../model/int8.js';
+import { KdError } from '../core/errors.js';
 
 export interface QuantizeOptions {
   checkpoint: string;

@@ -5,10 +5,10 @@
  * bounded by a few shards however long the source.
  */
 import type { Worker } from 'node:worker_threads';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import type { DatasetVersion } from '../schema/dataset.js';
 import type { TokenizerJson } from '../tokenizer/tokenizer.js';
-import { startWorker } from '../tsx.js';
+import { startWorker } from '../core/tsx.js';
 
 export type BuildWorkerRequest =
   | { type: 'init'; tokenizer: TokenizerJson; seed: number; valFraction: number; version: DatasetVersion }

@@ -8,13 +8,13 @@
  * into place with manifest.json last, so an interrupted build leaves no dataset rather than half of
  * one, and a failed build overwrites nothing.
  */
-import { createHash } from 'node:crypto';
+import { sha256File } from '../core/hash.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { writeJsonAtomic } from '../atomic.js';
-import { kdVersion } from '../collect/manifest.js';
-import { KdError } from '../errors.js';
+import { writeJsonAtomic } from '../core/atomic.js';
+import { KD_VERSION } from '../core/version.js';
+import { KdError } from '../core/errors.js';
 import {
   DATASET_FORMAT, DATASET_FORMAT_VERSION, DATASET_MANIFEST, DATASET_TOKENIZER, type DatasetManifest, type DatasetVersion, MAX_STUDENT_VOCAB, SPLITS,
   type Split, type SplitStats,
@@ -28,7 +28,7 @@ import { ByteTable, type Pass1Result, type Pass2Result, SplitCache, pass1, pass2
 import { type ConvertStats, convertRecord, newConvertStats, splitOf } from './convert.js';
 import { importResponses } from './import.js';
 import { readRawRecords } from './raw-columns.js';
-import { ShardWriter } from './shards.js';
+import { ShardWriter } from '../data/shards.js';
 
 export interface BuildOptions {
   /** a raw directory (datasets/NAME/raw), or a .jsonl/.csv file of saved chat-completion responses */
@@ -82,7 +82,6 @@ function checkOptions(o: BuildOptions): Required<Omit<BuildOptions, 'onProgress'
   return r;
 }
 
-const sha256File = (file: string) => createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 
 /** The raw shards to read: the directory's, or those of a temp import of a responses file. */
 function resolveSource(from: string): { dir: string; files: string[]; cleanup: () => void; imported?: string } {
@@ -269,7 +268,7 @@ function finish(f: BuildFold, o: Checked, src: ReturnType<typeof resolveSource>,
   const teacherModels = [...counter.models].sort();
   const hash = tokenizer.hash();
   const manifest: DatasetManifest = {
-    format: DATASET_FORMAT, version: o.formatVersion, kdVersion: kdVersion(), createdAt: new Date().toISOString(),
+    format: DATASET_FORMAT, version: o.formatVersion, kdVersion: KD_VERSION, createdAt: new Date().toISOString(),
     topK, teacher: { models: teacherModels },
     tokenizer: { file: DATASET_TOKENIZER, hash, vocabSize: tokenizer.vocabSize, massKept },
     params: { vocabSize: o.vocabSize, valFraction: o.valFraction, seed: o.seed, shardBytes: o.shardBytes },
@@ -280,7 +279,7 @@ function finish(f: BuildFold, o: Checked, src: ReturnType<typeof resolveSource>,
     },
     counts, bytesPerLabelled: labelled ? bytes / labelled : 0, ...(o.formatVersion >= 2 ? { bytesPerEntry: entries ? bytes / entries : 0 } : {}), splits,
   };
-  if (splits.train.tokens === 0) throw new KdError('DATASET_EMPTY', `${o.from}: no usable sequences for the train split (${records} records, ${counts.emptySequences} with nothing to learn)`);
+  if (splits.train.tokens === 0) throw new KdError('dataset-empty', `${o.from}: no usable sequences for the train split (${records} records, ${counts.emptySequences} with nothing to learn)`);
   fs.writeFileSync(path.join(f.tmp, DATASET_TOKENIZER), JSON.stringify(tokenizer.toJSON()) + '\n');
   commit(f.tmp, out, manifest);
   // (version 1 manifests do not record entries; the writers counted them for the summary)

@@ -14,13 +14,13 @@
  */
 import { type Data, RecordBatchStreamReader, Type } from 'apache-arrow';
 import { isUtf8 } from 'node:buffer';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import type { DatasetVersion, Split } from '../schema/dataset.js';
 import { IPC_EOS, type RawRecord, checkRawSchema, scanIpcStream } from '../schema/raw.js';
 import { type ByteSourceStats, firstLabelled, newByteStats } from '../tokenizer/derive.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { type ConvertStats, entropy, logAddExp, splitOf } from './convert.js';
-import { type SeqBlock, encodeLogprobs } from './shards.js';
+import { type SeqBlock, encodeLogprobs } from '../data/shards.js';
 
 // ---------------------------------------------------------------------------------------------
 // growable typed arrays and a byte-string hash table
@@ -330,19 +330,19 @@ class RawCols {
 /** The complete record batches of a raw shard's bytes (a torn tail is ignored, as collect's reader does). */
 export function rawBatches(bytes: Uint8Array, file: string): RawCols[] {
   const scan = scanIpcStream(bytes);
-  if (scan.completeBytes === 0) throw new KdError('RAW_FORMAT', `${file}: no Arrow IPC stream schema found (empty or not a raw shard)`);
+  if (scan.completeBytes === 0) throw new KdError('raw-format', `${file}: no Arrow IPC stream schema found (empty or not a raw shard)`);
   let reader: RecordBatchStreamReader;
   try {
     reader = RecordBatchStreamReader.from(Buffer.concat([bytes.subarray(0, scan.completeBytes), IPC_EOS])).open() as RecordBatchStreamReader;
   } catch (e) {
-    throw new KdError('RAW_FORMAT', `${file}: not a readable Arrow IPC stream (${(e as Error).message})`);
+    throw new KdError('raw-format', `${file}: not a readable Arrow IPC stream (${(e as Error).message})`);
   }
   checkRawSchema(reader.schema, file);
   const out: RawCols[] = [];
   for (const batch of reader) {
     for (const f of ['top_logprobs']) {
       const t = batch.getChild(f)?.type;
-      if (!t || t.typeId !== Type.List) throw new KdError('RAW_FORMAT', `${file}: column ${f} is not a list`);
+      if (!t || t.typeId !== Type.List) throw new KdError('raw-format', `${file}: column ${f} is not a list`);
     }
     out.push(new RawCols(batch));
   }

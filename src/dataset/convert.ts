@@ -7,25 +7,11 @@
  * moves to the student position just before token i's first student id.
  */
 import { createHash } from 'node:crypto';
-import type { Split } from '../schema/dataset.js';
+import type { Sequence, Split } from '../schema/dataset.js';
+
+export type { Sequence } from '../schema/dataset.js';
 import type { RawRecord } from '../schema/raw.js';
 import { type ByteSourceStats, type TeacherMap, firstLabelled, teacherBytes, usableLogprob } from '../tokenizer/derive.js';
-
-export interface Sequence {
-  inputId: string;
-  /** [L] student input ids */
-  ids: number[];
-  /** [L] 1 where the position carries a soft label for the next token */
-  mask: Uint8Array;
-  /** positions n with target_from ≤ n < L−1 have the hard target ids[n+1] */
-  targetFrom: number;
-  /** per labelled position (in order): how many (id, log-prob) entries */
-  topCounts: number[];
-  /** [Σ topCounts] student ids, best first within a position */
-  topIds: number[];
-  /** [Σ topCounts] natural-log probabilities (float64 here; stored as float16) */
-  topLogprobs: number[];
-}
 
 export interface ConvertStats {
   sequences: number;

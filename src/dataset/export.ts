@@ -25,15 +25,15 @@ import type { Data, DataType } from 'apache-arrow';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { writeJsonAtomic } from '../atomic.js';
-import { KdError } from '../errors.js';
+import { writeJsonAtomic } from '../core/atomic.js';
+import { KdError } from '../core/errors.js';
 import { DATASET_FORMAT, DATASET_MANIFEST, DATASET_TOKENIZER, SPLITS, type Split } from '../schema/dataset.js';
 import { FLOAT16_TABLE } from '../schema/float16.js';
 import { RAW_FIELDS, RAW_FORMAT, type RawRecord, encodeColumn, listRawShards } from '../schema/raw.js';
-import { kdVersion } from '../collect/manifest.js';
-import { openDataset } from './open.js';
+import { KD_VERSION } from '../core/version.js';
+import { openDataset } from '../data/dataset.js';
 import { readRawRecords } from './raw-columns.js';
-import { type ShardBatch, loadShard, openShard } from './shards.js';
+import { type ShardBatch, loadShard, openShard } from '../data/shards.js';
 
 export const EXPORT_FORMATS = ['parquet', 'arrow-float32'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
@@ -201,8 +201,8 @@ function checkFormat(f: string): ExportFormat {
 
 /** The kind of source: a dataset (manifest.json) or a raw directory (raw-*.arrows shards). */
 function sourceKind(from: string): 'dataset' | 'raw' {
-  if (!fs.existsSync(from)) throw new KdError('NOT_FOUND', `${from}: no such directory (give a dataset directory from kd dataset build, or a raw directory from kd collect)`);
-  if (!fs.statSync(from).isDirectory()) throw new KdError('NOT_A_DATASET', `${from}: not a directory (give a dataset directory from kd dataset build, or a raw directory from kd collect)`);
+  if (!fs.existsSync(from)) throw new KdError('not-found', `${from}: no such directory (give a dataset directory from kd dataset build, or a raw directory from kd collect)`);
+  if (!fs.statSync(from).isDirectory()) throw new KdError('not-a-dataset', `${from}: not a directory (give a dataset directory from kd dataset build, or a raw directory from kd collect)`);
   if (fs.existsSync(path.join(from, DATASET_MANIFEST))) {
     // a raw directory has a manifest.json too (kd collect's): tell them apart by the shards it lists
     if (listRawShards(from).length === 0) return 'dataset';
@@ -213,7 +213,7 @@ function sourceKind(from: string): 'dataset' | 'raw' {
     return 'raw';
   }
   if (listRawShards(from).length > 0) return 'raw';
-  throw new KdError('NOT_A_DATASET', `${from}: neither a dataset (no manifest.json) nor a raw directory (no raw-*.arrows shards)`);
+  throw new KdError('not-a-dataset', `${from}: neither a dataset (no manifest.json) nor a raw directory (no raw-*.arrows shards)`);
 }
 
 /** Refuses to write over something that is not an earlier export (or over one without --force). */
@@ -283,7 +283,7 @@ export function exportDataset(o: ExportOptions): ExportSummary {
       });
     }
     const summary: ExportSummary = {
-      from: o.from, out: o.out, format, kind, kdVersion: kdVersion(), createdAt: new Date().toISOString(),
+      from: o.from, out: o.out, format, kind, kdVersion: KD_VERSION, createdAt: new Date().toISOString(),
       columns: fields.map((f) => ({ name: f.name, type: String(f.type) })), files, seconds: 0,
     };
     // replace an earlier export: its files go, the new ones come, export.json last

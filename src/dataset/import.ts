@@ -14,9 +14,8 @@ import { parse as parseCsv } from 'csv-parse/sync';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseChat } from '../collect/parse.js';
-import type { PlannedRequest } from '../collect/request.js';
-import { KdError } from '../errors.js';
+import { parseChat, type PlannedRequest } from '../collect/index.js';
+import { KdError } from '../core/errors.js';
 import { IPC_EOS, RawStreamEncoder, type RawRecord, listRawShards, rawSchema, rawShardName, renderPrompt } from '../schema/raw.js';
 
 export interface ImportOptions {
@@ -52,9 +51,9 @@ function* items(file: string): Generator<Item> {
     try {
       rows = parseCsv(text, { columns: true, skip_empty_lines: true, bom: true }) as Record<string, string>[];
     } catch (e) {
-      throw new KdError('INPUT_FORMAT', `${file}: not valid CSV (${(e as Error).message})`);
+      throw new KdError('input-format', `${file}: not valid CSV (${(e as Error).message})`);
     }
-    if (rows.length > 0 && !('response' in rows[0])) throw new KdError('INPUT_COLUMN', `${file}: row 1 (header): no "response" column (columns: ${Object.keys(rows[0]).join(', ')})`);
+    if (rows.length > 0 && !('response' in rows[0])) throw new KdError('input-column', `${file}: row 1 (header): no "response" column (columns: ${Object.keys(rows[0]).join(', ')})`);
     for (const [i, r] of rows.entries()) {
       let messages: unknown;
       if (r.messages) {
@@ -94,7 +93,7 @@ function unwrap(it: Item): { json: unknown; id: string; prompt: string | null } 
 export function importResponses(o: ImportOptions): ImportSummary {
   const file = o.from;
   if (!fs.existsSync(file)) throw new KdError('missing-file', `${file}: no such file`);
-  if (!/\.(jsonl|ndjson|csv)$/i.test(file)) throw new KdError('INPUT_FORMAT', `${file}: expected a .jsonl or .csv file of saved chat-completion responses`);
+  if (!/\.(jsonl|ndjson|csv)$/i.test(file)) throw new KdError('input-format', `${file}: expected a .jsonl or .csv file of saved chat-completion responses`);
   fs.mkdirSync(o.out, { recursive: true });
   if (listRawShards(o.out).length > 0 && !o.force) throw new KdError('would-overwrite', `${o.out}: already holds raw shards; pass --force to replace them`);
   const topK = o.topK ?? 20;
@@ -123,7 +122,7 @@ export function importResponses(o: ImportOptions): ImportSummary {
   }
   if (records.length === 0) {
     const first = rejects[0];
-    throw new KdError('INPUT_EMPTY', `${file}: no usable responses${first ? ` (line ${first.line}: ${first.reason})` : ''}`);
+    throw new KdError('input-empty', `${file}: no usable responses${first ? ` (line ${first.line}: ${first.reason})` : ''}`);
   }
   for (const f of listRawShards(o.out)) fs.rmSync(f);
   // one shard per 1000 records keeps each one small enough to read whole

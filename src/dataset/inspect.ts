@@ -5,8 +5,8 @@
  */
 import { SPLITS, type Split } from '../schema/dataset.js';
 import { entropy } from './convert.js';
-import { openDataset } from './open.js';
-import { loadShard } from './shards.js';
+import { openDataset } from '../data/dataset.js';
+import { loadShard } from '../data/shards.js';
 
 export interface SplitInspection {
   shards: number;

@@ -12,11 +12,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { writeJsonAtomic } from '../atomic.js';
-import { MANIFEST_FILE, MANIFEST_FORMAT, kdVersion, type CollectManifest } from '../collect/manifest.js';
-import { REJECTS_FILE } from '../collect/ledger.js';
-import { formatShard, type ShardSpec } from '../collect/partition.js';
-import { KdError } from '../errors.js';
+import { replaceDir, tempDirBeside, writeJsonAtomic } from '../core/atomic.js';
+import { MANIFEST_FILE, MANIFEST_FORMAT, type CollectManifest, REJECTS_FILE, formatShard, type ShardSpec } from '../collect/index.js';
+import { KD_VERSION } from '../core/version.js';
+import { KdError } from '../core/errors.js';
 import { IPC_EOS, RAW_SHARD_RE, RawStreamEncoder, listRawShards, rawSchema, rawShardName, readRawBytes, readRawColumns, scanIpcStream } from '../schema/raw.js';
 
 export const MERGE_FORMAT = 'kd-raw-merge';
@@ -79,16 +78,16 @@ function sourceManifest(dir: string): SourceFigures | null {
   try {
     m = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
   } catch (e) {
-    throw new KdError('BAD_MANIFEST', `${file}: not valid JSON (${(e as Error).message}); rerun the kd collect that wrote ${dir} to rewrite it`);
+    throw new KdError('bad-manifest', `${file}: not valid JSON (${(e as Error).message}); rerun the kd collect that wrote ${dir} to rewrite it`);
   }
   if (m.format === MERGE_FORMAT) {
     const g = m as unknown as MergeManifest;
     return { format: MERGE_FORMAT, status: null, stop_reason: null, shard: null, model: g.teacher.models.join(',') || null, request_shape_hash: null, input: null, counts: g.counts, tokens: g.tokens, cost_usd: g.cost_usd };
   }
-  if (m.format !== MANIFEST_FORMAT) throw new KdError('BAD_MANIFEST', `${file}: format ${JSON.stringify(m.format ?? null)} is neither "${MANIFEST_FORMAT}" nor "${MERGE_FORMAT}"`);
+  if (m.format !== MANIFEST_FORMAT) throw new KdError('bad-manifest', `${file}: format ${JSON.stringify(m.format ?? null)} is neither "${MANIFEST_FORMAT}" nor "${MERGE_FORMAT}"`);
   const c = m as unknown as CollectManifest;
   if (c.status === 'running') {
-    throw new KdError('UNFINISHED', `${dir}: the collection is still running (or was killed): its manifest says "running"; let it finish, or rerun the same kd collect command, then merge`);
+    throw new KdError('unfinished', `${dir}: the collection is still running (or was killed): its manifest says "running"; let it finish, or rerun the same kd collect command, then merge`);
   }
   return {
     format: MANIFEST_FORMAT, status: c.status, stop_reason: c.stop_reason, shard: c.shard ?? null, model: c.teacher.model,
@@ -99,14 +98,14 @@ function sourceManifest(dir: string): SourceFigures | null {
 
 /** Every check that needs no shard decoding: directories, --out, unfinished collections. */
 function checkInputs(o: MergeOptions): void {
-  if (o.from.length === 0) throw new KdError('OPTION', '--from: give at least one raw directory');
+  if (o.from.length === 0) throw new KdError('bad-option', '--from: give at least one raw directory');
   const out = path.resolve(o.out);
   for (const dir of o.from) {
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new KdError('missing-file', `${dir}: no such raw directory`);
-    if (path.resolve(dir) === out) throw new KdError('OPTION', `--out ${o.out} is also a --from; merge into a new directory`);
+    if (path.resolve(dir) === out) throw new KdError('bad-option', `--out ${o.out} is also a --from; merge into a new directory`);
     const partial = fs.readdirSync(dir).filter((f) => RAW_SHARD_RE.test(f) && f.endsWith('.partial')).sort()[0];
     if (partial) {
-      throw new KdError('UNFINISHED', `${path.join(dir, partial)}: an unfinished collection (a shard still being written, or left by a kill); let it finish, or rerun the same kd collect command to repair it, then merge`);
+      throw new KdError('unfinished', `${path.join(dir, partial)}: an unfinished collection (a shard still being written, or left by a kill); let it finish, or rerun the same kd collect command to repair it, then merge`);
     }
   }
   if (fs.existsSync(o.out)) {
@@ -134,27 +133,14 @@ function fanoutNotes(sources: MergeSource[]): string[] {
   return notes;
 }
 
-/** Moves the finished temp directory into place: the old --out (with --force) goes only once the new one is complete. */
-function commit(tmp: string, out: string): void {
-  if (!fs.existsSync(out)) {
-    fs.renameSync(tmp, out);
-    return;
-  }
-  const old = `${tmp}-old`;
-  fs.renameSync(out, old);
-  fs.renameSync(tmp, out);
-  fs.rmSync(old, { recursive: true, force: true });
-}
-
 export function mergeRaw(o: MergeOptions): MergeSummary {
   checkInputs(o);
   const sources: MergeSource[] = o.from.map((dir) => ({ dir, manifest: sourceManifest(dir), shards: 0, records: 0, duplicate_records: 0, rejects: 0 }));
-  fs.mkdirSync(path.dirname(path.resolve(o.out)), { recursive: true });
-  const tmp = fs.mkdtempSync(path.join(path.dirname(path.resolve(o.out)), `.${path.basename(o.out)}.kd-merge-`));
+  const tmp = tempDirBeside(o.out, 'kd-merge');
   try {
     const m = mergeInto(tmp, sources);
     writeJsonAtomic(path.join(tmp, MANIFEST_FILE), m);
-    commit(tmp, o.out);
+    replaceDir(tmp, o.out); // the old --out (with --force) goes only once the new one is complete
     const { format: _f, version: _v, kd_version: _k, created_at: _c, ...rest } = m;
     return { out: o.out, ...rest };
   } catch (e) {
@@ -175,7 +161,7 @@ function mergeInto(tmp: string, sources: MergeSource[]): MergeManifest {
       const bytes = fs.readFileSync(file);
       const scan = scanIpcStream(bytes);
       if (scan.completeBytes > 0 && (scan.tornBytes > 0 || !scan.hasEos)) {
-        throw new KdError('RAW_TORN', `${file}: ends in a torn batch (a killed writer); rerun the same kd collect command on ${src.dir} to repair it, then merge`);
+        throw new KdError('raw-torn', `${file}: ends in a torn batch (a killed writer); rerun the same kd collect command on ${src.dir} to repair it, then merge`);
       }
       const cols = readRawColumns(bytes, file, ['request_hash', 'prompt_tokens', 'completion_tokens', 'cached_tokens', 'model']);
       // a hash kept from an earlier file is a duplicate here; several records of one hash in this file are choices
@@ -205,7 +191,7 @@ function mergeInto(tmp: string, sources: MergeSource[]): MergeManifest {
   if (shards.length === 0) throw new KdError('no-raw', `${sources.map((s) => s.dir).join(', ')}: no raw records to merge`);
   const sum = (f: (s: SourceFigures) => number) => sources.reduce((a, s) => a + (s.manifest ? f(s.manifest) : 0), 0);
   return {
-    format: MERGE_FORMAT, version: MERGE_VERSION, kd_version: kdVersion(), created_at: new Date().toISOString(), sources,
+    format: MERGE_FORMAT, version: MERGE_VERSION, kd_version: KD_VERSION, created_at: new Date().toISOString(), sources,
     teacher: { models: [...models].sort() },
     counts: {
       records: shards.reduce((a, s) => a + s.records, 0), requests: kept.size, duplicate_requests: duplicateRequests,
@@ -238,7 +224,7 @@ function mergeRejects(tmp: string, sources: MergeSource[]): { kept: number; dupl
       try {
         r = JSON.parse(line) as typeof r;
       } catch {
-        throw new KdError('LEDGER', `${file}: line ${i + 1} is not JSON; rerun the kd collect that wrote ${src.dir} (it repairs a torn last line), or remove that line`);
+        throw new KdError('ledger', `${file}: line ${i + 1} is not JSON; rerun the kd collect that wrote ${src.dir} (it repairs a torn last line), or remove that line`);
       }
       // `kd dataset import` rejects carry a line number instead of a row id: the whole line is their key
       const key = r.id !== undefined ? JSON.stringify([r.id, r.reason ?? null]) : line;

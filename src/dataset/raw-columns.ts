@@ -6,7 +6,7 @@
  */
 import { type Data, RecordBatchStreamReader, Type } from 'apache-arrow';
 import { readFileSync } from 'node:fs';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import { IPC_EOS, RAW_FIELDS, type RawRecord, checkRawSchema, scanIpcStream } from '../schema/raw.js';
 
 const valid = (d: Data, i: number): boolean => {
@@ -47,12 +47,12 @@ export function plainColumn(d: Data): unknown[] {
 export function readRawRecords(file: string): RawRecord[] {
   const bytes = readFileSync(file);
   const scan = scanIpcStream(bytes);
-  if (scan.completeBytes === 0) throw new KdError('RAW_FORMAT', `${file}: no Arrow IPC stream schema found (empty or not a raw shard)`);
+  if (scan.completeBytes === 0) throw new KdError('raw-format', `${file}: no Arrow IPC stream schema found (empty or not a raw shard)`);
   let reader: RecordBatchStreamReader;
   try {
     reader = RecordBatchStreamReader.from(Buffer.concat([bytes.subarray(0, scan.completeBytes), IPC_EOS])).open() as RecordBatchStreamReader;
   } catch (e) {
-    throw new KdError('RAW_FORMAT', `${file}: not a readable Arrow IPC stream (${(e as Error).message})`);
+    throw new KdError('raw-format', `${file}: not a readable Arrow IPC stream (${(e as Error).message})`);
   }
   checkRawSchema(reader.schema, file);
   const out: RawRecord[] = [];

@@ -5,13 +5,10 @@
  * the interval of a difference between two models reflects how much they differ on the same data.
  * Seeded: the same report gives the same intervals.
  */
-import { Rng } from '../rng.js';
+import { Rng } from '../core/rng.js';
+import type { Interval } from '../schema/eval-report.js';
+export type { Interval } from '../schema/eval-report.js';
 
-export interface Interval {
-  /** 2.5th and 97.5th percentile of the replicates (a 95% interval) */
-  lo: number;
-  hi: number;
-}
 
 export const REPLICATES = 1000;
 

@@ -10,20 +10,12 @@
  * the scored tokens, so nothing is counted that was not predicted.
  */
 import * as tf from '@tensorflow/tfjs';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import { type Model, forwardLogits } from '../model/gpt.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import type { BitsPerByte } from '../schema/eval-report.js';
+export type { BitsPerByte } from '../schema/eval-report.js';
 
-export interface BitsPerByte {
-  /** bits / bytes */
-  bpb: number;
-  /** Σ −log2 p(token) over the scored tokens */
-  bits: number;
-  /** UTF-8 bytes of the scored tokens */
-  bytes: number;
-  /** scored tokens (all but the first) */
-  tokens: number;
-}
 
 /** Bits and bytes per block of `blockBytes` bytes of the text (by each token's first byte): units for bootstrap intervals. */
 export interface TextBlocks {

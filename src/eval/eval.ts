@@ -7,16 +7,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { kdVersion } from '../collect/manifest.js';
-import { KdError } from '../errors.js';
-import { gitCommit } from '../provenance.js';
+import { KD_VERSION } from '../core/version.js';
+import { replaceDir, tempDirBeside } from '../core/atomic.js';
+import { KdError } from '../core/errors.js';
+import { gitCommit } from '../core/provenance.js';
 import { disposeModel } from '../model/gpt.js';
 import { flopsPerToken } from '../model/config.js';
 import { EVAL_REPORT_FORMAT, EVAL_REPORT_VERSION, type EvalReport, type SampleText, type StudentReport, type TrainLogPoint } from '../schema/eval-report.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import type { Batch } from '../train/batch.js';
-import { openData } from '../train/run.js';
-import { isDatasetDir, openDataset } from '../dataset/open.js';
+import type { Batch } from '../data/batch.js';
+import { openData } from '../data/open.js';
+import { isDatasetDir, openDataset } from '../data/dataset.js';
 import { renderCharts } from './charts.js';
 import { type Condition, parseBaselineMetrics, parseFailIf, parseRegression, readBaseline, runGate } from './gate.js';
 import { type LoadedStudent, loadStudent, studentName } from './load.js';
@@ -25,7 +26,7 @@ import { type LatencyFigures, type SequenceSums, generate, measureLatency, score
 import { bootstrap, resampleCounts } from './bootstrap.js';
 import { blockBpb, headline, sequenceIntervals, summarize } from './verdict.js';
 import { type BitsPerByte, type TextBlocks, bitsPerByte, cutText } from './bpb.js';
-import { readText } from '../train/corpus.js';
+import { readText } from '../data/corpus.js';
 import type { Continuation, Headline, TeacherCheckpoint, TextScore } from '../schema/eval-report.js';
 import { probeTeacher, readCollection, teacherBitsPerByte, teacherPrice } from './teacher.js';
 
@@ -190,21 +191,11 @@ function readValidation(data: ReturnType<typeof openData>, spec: string, V: numb
 
 /** Writes the report directory via a temp directory + rename; an existing one needs `force`. */
 function writeReportDir(out: string, files: Record<string, string>, force: boolean): void {
-  const parent = path.dirname(path.resolve(out));
-  fs.mkdirSync(parent, { recursive: true });
-  const tmp = fs.mkdtempSync(path.join(parent, `.${path.basename(out)}.tmp-`));
+  const tmp = tempDirBeside(out);
   try {
-    fs.chmodSync(tmp, 0o755 & ~process.umask()); // mkdtemp makes it 0700; a report is meant to be read
     for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(tmp, name), text);
-    if (fs.existsSync(out)) {
-      if (!force) throw new KdError('would-overwrite', `${out} exists: pass --force to replace it`);
-      const old = `${tmp}-old`;
-      fs.renameSync(out, old); // two renames: a reader sees the old report or the new one, never a mix
-      fs.renameSync(tmp, out);
-      fs.rmSync(old, { recursive: true, force: true });
-    } else {
-      fs.renameSync(tmp, out);
-    }
+    if (fs.existsSync(out) && !force) throw new KdError('would-overwrite', `${out} exists: pass --force to replace it`);
+    replaceDir(tmp, out);
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true });
     throw e;
@@ -391,7 +382,7 @@ export async function evalStudents(o: EvalOptions): Promise<EvalResult> {
     if (baselineName === null && texts.length) warnings.push('no hard-label baseline (--baseline-student): bits per byte cannot say whether distillation paid');
     if (baselineName !== null && !texts.length) warnings.push('--baseline-student without --text: the headline needs held-out text (e.g. --text corpus:sotu)');
     const report: EvalReport = {
-      format: EVAL_REPORT_FORMAT, version: EVAL_REPORT_VERSION, kdVersion: kdVersion(), createdAt: new Date().toISOString(), backend: tf.getBackend(),
+      format: EVAL_REPORT_FORMAT, version: EVAL_REPORT_VERSION, kdVersion: KD_VERSION, createdAt: new Date().toISOString(), backend: tf.getBackend(),
       data: {
         spec: o.data, describe: data.val!.describe(), batches: batches.length, batchSize, seqLen, tokenizerHash: data.tokenizer?.hash() ?? null,
         sequences: val.sequences, tokens: val.tokens, splitTokens: val.splitTokens, capTokens, whole: val.whole,

@@ -14,7 +14,7 @@
  * set: they depend on the machine and its load more than on the model.
  */
 import fs from 'node:fs';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import { EVAL_REPORT_FORMAT, type EvalReport, type GateReport, type StudentReport } from '../schema/eval-report.js';
 
 export const GATE_EXIT_CODE = 3;

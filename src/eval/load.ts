@@ -8,33 +8,13 @@ import path from 'node:path';
 import type { ModelConfig } from '../model/config.js';
 import { type Model, modelFromArrays, paramShapes } from '../model/gpt.js';
 import { modelConfigOf, tokenizerOf, weightArrays } from '../model/load.js';
-import { prunableNames } from '../compress/masks.js';
+import { prunableNames } from '../compress/index.js';
 import { type CheckpointHeader, CHECKPOINT_FILE, loadCheckpoint } from '../schema/checkpoint.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import type { StudentKind, StudentSize } from '../schema/eval-report.js';
+export type { StudentKind, StudentSize } from '../schema/eval-report.js';
 
-export type StudentKind = 'fp32' | 'pruned' | 'int8';
 
-export interface StudentSize {
-  /** weights of the model (optimizer state excluded) */
-  params: number;
-  /** the checkpoint file's size; a training checkpoint also holds AdamW moments */
-  bytesOnDisk: number;
-  /** bytes of the model's weights as the checkpoint stores them (int8 values + fp32 scales, or fp32; zeros stored dense) */
-  weightBytes: number;
-  /**
-   * what deploying the weights takes: per tensor the smaller of dense storage and a sparse one
-   * (a bitmap of 1 bit per weight + the nonzero values at their stored width), int8 scales included
-   */
-  deployableBytes: number;
-  /** fraction of exact zeros over the block matrices prune works on (qkv, proj, fc, out): what --sparsity asks */
-  sparsity: number;
-  /** fraction of exact zeros over every weight (embeddings and LayerNorms count, not pruned) */
-  overallSparsity: number;
-  /** the sparsity kd prune was asked for (from the checkpoint's compress history) */
-  askedSparsity: number | null;
-  /** stored bits per weight: weightBytes · 8 / params */
-  bits: number;
-}
 
 export interface LoadedStudent {
   file: string;

@@ -33,7 +33,10 @@
  *              fraction of targeted positions that were hits, so a reader sees how much it covers;
  *              null when no target was a hit.
  */
-import { newRowGrad, rowDivergence, usable, type KdLossOptions } from '../train/kd-kernel.js';
+import { usableLogprob as usable } from '../core/logprob.js';
+import type { ReliabilityBin, EvalMetrics } from '../schema/eval-report.js';
+import { type KdLossOptions, newRowGrad, rowDivergence } from '../train/index.js';
+export type { ReliabilityBin, EvalMetrics } from '../schema/eval-report.js';
 
 /** The divergence `kl` reports: forward KL at T = 1 with the teacher's missing mass as a tail class. */
 const KL_OPTIONS: KdLossOptions = { divergence: 'forward-kl', temperature: 1, alpha: 0, beta: 0.5, missingMass: 'tail', unlabelledWeight: 0, tailTarget: 0 };
@@ -67,29 +70,7 @@ export interface MetricSums {
   binCorrect: number[];
 }
 
-export interface ReliabilityBin {
-  lo: number;
-  hi: number;
-  count: number;
-  /** mean confidence in the bin (null when empty) */
-  confidence: number | null;
-  /** fraction correct in the bin (null when empty) */
-  accuracy: number | null;
-}
 
-export interface EvalMetrics {
-  labelled: number;
-  targeted: number;
-  kl: number | null;
-  agreement: number | null;
-  recall: number | null;
-  ppl: number | null;
-  accuracy: number | null;
-  ece: number | null;
-  teacherPpl: number | null;
-  teacherCoverage: number | null;
-  reliability: ReliabilityBin[];
-}
 
 export function emptySums(bins = 10): MetricSums {
   if (!Number.isInteger(bins) || bins < 1) throw new Error(`bins must be a positive integer, got ${bins}`);

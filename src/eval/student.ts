@@ -7,9 +7,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { type Model, forwardLogits } from '../model/gpt.js';
 import { KvDecoder, disposeCache, extendCache } from '../model/kv.js';
-import { Rng } from '../rng.js';
-import type { Batch } from '../train/batch.js';
+import { Rng } from '../core/rng.js';
+import type { Batch } from '../data/batch.js';
 import { type EvalMetrics, type MetricSums, addPositions, emptySums, finishMetrics, percentile } from './metrics.js';
+import type { LatencyFigures } from '../schema/eval-report.js';
+export type { LatencyFigures } from '../schema/eval-report.js';
 
 /** Per-sequence sums (one entry per row of T tokens), for bootstrap intervals over sequences. */
 export interface SequenceSums {
@@ -71,20 +73,6 @@ export function scoreStudent(model: Model, batches: Batch[], bins: number): Scor
   return { metrics: finishMetrics(sums as MetricSums), sequences: seq };
 }
 
-export interface LatencyFigures {
-  /** context length of every timed step (tokens already in the KV cache) */
-  context: number;
-  steps: number;
-  p50Ms: number;
-  p95Ms: number;
-  meanMs: number;
-  /** 1000 / meanMs: one stream, one token per step, KV cache */
-  tokensPerSec: number;
-  /** the prompt's forward pass that fills the cache (untimed steps excluded), ms */
-  prefillMs: number;
-  /** every timed step, for the distribution chart and the intervals */
-  samplesMs: number[];
-}
 
 /**
  * Times greedy single-token steps at a fixed context: the first `context` tokens of `seed` go

@@ -6,47 +6,16 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { makeTeacherClient, SendError } from '../collect/client.js';
-import type { CollectManifest } from '../collect/manifest.js';
-import { resolvePrice } from '../collect/pricing.js';
-import { type PlannedRequest, chunkText } from '../collect/request.js';
-import { KdError } from '../errors.js';
+import { makeTeacherClient, SendError, type CollectManifest, resolvePrice, type PlannedRequest, chunkText } from '../collect/index.js';
+import { KdError } from '../core/errors.js';
 import type { BitsPerByte } from './bpb.js';
 import { listRawShards, readRawColumns } from '../schema/raw.js';
 import { percentile } from './metrics.js';
+import type { TeacherLatency, CollectionFigures, LiveTeacher } from '../schema/eval-report.js';
+export type { TeacherLatency, CollectionFigures, LiveTeacher } from '../schema/eval-report.js';
 
-export interface TeacherLatency {
-  /** requests measured */
-  n: number;
-  p50Ms: number | null;
-  p95Ms: number | null;
-  /** Σ latency / Σ completion tokens over requests that report usage; null when none do */
-  msPerToken: number | null;
-}
 
-export interface CollectionFigures {
-  manifest: string;
-  model: string | null;
-  requests: number;
-  promptTokens: number;
-  completionTokens: number;
-  costUsd: number;
-  price: { input: number; output: number; source: string };
-  /** null when the raw shards are not there to read */
-  latency: TeacherLatency | null;
-  /** the teacher's system_fingerprint values seen while collecting (provenance) */
-  systemFingerprints: string[];
-}
 
-export interface LiveTeacher {
-  url: string;
-  model: string;
-  status: 'ok' | 'unreachable' | 'error';
-  error?: string;
-  latency: TeacherLatency | null;
-  /** per prompt: its greedy and sampled continuation (null where none came back) */
-  texts: ({ greedy: string | null; sampled: string | null } | null)[];
-}
 
 export function latencyOf(latMs: number[], completionTokens: (number | null)[]): TeacherLatency {
   let ms = 0, toks = 0;

@@ -1,6 +1,6 @@
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 
-/** Student transformer sizes. Same meaning as ../shared/bench/torch_reference.py. */
+/** Student transformer sizes. Same meaning as bench/torch_reference.py. */
 export interface ModelConfig {
   vocabSize: number;
   /** maximum sequence length (size of the position embedding) */

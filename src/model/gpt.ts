@@ -1,5 +1,5 @@
 /**
- * The student: a GPT-style decoder, the same definition as ../shared/bench/torch_reference.py.
+ * The student: a GPT-style decoder, the same definition as bench/torch_reference.py.
  *
  *   x = wte[ids] + wpe[0..T)                                   [B, T, d]
  *   repeat nLayers:  x += proj(causalSelfAttention(LN1(x)))     (pre-LayerNorm)

@@ -3,8 +3,8 @@
  * pruned (smaller per-block shapes in its config) or quantized (int8 + scales, dequantized here) —
  * becomes a float32 Model. Training state, if present, is ignored.
  */
-import { dequantizeArray } from '../compress/int8.js';
-import { KdError } from '../errors.js';
+import { dequantizeArray } from './int8.js';
+import { KdError } from '../core/errors.js';
 import { type CheckpointHeader, type NamedArray, loadCheckpoint } from '../schema/checkpoint.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { type ModelConfig, resolveModelConfig } from './config.js';

@@ -23,23 +23,16 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { initBackend } from '../backend/index.js';
-import { collect, type CollectSummary } from '../collect/collect.js';
-import { readInput } from '../collect/input.js';
-import { probeTeacher, type ProbeVerdict } from '../collect/probe.js';
-import type { CollectProgress } from '../collect/progress.js';
-import { buildDataset } from '../dataset/build.js';
-import { datasetSource } from '../dataset/loader.js';
-import { mergeRaw } from '../dataset/merge.js';
-import { readRawRecords } from '../dataset/raw-columns.js';
-import { KdError } from '../errors.js';
+import { type CollectProgress, type CollectSummary, type ProbeVerdict, collect, probeTeacher, readInput } from '../collect/index.js';
+import { buildDataset, mergeRaw, readRawRecords } from '../dataset/index.js';
+import { datasetSource } from '../data/loader.js';
+import { KdError } from '../core/errors.js';
 import { disposeModel } from '../model/gpt.js';
 import { loadModel } from '../model/load.js';
 import { listRawShards } from '../schema/raw.js';
 import { loadCheckpoint } from '../schema/checkpoint.js';
-import { Engine } from '../serve/engine.js';
-import { generate } from '../serve/generate.js';
-import { resolveTrainConfig } from '../train/config.js';
-import { train, type StepProgress } from '../train/trainer.js';
+import { Engine, generate } from '../serve/index.js';
+import { type StepProgress, resolveTrainConfig, train } from '../train/index.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 
 export interface OnPolicyOptions {
@@ -117,20 +110,20 @@ export interface OnPolicyRuntime {
 
 export function resolveOnPolicyOptions(i: OnPolicyInput): OnPolicyOptions {
   const o = { ...ONPOLICY_DEFAULTS, ...Object.fromEntries(Object.entries(i).filter(([, v]) => v !== undefined)) } as OnPolicyOptions;
-  const bad = (flag: string, want: string) => new KdError('OPTION', `--${flag}: ${JSON.stringify((o as unknown as Record<string, unknown>)[flag.replace(/-(\w)/g, (_, c: string) => c.toUpperCase())])} is not valid; want ${want}`);
+  const bad = (flag: string, want: string) => new KdError('bad-option', `--${flag}: ${JSON.stringify((o as unknown as Record<string, unknown>)[flag.replace(/-(\w)/g, (_, c: string) => c.toUpperCase())])} is not valid; want ${want}`);
   const int = (flag: keyof OnPolicyOptions, name: string, min: number) => { const v = o[flag] as number; if (!Number.isInteger(v) || v < min) throw bad(name, `an integer ≥ ${min}`); };
-  if (!o.model) throw new KdError('OPTION', '--model: give the teacher model name');
-  if (!o.prompts || !fs.existsSync(o.prompts)) throw new KdError('OPTION', `--prompts ${o.prompts ?? ''}: no such file`);
-  if (!o.student || !fs.existsSync(o.student)) throw new KdError('OPTION', `--student ${o.student ?? ''}: no such checkpoint`);
-  if (o.offpolicy && listRawShards(o.offpolicy).length === 0) throw new KdError('OPTION', `--offpolicy ${o.offpolicy}: no raw shards (a kd collect --out directory)`);
-  if (!o.out) throw new KdError('OPTION', '--out: give the output directory');
+  if (!o.model) throw new KdError('bad-option', '--model: give the teacher model name');
+  if (!o.prompts || !fs.existsSync(o.prompts)) throw new KdError('bad-option', `--prompts ${o.prompts ?? ''}: no such file`);
+  if (!o.student || !fs.existsSync(o.student)) throw new KdError('bad-option', `--student ${o.student ?? ''}: no such checkpoint`);
+  if (o.offpolicy && listRawShards(o.offpolicy).length === 0) throw new KdError('bad-option', `--offpolicy ${o.offpolicy}: no raw shards (a kd collect --out directory)`);
+  if (!o.out) throw new KdError('bad-option', '--out: give the output directory');
   int('rounds', 'rounds', 1);
   int('maxNewTokens', 'max-new-tokens', 1);
   int('stepsPerRound', 'steps-per-round', 1);
   int('topK', 'top-k', 1);
   int('concurrency', 'concurrency', 1);
   if (!(o.lambda > 0 && o.lambda <= 1)) throw bad('lambda', 'a number in (0, 1] (1: on-policy only)');
-  if (o.lambda < 1 && !o.offpolicy) throw new KdError('OPTION', `--lambda ${o.lambda}: mixing needs off-policy data (--offpolicy RAW), or use --lambda 1`);
+  if (o.lambda < 1 && !o.offpolicy) throw new KdError('bad-option', `--lambda ${o.lambda}: mixing needs off-policy data (--offpolicy RAW), or use --lambda 1`);
   if (!(o.temperature >= 0 && o.temperature <= 2)) throw bad('temperature', 'a number in 0..2');
   if (!(o.lr > 0) || !(o.minLr >= 0)) throw bad('lr', 'a positive learning rate');
   if (o.maxCost !== undefined && !(o.maxCost >= 0)) throw bad('max-cost', 'a number ≥ 0');
@@ -151,7 +144,7 @@ export async function sampleContinuations(
 ): Promise<{ rows: { id: string; text: string; prompt_chars: number }[]; generated: number }> {
   const { model, tokenizer } = loadModel(checkpoint);
   try {
-    if (!tokenizer) throw new KdError('STUDENT', `${checkpoint}: the checkpoint holds no tokenizer (train it on a kd dataset)`);
+    if (!tokenizer) throw new KdError('student', `${checkpoint}: the checkpoint holds no tokenizer (train it on a kd dataset)`);
     const engine = new Engine(model);
     const keep = Math.max(1, model.config.seqLen - o.maxNewTokens);
     const rows: { id: string; text: string; prompt_chars: number }[] = [];
@@ -230,7 +223,7 @@ export async function onPolicy(input: OnPolicyInput, rt: OnPolicyRuntime = {}): 
   // 1. can this teacher score given text? Nothing is sampled, written or sent before the answer.
   const verdict = await probeTeacher({ teacherUrl: o.teacherUrl, model: o.model, apiKeyEnv: o.apiKeyEnv, timeoutMs: o.timeoutMs, env: rt.env, signal: rt.signal });
   if (!verdict.scoresGivenText) {
-    throw new KdError('TEACHER_CANNOT_SCORE', `${verdict.baseURL} (${o.model}) cannot score given text, so on-policy distillation cannot run; nothing was spent beyond the probe. ${verdict.summary}`);
+    throw new KdError('teacher-cannot-score', `${verdict.baseURL} (${o.model}) cannot score given text, so on-policy distillation cannot run; nothing was spent beyond the probe. ${verdict.summary}`);
   }
   log(`teacher: ${verdict.summary}`);
   fs.mkdirSync(out, { recursive: true });
@@ -239,13 +232,13 @@ export async function onPolicy(input: OnPolicyInput, rt: OnPolicyRuntime = {}): 
     if (row.reject) { log(`prompt row ${row.row} (${row.id}) skipped: ${row.reject.detail}`); continue; }
     prompts.push({ id: row.id, prompt: row.messages!.filter((m) => m.role === 'user').map((m) => m.content).join('\n') });
   }
-  if (prompts.length === 0) throw new KdError('INPUT', `${o.prompts}: no prompts`);
+  if (prompts.length === 0) throw new KdError('input', `${o.prompts}: no prompts`);
   const rawOn = path.join(out, 'raw-onpolicy');
   const offIds = o.offpolicy ? rawIds(o.offpolicy) : [];
   const studentStart = loadModel(o.student);
   const tokenizer = studentStart.tokenizer;
   disposeModel(studentStart.model);
-  if (!tokenizer) throw new KdError('STUDENT', `--student ${o.student}: the checkpoint holds no tokenizer (train it on a kd dataset)`);
+  if (!tokenizer) throw new KdError('student', `--student ${o.student}: the checkpoint holds no tokenizer (train it on a kd dataset)`);
 
   const summary: OnPolicySummary = {
     out, probe: { scoresGivenText: verdict.scoresGivenText, scoreApi: verdict.scoreApi, summary: verdict.summary }, rounds: [], student: o.student, teacherTokens: 0, totalCostUsd: 0, stopReason: 'complete',
@@ -279,7 +272,7 @@ export async function onPolicy(input: OnPolicyInput, rt: OnPolicyRuntime = {}): 
     }, { signal: rt.signal, log: (l) => log(`collect: ${l}`), onProgress: rt.onCollectProgress, env: rt.env });
     summary.totalCostUsd = c.totalCostUsd;
     if (c.stopReason === 'interrupted') { summary.stopReason = 'interrupted'; break; }
-    if (!['complete', 'budget'].includes(c.stopReason)) throw new KdError(`COLLECT_${c.stopReason.toUpperCase()}`, c.stopDetail ?? c.stopReason);
+    if (!['complete', 'budget'].includes(c.stopReason)) throw new KdError(`collect-${c.stopReason}`, c.stopDetail ?? c.stopReason);
     const onIds = rawIds(rawOn).filter((id) => id.endsWith(`@r${r}`));
     if (onIds.length === 0) { summary.stopReason = 'budget'; log(`round ${r + 1}: the budget allowed no on-policy sequence (${c.stopDetail ?? ''})`); break; }
     // 4. mix and build with the student's tokenizer

@@ -6,10 +6,9 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { sha256 } from '../core/hash.js';
 
-export function sha256(data: string | Buffer): string {
-  return createHash('sha256').update(data).digest('hex');
-}
+export { sha256 };
 
 export function hashPath(p: string): string {
   if (!fs.existsSync(p)) return `missing:${p}`;

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import { LineCounter, isMap, isSeq, parseDocument, type Node } from 'yaml';
 import type { z } from 'zod';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import { type PipelineFile, pipelineSchema } from '../schema/pipeline.js';
 import { resolveReferences } from './substitute.js';
 

@@ -1,6 +1,6 @@
 /**
  * `kd run` shows what the running stage is doing: each stage writes its progress line to a pipe
- * (src/progress.ts), and this relays it — redrawn in place on a terminal, and on anything else (CI
+ * (src/core/progress.ts), and this relays it — redrawn in place on a terminal, and on anything else (CI
  * logs) one line every `everyMs`, so a long stage is never silent and a log never floods.
  */
 import type { Readable } from 'node:stream';

@@ -9,15 +9,14 @@ import fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeJsonAtomic } from '../atomic.js';
-import { KdError } from '../errors.js';
+import { writeJsonAtomic } from '../core/atomic.js';
+import { KdError } from '../core/errors.js';
+import { kebab } from '../core/names.js';
 import type { StageKind } from '../schema/pipeline.js';
-import { gitCommit } from '../provenance.js';
-import { tsxNodeArgs } from '../tsx.js';
-import { KD_VERSION } from '../version.js';
-import { EXIT_WITH_PARENT_ENV } from '../child.js';
-import { checkArgv } from '../cli/validate.js';
-import { PROGRESS_FD_ENV } from '../progress.js';
+import { gitCommit } from '../core/provenance.js';
+import { tsxNodeArgs } from '../core/tsx.js';
+import { KD_VERSION } from '../core/version.js';
+import { EXIT_WITH_PARENT_ENV, PROGRESS_FD_ENV } from '../core/env.js';
 import { type RelayTarget, relayProgress } from './progress-relay.js';
 import { hashInput, inputPaths, outputFingerprint, sha256 } from './hash.js';
 import { type LoadedPipeline, at, loadPipeline } from './load.js';
@@ -34,6 +33,16 @@ export interface RunOptions {
   progress?: RelayTarget;
   /** on a target that is not a terminal, one progress line every this many ms (default 10 s) */
   progressEveryMs?: number;
+  /**
+   * Checks a stage's command line against that command's own flags before anything runs; throws with
+   * the message a user would get. The CLI passes its yargs check (src/cli/validate.ts).
+   */
+  checkArgv: (command: string[], argv: string[]) => Promise<void>;
+  /**
+   * How interrupts reach the run: called once with the handler, returns the unsubscribe. The CLI wires
+   * SIGINT/SIGTERM to it; the first stops the run cleanly, a second kills the children at once.
+   */
+  interrupts?: (onInterrupt: (sig: NodeJS.Signals) => void) => () => void;
 }
 
 export interface StageReport {
@@ -91,7 +100,7 @@ function stageKey(p: PlannedStage): { key: string; inputs: Record<string, string
   return { key: sha256(JSON.stringify({ kind: p.kind, argv: p.template, inputs, kd: KD_VERSION })), inputs };
 }
 
-async function plan(lp: LoadedPipeline): Promise<PlannedStage[]> {
+async function plan(lp: LoadedPipeline, checkArgv: RunOptions['checkArgv']): Promise<PlannedStage[]> {
   const { pipeline, file } = lp;
   const seen = new Set<string>();
   const planned: PlannedStage[] = [];
@@ -108,7 +117,7 @@ async function plan(lp: LoadedPipeline): Promise<PlannedStage[]> {
     } catch (e) {
       const msg = (e as Error).message.split('\n')[0];
       const bad = /Unknown arguments?: ([\w-]+)/.exec(msg)?.[1] ?? /Missing required argument: ([\w-]+)/.exec(msg)?.[1];
-      const key = bad && Object.keys(s.with).find((k) => k.replace(/_/g, '-').replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase() === bad);
+      const key = bad && Object.keys(s.with).find((k) => kebab(k) === bad);
       const line = lp.lineOf(key ? ['stages', i, 'with', key] : ['stages', i]);
       throw new KdError('bad-pipeline', `${at(file, line)}: stages[${i}] (${name}, kd ${STAGES[s.stage].command.join(' ')}): ${msg}`);
     }
@@ -133,10 +142,10 @@ function selectRange(planned: PlannedStage[], o: RunOptions, file: string): Plan
 
 /**
  * A kd child: its own process group (a terminal's Ctrl-C reaches kd run alone, which passes it on
- * once), and a stdin pipe that closes when kd run goes away, however it goes (see src/child.ts).
+ * once), and a stdin pipe that closes when kd run goes away, however it goes (see src/cli/child.ts).
  */
 function spawnKd(argv: string[], progressPipe = false): ChildProcess {
-  // a stage also gets fd 3, a pipe for its progress line (src/progress.ts)
+  // a stage also gets fd 3, a pipe for its progress line (src/core/progress.ts)
   const child = spawn(process.execPath, [...kdCommand(), ...argv], {
     stdio: progressPipe ? ['pipe', 'pipe', 'inherit', 'pipe'] : ['pipe', 'pipe', 'inherit'], detached: true,
     env: { ...process.env, [EXIT_WITH_PARENT_ENV]: '1', ...(progressPipe ? { [PROGRESS_FD_ENV]: '3' } : {}) },
@@ -201,10 +210,10 @@ function lastJson(stdout: string): Record<string, unknown> | undefined {
   return undefined;
 }
 
-export async function runPipeline(file: string, o: RunOptions = {}): Promise<PipelineReport> {
+export async function runPipeline(file: string, o: RunOptions): Promise<PipelineReport> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const lp = loadPipeline(file);
-  const stages = selectRange(await plan(lp), o, file);
+  const stages = selectRange(await plan(lp, o.checkArgv), o, file);
   const t0 = performance.now();
   const report: PipelineReport = { pipeline: lp.pipeline.name, file, ok: true, seconds: 0, stages: [] };
   const stateDir = path.join(path.dirname(path.resolve(file)), '.kd', lp.pipeline.name); // run state beside the pipeline file
@@ -217,15 +226,14 @@ export async function runPipeline(file: string, o: RunOptions = {}): Promise<Pip
   const onSignal = (sig: NodeJS.Signals) => {
     if (report.interrupted) {
       for (const c of children) c.kill('SIGKILL');
-      process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
+      return;
     }
     report.interrupted = sig;
     report.ok = false;
     log(`kd run: ${sig}: stopping (again to kill at once)…`);
     for (const c of children) if (![...services.values()].some((s) => s.child === c)) c.kill(sig);
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const unsubscribe = o.interrupts?.(onSignal);
   const wouldRun: PlannedStage[] = []; // --dry-run: the stages planned so far (their outputs would change)
   try {
     for (const p of stages) {
@@ -295,8 +303,7 @@ export async function runPipeline(file: string, o: RunOptions = {}): Promise<Pip
     }
   } finally {
     await Promise.all([...services.values()].map((s) => stopChild(s.child)));
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    unsubscribe?.();
   }
   report.seconds = (performance.now() - t0) / 1000;
   return report;

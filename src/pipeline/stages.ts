@@ -4,6 +4,7 @@
  * `kd <command> <flags> --json`, so it is exactly what a user would type, with the same validation,
  * and its summary is the last JSON line it prints.
  */
+import { kebab } from '../core/names.js';
 import type { StageKind } from '../schema/pipeline.js';
 
 export interface StageKindDef {
@@ -30,8 +31,6 @@ export const STAGES: Record<StageKind, StageKindDef> = {
   export: { command: ['export'], inputs: ['checkpoint'], out: 'out', force: 'force' },
   eval: { command: ['eval'], inputs: ['data', 'student', 'baseline', 'baseline-student', 'teacher-checkpoint', 'text'], out: 'out', force: 'force' },
 };
-
-const kebab = (k: string) => k.replace(/_/g, '-').replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase();
 
 /** `with:` parameters → command-line flags (snake_case and camelCase keys both become --kebab-case). */
 export function toArgv(params: Record<string, unknown>): string[] {

@@ -19,8 +19,9 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { KdError } from '../errors.js';
-import { writeFileAtomic } from '../atomic.js';
+import { KdError } from '../core/errors.js';
+import { KD_VERSION } from '../core/version.js';
+import { writeFileAtomic } from '../core/atomic.js';
 
 export const CHECKPOINT_MAGIC = 'KDCKPT01';
 export const CHECKPOINT_FORMAT = 'kd-checkpoint';
@@ -104,7 +105,7 @@ export function encodeCheckpoint(c: CheckpointContent): Buffer {
   });
   const { arrays: _arrays, ...rest } = c;
   const body: CheckpointHeader = {
-    format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, kdVersion: c.kdVersion ?? 'dev', createdAt: new Date().toISOString(),
+    format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, kdVersion: c.kdVersion ?? KD_VERSION, createdAt: new Date().toISOString(),
     ...rest, tensors, payloadSha256: createHash('sha256').update(payload).digest('hex'),
   };
   const header: CheckpointHeader = { ...body, headerSha256: headerSha256(body) };

@@ -36,7 +36,7 @@
 import { Binary, Field, Float16, Int32, List, Schema, Uint16, Uint8, Utf8 } from 'apache-arrow';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import { LP8_CODE } from './lp8.js';
 
 export const DATASET_FORMAT = 'kd-dataset';
@@ -100,24 +100,24 @@ const supported = () => DATASET_FORMAT_VERSIONS.join(' and ');
 export function checkDatasetSchema(schema: Schema, file: string, tokenizerHash: string, expectVersion?: number): { version: DatasetVersion; idBits: number } {
   const format = schema.metadata.get('kd.format');
   const v = schema.metadata.get('kd.format_version');
-  if (format !== DATASET_FORMAT) throw new KdError('DATASET_FORMAT', `${file}: not a kd dataset shard (kd.format is ${JSON.stringify(format ?? null)}, expected "${DATASET_FORMAT}")`);
+  if (format !== DATASET_FORMAT) throw new KdError('dataset-format', `${file}: not a kd dataset shard (kd.format is ${JSON.stringify(format ?? null)}, expected "${DATASET_FORMAT}")`);
   const version = Number(v);
   if (!DATASET_FORMAT_VERSIONS.includes(version) || String(version) !== v) {
-    throw new KdError('DATASET_VERSION', `${file}: dataset format version ${v} is not supported (this kd reads versions ${supported()}); rebuild with kd dataset build or upgrade kd`);
+    throw new KdError('dataset-version', `${file}: dataset format version ${v} is not supported (this kd reads versions ${supported()}); rebuild with kd dataset build or upgrade kd`);
   }
-  if (expectVersion !== undefined && version !== expectVersion) throw new KdError('DATASET_VERSION', `${file}: format version ${version}, but the manifest says ${expectVersion}; rebuild the dataset`);
+  if (expectVersion !== undefined && version !== expectVersion) throw new KdError('dataset-version', `${file}: format version ${version}, but the manifest says ${expectVersion}; rebuild the dataset`);
   const hash = schema.metadata.get('kd.tokenizer_hash');
-  if (hash !== tokenizerHash) throw new KdError('TOKENIZER_MISMATCH', `${file}: built with tokenizer ${hash?.slice(0, 12)}…, but the dataset's tokenizer is ${tokenizerHash.slice(0, 12)}…; rebuild the dataset`);
+  if (hash !== tokenizerHash) throw new KdError('tokenizer-mismatch', `${file}: built with tokenizer ${hash?.slice(0, 12)}…, but the dataset's tokenizer is ${tokenizerHash.slice(0, 12)}…; rebuild the dataset`);
   for (const f of datasetFields(version)) {
     const g = schema.fields.find((x) => x.name === f.name);
-    if (!g || String(g.type) !== String(f.type)) throw new KdError('DATASET_SCHEMA', `${file}: column "${f.name}" is ${g ? `${g.type}, expected ${f.type}` : 'missing'}`);
+    if (!g || String(g.type) !== String(f.type)) throw new KdError('dataset-schema', `${file}: column "${f.name}" is ${g ? `${g.type}, expected ${f.type}` : 'missing'}`);
   }
   let idBits = 16;
   if (version === 2) {
     const code = schema.metadata.get('kd.lp_code');
-    if (code !== LP8_CODE) throw new KdError('DATASET_SCHEMA', `${file}: log-prob code ${JSON.stringify(code ?? null)} is not supported (this kd reads "${LP8_CODE}")`);
+    if (code !== LP8_CODE) throw new KdError('dataset-schema', `${file}: log-prob code ${JSON.stringify(code ?? null)} is not supported (this kd reads "${LP8_CODE}")`);
     idBits = Number(schema.metadata.get('kd.id_bits'));
-    if (!Number.isInteger(idBits) || idBits < 1 || idBits > 16) throw new KdError('DATASET_SCHEMA', `${file}: kd.id_bits is ${JSON.stringify(schema.metadata.get('kd.id_bits') ?? null)}, expected an integer in [1, 16]`);
+    if (!Number.isInteger(idBits) || idBits < 1 || idBits > 16) throw new KdError('dataset-schema', `${file}: kd.id_bits is ${JSON.stringify(schema.metadata.get('kd.id_bits') ?? null)}, expected an integer in [1, 16]`);
   }
   return { version: version as DatasetVersion, idBits };
 }
@@ -181,19 +181,36 @@ export interface DatasetManifest {
 /** Reads and checks DIR/manifest.json; every failure names the file. */
 export function readDatasetManifest(dir: string): DatasetManifest {
   const file = join(dir, DATASET_MANIFEST);
-  if (!existsSync(file)) throw new KdError('NOT_A_DATASET', `${file}: missing — ${dir} is not a kd dataset (build one with kd dataset build)`);
+  if (!existsSync(file)) throw new KdError('not-a-dataset', `${file}: missing — ${dir} is not a kd dataset (build one with kd dataset build)`);
   let m: DatasetManifest;
   try {
     m = JSON.parse(readFileSync(file, 'utf8')) as DatasetManifest;
   } catch (e) {
-    throw new KdError('DATASET_MANIFEST', `${file}: not valid JSON (${(e as Error).message}); rebuild with kd dataset build --force`);
+    throw new KdError('dataset-manifest', `${file}: not valid JSON (${(e as Error).message}); rebuild with kd dataset build --force`);
   }
-  if (!m || m.format !== DATASET_FORMAT) throw new KdError('DATASET_FORMAT', `${file}: not a kd dataset manifest (format ${JSON.stringify(m?.format ?? null)})`);
+  if (!m || m.format !== DATASET_FORMAT) throw new KdError('dataset-format', `${file}: not a kd dataset manifest (format ${JSON.stringify(m?.format ?? null)})`);
   if (!DATASET_FORMAT_VERSIONS.includes(m.version)) {
-    throw new KdError('DATASET_VERSION', `${file}: dataset format version ${m.version} is not supported (this kd reads versions ${supported()}); rebuild or upgrade kd`);
+    throw new KdError('dataset-version', `${file}: dataset format version ${m.version} is not supported (this kd reads versions ${supported()}); rebuild or upgrade kd`);
   }
   for (const s of SPLITS) {
-    if (!m.splits?.[s] || !Array.isArray(m.splits[s].shards)) throw new KdError('DATASET_MANIFEST', `${file}: splits.${s}.shards is missing`);
+    if (!m.splits?.[s] || !Array.isArray(m.splits[s].shards)) throw new KdError('dataset-manifest', `${file}: splits.${s}.shards is missing`);
   }
   return m;
+}
+
+/** One sequence of the dataset as kd dataset build writes it (one row of a shard; the columns above). */
+export interface Sequence {
+  inputId: string;
+  /** [L] student input ids */
+  ids: number[];
+  /** [L] 1 where the position carries a soft label for the next token */
+  mask: Uint8Array;
+  /** positions n with target_from ≤ n < L−1 have the hard target ids[n+1] */
+  targetFrom: number;
+  /** per labelled position (in order): how many (id, log-prob) entries */
+  topCounts: number[];
+  /** [Σ topCounts] student ids, best first within a position */
+  topIds: number[];
+  /** [Σ topCounts] natural-log probabilities (float64 here; stored as float16) */
+  topLogprobs: number[];
 }

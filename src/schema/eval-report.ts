@@ -3,15 +3,122 @@
  * --baseline comparisons, dashboards). index.html is rendered from exactly this object.
  * Missing figures are null, with the reason next to them where there is one.
  */
-import type { CollectionFigures, LiveTeacher } from '../eval/teacher.js';
-import type { EvalMetrics } from '../eval/metrics.js';
-import type { StudentKind, StudentSize } from '../eval/load.js';
-import type { LatencyFigures } from '../eval/student.js';
-import type { BitsPerByte } from '../eval/bpb.js';
-import type { Interval } from '../eval/bootstrap.js';
 
 export const EVAL_REPORT_FORMAT = 'kd-eval-report';
 export const EVAL_REPORT_VERSION = 2;
+
+export interface TeacherLatency {
+  /** requests measured */
+  n: number;
+  p50Ms: number | null;
+  p95Ms: number | null;
+  /** Σ latency / Σ completion tokens over requests that report usage; null when none do */
+  msPerToken: number | null;
+}
+
+export interface CollectionFigures {
+  manifest: string;
+  model: string | null;
+  requests: number;
+  promptTokens: number;
+  completionTokens: number;
+  costUsd: number;
+  price: { input: number; output: number; source: string };
+  /** null when the raw shards are not there to read */
+  latency: TeacherLatency | null;
+  /** the teacher's system_fingerprint values seen while collecting (provenance) */
+  systemFingerprints: string[];
+}
+
+export interface LiveTeacher {
+  url: string;
+  model: string;
+  status: 'ok' | 'unreachable' | 'error';
+  error?: string;
+  latency: TeacherLatency | null;
+  /** per prompt: its greedy and sampled continuation (null where none came back) */
+  texts: ({ greedy: string | null; sampled: string | null } | null)[];
+}
+
+export interface ReliabilityBin {
+  lo: number;
+  hi: number;
+  count: number;
+  /** mean confidence in the bin (null when empty) */
+  confidence: number | null;
+  /** fraction correct in the bin (null when empty) */
+  accuracy: number | null;
+}
+
+export interface EvalMetrics {
+  labelled: number;
+  targeted: number;
+  kl: number | null;
+  agreement: number | null;
+  recall: number | null;
+  ppl: number | null;
+  accuracy: number | null;
+  ece: number | null;
+  teacherPpl: number | null;
+  teacherCoverage: number | null;
+  reliability: ReliabilityBin[];
+}
+
+export type StudentKind = 'fp32' | 'pruned' | 'int8';
+
+export interface StudentSize {
+  /** weights of the model (optimizer state excluded) */
+  params: number;
+  /** the checkpoint file's size; a training checkpoint also holds AdamW moments */
+  bytesOnDisk: number;
+  /** bytes of the model's weights as the checkpoint stores them (int8 values + fp32 scales, or fp32; zeros stored dense) */
+  weightBytes: number;
+  /**
+   * what deploying the weights takes: per tensor the smaller of dense storage and a sparse one
+   * (a bitmap of 1 bit per weight + the nonzero values at their stored width), int8 scales included
+   */
+  deployableBytes: number;
+  /** fraction of exact zeros over the block matrices prune works on (qkv, proj, fc, out): what --sparsity asks */
+  sparsity: number;
+  /** fraction of exact zeros over every weight (embeddings and LayerNorms count, not pruned) */
+  overallSparsity: number;
+  /** the sparsity kd prune was asked for (from the checkpoint's compress history) */
+  askedSparsity: number | null;
+  /** stored bits per weight: weightBytes · 8 / params */
+  bits: number;
+}
+
+export interface LatencyFigures {
+  /** context length of every timed step (tokens already in the KV cache) */
+  context: number;
+  steps: number;
+  p50Ms: number;
+  p95Ms: number;
+  meanMs: number;
+  /** 1000 / meanMs: one stream, one token per step, KV cache */
+  tokensPerSec: number;
+  /** the prompt's forward pass that fills the cache (untimed steps excluded), ms */
+  prefillMs: number;
+  /** every timed step, for the distribution chart and the intervals */
+  samplesMs: number[];
+}
+
+export interface BitsPerByte {
+  /** bits / bytes */
+  bpb: number;
+  /** Σ −log2 p(token) over the scored tokens */
+  bits: number;
+  /** UTF-8 bytes of the scored tokens */
+  bytes: number;
+  /** scored tokens (all but the first) */
+  tokens: number;
+}
+
+export interface Interval {
+  /** 2.5th and 97.5th percentile of the replicates (a 95% interval) */
+  lo: number;
+  hi: number;
+}
 
 /** One continuation, and the share of its word 3-grams that already occurred in it (loops show as a high share). */
 export interface Continuation {

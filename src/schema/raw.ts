@@ -28,7 +28,7 @@ import {
 import type { Data, DataType } from 'apache-arrow';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 
 export const RAW_FORMAT = 'kd-raw';
 export const RAW_FORMAT_VERSION = 1;
@@ -138,14 +138,14 @@ export function checkRawSchema(schema: Schema, file: string): void {
   const format = schema.metadata.get('kd.format');
   const version = schema.metadata.get('kd.format_version');
   if (format !== RAW_FORMAT) {
-    throw new KdError('RAW_FORMAT', `${file}: not a kd raw shard (kd.format is ${JSON.stringify(format ?? null)}, expected "${RAW_FORMAT}")`);
+    throw new KdError('raw-format', `${file}: not a kd raw shard (kd.format is ${JSON.stringify(format ?? null)}, expected "${RAW_FORMAT}")`);
   }
   if (version !== String(RAW_FORMAT_VERSION)) {
-    throw new KdError('RAW_VERSION', `${file}: raw format version ${version} is not supported (this kd reads version ${RAW_FORMAT_VERSION}); re-collect or upgrade kd`);
+    throw new KdError('raw-version', `${file}: raw format version ${version} is not supported (this kd reads version ${RAW_FORMAT_VERSION}); re-collect or upgrade kd`);
   }
   for (const f of RAW_FIELDS) {
     if (!OPTIONAL_COLUMNS.has(f.name) && !schema.fields.some((g) => g.name === f.name)) {
-      throw new KdError('RAW_SCHEMA', `${file}: column "${f.name}" is missing`);
+      throw new KdError('raw-schema', `${file}: column "${f.name}" is missing`);
     }
   }
 }
@@ -333,7 +333,7 @@ function toPlain(v: unknown): unknown {
 export function readRawBytes(bytes: Uint8Array, file: string): { schema: Schema; records: RawRecord[]; scan: IpcScan } {
   const scan = scanIpcStream(bytes);
   if (scan.completeBytes === 0) {
-    throw new KdError('RAW_FORMAT', `${file}: no Arrow IPC stream schema found (empty or not a raw shard)`);
+    throw new KdError('raw-format', `${file}: no Arrow IPC stream schema found (empty or not a raw shard)`);
   }
   const complete = Buffer.concat([bytes.subarray(0, scan.completeBytes), IPC_EOS]);
   const reader = RecordBatchStreamReader.from(complete);
@@ -350,7 +350,7 @@ export function readRawBytes(bytes: Uint8Array, file: string): { schema: Schema;
 /** Reads some columns of the complete batches (the cheap scan used by resume). */
 export function readRawColumns<K extends keyof RawRecord>(bytes: Uint8Array, file: string, columns: readonly K[]): { [C in K]: RawRecord[C][] } {
   const scan = scanIpcStream(bytes);
-  if (scan.completeBytes === 0) throw new KdError('RAW_FORMAT', `${file}: no Arrow IPC stream schema found`);
+  if (scan.completeBytes === 0) throw new KdError('raw-format', `${file}: no Arrow IPC stream schema found`);
   const reader = RecordBatchStreamReader.from(Buffer.concat([bytes.subarray(0, scan.completeBytes), IPC_EOS]));
   reader.open();
   checkRawSchema(reader.schema, file);

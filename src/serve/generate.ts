@@ -5,7 +5,7 @@
  * queue on its own, so concurrent requests interleave step by step instead of waiting for each other.
  */
 import { randomInt } from 'node:crypto';
-import { Rng } from '../rng.js';
+import { Rng } from '../core/rng.js';
 import { Choice, type Emission } from './choice.js';
 import type { Engine } from './engine.js';
 import { sampleToken, topK } from './sampling.js';

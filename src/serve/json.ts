@@ -3,6 +3,7 @@
  * `top_logprobs` dict is sent best first (as Python servers do), but a plain JavaScript object puts
  * integer-like keys ("7", "42") first in numeric order, which would scramble that order.
  */
+import { LOGPROB_SENTINEL } from '../core/logprob.js';
 export class OrderedObject {
   constructor(readonly entries: [string, unknown][]) {}
 }
@@ -18,6 +19,6 @@ export function stringify(v: unknown): string {
     return `{${parts.join(',')}}`;
   }
   // JSON has no -Infinity/NaN: a log-prob that underflowed is sent as the -9999 sentinel the ecosystem uses.
-  if (typeof v === 'number' && !Number.isFinite(v)) return Number.isNaN(v) ? 'null' : v < 0 ? '-9999' : '9999';
+  if (typeof v === 'number' && !Number.isFinite(v)) return Number.isNaN(v) ? 'null' : v < 0 ? String(LOGPROB_SENTINEL) : String(-LOGPROB_SENTINEL);
   return JSON.stringify(v) ?? 'null';
 }

@@ -1,7 +1,7 @@
 /** Starting an http server for `kd serve` (the API and --static): one clear error when the port is taken. */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 
 /** Listen on host:port (0 = any free port); resolves to the address clients use. */
 export async function listen(server: Server, host: string, port: number): Promise<{ url: string; port: number }> {

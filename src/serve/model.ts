@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import type { ModelConfig } from '../model/config.js';
 import { type Model, modelFromArrays } from '../model/gpt.js';
 import { modelConfigOf, weightArrays } from '../model/load.js';

@@ -6,7 +6,7 @@
  * The log-probs reported to clients are always the model's own (τ = 1, no nucleus), as vLLM's
  * default: temperature and top_p change which token is drawn, not the numbers a distiller learns from.
  */
-import type { Rng } from '../rng.js';
+import type { Rng } from '../core/rng.js';
 
 export interface SampleOptions {
   temperature: number;

@@ -4,7 +4,7 @@
  */
 import { type Server, createServer } from 'node:http';
 import { initBackend } from '../backend/index.js';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import { listen } from './listen.js';
 import { disposeModel, countParams } from '../model/gpt.js';
 import type { ServeContext } from './context.js';
@@ -71,7 +71,7 @@ export function isLoopbackHost(hostname: string): boolean {
 function apiKeyOf(o: ServeOptions): string | undefined {
   if (!o.apiKeyEnv) return undefined;
   const key = (o.env ?? process.env)[o.apiKeyEnv];
-  if (!key) throw new KdError('API_KEY', `--api-key-env: environment variable ${o.apiKeyEnv} is not set (or empty)`);
+  if (!key) throw new KdError('api-key', `--api-key-env: environment variable ${o.apiKeyEnv} is not set (or empty)`);
   return key;
 }
 

@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import { type Server, createServer } from 'node:http';
 import path from 'node:path';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import { listen } from './listen.js';
 
 const TYPES: Record<string, string> = {

@@ -8,7 +8,7 @@
  *   - any other token is "bytes:" followed by "\xNN" (lower-case hex) for every byte.
  * Distinct tokens therefore always have distinct strings, so keys of a legacy `top_logprobs` dict
  * never collide, and {@link tokenBytesOf} recovers the exact bytes. Chat responses also carry
- * `bytes` arrays, which clients should prefer (docs/teacher-apis.md).
+ * `bytes` arrays, which clients should prefer.
  */
 import { isUtf8 } from 'node:buffer';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';

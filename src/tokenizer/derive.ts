@@ -13,6 +13,7 @@
  */
 import type { RawRecord } from '../schema/raw.js';
 import { Tokenizer } from './tokenizer.js';
+import { usableLogprob } from '../core/logprob.js';
 
 const utf8 = new TextEncoder();
 const BYTES_RE = /^bytes:((?:\\x[0-9a-fA-F]{2})+)$/;
@@ -55,8 +56,7 @@ export function bytesKey(b: Uint8Array): string {
   return s;
 }
 
-/** A usable teacher log-prob: finite and above the APIs' −9999 "outside the top-k" sentinel. */
-export const usableLogprob = (x: number | null | undefined): x is number => typeof x === 'number' && Number.isFinite(x) && x > -9999;
+export { usableLogprob } from '../core/logprob.js';
 
 /**
  * The first teacher position of a record whose prediction is labelled: 0 in chat mode; in score

@@ -1,4 +1,5 @@
-import { KdError } from '../errors.js';
+import os from 'node:os';
+import { KdError } from '../core/errors.js';
 import { DEFAULT_LOSS, type KdLossOptions, resolveLossOptions } from './losses.js';
 
 /** Everything about a training run except the model sizes and the data. */
@@ -53,4 +54,13 @@ export function resolveTrainConfig(partial: Partial<Omit<TrainConfig, 'loss'>> &
   if (!(c.eps > 0)) throw fail('eps', '> 0');
   if (!(c.gradClip >= 0)) throw fail('gradClip', '≥ 0');
   return c;
+}
+
+/**
+ * Workers by default: one per core (at most 8, at most one per sequence of a batch) on wasm and cpu,
+ * whose kernels use one thread each; tfjs-node's kernels are multi-threaded already.
+ */
+export function defaultWorkers(backend: string, batchSize: number): number {
+  if (backend !== 'wasm' && backend !== 'cpu') return 1;
+  return Math.max(1, Math.min(os.availableParallelism?.() ?? os.cpus().length, 8, batchSize));
 }

@@ -35,6 +35,7 @@
  * rows all rows with a target (only when α > 0). Teacher entries that are not finite or ≤ −9999 (the
  * APIs' "outside the top-k" sentinel) are ignored; a row with no usable entry counts as unlabelled.
  */
+import { usableLogprob } from '../core/logprob.js';
 
 export const DIVERGENCES = ['forward-kl', 'reverse-kl', 'jsd'] as const;
 export type Divergence = (typeof DIVERGENCES)[number];
@@ -103,8 +104,7 @@ export interface KdLossValue {
   fallback: number;
 }
 
-const SENTINEL = -9999;
-export const usable = (x: number): boolean => Number.isFinite(x) && x > SENTINEL;
+export const usable: (x: number) => boolean = usableLogprob;
 
 /** One row's divergence (× τ²) and its gradient w.r.t. s = z/τ, without the τ² factor. */
 export interface RowGrad {

@@ -12,7 +12,7 @@
  *   - elsewhere: one JS pass over the logits (kdLossAndGrad), float64 accumulation.
  */
 import * as tf from '@tensorflow/tfjs';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import { computeInto, inPlaceKernels, viewOf } from '../backend/io.js';
 import {
   DIVERGENCES, MISSING_MASS, type Divergence, type KdLabels, type KdLossOptions, type KdLossValue, type MissingMass, DEFAULT_LOSS,

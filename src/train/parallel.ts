@@ -9,12 +9,12 @@
  *      alone answers for checkpoints and validation.
  */
 import { Worker } from 'node:worker_threads';
-import { KdError } from '../errors.js';
-import { startWorker } from '../tsx.js';
+import { KdError } from '../core/errors.js';
+import { startWorker } from '../core/tsx.js';
 import type { ModelConfig } from '../model/config.js';
 import { type Model, disposeModel, initModel, modelFromArrays, paramShapes } from '../model/gpt.js';
 import type { NamedArray } from '../schema/checkpoint.js';
-import type { Batch } from './batch.js';
+import type { Batch } from '../data/batch.js';
 import type { TrainConfig } from './config.js';
 import type { LossCounts } from './kd-kernel.js';
 import { type EvalResult, type StepResult, type Stepper, type WeightMasks, checkpointArrays, stepCounts } from './step.js';

@@ -4,15 +4,20 @@
  * through the same Stepper interface.
  */
 import * as tf from '@tensorflow/tfjs';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import type { ModelConfig } from '../model/config.js';
 import { type Model, disposeModel, forwardHidden, initModel } from '../model/gpt.js';
 import type { NamedArray } from '../schema/checkpoint.js';
-import { type Batch, batchLabels } from './batch.js';
+import type { Batch } from '../data/batch.js';
 import type { TrainConfig } from './config.js';
-import { type LossCounts, lossWeights } from './kd-kernel.js';
+import { type KdLabels, type LossCounts, lossWeights } from './kd-kernel.js';
 import { type KdLossValue, evalKdLoss, headKdLoss } from './losses.js';
 import { type AdamWState, adamWStep, clipCoefficient, disposeAdamW, flattenGrads, globalNorm, initAdamW } from './optimizer.js';
+
+/** A batch's labels as the loss kernels take them: N = B·T positions, flat. */
+export function batchLabels(b: Batch): KdLabels {
+  return { N: b.B * b.T, K: b.K, topIds: b.topIds, topLogprobs: b.topLogprobs, mask: b.mask, targets: b.targets };
+}
 
 export interface StepResult {
   loss: number;

@@ -5,13 +5,13 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { KdError } from '../errors.js';
-import { Rng, type RngState } from '../rng.js';
+import { KdError } from '../core/errors.js';
+import { Rng, type RngState } from '../core/rng.js';
 import { type ModelConfig, flopsPerToken } from '../model/config.js';
 import type { Model } from '../model/gpt.js';
 import { CHECKPOINT_FILE, loadCheckpoint, saveCheckpoint } from '../schema/checkpoint.js';
-import { removeLeftoverTemps, writeFileAtomic } from '../atomic.js';
-import type { Batch, BatchSourceFactory, Cursor } from './batch.js';
+import { removeLeftoverTemps, writeFileAtomic } from '../core/atomic.js';
+import type { Batch, BatchSourceFactory, Cursor } from '../data/batch.js';
 import type { TrainConfig } from './config.js';
 import { learningRate } from './optimizer.js';
 import { LocalStepper, type Stepper, type WeightMasks } from './step.js';

@@ -2,7 +2,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend/index.js';
-import { isKdError } from '../errors.js';
+import { isKdError } from '../core/errors.js';
 import { modelFromArrays } from '../model/gpt.js';
 import type { WorkerInit, WorkerRequest } from './parallel.js';
 import { addInto, flattenGrads, initAdamW } from './optimizer.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseBackendName } from '../../src/backend/index.js';
-import { KdError } from '../../src/errors.js';
+import { KdError } from '../../src/core/errors.js';
 
 describe('backend names', () => {
   it('accepts the four backends and aliases', () => {

@@ -66,7 +66,7 @@ describe('kd collect flags', () => {
     writeFileSync(input, '{"prompt":"a"}\n{"prompt":\n');
     const io = capture();
     expect(await main(['collect', '--teacher-url', 'http://127.0.0.1:1/v1', '--model', 'm', '--input', input, '--out', join(dir, 'raw')])).toBe(1);
-    expect(io.err()).toMatch(new RegExp(`^kd: ${input.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: line 2: malformed JSON`, 'm'));
+    expect(io.err()).toMatch(new RegExp(`^kd: input-jsonl: ${input.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: line 2: malformed JSON`, 'm'));
     expect(io.err()).not.toMatch(/internal error/);
   });
 
@@ -87,7 +87,7 @@ describe('kd collect flags', () => {
     writeFileSync(input, '{"prompt":"hello world"}\n');
     const io = capture();
     expect(await main(['collect', '--teacher-url', 'http://127.0.0.1:1/v1', '--model', 'm', '--input', input, '--out', join(dir, 'raw'), '--shard', v])).toBe(1);
-    expect(io.err()).toMatch(new RegExp(`^kd: --shard: "${v.replace('/', '\\/')}" is not valid \\([^\\n]*\\); want i/n with 0 ≤ i < n, e.g. --shard 0/8 … --shard 7/8\\n$`));
+    expect(io.err()).toMatch(new RegExp(`^kd: bad-option: --shard: "${v.replace('/', '\\/')}" is not valid \\([^\\n]*\\); want i/n with 0 ≤ i < n, e.g. --shard 0/8 … --shard 7/8\\n$`));
   });
 
   it('--shard i/n maps to a spec and the dry run names it', async () => {

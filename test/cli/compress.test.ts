@@ -4,7 +4,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolvePruneArgs, resolveQuantizeArgs } from '../../src/cli/compress.js';
 import { initBackend } from '../../src/backend/index.js';
-import { sha256File } from '../../src/compress/io.js';
+import { sha256File } from '../../src/core/hash.js';
 import { Tokenizer } from '../../src/tokenizer/tokenizer.js';
 import { tmpDir, trainedCheckpoint } from '../compress/fixture.js';
 

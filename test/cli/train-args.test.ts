@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { resolveTrainArgs } from '../../src/cli/train.js';
+import { resolveTrainArgs } from '../../src/train/options.js';
 
 const base = { data: 'synthetic', out: '/tmp/x' };
 

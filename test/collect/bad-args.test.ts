@@ -21,7 +21,7 @@ describe('kd collect with bad arguments', () => {
     ['a missing .csv', ['--input', path.join(dir, 'missing.csv'), '--out', path.join(dir, 'o1')], /^kd: .*missing\.csv: no such file \(--input\)$/],
     ['a missing .jsonl', ['--input', path.join(dir, 'missing.jsonl'), '--out', path.join(dir, 'o2')], /^kd: .*missing\.jsonl: no such file \(--input\)$/],
     ['a directory as --input', ['--input', dir, '--out', path.join(dir, 'o3')], /^kd: .*: is a directory; --input takes a CSV or JSONL file$/],
-    ['an existing file as --out', ['--input', csv, '--out', csv], /^kd: --out .*p\.csv: exists and is not a directory/],
+    ['an existing file as --out', ['--input', csv, '--out', csv], /^kd: out-not-dir: --out .*p\.csv: exists and is not a directory/],
   ];
   for (const [what, args, re] of cases) {
     it(`${what}: one line, exit 1`, () => {
@@ -35,7 +35,7 @@ describe('kd collect with bad arguments', () => {
   it('no --teacher-url, no OPENAI_BASE_URL and no OPENAI_API_KEY: stops before sending anything or creating --out', () => {
     const out = path.join(dir, 'o5');
     const r = oneLine(['--model', 'gpt-4o-mini', '--input', csv, '--out', out], { OPENAI_API_KEY: '', OPENAI_BASE_URL: '' });
-    expect(r.lines).toEqual([expect.stringMatching(/^kd: no --teacher-url \(or OPENAI_BASE_URL\) and no OPENAI_API_KEY: .*without a key/)]);
+    expect(r.lines).toEqual([expect.stringMatching(/^kd: api-key: no --teacher-url \(or OPENAI_BASE_URL\) and no OPENAI_API_KEY: .*without a key/)]);
     expect(r.status).toBe(1);
     expect(fs.existsSync(out)).toBe(false);
   });

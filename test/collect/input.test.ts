@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readInput, type InputOptions, type InputRow } from '../../src/collect/input.js';
-import { KdError } from '../../src/errors.js';
+import { KdError } from '../../src/core/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kd-input-'));
 function file(name: string, content: string | Buffer): string {

@@ -5,7 +5,7 @@ import { tableFromArrays, tableToIPC } from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
 import { RejectWriter, scanLedger } from '../../src/collect/ledger.js';
 import { ShardWriter } from '../../src/collect/shards.js';
-import { KdError } from '../../src/errors.js';
+import { KdError } from '../../src/core/errors.js';
 import {
   IPC_EOS, rawSchema, RawStreamEncoder, readRawBytes, readRawDir, readRawShard, scanIpcStream, type RawRecord,
 } from '../../src/schema/raw.js';

@@ -10,7 +10,7 @@ function ctx(over: Partial<PlannedRequest> = {}, topK = 2): ParseContext {
   return { req, topK, latencyMs: 12.5, attempts: 1, completedAt: 1_700_000_000_000 };
 }
 
-// Literal shapes from docs/teacher-apis.md: {token, logprob, bytes: int[]|null, top_logprobs: [{token, logprob, bytes}]}.
+// Literal shapes of the OpenAI wire format: {token, logprob, bytes: int[]|null, top_logprobs: [{token, logprob, bytes}]}.
 const chatFixture = {
   id: 'chatcmpl-1', object: 'chat.completion', model: 'gpt-4o-mini-2024-07-18', system_fingerprint: null,
   choices: [{

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { readInput } from '../../src/collect/input.js';
 import { resolveCollectOptions } from '../../src/collect/options.js';
 import { inShard, parseShardSpec, shardOf } from '../../src/collect/partition.js';
-import { KdError } from '../../src/errors.js';
+import { KdError } from '../../src/core/errors.js';
 
 const ids = (n: number, from = 0) => Array.from({ length: n }, (_, i) => `row-${from + i}`);
 

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { resolveModelConfig } from '../../src/model/config.js';
 import { resolveTrainConfig } from '../../src/train/config.js';
-import { openData } from '../../src/train/run.js';
+import { openData } from '../../src/data/open.js';
 import { train } from '../../src/train/trainer.js';
 
 export const tinyModel = resolveModelConfig({ vocabSize: 64, seqLen: 16, dModel: 32, nLayers: 2, nHeads: 4, ffnMult: 2 });

@@ -8,7 +8,7 @@ import { prunableNames } from '../../src/compress/masks.js';
 import { parameterCount } from '../../src/model/config.js';
 import { disposeModel, forwardLogits } from '../../src/model/gpt.js';
 import { loadModel } from '../../src/model/load.js';
-import { sha256File } from '../../src/compress/io.js';
+import { sha256File } from '../../src/core/hash.js';
 import { tmpDir, trainedCheckpoint, tinyModel } from './fixture.js';
 
 let ckpt: string;

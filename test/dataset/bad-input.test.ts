@@ -6,7 +6,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildDataset } from '../../src/dataset/build.js';
 import { inspectDataset } from '../../src/dataset/inspect.js';
-import { datasetSource } from '../../src/dataset/loader.js';
+import { datasetSource } from '../../src/data/loader.js';
 import { readDatasetManifest } from '../../src/schema/dataset.js';
 import { builtDataset } from './fixtures.js';
 
@@ -140,7 +140,7 @@ describe('building never overwrites by accident', () => {
   it('the CLI reports bad options and missing input in one line with exit code 1', () => {
     let r = kd('dataset', 'build', '--from', fx.raw, '--out', path.join(fx.root, 'x'), '--vocab-size', '100');
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/^kd: --vocab-size must be an integer in \[256, 65536\], got 100\n$/);
+    expect(r.stderr).toMatch(/^kd: bad-option: --vocab-size must be an integer in \[256, 65536\], got 100\n$/);
     r = kd('dataset', 'build', '--from', path.join(fx.root, 'nope'), '--out', path.join(fx.root, 'x'));
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/nope: no such raw directory or responses file/);

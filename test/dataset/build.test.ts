@@ -5,14 +5,14 @@ import { describe, expect, it } from 'vitest';
 import { buildDataset } from '../../src/dataset/build.js';
 import { type Sequence, convertRecord, splitOf } from '../../src/dataset/convert.js';
 import { inspectDataset } from '../../src/dataset/inspect.js';
-import { datasetSource } from '../../src/dataset/loader.js';
-import { openDataset } from '../../src/dataset/open.js';
+import { datasetSource } from '../../src/data/loader.js';
+import { openDataset } from '../../src/data/dataset.js';
 import { type Split, readDatasetManifest } from '../../src/schema/dataset.js';
 import { decodeLp8, encodeLp8 } from '../../src/schema/lp8.js';
 import { listRawShards } from '../../src/schema/raw.js';
 import { readRawRecords } from '../../src/dataset/raw-columns.js';
 import { TeacherMap } from '../../src/tokenizer/derive.js';
-import type { Batch } from '../../src/train/batch.js';
+import type { Batch } from '../../src/data/batch.js';
 import { builtDataset } from './fixtures.js';
 
 const fx = builtDataset();

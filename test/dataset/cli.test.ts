@@ -48,6 +48,6 @@ describe('kd dataset CLI', () => {
 
     r = kd('train', '--data', fx.out, '--out', path.join(fx.root, 'run2'), '--vocab-size', '999', '--steps', '1');
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/^kd: --vocab-size 999 does not match .*\(300 ids\)/);
+    expect(r.stderr).toMatch(/^kd: bad-config: --vocab-size 999 does not match .*\(300 ids\)/);
   });
 });

@@ -9,7 +9,7 @@ import { getEncoding } from 'js-tiktoken';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Rng } from '../../src/rng.js';
+import { Rng } from '../../src/core/rng.js';
 import { IPC_EOS, RawStreamEncoder, type RawRecord, rawSchema, rawShardName } from '../../src/schema/raw.js';
 
 const enc = getEncoding('o200k_base');

@@ -4,10 +4,10 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildDataset } from '../../src/dataset/build.js';
 import { inspectDataset } from '../../src/dataset/inspect.js';
-import { datasetSource } from '../../src/dataset/loader.js';
+import { datasetSource } from '../../src/data/loader.js';
 import { readDatasetManifest } from '../../src/schema/dataset.js';
 import { LP8_RANGE } from '../../src/schema/lp8.js';
-import type { Batch } from '../../src/train/batch.js';
+import type { Batch } from '../../src/data/batch.js';
 import { kd } from '../helpers/kd.js';
 import { builtDataset } from './fixtures.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Rng } from '../../src/rng.js';
+import { Rng } from '../../src/core/rng.js';
 import { float16Round } from '../../src/schema/float16.js';
 import { LP8_DELTA, LP8_RANGE, decodeLp8, encodeLp8, idBits, packIds, packedBytes, unpackIds } from '../../src/schema/lp8.js';
 

@@ -117,7 +117,7 @@ describe('kd dataset merge', () => {
     vi.restoreAllMocks();
     io = capture();
     expect(await main(['dataset', 'merge', '--from', a, '--from', path.join(root, 'nope'), '--out', path.join(root, 'cli3')])).toBe(1);
-    expect(io.err()).toBe(`kd: ${path.join(root, 'nope')}: no such raw directory\n`);
+    expect(io.err()).toBe(`kd: missing-file: ${path.join(root, 'nope')}: no such raw directory\n`);
     expect(subcommands.dataset!.map((c) => String(c.command))).toContain('merge');
   });
 });

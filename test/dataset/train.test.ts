@@ -2,12 +2,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.js';
-import { resolveTrainArgs } from '../../src/cli/train.js';
+import { resolveTrainArgs } from '../../src/train/options.js';
 import { buildDataset } from '../../src/dataset/build.js';
-import { openDataset } from '../../src/dataset/open.js';
+import { openDataset } from '../../src/data/dataset.js';
 import { loadCheckpoint } from '../../src/schema/checkpoint.js';
 import { Tokenizer } from '../../src/tokenizer/tokenizer.js';
-import { trainData as openData } from '../../src/train/run.js';
+import { trainData as openData } from '../../src/train/options.js';
 import { train } from '../../src/train/trainer.js';
 import { builtDataset, tmpDir } from './fixtures.js';
 

@@ -11,13 +11,13 @@ import { initBackend } from '../../src/backend/index.js';
 import { evalStudents } from '../../src/eval/eval.js';
 import { resolveModelConfig } from '../../src/model/config.js';
 import { Tokenizer } from '../../src/tokenizer/tokenizer.js';
-import type { OpenedData } from '../../src/train/run.js';
-import { syntheticTeacher } from '../../src/train/synthetic.js';
+import type { OpenedData } from '../../src/data/open.js';
+import { syntheticTeacher } from '../../src/data/synthetic.js';
 import { makeStudents } from './fixtures.js';
 
 const fake = vi.hoisted(() => ({ open: null as null | ((spec: string, o: { batchSize: number; seqLen: number; vocabSize?: number }) => OpenedData) }));
-vi.mock('../../src/train/run.js', async (orig) => {
-  const real = await orig<typeof import('../../src/train/run.js')>();
+vi.mock('../../src/data/open.js', async (orig) => {
+  const real = await orig<typeof import('../../src/data/open.js')>();
   return { ...real, openData: (spec: string, o: Parameters<typeof real.openData>[1]) => (fake.open ? fake.open(spec, o) : real.openData(spec, o)) };
 });
 

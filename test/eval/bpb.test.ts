@@ -9,7 +9,7 @@ import { evalStudents } from '../../src/eval/eval.js';
 import { resolveModelConfig } from '../../src/model/config.js';
 import { disposeModel, forwardLogits, initModel } from '../../src/model/gpt.js';
 import { Tokenizer } from '../../src/tokenizer/tokenizer.js';
-import { brownText, readText } from '../../src/train/corpus.js';
+import { brownText, readText } from '../../src/data/corpus.js';
 import { makeStudents } from './fixtures.js';
 
 const CONFIG = resolveModelConfig({ vocabSize: 256, seqLen: 16, dModel: 16, nLayers: 1, nHeads: 2, ffnMult: 2 });

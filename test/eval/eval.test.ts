@@ -231,7 +231,7 @@ describe('kd eval (CLI)', () => {
     const out = path.join(tmp(), 'run');
     const r = kd(...common(), '--out', out, '--fail-if', 'acuracy<0.5');
     expect(r.status).toBe(1);
-    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^kd: --fail-if: unknown metric "acuracy" \(valid: agreement, kl, recall, ppl, accuracy, ece, /)]);
+    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^kd: bad-gate: --fail-if: unknown metric "acuracy" \(valid: agreement, kl, recall, ppl, accuracy, ece, /)]);
     expect(fs.existsSync(out)).toBe(false);
   });
 });

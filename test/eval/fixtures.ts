@@ -3,7 +3,7 @@
  * plus an int8 copy (per-channel symmetric on the last axis, LayerNorms kept fp32) and a pruned copy
  * (the smaller half of every matrix set to 0), written the way the compress stage will write them.
  */
-import { channelAxis, quantizeArray } from '../../src/compress/int8.js';
+import { channelAxis, quantizeArray } from '../../src/model/int8.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { resolveModelConfig, type ModelConfig } from '../../src/model/config.js';
@@ -11,7 +11,7 @@ import { disposeModel, initModel } from '../../src/model/gpt.js';
 import { loadCheckpoint, saveCheckpoint, type NamedArray } from '../../src/schema/checkpoint.js';
 import { checkpointArrays } from '../../src/train/step.js';
 import { resolveTrainConfig } from '../../src/train/config.js';
-import { syntheticTeacher } from '../../src/train/synthetic.js';
+import { syntheticTeacher } from '../../src/data/synthetic.js';
 import { train } from '../../src/train/trainer.js';
 
 export const MODEL: ModelConfig = resolveModelConfig({ vocabSize: 32, seqLen: 12, dModel: 16, nLayers: 1, nHeads: 2, ffnMult: 2 });

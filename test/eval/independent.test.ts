@@ -13,7 +13,7 @@ import { evalStudents } from '../../src/eval/eval.js';
 import { resolveModelConfig } from '../../src/model/config.js';
 import { loadCheckpoint } from '../../src/schema/checkpoint.js';
 import { Tokenizer } from '../../src/tokenizer/tokenizer.js';
-import { syntheticTeacher } from '../../src/train/synthetic.js';
+import { syntheticTeacher } from '../../src/data/synthetic.js';
 import { makeStudents } from './fixtures.js';
 
 const C = resolveModelConfig({ vocabSize: 256, seqLen: 6, dModel: 8, nLayers: 1, nHeads: 2, ffnMult: 2 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { addPositions, emptySums, finishMetrics, kthLargest, percentile } from '../../src/eval/metrics.js';
 import { kdLossAndGrad } from '../../src/train/kd-kernel.js';
-import { Rng } from '../../src/rng.js';
+import { Rng } from '../../src/core/rng.js';
 
 const L = Math.log;
 /** Three positions over V = 4 with K = 2, every figure worked out by hand in the comments. */

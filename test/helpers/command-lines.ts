@@ -1,7 +1,6 @@
 /** kd command lines as text (the README's, `--help` examples): split into words and checked against kd's own flags. */
 import type { CommandModule } from 'yargs';
-import { commands, subcommands } from '../../src/cli/index.js';
-import { checkArgv } from '../../src/cli/validate.js';
+import { checkArgv, commands, subcommands } from '../../src/cli/index.js';
 
 /** Shell-like words: spaces separate, '…' and "…" quote; no expansion. */
 export function shellWords(line: string): string[] {
@@ -40,7 +39,6 @@ export async function argvProblem(words: string[]): Promise<string | undefined> 
 }
 
 /** Every leaf command with its path: the top-level ones, and the subcommands of the nested ones. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function leafCommands(): { path: string[]; cmd: CommandModule<any, any> }[] {
   const name = (c: CommandModule) => String(c.command).split(' ')[0];
   return commands.flatMap((c) => name(c) in subcommands

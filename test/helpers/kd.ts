@@ -2,7 +2,7 @@
 import { type ChildProcess, type SpawnSyncOptions, spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { tsxNodeArgs } from '../../src/tsx.js';
+import { tsxNodeArgs } from '../../src/core/tsx.js';
 
 export const ROOT = path.resolve(__dirname, '../..');
 export const KD_ARGS = [...tsxNodeArgs(), path.join(ROOT, 'src/cli.ts')];

@@ -7,8 +7,8 @@ import { fusedAttention, fusedGelu, fusedLayerNorm, setAttentionMemory } from '.
 import { disposeModel, forwardHidden, initModel } from '../../src/model/gpt.js';
 import { resolveTrainConfig } from '../../src/train/config.js';
 import { computeGradients } from '../../src/train/step.js';
-import { syntheticTeacher } from '../../src/train/synthetic.js';
-import { Rng } from '../../src/rng.js';
+import { syntheticTeacher } from '../../src/data/synthetic.js';
+import { Rng } from '../../src/core/rng.js';
 
 /**
  * The fused LayerNorm and GELU (kd's native kernels) against the tfjs compositions they replace, value

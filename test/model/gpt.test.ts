@@ -7,7 +7,7 @@ import { countParams, disposeModel, forwardLogits, initModel, nextTokenLogProbs 
 beforeAll(async () => { await initBackend({ backend: 'cpu' }); });
 
 describe('student transformer', () => {
-  it('has the parameter count of ../shared/bench/torch_reference.py at the reference config', () => {
+  it('has the parameter count of bench/torch_reference.py at the reference config', () => {
     // torch_reference.py prints "params": 1459456 for its DEFAULT config
     expect(parameterCount(REFERENCE_CONFIG)).toBe(1_459_456);
     const m = initModel(resolveModelConfig({ vocabSize: 50, seqLen: 10, dModel: 12, nLayers: 3, nHeads: 3 }), 1);

@@ -13,7 +13,7 @@ import { collect } from '../../src/collect/collect.js';
 import { readRawDir } from '../../src/schema/raw.js';
 import { loadCheckpoint } from '../../src/schema/checkpoint.js';
 import { offPolicyPick, offRowsFor, onPolicy } from '../../src/onpolicy/onpolicy.js';
-import { openDataset } from '../../src/dataset/open.js';
+import { openDataset } from '../../src/data/dataset.js';
 import { makeCheckpoint, serveTiny, type TinyServer } from '../serve/fixture.js';
 
 let tiny: TinyServer;

@@ -6,8 +6,9 @@ import { describe, expect, it } from 'vitest';
 import { COLLECT_BAR_FORMAT, progressLines } from '../../src/collect/progress.js';
 import { relayProgress } from '../../src/pipeline/progress-relay.js';
 import { runPipeline } from '../../src/pipeline/run.js';
-import { etaTime, lineProgress, progressSink, renderProgress } from '../../src/progress.js';
-import { TRAIN_BAR_FORMAT } from '../../src/train/run.js';
+import { etaTime, lineProgress, progressSink, renderProgress } from '../../src/core/progress.js';
+import { checkArgv } from '../../src/cli/index.js';
+import { TRAIN_BAR_FORMAT } from '../../src/cli/train.js';
 
 const tick = () => new Promise((r) => setImmediate(r));
 
@@ -103,7 +104,7 @@ stages:
     with: { data: synthetic, out: ${dir}/lm, steps: 3, vocab_size: 32, d_model: 8, heads: 2, layers: 1, seq_len: 8, batch_size: 2, workers: 1, backend: cpu }
 `);
     let out = '';
-    const r = await runPipeline(f, { log: () => {}, progress: { isTTY: true, write: (s: string) => (out += s) } });
+    const r = await runPipeline(f, { log: () => {}, checkArgv, progress: { isTTY: true, write: (s: string) => (out += s) } });
     expect(r.ok).toBe(true);
     expect(out).toMatch(/\r\x1b\[K {2}lm: train \d+% \d\/3 steps \| loss \d+\.\d{4} \| \d+ tok\/s \| ETA (\d+s|--)/);
     expect(out.endsWith('\r\x1b[K')).toBe(true);

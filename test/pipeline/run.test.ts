@@ -4,11 +4,12 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadPipeline } from '../../src/pipeline/load.js';
 import { runPipeline } from '../../src/pipeline/run.js';
+import { checkArgv } from '../../src/cli/index.js';
 import { flagValues, toArgv } from '../../src/pipeline/stages.js';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'kd-pipe-'));
 const write = (dir: string, name: string, text: string) => { const f = path.join(dir, name); fs.writeFileSync(f, text); return f; };
-const quiet = { log: () => {} };
+const quiet = { log: () => {}, checkArgv };
 
 const tiny = (dir: string, steps = 2) => `version: 1
 name: tiny
@@ -43,7 +44,7 @@ describe('pipeline files', () => {
     const dir = tmp();
     const lines: string[] = [];
     const g = write(dir, 'q.yaml', `version: 1\nname: dash2\nstages:\n  - stage: eval\n    with: { data: synthetic, student: ["--force"], out: ${dir}/r }\n`);
-    const r2 = await runPipeline(g, { log: (l) => lines.push(l), dryRun: true });
+    const r2 = await runPipeline(g, { log: (l) => lines.push(l), dryRun: true, checkArgv });
     expect(r2.stages[0]).toMatchObject({ status: 'planned', reason: 'first run' }); // before: "Unknown argument" / no --student value
     expect(lines.at(-1)).toContain('--student=--force');
   });
@@ -106,20 +107,34 @@ describe('pipeline files', () => {
 
   it('resumes an interrupted stage and reports a failed one', async () => {
     const dir = tmp();
-    const f = write(dir, 'tiny.yaml', tiny(dir));
+    const steps = 600;
+    const f = write(dir, 'tiny.yaml', tiny(dir, steps).replace('      backend: cpu\n', '      backend: cpu\n      checkpoint_every: 1\n'));
     await runPipeline(f, { ...quiet, to: 'tokenizer' });
-    // an interrupted train: state says running, the checkpoint exists, no manifest yet
-    const r1 = await runPipeline(f, { ...quiet, from: 'lm' });
-    fs.rmSync(path.join(dir, 'lm', 'kd-stage.json'));
-    const state = path.join(dir, '.kd', 'tiny', 'lm.json');
-    fs.writeFileSync(state, JSON.stringify({ ...JSON.parse(fs.readFileSync(state, 'utf8')), status: 'running' }));
+    // interrupt the train stage once it has written its first checkpoint, as Ctrl-C on kd run would
+    const ckpt = path.join(dir, 'lm', 'checkpoint.kdc');
+    const interrupts = (stop: (sig: NodeJS.Signals) => void) => {
+      const t = setInterval(() => { if (fs.existsSync(ckpt)) { clearInterval(t); stop('SIGINT'); } }, 20);
+      return () => clearInterval(t);
+    };
+    const r1 = await runPipeline(f, { ...quiet, from: 'lm', interrupts });
+    expect(r1).toMatchObject({ ok: false, interrupted: 'SIGINT' });
+    expect(r1.stages[0]).toMatchObject({ name: 'lm', status: 'failed', error: 'kd train exited with code 130' });
+    expect(fs.existsSync(path.join(dir, 'lm', 'kd-stage.json'))).toBe(false); // not done: no stage manifest
     const plan = await runPipeline(f, { ...quiet, dryRun: true });
-    expect(plan.stages[1].reason).toBe('resuming an interrupted run');
-    expect(r1.ok).toBe(true);
+    expect(plan.stages[1]).toMatchObject({ status: 'planned', reason: 'resuming an interrupted run' });
+    // the rerun continues from the checkpoint the interrupted run wrote, and finishes
+    const r2 = await runPipeline(f, { ...quiet, from: 'lm' });
+    expect(r2.ok).toBe(true);
+    expect(r2.stages[0]).toMatchObject({ status: 'ran', reason: 'resuming an interrupted run' });
+    const summary = r2.stages[0].summary as { startStep: number; steps: number };
+    expect(summary.startStep).toBeGreaterThan(0);
+    expect(summary.startStep).toBeLessThan(steps);
+    expect(summary.steps).toBe(steps);
+    expect((await runPipeline(f, quiet)).stages.map((s) => s.status)).toEqual(['skipped', 'skipped']);
 
     const bad = write(dir, 'bad.yaml', `version: 1\nname: bad\nstages:\n  - stage: train\n    with: { data: ${dir}/no-such-dataset, out: ${dir}/x, backend: cpu }\n`);
-    const r2 = await runPipeline(bad, quiet);
-    expect(r2.ok).toBe(false);
-    expect(r2.stages[0]).toMatchObject({ status: 'failed', error: 'kd train exited with code 1' });
+    const failed = await runPipeline(bad, quiet);
+    expect(failed.ok).toBe(false);
+    expect(failed.stages[0]).toMatchObject({ status: 'failed', error: 'kd train exited with code 1' });
   });
 });

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { hashInput } from '../../src/pipeline/hash.js';
 import { loadPipeline } from '../../src/pipeline/load.js';
 import { runPipeline } from '../../src/pipeline/run.js';
+import { checkArgv } from '../../src/cli/index.js';
 import { startTeacherServer } from '../collect/teacher-server.js';
 import { KD_ARGS, ROOT } from '../helpers/kd.js';
 
@@ -112,7 +113,7 @@ stages:
     with: { data: synthetic, out: ${dir}/other, steps: 1, vocab_size: 16, d_model: 8, heads: 2, layers: 1, seq_len: 8, batch_size: 2, workers: 1, backend: cpu }
 `;
     const f = write(dir, 'chain.yaml', pipe(280));
-    const quiet = { log: () => {} };
+    const quiet = { log: () => {}, checkArgv };
     expect((await runPipeline(f, quiet)).ok).toBe(true);
     expect((await runPipeline(f, { ...quiet, dryRun: true })).stages.map((s) => s.status)).toEqual(['skipped', 'skipped', 'skipped']);
     write(dir, 'chain.yaml', pipe(300)); // the tokenizer would rerun: so would lm, which reads it; other does not

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Rng } from '../../src/rng.js';
+import { Rng } from '../../src/core/rng.js';
 import { Choice, type Emission } from '../../src/serve/choice.js';
 import { argmax, sampleToken, topK } from '../../src/serve/sampling.js';
 

@@ -10,7 +10,7 @@ import { type Model, disposeModel, forwardLogits } from '../../src/model/gpt.js'
 import { loadServedModel } from '../../src/serve/model.js';
 import { type ServeHandle, serve } from '../../src/serve/serve.js';
 import { resolveTrainConfig } from '../../src/train/config.js';
-import { syntheticTeacher } from '../../src/train/synthetic.js';
+import { syntheticTeacher } from '../../src/data/synthetic.js';
 import { train } from '../../src/train/trainer.js';
 import { Tokenizer } from '../../src/tokenizer/tokenizer.js';
 

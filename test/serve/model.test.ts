@@ -8,7 +8,7 @@ import { resolveModelConfig } from '../../src/model/config.js';
 import { disposeModel, initModel } from '../../src/model/gpt.js';
 import { type NamedArray, loadCheckpoint, saveCheckpoint } from '../../src/schema/checkpoint.js';
 import { defaultModelName, loadServedModel } from '../../src/serve/model.js';
-import { channelAxis, quantizeArray } from '../../src/compress/int8.js';
+import { channelAxis, quantizeArray } from '../../src/model/int8.js';
 import { serve } from '../../src/serve/serve.js';
 import { makeCheckpoint } from './fixture.js';
 

@@ -72,7 +72,7 @@ describe('kd serve --static', () => {
     const r = kd(['serve', '--static', path.join(root, 'nope'), '--port', '0']);
     expect(r.status).toBe(1);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toMatch(/^kd: --static .*nope: no such directory/);
+    expect(r.stderr).toMatch(/^kd: missing-file: --static .*nope: no such directory/);
     const both = kd(['serve', '--static', root, '--checkpoint', 'x']);
     expect(both.status).toBe(1);
     expect(both.stderr.trim().split('\n')).toHaveLength(1);

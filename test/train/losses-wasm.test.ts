@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/backend/index.js';
 import { nativeKernels, setNativeEnabled } from '../../src/backend/native.js';
 import { headKdLoss, resolveLossOptions, type Divergence, type KdLabels, type MissingMass } from '../../src/train/losses.js';
-import { Rng } from '../../src/rng.js';
+import { Rng } from '../../src/core/rng.js';
 
 /**
  * The split forward (dense softmax by kd's native kernels or by wasm's, sparse part in JS) against the

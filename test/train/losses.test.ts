@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
 import { MISSING_MASS, kdLossAndGrad, headKdLoss, resolveLossOptions, type KdLabels, type KdLossOptions, type Divergence, type MissingMass } from '../../src/train/losses.js';
-import { KdError } from '../../src/errors.js';
+import { KdError } from '../../src/core/errors.js';
 
 /** Independent float64 reference, written straight from the definitions (see kd-kernel.ts). */
 function reference(z: number[][], lab: KdLabels, o: KdLossOptions): number {

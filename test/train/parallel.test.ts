@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.js';
 import { resolveModelConfig } from '../../src/model/config.js';
 import { resolveTrainConfig } from '../../src/train/config.js';
-import { syntheticTeacher } from '../../src/train/synthetic.js';
+import { syntheticTeacher } from '../../src/data/synthetic.js';
 import { train } from '../../src/train/trainer.js';
 import { sliceRows } from '../../src/train/parallel.js';
 import { loadCheckpoint } from '../../src/schema/checkpoint.js';

@@ -9,12 +9,12 @@ import { setNativeEnabled } from '../../src/backend/native.js';
 import { resolveModelConfig } from '../../src/model/config.js';
 import { initModel, disposeModel } from '../../src/model/gpt.js';
 import { resolveTrainConfig, type TrainConfig } from '../../src/train/config.js';
-import { syntheticTeacher } from '../../src/train/synthetic.js';
+import { syntheticTeacher } from '../../src/data/synthetic.js';
 import { train } from '../../src/train/trainer.js';
 import { trainStep } from '../../src/train/step.js';
 import { adamWStep, addInto, clipCoefficient, globalNorm, initAdamW, disposeAdamW, learningRate } from '../../src/train/optimizer.js';
 import { loadCheckpoint } from '../../src/schema/checkpoint.js';
-import type { Batch } from '../../src/train/batch.js';
+import type { Batch } from '../../src/data/batch.js';
 
 const model = resolveModelConfig({ vocabSize: 48, seqLen: 12, dModel: 16, nLayers: 2, nHeads: 2 });
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'kd-train-'));

@@ -9,7 +9,7 @@
  *   - embeddings wte [V, d] and wpe [T, d]: axis 0 — one scale per row, i.e. per token / position.
  *     wte is also the tied output head (logits = h·wteᵀ), where a row is again an output channel.
  */
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 
 export type QuantScheme = 'per-channel' | 'per-tensor';
 export const QUANT_BITS = [4, 8] as const;

@@ -6,14 +6,13 @@
  */
 import fs from 'node:fs';
 import cliProgress from 'cli-progress';
+import { PROGRESS_FD_ENV } from './env.js';
 
 export interface Progress {
   update(value: number, payload: Record<string, string | number>): void;
   stop(): void;
 }
 
-/** Set by `kd run` for a stage: the file descriptor of its progress pipe. */
-export const PROGRESS_FD_ENV = 'KD_PROGRESS_FD';
 let progressFd: number | undefined;
 
 /** At startup: take the progress pipe kd run gave this process (and keep it from what this process starts). */

@@ -8,8 +8,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { KdError } from '../errors.js';
-import { Rng } from '../rng.js';
+import { KdError } from '../core/errors.js';
+import { Rng } from '../core/rng.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { Batch, BatchSourceFactory } from './batch.js';
 

@@ -1,9 +1,9 @@
 /** Opening a built dataset: its manifest, its tokenizer (which must be the one it was built with), its shards. */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import { DATASET_TOKENIZER, type DatasetManifest, type Split, readDatasetManifest } from '../schema/dataset.js';
-import { Tokenizer } from '../tokenizer/tokenizer.js';
+import { type Tokenizer, readTokenizerFile } from '../tokenizer/tokenizer.js';
 import { openShard } from './shards.js';
 
 export interface OpenDataset {
@@ -17,16 +17,6 @@ export function isDatasetDir(dir: string): boolean {
   return existsSync(join(dir, 'manifest.json'));
 }
 
-export function readTokenizerFile(file: string): Tokenizer {
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new KdError('bad-tokenizer', `${file}: cannot read the tokenizer (${(e as Error).message})`);
-  }
-  return Tokenizer.fromJSON(json, file);
-}
-
 /** Reads the manifest and tokenizer; refuses a tokenizer whose hash is not the manifest's. */
 export function openDataset(dir: string): OpenDataset {
   const manifest = readDatasetManifest(dir);
@@ -34,7 +24,7 @@ export function openDataset(dir: string): OpenDataset {
   const tokenizer = readTokenizerFile(file);
   const hash = tokenizer.hash();
   if (hash !== manifest.tokenizer.hash) {
-    throw new KdError('TOKENIZER_MISMATCH', `${file}: tokenizer ${hash.slice(0, 12)}… does not match the dataset (manifest.json says ${manifest.tokenizer.hash.slice(0, 12)}…); restore the dataset's tokenizer.json or rebuild the dataset`);
+    throw new KdError('tokenizer-mismatch', `${file}: tokenizer ${hash.slice(0, 12)}… does not match the dataset (manifest.json says ${manifest.tokenizer.hash.slice(0, 12)}…); restore the dataset's tokenizer.json or rebuild the dataset`);
   }
   return { dir, manifest, tokenizer };
 }

@@ -8,13 +8,13 @@ import type { Data, DataType, Field } from 'apache-arrow';
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KdError } from '../errors.js';
+import { KdError } from '../core/errors.js';
 import {
   type DatasetVersion, MAX_STUDENT_VOCAB, type ShardInfo, type Split, checkDatasetSchema, datasetFields, datasetSchema, shardName,
 } from '../schema/dataset.js';
 import { FLOAT16_TABLE, toFloat16Bits } from '../schema/float16.js';
 import { decodeLp8, encodeLp8, idBits, packIds, packedBytes, unpackIds } from '../schema/lp8.js';
-import type { Sequence } from './convert.js';
+import type { Sequence } from '../schema/dataset.js';
 
 const fieldType = (version: number, name: string): DataType => datasetFields(version).find((f) => f.name === name)!.type;
 const childType = (t: DataType): DataType => (t.children as Field[])[0].type;
@@ -292,14 +292,14 @@ export function readShardBytes(dir: string, info: ShardInfo, verify: boolean): U
   try {
     bytes = readFileSync(file);
   } catch {
-    throw new KdError('DATASET_MISSING_SHARD', `${file}: listed in the manifest but cannot be read; rebuild the dataset`);
+    throw new KdError('dataset-missing-shard', `${file}: listed in the manifest but cannot be read; rebuild the dataset`);
   }
   if (bytes.byteLength !== info.bytes) {
-    throw new KdError('DATASET_CORRUPT', `${file}: ${bytes.byteLength} bytes, the manifest says ${info.bytes} (truncated or replaced); rebuild the dataset`);
+    throw new KdError('dataset-corrupt', `${file}: ${bytes.byteLength} bytes, the manifest says ${info.bytes} (truncated or replaced); rebuild the dataset`);
   }
   if (verify) {
     const sha = createHash('sha256').update(bytes).digest('hex');
-    if (sha !== info.sha256) throw new KdError('DATASET_CORRUPT', `${file}: sha256 checksum mismatch (${sha.slice(0, 12)}…, the manifest says ${info.sha256.slice(0, 12)}…); the shard is corrupted — rebuild the dataset`);
+    if (sha !== info.sha256) throw new KdError('dataset-corrupt', `${file}: sha256 checksum mismatch (${sha.slice(0, 12)}…, the manifest says ${info.sha256.slice(0, 12)}…); the shard is corrupted — rebuild the dataset`);
   }
   return bytes;
 }
@@ -314,12 +314,12 @@ export function openShard(dir: string, info: ShardInfo, tokenizerHash: string, v
     if (!(r instanceof RecordBatchFileReader)) throw new Error('no Arrow file footer');
     reader = r.open();
   } catch (e) {
-    throw new KdError('DATASET_CORRUPT', `${file}: not a readable Arrow IPC file (${(e as Error).message}); rebuild the dataset`);
+    throw new KdError('dataset-corrupt', `${file}: not a readable Arrow IPC file (${(e as Error).message}); rebuild the dataset`);
   }
   const { version, idBits: bits } = checkDatasetSchema(reader.schema, file, tokenizerHash);
   (reader as RecordBatchFileReader & { kdVersion?: number; kdIdBits?: number }).kdVersion = version;
   (reader as RecordBatchFileReader & { kdVersion?: number; kdIdBits?: number }).kdIdBits = bits;
-  if (reader.numRecordBatches !== info.batches) throw new KdError('DATASET_CORRUPT', `${file}: ${reader.numRecordBatches} record batches, the manifest says ${info.batches}`);
+  if (reader.numRecordBatches !== info.batches) throw new KdError('dataset-corrupt', `${file}: ${reader.numRecordBatches} record batches, the manifest says ${info.batches}`);
   return reader;
 }
 
@@ -333,7 +333,7 @@ export function loadShard(dir: string, info: ShardInfo, tokenizerHash: string, v
   for (let i = 0; i < reader.numRecordBatches; i++) {
     const rb = reader.readRecordBatch(i);
     const where = `${join(dir, info.file)}: record batch ${i}`;
-    if (!rb) throw new KdError('DATASET_CORRUPT', `${where} cannot be read`);
+    if (!rb) throw new KdError('dataset-corrupt', `${where} cannot be read`);
     const b = reader.kdVersion === 1 ? flatBatch(rb) : flatBatchV2(rb, reader.kdIdBits, where);
     checkIds(b, rb, vocabSize, where);
     out.push(b);
@@ -346,7 +346,7 @@ function checkIds(b: ShardBatch, rb: RecordBatch, V: number, where: string): voi
   const rowOf = (offsets: Int32Array, i: number) => { let r = 0; while (r + 1 < offsets.length - 1 && offsets[r + 1] <= i) r++; return r; };
   const fail = (row: number, what: string, id: number) => {
     const inputId = rb.getChild('input_id')?.get(row) as string | undefined;
-    throw new KdError('DATASET_CORRUPT', `${where}, row ${row}${inputId !== undefined ? ` (input_id ${JSON.stringify(inputId)})` : ''}: ${what} ${id} is outside the vocabulary (${V} tokens); rebuild the dataset`);
+    throw new KdError('dataset-corrupt', `${where}, row ${row}${inputId !== undefined ? ` (input_id ${JSON.stringify(inputId)})` : ''}: ${what} ${id} is outside the vocabulary (${V} tokens); rebuild the dataset`);
   };
   const i = bad(b.ids);
   if (i >= 0) fail(rowOf(b.idOff, i), 'token id', b.ids[i]);
@@ -395,7 +395,7 @@ function flatBatchV2(rb: RecordBatch, bits: number, where: string): ShardBatch {
   const nLab = labOff[R];
   const bad = (r: number, what: string) => {
     const inputId = rb.getChild('input_id')?.get(r) as string | undefined;
-    return new KdError('DATASET_CORRUPT', `${where}, row ${r}${inputId !== undefined ? ` (input_id ${JSON.stringify(inputId)})` : ''}: ${what}; rebuild the dataset`);
+    return new KdError('dataset-corrupt', `${where}, row ${r}${inputId !== undefined ? ` (input_id ${JSON.stringify(inputId)})` : ''}: ${what}; rebuild the dataset`);
   };
   const bOff = tb.valueOffsets as Int32Array;
   const topOff = new Int32Array(nLab + 1);

@@ -2,9 +2,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { corpusBatches, encodeDocs, readCorpus, splitDocs } from '../../src/train/corpus.js';
+import { corpusBatches, encodeDocs, readCorpus, splitDocs } from '../../src/data/corpus.js';
 import { trainBpe } from '../../src/tokenizer/bpe.js';
-import { openData } from '../../src/train/run.js';
+import { openData } from '../../src/data/open.js';
 
 describe('text corpora and BPE', () => {
   const sotu = readCorpus('sotu');

@@ -3,8 +3,6 @@
  * labels per position. Sources are deterministic given their cursor, so a checkpoint that stores the
  * cursor resumes at exactly the next batch.
  */
-import type { KdLabels } from './kd-kernel.js';
-
 export interface Batch {
   B: number;
   T: number;
@@ -35,8 +33,4 @@ export interface BatchSourceFactory {
   open(cursor?: Cursor): BatchSource;
   /** a short description for logs and manifests */
   describe(): Record<string, unknown>;
-}
-
-export function batchLabels(b: Batch): KdLabels {
-  return { N: b.B * b.T, K: b.K, topIds: b.topIds, topLogprobs: b.topLogprobs, mask: b.mask, targets: b.targets };
 }

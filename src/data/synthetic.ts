@@ -4,7 +4,7 @@
  * sampled from the teacher itself, so a student can really learn it and its KL falls toward 0.
  * Batch i is a pure function of (seed, i): the cursor is just the batch index.
  */
-import { Rng } from '../rng.js';
+import { Rng } from '../core/rng.js';
 import type { Batch, BatchSource, BatchSourceFactory } from './batch.js';
 
 export interface SyntheticOptions {

@@ -4,7 +4,7 @@
  * closes, and the child stops as if sent SIGTERM (serve closes, train checkpoints, collect stops).
  * A closed stdout or stderr (EPIPE: the reader is gone) is the same event, not a crash.
  */
-export const EXIT_WITH_PARENT_ENV = 'KD_EXIT_WITH_PARENT';
+import { EXIT_WITH_PARENT_ENV } from '../core/env.js';
 
 let stopping = false;
 function stopAsIfTerminated(): void {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { buildDataset } from '../../src/dataset/build.js';
-import { datasetSource } from '../../src/dataset/loader.js';
-import type { Batch } from '../../src/train/batch.js';
-import { builtDataset } from './fixtures.js';
+import { datasetSource } from '../../src/data/loader.js';
+import type { Batch } from '../../src/data/batch.js';
+import { builtDataset } from '../dataset/fixtures.js';
 
 const fx = builtDataset({ texts: 40 });
 const s = buildDataset({ from: fx.raw, out: fx.out, vocabSize: 500, valFraction: 0.1, shardBytes: 40_000, batchTokens: 800 });

@@ -19,12 +19,13 @@
  * new sequence's first positions are its prompt/context (mask 0). Targets and labels are stored
  * per position, so a sequence cut at a row edge keeps its exact next-token targets.
  */
-import { KdError } from '../errors.js';
-import { Rng } from '../rng.js';
+import { KdError } from '../core/errors.js';
+import { Rng } from '../core/rng.js';
 import type { ShardInfo, Split } from '../schema/dataset.js';
-import type { Batch, BatchSource, BatchSourceFactory } from '../train/batch.js';
-import { type OpenDataset, openDataset, verifySplit } from './open.js';
+import type { Batch, BatchSource, BatchSourceFactory } from './batch.js';
+import { type OpenDataset, openDataset, verifySplit } from './dataset.js';
 import { type ShardBatch, loadShard } from './shards.js';
+import { LOGPROB_SENTINEL } from '../core/logprob.js';
 
 export interface LoaderOptions {
   split: Split;
@@ -45,7 +46,7 @@ export interface DatasetCursor {
 }
 
 /** Log-prob written into unused top-k slots: the kernels' "not a label" sentinel. */
-export const PAD_LOGPROB = -9999;
+export const PAD_LOGPROB = LOGPROB_SENTINEL;
 
 interface SeqRef { b: ShardBatch; row: number }
 
@@ -71,7 +72,7 @@ export function datasetSource(dirOrDs: string | OpenDataset, o: LoaderOptions): 
   const ds = typeof dirOrDs === 'string' ? openDataset(dirOrDs) : dirOrDs;
   const stats = ds.manifest.splits[o.split];
   const shards: ShardInfo[] = stats.shards;
-  if (stats.tokens === 0 || shards.length === 0) throw new KdError('DATASET_EMPTY', `${ds.dir}: the ${o.split} split is empty`);
+  if (stats.tokens === 0 || shards.length === 0) throw new KdError('dataset-empty', `${ds.dir}: the ${o.split} split is empty`);
   if (o.verify ?? true) verifySplit(ds, o.split);
   const W = o.shuffleWindow ?? 8;
   const { batchSize: B, seqLen: T } = o;

@@ -1,0 +1,3 @@
+/** `kd serve`: what later stages use (kd onpolicy samples the student through the same engine). */
+export { Engine } from './engine.js';
+export { generate } from './generate.js';

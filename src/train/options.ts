@@ -1,0 +1,132 @@
+/** `kd train`'s options: flags and the config file resolved into one validated run description. */
+import fs from 'node:fs';
+import { KdError } from '../core/errors.js';
+import { type OpenedData, openData } from '../data/open.js';
+import { type OptionsOf, type OptionsSpec } from '../core/options.js';
+import { type ModelConfig, REFERENCE_CONFIG, resolveModelConfig } from '../model/config.js';
+import { type Tokenizer, readTokenizerFile } from '../tokenizer/tokenizer.js';
+import { DEFAULT_TRAIN, type TrainConfig, resolveTrainConfig } from './config.js';
+import { DEFAULT_LOSS, DIVERGENCES, MISSING_MASS } from './kd-kernel.js';
+
+/** What a synthetic run's teacher keeps per position when --top-k is left out. */
+export const DEFAULT_TOP_K = 20;
+
+/** Every `kd train` flag, once: yargs options, the TrainArgs type and the pipeline's `with:` keys come from here. */
+export const TRAIN_OPTIONS = {
+  data: { type: 'string', required: true, describe: 'dataset directory; "synthetic" (a built-in random bigram teacher); or "corpus:sotu" / "corpus:PATH" for plain next-token training on text (with --tokenizer, --alpha 1)' },
+  out: { type: 'string', required: true, describe: 'run directory for checkpoint.kdc and train-log.jsonl' },
+  config: { type: 'string', describe: 'JSON file {"model": {...}, "train": {...}}; flags override it' },
+  resume: { type: 'boolean', describe: 'continue the run in --out exactly where it stopped' },
+  force: { type: 'boolean', describe: 'start over even if --out holds a checkpoint' },
+  backend: { type: 'string', describe: 'tensorflow-gpu, tensorflow, wasm or cpu', defaultText: 'best available; or KD_BACKEND' },
+  json: { type: 'boolean', describe: 'print one JSON line per log interval and a JSON summary' },
+  steps: { type: 'number', describe: 'optimizer steps', default: DEFAULT_TRAIN.steps },
+  batchSize: { type: 'number', describe: 'sequences per micro-batch', default: DEFAULT_TRAIN.batchSize },
+  seqLen: { type: 'number', describe: "tokens per sequence; also the model's context", default: REFERENCE_CONFIG.seqLen },
+  accumSteps: { type: 'number', describe: 'micro-batches per optimizer step', default: DEFAULT_TRAIN.accumSteps },
+  lr: { type: 'number', describe: 'peak learning rate, cosine decay to --min-lr', default: DEFAULT_TRAIN.lr },
+  minLr: { type: 'number', describe: 'learning rate at the last step', default: DEFAULT_TRAIN.minLr },
+  warmupSteps: { type: 'number', describe: 'linear warm-up steps', default: DEFAULT_TRAIN.warmupSteps },
+  weightDecay: { type: 'number', describe: 'AdamW weight decay', default: DEFAULT_TRAIN.weightDecay },
+  gradClip: { type: 'number', describe: 'global-norm clip, 0 = off', default: DEFAULT_TRAIN.gradClip },
+  divergence: { type: 'string', choices: DIVERGENCES, describe: 'divergence to the teacher', default: DEFAULT_LOSS.divergence },
+  temperature: { type: 'number', describe: 'softening temperature T, loss × T²', default: DEFAULT_LOSS.temperature },
+  alpha: { type: 'number', describe: 'weight of the hard-label cross-entropy; 1 = no distillation', default: DEFAULT_LOSS.alpha },
+  beta: { type: 'number', describe: 'JSD interpolation β', default: DEFAULT_LOSS.beta },
+  missingMass: { type: 'string', choices: MISSING_MASS, describe: "the teacher's probability outside its top-k: one tail class, or renormalise the top-k as if it were everything", default: DEFAULT_LOSS.missingMass },
+  tailTarget: { type: 'number', describe: "weight of the hard target's cross-entropy within the tail where it is outside the teacher's top-k", default: DEFAULT_LOSS.tailTarget },
+  unlabelledWeight: { type: 'number', describe: 'weight of the hard target at positions without a soft label, in the (1 − alpha) term; 0 = skip them', default: DEFAULT_LOSS.unlabelledWeight },
+  logEvery: { type: 'number', describe: 'steps between log lines', default: DEFAULT_TRAIN.logEvery },
+  evalEvery: { type: 'number', describe: 'steps between validation passes, 0 = off', default: DEFAULT_TRAIN.evalEvery },
+  evalBatches: { type: 'number', describe: 'validation batches per pass', default: DEFAULT_TRAIN.evalBatches },
+  checkpointEvery: { type: 'number', describe: 'steps between checkpoints, 0 = only at the end', default: DEFAULT_TRAIN.checkpointEvery },
+  seed: { type: 'number', describe: 'seed of the initialisation and the data order', default: DEFAULT_TRAIN.seed },
+  vocabSize: { type: 'number', describe: "model: vocabulary size (synthetic data; a dataset's tokenizer sets it)", default: REFERENCE_CONFIG.vocabSize },
+  dModel: { type: 'number', describe: 'model: width', default: REFERENCE_CONFIG.dModel },
+  layers: { type: 'number', describe: 'model: transformer blocks', default: REFERENCE_CONFIG.nLayers },
+  heads: { type: 'number', describe: 'model: attention heads, must divide d-model', default: REFERENCE_CONFIG.nHeads },
+  ffnMult: { type: 'number', describe: 'model: MLP width multiplier', default: REFERENCE_CONFIG.ffnMult },
+  topK: { type: 'number', describe: 'synthetic data: teacher top-k', default: DEFAULT_TOP_K },
+  tokenizer: { type: 'string', describe: 'tokenizer JSON for --data corpus:… (sets the vocabulary size)' },
+  workers: { type: 'number', describe: 'data-parallel worker threads', defaultText: 'one per core on wasm/cpu, 1 on tfjs-node' },
+} as const satisfies OptionsSpec;
+
+export type TrainArgs = OptionsOf<typeof TRAIN_OPTIONS>;
+
+export interface ResolvedTrain {
+  model: ModelConfig;
+  config: TrainConfig;
+  data: string;
+  out: string;
+  resume: boolean | undefined;
+  topK: number;
+  /** undefined = automatic (one per core on the wasm and cpu backends) */
+  workers?: number;
+  tokenizer?: Tokenizer;
+  /** the vocabulary size the user asked for (flag or config file); a dataset's tokenizer sets it otherwise */
+  vocabSizeGiven?: number;
+}
+
+function readConfigFile(file: string): { model?: Record<string, unknown>; train?: Record<string, unknown> } {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    throw new KdError('missing-file', `${file}: cannot read config file`);
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new KdError('bad-config', `${file}: not valid JSON (${(e as Error).message})`);
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new KdError('bad-config', `${file}: expected an object with "model" and "train"`);
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (k !== 'model' && k !== 'train') throw new KdError('bad-config', `${file}: unknown top-level field "${k}" (expected "model", "train")`);
+  return o as { model?: Record<string, unknown>; train?: Record<string, unknown> };
+}
+
+const defined = <T extends object>(o: T): Partial<T> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+
+/** Defaults, then the config file, then flags; validated. Pure apart from reading the config file. */
+export function resolveTrainArgs(a: TrainArgs): ResolvedTrain {
+  const file = a.config ? readConfigFile(a.config) : {};
+  const src = a.config ?? 'flags';
+  const tokenizer = a.tokenizer ? readTokenizerFile(a.tokenizer) : undefined;
+  if (tokenizer && a.vocabSize !== undefined && a.vocabSize !== tokenizer.vocabSize) {
+    throw new KdError('bad-config', `--vocab-size ${a.vocabSize} differs from the tokenizer's ${tokenizer.vocabSize} tokens (${a.tokenizer})`);
+  }
+  const model = resolveModelConfig({
+    ...(file.model ?? {}),
+    ...(tokenizer ? { vocabSize: tokenizer.vocabSize } : {}),
+    ...defined({ vocabSize: a.vocabSize, seqLen: a.seqLen, dModel: a.dModel, nLayers: a.layers, nHeads: a.heads, ffnMult: a.ffnMult }),
+  }, `${src}: model`);
+  const fileTrain = (file.train ?? {}) as Partial<TrainConfig>;
+  const config = resolveTrainConfig({
+    ...fileTrain,
+    ...defined({ steps: a.steps, batchSize: a.batchSize, accumSteps: a.accumSteps, lr: a.lr, minLr: a.minLr, warmupSteps: a.warmupSteps,
+      weightDecay: a.weightDecay, gradClip: a.gradClip, logEvery: a.logEvery, evalEvery: a.evalEvery, evalBatches: a.evalBatches,
+      checkpointEvery: a.checkpointEvery, seed: a.seed }),
+    seqLen: a.seqLen ?? fileTrain.seqLen ?? model.seqLen,
+    loss: { ...(fileTrain.loss ?? {}), ...defined({
+      divergence: a.divergence, temperature: a.temperature, alpha: a.alpha, beta: a.beta,
+      missingMass: a.missingMass, unlabelledWeight: a.unlabelledWeight, tailTarget: a.tailTarget,
+    }) },
+  }, `${src}: train`);
+  if (config.seqLen > model.seqLen) throw new KdError('bad-config', `${src}: train.seqLen (${config.seqLen}) exceeds model.seqLen (${model.seqLen})`);
+  if (a.topK !== undefined && (!Number.isInteger(a.topK) || a.topK < 1)) throw new KdError('bad-config', `--top-k must be a positive integer, got ${a.topK}`);
+  if (a.workers !== undefined && (!Number.isInteger(a.workers) || a.workers < 1)) throw new KdError('bad-config', `--workers must be a positive integer, got ${a.workers}`);
+  const vocabSizeGiven = a.vocabSize ?? (file.model?.vocabSize as number | undefined);
+  return { model, config, data: a.data, out: a.out, resume: a.resume ? true : a.force ? false : undefined, topK: a.topK ?? DEFAULT_TOP_K, workers: a.workers, tokenizer, vocabSizeGiven };
+}
+
+/** The data of a `kd train` run, and the model config with the vocabulary its tokenizer fixes. */
+export function trainData(r: ResolvedTrain): OpenedData & { model: ModelConfig } {
+  const data = openData(r.data, { batchSize: r.config.batchSize, seqLen: r.config.seqLen, seed: r.config.seed, vocabSize: r.model.vocabSize, topK: r.topK, tokenizer: r.tokenizer });
+  const V = data.tokenizer?.vocabSize ?? r.model.vocabSize;
+  if (r.vocabSizeGiven !== undefined && r.vocabSizeGiven !== V) {
+    throw new KdError('bad-config', `--vocab-size ${r.vocabSizeGiven} does not match ${r.data}'s tokenizer (${V} ids); drop --vocab-size, or rebuild the dataset with --vocab-size ${r.vocabSizeGiven}`);
+  }
+  return { ...data, model: { ...r.model, vocabSize: V } };
+}
+
