@@ -12,15 +12,16 @@
  * alternative masses the manifest's statistics sum. Either pass can run in a worker thread
  * (./build-worker.ts): its inputs and outputs are plain data and transferable typed arrays.
  */
-import { type Data, RecordBatchStreamReader, Type } from 'apache-arrow';
+import { type Data, Type } from 'apache-arrow';
 import { isUtf8 } from 'node:buffer';
 import { KdError } from '../core/errors.js';
 import type { DatasetVersion, Split } from '../schema/dataset.js';
-import { IPC_EOS, type RawRecord, checkRawSchema, scanIpcStream } from '../schema/raw.js';
 import { type ByteSourceStats, firstLabelled, newByteStats } from '../tokenizer/derive.js';
+import type { RawRecord } from '../schema/raw.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { type ConvertStats, entropy, logAddExp, splitOf } from './convert.js';
 import { type SeqBlock, encodeLogprobs } from '../data/shards.js';
+import { openRawStream } from './raw-columns.js';
 
 // ---------------------------------------------------------------------------------------------
 // growable typed arrays and a byte-string hash table
@@ -329,15 +330,7 @@ class RawCols {
 
 /** The complete record batches of a raw shard's bytes (a torn tail is ignored, as collect's reader does). */
 export function rawBatches(bytes: Uint8Array, file: string): RawCols[] {
-  const scan = scanIpcStream(bytes);
-  if (scan.completeBytes === 0) throw new KdError('raw-format', `${file}: no Arrow IPC stream schema found (empty or not a raw shard)`);
-  let reader: RecordBatchStreamReader;
-  try {
-    reader = RecordBatchStreamReader.from(Buffer.concat([bytes.subarray(0, scan.completeBytes), IPC_EOS])).open() as RecordBatchStreamReader;
-  } catch (e) {
-    throw new KdError('raw-format', `${file}: not a readable Arrow IPC stream (${(e as Error).message})`);
-  }
-  checkRawSchema(reader.schema, file);
+  const reader = openRawStream(bytes, file);
   const out: RawCols[] = [];
   for (const batch of reader) {
     for (const f of ['top_logprobs']) {

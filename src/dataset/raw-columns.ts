@@ -43,9 +43,11 @@ export function plainColumn(d: Data): unknown[] {
   }
 }
 
-/** The complete records of a raw shard file (a torn tail is ignored, as collect's reader does). */
-export function readRawRecords(file: string): RawRecord[] {
-  const bytes = readFileSync(file);
+/**
+ * A reader over the complete record batches of a raw shard's bytes, its schema checked (a torn tail
+ * is ignored, as collect's reader does).
+ */
+export function openRawStream(bytes: Uint8Array, file: string): RecordBatchStreamReader {
   const scan = scanIpcStream(bytes);
   if (scan.completeBytes === 0) throw new KdError('raw-format', `${file}: no Arrow IPC stream schema found (empty or not a raw shard)`);
   let reader: RecordBatchStreamReader;
@@ -55,6 +57,12 @@ export function readRawRecords(file: string): RawRecord[] {
     throw new KdError('raw-format', `${file}: not a readable Arrow IPC stream (${(e as Error).message})`);
   }
   checkRawSchema(reader.schema, file);
+  return reader;
+}
+
+/** The complete records of a raw shard file (a torn tail is ignored, as collect's reader does). */
+export function readRawRecords(file: string): RawRecord[] {
+  const reader = openRawStream(readFileSync(file), file);
   const out: RawRecord[] = [];
   for (const batch of reader) {
     const cols = RAW_FIELDS.map((f) => {
