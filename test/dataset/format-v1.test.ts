@@ -65,7 +65,7 @@ describe('version 2 against version 1 from the same raw data', () => {
     expect(h.stdout).toMatch(/format v2: [\d.]+ bytes per labelled token .*, [\d.]+ bytes per top-k entry/);
     const bad = kd(['dataset', 'build', '--from', fx.raw, '--out', path.join(fx.root, 'cli-v3'), '--format-version', '3']);
     expect(bad.status).toBe(1);
-    expect(bad.stderr).toMatch(/^kd: --format-version must be 1 or 2, got 3/);
+    expect(bad.stderr).toMatch(/^kd: bad-option: --format-version must be 1 or 2, got 3/);
   });
 
   it('the loader gives identical batches but for the log-probs, which stay within the 8-bit bound; the top-k mass within 0.01', () => {
