@@ -20,10 +20,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { initBackend } from '../src/backend/index.js';
-import { bitsPerByte } from '../src/eval/bpb.js';
-import { disposeModel } from '../src/model/gpt.js';
-import { loadModel } from '../src/model/load.js';
-import { excerpts, heldOut, r4, run, sourceHash, STUDENT, withTeacher } from './quality.js';
+import { excerpts, heldOut, r4, run, scoreCheckpoint, sourceHash, STUDENT, withTeacher } from './quality.js';
 
 const args = process.argv.slice(2);
 const arg = (n: string, d: string) => { const i = args.indexOf(`--${n}`); return i >= 0 ? args[i + 1]! : d; };
@@ -47,14 +44,7 @@ async function main() {
   fs.writeFileSync(input, excerpts(POOL).map((r) => JSON.stringify(r)).join('\n') + '\n');
   await initBackend({});
   const texts = heldOut();
-  const score = (ckpt: string) => {
-    const { model, tokenizer } = loadModel(ckpt);
-    try {
-      return Object.fromEntries(texts.map((t) => [t.name, r4(bitsPerByte(model, tokenizer!, t.text).bpb)]));
-    } finally {
-      disposeModel(model);
-    }
-  };
+  const score = (ckpt: string) => Object.fromEntries(Object.entries(scoreCheckpoint(ckpt, texts)).map(([t, v]) => [t, r4(v)]));
   const src = sourceHash();
   const t0 = Date.now();
 

@@ -17,13 +17,12 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { initBackend } from '../src/backend/index.js';
-import { bitsPerByte } from '../src/eval/bpb.js';
 import { disposeModel } from '../src/model/gpt.js';
 import { loadModel } from '../src/model/load.js';
 import { buildMix, fineTune, type OnPolicySummary } from '../src/onpolicy/onpolicy.js';
 import { listRawShards } from '../src/schema/raw.js';
 import { readRawRecords } from '../src/dataset/raw-columns.js';
-import { excerpts, heldOut, prompts, r4, run, STUDENT, withTeacher } from './quality.js';
+import { excerpts, heldOut, prompts, r4, run, scoreCheckpoint, STUDENT, withTeacher } from './quality.js';
 
 const args = process.argv.slice(2);
 const arg = (n: string, d: string) => { const i = args.indexOf(`--${n}`); return i >= 0 ? args[i + 1]! : d; };
@@ -41,14 +40,7 @@ async function main() {
   fs.mkdirSync(ROOT, { recursive: true });
   await initBackend({});
   const texts = heldOut();
-  const score = (ckpt: string) => {
-    const { model, tokenizer } = loadModel(ckpt);
-    try {
-      return Object.fromEntries(texts.map((t) => [t.name, r4(bitsPerByte(model, tokenizer!, t.text).bpb)]));
-    } finally {
-      disposeModel(model);
-    }
-  };
+  const score = (ckpt: string) => Object.fromEntries(Object.entries(scoreCheckpoint(ckpt, texts)).map(([t, v]) => [t, r4(v)]));
   const t0 = Date.now();
   const pool = path.join(ROOT, 'pool.jsonl');
   fs.writeFileSync(pool, excerpts(Number(arg('pool', '600'))).map((r) => JSON.stringify(r)).join('\n') + '\n');

@@ -143,6 +143,16 @@ export function sourceHash(): string {
   return h.digest('hex').slice(0, 16);
 }
 
+/** Bits per byte of a checkpoint on each held-out text, with its own tokenizer. */
+export function scoreCheckpoint(ckpt: string, texts: { name: string; text: string }[]): Record<string, number> {
+  const { model, tokenizer } = loadModel(ckpt);
+  try {
+    return Object.fromEntries(texts.map((t) => [t.name, bitsPerByte(model, tokenizer!, t.text).bpb]));
+  } finally {
+    disposeModel(model);
+  }
+}
+
 export const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const spread = (xs: number[]) => (xs.length > 1 ? Math.max(...xs) - Math.min(...xs) : 0);
 export const r4 = (x: number) => Math.round(x * 10_000) / 10_000;
@@ -150,14 +160,7 @@ export const r4 = (x: number) => Math.round(x * 10_000) / 10_000;
 async function main() {
   await initBackend({});
   const texts = heldOut();
-  const score = (ckpt: string) => {
-    const { model, tokenizer } = loadModel(ckpt);
-    try {
-      return Object.fromEntries(texts.map((t) => [t.name, bitsPerByte(model, tokenizer!, t.text).bpb]));
-    } finally {
-      disposeModel(model);
-    }
-  };
+  const score = (ckpt: string) => scoreCheckpoint(ckpt, texts);
   let teacherUrl: string | undefined;
   let stopTeacher: (() => void) | undefined;
   const url = async () => {
