@@ -59,8 +59,11 @@ export interface SeqBlock {
   lp8?: Uint8Array;
 }
 
-/** Encodes per-entry natural-log probabilities (best first within a position) for a version. */
-export function encodeLogprobs(version: DatasetVersion, counts: ArrayLike<number>, labelled: number, lps: ArrayLike<number>, entries: number): Pick<SeqBlock, 'lp16' | 'best16' | 'lp8'> {
+/**
+ * Encodes per-entry natural-log probabilities (best first within a position) for a version; `ps`,
+ * when given, holds each entry's Math.exp(lp) (the columnar build has them: version 2 needs them).
+ */
+export function encodeLogprobs(version: DatasetVersion, counts: ArrayLike<number>, labelled: number, lps: ArrayLike<number>, entries: number, ps?: ArrayLike<number>): Pick<SeqBlock, 'lp16' | 'best16' | 'lp8'> {
   if (version === 1) {
     const lp16 = new Uint16Array(entries);
     for (let v = 0; v < entries; v++) lp16[v] = toFloat16Bits(lps[v]);
@@ -69,7 +72,7 @@ export function encodeLogprobs(version: DatasetVersion, counts: ArrayLike<number
   const best16 = new Uint16Array(labelled), lp8 = new Uint8Array(entries - labelled);
   for (let j = 0, v = 0; j < labelled; j++) {
     const c = counts[j];
-    best16[j] = encodeLp8(lps, v, c, lp8, v - j);
+    best16[j] = encodeLp8(lps, v, c, lp8, v - j, ps);
     v += c;
   }
   return { best16, lp8 };

@@ -15,6 +15,7 @@
 import { type Data, Type } from 'apache-arrow';
 import { isUtf8 } from 'node:buffer';
 import { KdError } from '../core/errors.js';
+import { LOGPROB_SENTINEL } from '../core/logprob.js';
 import type { DatasetVersion, Split } from '../schema/dataset.js';
 import { type ByteSourceStats, firstLabelled, newByteStats } from '../tokenizer/derive.js';
 import type { RawRecord } from '../schema/raw.js';
@@ -50,36 +51,70 @@ const u16 = (n = 64) => new Grow(new Uint16Array(n), (m) => new Uint16Array(m));
 const u8 = (n = 64) => new Grow(new Uint8Array(n), (m) => new Uint8Array(m));
 const f64 = (n = 64) => new Grow(new Float64Array(n), (m) => new Float64Array(m));
 
-/** Byte strings → dense indices in first-insertion order (FNV-1a, open addressing). */
+/** masks of the low 0–4 bytes of an int32 */
+const LOW_BYTES = new Int32Array([0, 0xff, 0xffff, 0xffffff, -1]);
+
+/**
+ * Byte strings → dense indices in first-insertion order (open addressing, linear probing). A slot is
+ * four int32s — a tag (24 hash bits and the length), the index + 1 (0: empty) and the key's first
+ * eight bytes — so a lookup of a key of at most 8 bytes (nearly every teacher token) reads one cache
+ * line and never the key pool.
+ */
 export class ByteTable {
   private pool = new Uint8Array(1 << 16);
   private poolN = 0;
   private start = new Int32Array(1024);
   private len = new Int32Array(1024);
   private hashes = new Int32Array(1024);
-  private slots = new Int32Array(2048).fill(-1);
+  /** [tag, index + 1, bytes 0–3, bytes 4–7] per slot */
+  private slots = new Int32Array(4 * 2048);
+  private mask = 2047;
   size = 0;
+
+  /** a little-endian view of the last key buffer (keys are read four bytes at a time) */
+  private dvBuf: Uint8Array | null = null;
+  private dv: DataView = new DataView(new ArrayBuffer(0));
 
   /** The index of buf[s..e), inserting it when new. */
   intern(buf: Uint8Array, s: number, e: number): number {
-    let h = 0x811c9dc5 | 0;
-    for (let i = s; i < e; i++) h = Math.imul(h ^ buf[i], 16777619);
-    const mask = this.slots.length - 1;
     const n = e - s;
+    let w0 = 0, w1 = 0;
+    if (s + 8 <= buf.length) {
+      if (buf !== this.dvBuf) { this.dvBuf = buf; this.dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength); }
+      const dv = this.dv;
+      if (n >= 8) { w0 = dv.getInt32(s, true); w1 = dv.getInt32(s + 4, true); }
+      else if (n >= 4) { w0 = dv.getInt32(s, true); w1 = dv.getInt32(s + 4, true) & LOW_BYTES[n - 4]; }
+      else w0 = dv.getInt32(s, true) & LOW_BYTES[n];
+    } else {
+      const m8 = n < 8 ? n : 8;
+      for (let i = 0; i < m8; i++) {
+        if (i < 4) w0 |= buf[s + i] << (i << 3);
+        else w1 |= buf[s + i] << ((i - 4) << 3);
+      }
+    }
+    let h = Math.imul(w0 ^ Math.imul(w1 ^ n, 0x85ebca6b), 0xcc9e2d51);
+    for (let i = s + 8; i < e; i++) h = Math.imul(h ^ buf[i], 16777619);
+    h ^= h >>> 15; h = Math.imul(h, 0x2c1b3c6d); h ^= h >>> 13;
+    const tag = (h & ~0xff) | (n < 255 ? n : 255);
+    const slots = this.slots, mask = this.mask;
     for (let slot = h & mask; ; slot = (slot + 1) & mask) {
-      const t = this.slots[slot];
-      if (t < 0) break;
-      if (this.hashes[t] === h && this.len[t] === n) {
-        const o = this.start[t];
+      const q = slot << 2;
+      const t1 = slots[q + 1];
+      if (t1 === 0) break;
+      if (slots[q] === tag && slots[q + 2] === w0 && slots[q + 3] === w1) {
+        if (n <= 8) return t1 - 1;
+        const t = t1 - 1;
+        if (this.len[t] !== n) continue;
+        const pool = this.pool, o = this.start[t];
         let same = true;
-        for (let i = 0; i < n; i++) if (this.pool[o + i] !== buf[s + i]) { same = false; break; }
+        for (let i = 8; i < n; i++) if (pool[o + i] !== buf[s + i]) { same = false; break; }
         if (same) return t;
       }
     }
-    return this.insert(buf, s, e, h);
+    return this.insert(buf, s, e, h, tag, w0, w1);
   }
 
-  private insert(buf: Uint8Array, s: number, e: number, h: number): number {
+  private insert(buf: Uint8Array, s: number, e: number, h: number, tag: number, w0: number, w1: number): number {
     const t = this.size++;
     if (t === this.start.length) {
       const grow = (a: Int32Array) => { const b = new Int32Array(a.length * 2); b.set(a); return b; };
@@ -94,21 +129,28 @@ export class ByteTable {
     this.pool.set(buf.subarray(s, e), this.poolN);
     this.start[t] = this.poolN; this.len[t] = n; this.hashes[t] = h;
     this.poolN += n;
-    if (this.size * 2 > this.slots.length) this.rehash();
-    else this.place(t);
+    this.place(this.slots, this.mask, h, tag, t + 1, w0, w1);
+    if (this.size * 2 > this.mask + 1) this.rehash();
     return t;
   }
 
-  private place(t: number): void {
-    const mask = this.slots.length - 1;
-    let slot = this.hashes[t] & mask;
-    while (this.slots[slot] >= 0) slot = (slot + 1) & mask;
-    this.slots[slot] = t;
+  private place(slots: Int32Array, mask: number, h: number, tag: number, t1: number, w0: number, w1: number): void {
+    let slot = h & mask;
+    while (slots[(slot << 2) + 1] !== 0) slot = (slot + 1) & mask;
+    const q = slot << 2;
+    slots[q] = tag; slots[q + 1] = t1; slots[q + 2] = w0; slots[q + 3] = w1;
   }
 
   private rehash(): void {
-    this.slots = new Int32Array(this.slots.length * 2).fill(-1);
-    for (let t = 0; t < this.size; t++) this.place(t);
+    const old = this.slots;
+    const cap = 2 * (this.mask + 1);
+    const slots = new Int32Array(4 * cap), mask = cap - 1;
+    for (let q = 0; q < old.length; q += 4) {
+      const t1 = old[q + 1];
+      if (t1 !== 0) this.place(slots, mask, this.hashes[t1 - 1], old[q], t1, old[q + 2], old[q + 3]);
+    }
+    this.slots = slots;
+    this.mask = mask;
   }
 
   bytes(t: number): Uint8Array {
@@ -134,29 +176,45 @@ const valid = (d: Data, i: number): boolean => {
   return ((d.nullBitmap[j >> 3] >> (j & 7)) & 1) === 1;
 };
 
+/** An Arrow column's null bitmap, or null when no value is null (then every value is valid). */
+const bitmapOf = (d: Data): Uint8Array | null => (d.nullCount === 0 || !d.nullBitmap || d.nullBitmap.length === 0 ? null : d.nullBitmap);
+/** value j (the column's offset included) of a column with this bitmap is valid */
+const isSet = (bits: Uint8Array | null, j: number): boolean => bits === null || ((bits[j >> 3] >> (j & 7)) & 1) === 1;
+
 /** A List<T> column: row r's items are child indices [lo(r), hi(r)), or none when the row is null. */
 class ListCol {
-  constructor(readonly d: Data | null) {}
-  has(r: number): boolean {
-    return this.d !== null && valid(this.d, r);
+  private readonly bits: Uint8Array | null;
+  private readonly base: number;
+  private readonly offs: Int32Array;
+  constructor(readonly d: Data | null) {
+    this.bits = d ? bitmapOf(d) : null;
+    this.base = d ? d.offset : 0;
+    this.offs = d ? (d.valueOffsets as Int32Array) : new Int32Array(1);
   }
-  lo(r: number): number { return this.d!.valueOffsets[this.d!.offset + r]; }
-  hi(r: number): number { return this.d!.valueOffsets[this.d!.offset + r + 1]; }
+  has(r: number): boolean {
+    return this.d !== null && isSet(this.bits, this.base + r);
+  }
+  lo(r: number): number { return this.offs[this.base + r]; }
+  hi(r: number): number { return this.offs[this.base + r + 1]; }
 }
 
 /** A Utf8 or Binary column's value i: bytes [s, e) of `values`, or absent. */
 class BytesCol {
   readonly values: Uint8Array;
   readonly off: Int32Array;
+  readonly bits: Uint8Array | null;
+  readonly base: number;
   constructor(readonly d: Data) {
     this.values = d.values as Uint8Array;
     this.off = d.valueOffsets as Int32Array;
+    this.bits = bitmapOf(d);
+    this.base = d.offset;
   }
-  has(i: number): boolean { return valid(this.d, i); }
-  s(i: number): number { return this.off[this.d.offset + i]; }
-  e(i: number): number { return this.off[this.d.offset + i + 1]; }
+  has(i: number): boolean { return isSet(this.bits, this.base + i); }
+  s(i: number): number { return this.off[this.base + i]; }
+  e(i: number): number { return this.off[this.base + i + 1]; }
   str(i: number): string | null {
-    return valid(this.d, i) ? Buffer.from(this.values.buffer, this.values.byteOffset, this.values.byteLength).toString('utf8', this.s(i), this.e(i)) : null;
+    return this.has(i) ? Buffer.from(this.values.buffer, this.values.byteOffset, this.values.byteLength).toString('utf8', this.s(i), this.e(i)) : null;
   }
 }
 
@@ -210,7 +268,15 @@ class Span {
   }
 }
 
-const usable = (x: number): boolean => Number.isFinite(x) && x > -9999;
+/** Scratch for one position's alternatives: interned tokens and log-probs. */
+class Alts {
+  ts = new Int32Array(64);
+  lps = new Float64Array(64);
+  grow(n: number): void {
+    this.ts = new Int32Array(n);
+    this.lps = new Float64Array(n);
+  }
+}
 
 /** One raw record batch's columns, as the passes read them. */
 class RawCols {
@@ -235,6 +301,10 @@ class RawCols {
   readonly topLp: ListCol;
   readonly topLpVals: Float32Array;
   readonly topLpData: Data;
+  /** position → its log-prob list (a null list: no alternatives) */
+  readonly posLpL: ListCol;
+  private readonly lpBits: Uint8Array | null;
+  private readonly lpBase: number;
   readonly posTokL: ListCol;
   readonly posBytesL: ListCol;
 
@@ -271,9 +341,11 @@ class RawCols {
     this.topLp = new ListCol(tl);
     this.topLpData = tl.children[0];
     this.topLpVals = tl.children[0].children[0].values as Float32Array;
-    this.lpChild = tl.children[0].children[0];
+    const lpChild = tl.children[0].children[0];
+    this.posLpL = new ListCol(this.topLpData);
+    this.lpBits = bitmapOf(lpChild);
+    this.lpBase = lpChild.offset;
   }
-  readonly lpChild: Data;
 
   int(dd: Data, r: number): number | null {
     return valid(dd, r) ? Number(dd.values[dd.offset + r]) : null;
@@ -300,19 +372,22 @@ class RawCols {
     return this.tokens.has(r) ? [this.tokens.lo(r), this.tokens.hi(r)] : [0, 0];
   }
 
+  /** teacher positions of row r */
+  positionsOf(r: number): number {
+    return this.tokens.has(r) ? this.tokens.hi(r) - this.tokens.lo(r) : 0;
+  }
+
+  /** at least the number of row r's alternatives (its top-k lists' values, null lists included) */
+  alternativesOf(r: number): number {
+    if (!this.topLp.has(r)) return 0;
+    return this.posLpL.lo(this.topLp.hi(r)) - this.posLpL.lo(this.topLp.lo(r));
+  }
+
   /** the token_bytes index of row r's position i (i from 0), or −1 */
   tokBytesIdx(r: number, i: number): number {
     if (!this.tokBytes.has(r)) return -1;
     const k = this.tokBytes.lo(r) + i;
     return k < this.tokBytes.hi(r) ? k : -1;
-  }
-
-  /** alternatives of row r's position i: [lo, hi) into the log-prob values, or null (no list) */
-  lpRange(r: number, i: number): [number, number] | null {
-    if (!this.topLp.has(r)) return null;
-    const p = this.topLp.lo(r) + i;
-    if (p >= this.topLp.hi(r) || !valid(this.topLpData, p)) return null;
-    return [this.topLpData.valueOffsets[this.topLpData.offset + p], this.topLpData.valueOffsets[this.topLpData.offset + p + 1]];
   }
 
   /** the top-k list index (into the inner lists of col) of row r's position i, or −1 */
@@ -323,8 +398,44 @@ class RawCols {
     return p;
   }
 
-  lp(v: number): number {
-    return valid(this.lpChild, v) ? this.topLpVals[this.lpChild.offset + v] : Number.NaN;
+  /**
+   * The usable alternatives of row r's position i — a finite log-prob above the sentinel, and bytes
+   * ({@link Span.resolve}) — in order: their tokens interned in `table` into alts.ts[0..m) and their
+   * log-probs into alts.lps; returns m. (The record path's loop over `top_logprobs[i]`.)
+   */
+  alternatives(r: number, i: number, table: ByteTable, span: Span, stats: ByteSourceStats, alts: Alts): number {
+    const outer = this.topLp, inner = this.posLpL;
+    if (!outer.has(r)) return 0;
+    const p = outer.lo(r) + i;
+    if (p >= outer.hi(r) || !inner.has(p)) return 0;
+    const v0 = inner.lo(p), v1 = inner.hi(p);
+    if (v1 - v0 > alts.ts.length) alts.grow(v1 - v0);
+    const ti = RawCols.posIdx(this.topTok, this.posTokL, r, i), bi = RawCols.posIdx(this.topBytes, this.posBytesL, r, i);
+    const tLo = ti >= 0 ? this.posTokL.lo(ti) : 0, tN = ti >= 0 ? this.posTokL.hi(ti) - tLo : 0;
+    const bLo = bi >= 0 ? this.posBytesL.lo(bi) : 0, bN = bi >= 0 ? this.posBytesL.hi(bi) - bLo : 0;
+    const vals = this.topLpVals, lpBits = this.lpBits, lpBase = this.lpBase;
+    const bin = this.topBin, binV = bin.values, binOff = bin.off, binBits = bin.bits, binK = bin.base + bLo;
+    const ts = alts.ts, lps = alts.lps;
+    let m = 0;
+    for (let v = v0, j = 0; v < v1; v++, j++) {
+      if (!isSet(lpBits, lpBase + v)) continue; // a null log-prob: not usable
+      const lp = vals[lpBase + v];
+      if (!(lp > LOGPROB_SENTINEL && lp < Infinity)) continue; // usableLogprob
+      if (j < bN) {
+        // reported bytes (nearly always): Span.resolve's first case, inline
+        const k = binK + j, s = binOff[k], e = binOff[k + 1];
+        if (e > s && isSet(binBits, k)) {
+          stats.reported++;
+          ts[m] = table.intern(binV, s, e);
+          lps[m++] = lp;
+          continue;
+        }
+      }
+      if (!span.resolve(null, -1, this.topTokStr, j < tN ? tLo + j : -1, stats)) continue;
+      ts[m] = table.intern(span.buf, span.s, span.e);
+      lps[m++] = lp;
+    }
+    return m;
   }
 }
 
@@ -362,12 +473,16 @@ export interface Pass1Result {
 /** {@link VocabCounter.add} over every record of a shard. */
 export function pass1(bytes: Uint8Array, file: string): Pass1Result {
   const table = new ByteTable();
-  const events = i32(1 << 16), p = f64(1 << 16);
+  const batches = rawBatches(bytes, file);
+  let nPos = 0, nAlt = 0;
+  for (const c of batches) for (let r = 0; r < c.rows; r++) { nPos += c.positionsOf(r); nAlt += c.alternativesOf(r); }
+  const events = i32(nPos + nAlt + 1), p = f64(nAlt + 1);
   const stats = newByteStats();
   const models = new Set<string>();
   const span = new Span();
+  const alts = new Alts();
   let positions = 0;
-  for (const c of rawBatches(bytes, file)) {
+  for (const c of batches) {
     for (let r = 0; r < c.rows; r++) {
       const model = c.model.str(r);
       if (model) models.add(model);
@@ -377,23 +492,22 @@ export function pass1(bytes: Uint8Array, file: string): Pass1Result {
         if (!span.resolve(c.tokBin, c.tokBytesIdx(r, i), c.tokStr, lo + i, stats)) continue;
         positions++;
         events.push(-1 - table.intern(span.buf, span.s, span.e));
-        const lr = c.lpRange(r, i);
-        if (!lr) continue;
-        const ti = RawCols.posIdx(c.topTok, c.posTokL, r, i), bi = RawCols.posIdx(c.topBytes, c.posBytesL, r, i);
-        const tLo = ti >= 0 ? c.posTokL.lo(ti) : 0, tN = ti >= 0 ? c.posTokL.hi(ti) - tLo : 0;
-        const bLo = bi >= 0 ? c.posBytesL.lo(bi) : 0, bN = bi >= 0 ? c.posBytesL.hi(bi) - bLo : 0;
-        for (let v = lr[0], j = 0; v < lr[1]; v++, j++) {
-          const lp = c.lp(v);
-          if (!usable(lp)) continue;
-          if (!span.resolve(c.topBin, j < bN ? bLo + j : -1, c.topTokStr, j < tN ? tLo + j : -1, stats)) continue;
-          events.push(table.intern(span.buf, span.s, span.e));
-          p.push(Math.exp(lp));
+        const m = c.alternatives(r, i, table, span, stats, alts);
+        events.reserve(m);
+        p.reserve(m);
+        const ev = events.a, pa = p.a, ts = alts.ts, lps = alts.lps;
+        let en = events.n, pn = p.n;
+        for (let k = 0; k < m; k++) {
+          ev[en++] = ts[k];
+          pa[pn++] = Math.exp(lps[k]);
         }
+        events.n = en;
+        p.n = pn;
       }
     }
   }
   const { pool, off } = table.dump();
-  return { pool, off, events: events.view().slice(), p: p.view().slice(), positions, bytes: stats, models: [...models] };
+  return { pool, off, events: events.view(), p: p.view(), positions, bytes: stats, models: [...models] };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -404,21 +518,38 @@ class SplitCache {
   readonly table = new ByteTable();
   private off = i32(1024);
   private len = i32(1024);
+  /** per token: its first student id, and 1 when that is its only id */
+  readonly first = i32(1024);
+  readonly one = u8(1024);
   readonly ids = i32(4096);
+  /** tokens 0..encoded−1 of the table have their ids */
+  encoded = 0;
   constructor(readonly tokenizer: Tokenizer) {}
 
   /** the token's index; its ids are ids.a[start(t)..start(t)+count(t)) */
   get(buf: Uint8Array, s: number, e: number): number {
-    const before = this.table.size;
     const t = this.table.intern(buf, s, e);
-    if (t === before) {
-      const enc = this.tokenizer.encode(buf.subarray(s, e));
-      this.off.push(this.ids.n);
-      this.len.push(enc.length);
-      this.ids.reserve(enc.length);
-      for (const x of enc) this.ids.push(x);
-    }
+    if (t >= this.encoded) this.sync();
     return t;
+  }
+
+  /** Encodes the tokens interned in the table since the last call. */
+  sync(): void {
+    const n = this.table.size - this.encoded;
+    this.off.reserve(n); this.len.reserve(n); this.first.reserve(n); this.one.reserve(n);
+    for (; this.encoded < this.table.size; this.encoded++) {
+      const enc = this.tokenizer.encode(this.table.bytes(this.encoded));
+      const t = this.encoded, k = enc.length;
+      this.off.a[t] = this.ids.n;
+      this.len.a[t] = k;
+      this.first.a[t] = enc[0];
+      this.one.a[t] = k === 1 ? 1 : 0;
+      this.ids.reserve(k);
+      const ids = this.ids.a;
+      for (let j = 0; j < k; j++) ids[this.ids.n + j] = enc[j];
+      this.ids.n += k;
+    }
+    this.off.n = this.len.n = this.first.n = this.one.n = this.encoded;
   }
   start(t: number): number { return this.off.a[t]; }
   count(t: number): number { return this.len.a[t]; }
@@ -443,24 +574,32 @@ export interface Pass2Result {
   splits: Record<Split, Pass2Split>;
 }
 
+/** One split's output of a shard, sized for its records' positions and alternatives (upper bounds: no regrowth). */
 class SplitOut {
   inputIds: string[] = [];
-  targetFrom = i32();
-  idOff = i32();
-  ids = u16(1 << 14);
-  mask = u8(1 << 14);
-  labOff = i32();
-  counts = i32(1 << 12);
-  topIds = u16(1 << 16);
-  lps = f64(1 << 16);
-  entropies = f64(1 << 12);
-  p = f64(1 << 16);
-  one = u8(1 << 16);
+  targetFrom: Grow<Int32Array>;
+  idOff: Grow<Int32Array>;
+  ids: Grow<Uint16Array>;
+  mask: Grow<Uint8Array>;
+  labOff: Grow<Int32Array>;
+  counts: Grow<Int32Array>;
+  topIds: Grow<Uint16Array>;
+  lps: Grow<Float64Array>;
+  /** exp of each entry's log-prob (what the version 2 encoding needs) */
+  ps: Grow<Float64Array>;
+  entropies: Grow<Float64Array>;
+  p: Grow<Float64Array>;
+  one: Grow<Uint8Array>;
   c: Pass2Counts = {
     sequences: 0, teacherPositions: 0, labelled: 0, noPredecessor: 0, noAlternatives: 0, missingTokens: 0, emptySequences: 0,
     maxK: 0, bytes: newByteStats(), targeted: 0,
   };
-  constructor() {
+  constructor(records: number, positions: number, alternatives: number) {
+    this.targetFrom = i32(records + 1); this.idOff = i32(records + 1); this.labOff = i32(records + 1);
+    this.ids = u16(2 * positions + 64); this.mask = u8(2 * positions + 64);
+    this.counts = i32(positions + 1); this.entropies = f64(positions + 1);
+    this.topIds = u16(alternatives + 1); this.lps = f64(alternatives + 1); this.ps = f64(alternatives + 1);
+    this.p = f64(alternatives + 1); this.one = u8(alternatives + 1);
     this.idOff.push(0);
     this.labOff.push(0);
   }
@@ -468,18 +607,27 @@ class SplitOut {
 
 /** {@link convertRecord} over every record of a shard, split by {@link splitOf}. */
 export function pass2(bytes: Uint8Array, file: string, tokenizer: Tokenizer, o: { seed: number; valFraction: number; version: DatasetVersion }, cache = new SplitCache(tokenizer)): Pass2Result {
-  const outs: Record<Split, SplitOut> = { train: new SplitOut(), val: new SplitOut() };
+  const batches = rawBatches(bytes, file);
+  // every record's split, and what each split will hold at most
+  const splits = batches.map((c) => Array.from({ length: c.rows }, (_, r) => splitOf(c.inputId.str(r)!, o.seed, o.valFraction)));
+  const size = { train: [0, 0, 0], val: [0, 0, 0] };
+  batches.forEach((c, b) => { for (let r = 0; r < c.rows; r++) { const x = size[splits[b][r]]; x[0]++; x[1] += c.positionsOf(r); x[2] += c.alternativesOf(r); } });
+  const outs: Record<Split, SplitOut> = { train: new SplitOut(size.train[0], size.train[1], size.train[2]), val: new SplitOut(size.val[0], size.val[1], size.val[2]) };
   const span = new Span();
   let records = 0;
   // per-record scratch
   let starts = new Int32Array(1024);
-  const mIds = new Int32Array(256), mLps = new Float64Array(256);
-  let mIdsBig = mIds, mLpsBig = mLps;
-  for (const c of rawBatches(bytes, file)) {
+  let mIds = new Int32Array(64), mLps = new Float64Array(64), mPs = new Float64Array(64);
+  const alts = new Alts();
+  // merging alternatives that share a first student id: the position (serial) that last saw each id, and where
+  const stamp = new Int32Array(tokenizer.vocabSize), slotOf = new Int32Array(tokenizer.vocabSize);
+  let serial = 0;
+  for (let b = 0; b < batches.length; b++) {
+    const c = batches[b];
     for (let r = 0; r < c.rows; r++) {
       records++;
       const inputId = c.inputId.str(r)!;
-      const out = outs[splitOf(inputId, o.seed, o.valFraction)];
+      const out = outs[splits[b][r]];
       const st = out.c;
       const idBase = out.ids.n, labBase = out.counts.n, entBase = out.topIds.n, entrBase = out.entropies.n;
       const prompt = c.prompt ? c.prompt.str(r) : null;
@@ -512,28 +660,26 @@ export function pass2(bytes: Uint8Array, file: string, tokenizer: Tokenizer, o: 
       for (let i = from; i < n; i++) {
         if (starts[i] < 0) continue;
         st.teacherPositions++;
-        let m = 0;
-        const lr = c.lpRange(r, i);
-        if (lr) {
-          const ti = RawCols.posIdx(c.topTok, c.posTokL, r, i), bi = RawCols.posIdx(c.topBytes, c.posBytesL, r, i);
-          const tLo = ti >= 0 ? c.posTokL.lo(ti) : 0, tN = ti >= 0 ? c.posTokL.hi(ti) - tLo : 0;
-          const bLo = bi >= 0 ? c.posBytesL.lo(bi) : 0, bN = bi >= 0 ? c.posBytesL.hi(bi) - bLo : 0;
-          if (lr[1] - lr[0] > mIdsBig.length) { mIdsBig = new Int32Array(lr[1] - lr[0]); mLpsBig = new Float64Array(lr[1] - lr[0]); }
-          for (let v = lr[0], j = 0; v < lr[1]; v++, j++) {
-            const lp = c.lp(v);
-            if (!usable(lp)) continue;
-            if (!span.resolve(c.topBin, j < bN ? bLo + j : -1, c.topTokStr, j < tN ? tLo + j : -1, st.bytes)) continue;
-            const t = cache.get(span.buf, span.s, span.e);
-            const p = Math.exp(lp);
-            out.p.push(p);
-            out.one.push(cache.count(t) === 1 ? 1 : 0);
-            const id = cache.ids.a[cache.start(t)];
-            let k = 0;
-            while (k < m && mIdsBig[k] !== id) k++;
-            if (k === m) { mIdsBig[m] = id; mLpsBig[m] = lp; m++; }
-            else mLpsBig[k] = logAddExp(mLpsBig[k], lp);
-          }
+        const m0 = c.alternatives(r, i, cache.table, span, st.bytes, alts);
+        if (cache.table.size > cache.encoded) cache.sync();
+        if (m0 > mIds.length) { mIds = new Int32Array(m0); mLps = new Float64Array(m0); mPs = new Float64Array(m0); }
+        out.p.reserve(m0);
+        out.one.reserve(m0);
+        const ts = alts.ts, lps = alts.lps, first = cache.first.a, one = cache.one.a, pa = out.p.a, oa = out.one.a;
+        let pn = out.p.n, m = 0, merged = false;
+        serial++;
+        for (let a = 0; a < m0; a++) {
+          const t = ts[a], lp = lps[a];
+          const p = Math.exp(lp);
+          pa[pn] = p;
+          oa[pn++] = one[t];
+          const id = first[t];
+          if (stamp[id] !== serial) { stamp[id] = serial; slotOf[id] = m; mIds[m] = id; mLps[m] = lp; mPs[m] = p; m++; }
+          else { const k = slotOf[id]; mLps[k] = logAddExp(mLps[k], lp); mPs[k] = Number.NaN; merged = true; }
         }
+        out.p.n = pn;
+        out.one.n = pn;
+        if (merged) for (let k = 0; k < m; k++) if (Number.isNaN(mPs[k])) mPs[k] = Math.exp(mLps[k]); // a merged log-prob's own exp
         if (m === 0) {
           st.noAlternatives++;
           continue;
@@ -545,29 +691,34 @@ export function pass2(bytes: Uint8Array, file: string, tokenizer: Tokenizer, o: 
         }
         // sort by log-prob descending, then id ascending (insertion sort: k is small)
         for (let a = 1; a < m; a++) {
-          const id = mIdsBig[a], lp = mLpsBig[a];
+          const id = mIds[a], lp = mLps[a], p = mPs[a];
           let b = a - 1;
-          while (b >= 0 && (mLpsBig[b] < lp || (mLpsBig[b] === lp && mIdsBig[b] > id))) {
-            mIdsBig[b + 1] = mIdsBig[b]; mLpsBig[b + 1] = mLpsBig[b]; b--;
+          while (b >= 0 && (mLps[b] < lp || (mLps[b] === lp && mIds[b] > id))) {
+            mIds[b + 1] = mIds[b]; mLps[b + 1] = mLps[b]; mPs[b + 1] = mPs[b]; b--;
           }
-          mIdsBig[b + 1] = id; mLpsBig[b + 1] = lp;
+          mIds[b + 1] = id; mLps[b + 1] = lp; mPs[b + 1] = p;
         }
         out.mask.a[idBase + pos] = 1;
         out.counts.push(m);
         out.topIds.reserve(m);
         out.lps.reserve(m);
-        for (let k = 0; k < m; k++) {
-          out.topIds.a[out.topIds.n++] = mIdsBig[k];
-          out.lps.a[out.lps.n++] = mLpsBig[k];
+        out.ps.reserve(m);
+        const ta = out.topIds.a, la = out.lps.a, qa = out.ps.a;
+        let en = out.topIds.n;
+        for (let k = 0; k < m; k++, en++) {
+          ta[en] = mIds[k];
+          la[en] = mLps[k];
+          qa[en] = mPs[k];
         }
-        out.entropies.push(entropy(mLpsBig.subarray(0, m)));
+        out.topIds.n = out.lps.n = out.ps.n = en;
+        out.entropies.push(entropy(mLps, 0, m));
         if (m > st.maxK) st.maxK = m;
         st.labelled++;
         labelled++;
       }
       if (labelled === 0 && L - 1 <= targetFrom) {
         st.emptySequences++;
-        out.ids.n = idBase; out.mask.n = idBase; out.counts.n = labBase; out.topIds.n = entBase; out.lps.n = entBase; out.entropies.n = entrBase;
+        out.ids.n = idBase; out.mask.n = idBase; out.counts.n = labBase; out.topIds.n = entBase; out.lps.n = entBase; out.ps.n = entBase; out.entropies.n = entrBase;
         continue;
       }
       st.sequences++;
@@ -579,13 +730,13 @@ export function pass2(bytes: Uint8Array, file: string, tokenizer: Tokenizer, o: 
     }
   }
   const finish = (s: SplitOut): Pass2Split => {
-    const counts = s.counts.view().slice(), rows = s.inputIds.length;
+    const counts = s.counts.view(), rows = s.inputIds.length;
     const block: SeqBlock = {
-      version: o.version, rows, inputIds: s.inputIds, targetFrom: s.targetFrom.view().slice(), idOff: s.idOff.view().slice(),
-      ids: s.ids.view().slice(), mask: s.mask.view().slice(), labOff: s.labOff.view().slice(), counts, topIds: s.topIds.view().slice(),
-      ...encodeLogprobs(o.version, counts, counts.length, s.lps.view(), s.lps.n),
+      version: o.version, rows, inputIds: s.inputIds, targetFrom: s.targetFrom.view(), idOff: s.idOff.view(),
+      ids: s.ids.view(), mask: s.mask.view(), labOff: s.labOff.view(), counts, topIds: s.topIds.view(),
+      ...encodeLogprobs(o.version, counts, counts.length, s.lps.view(), s.lps.n, s.ps.view()),
     };
-    return { block, counts: s.c, entropies: s.entropies.view().slice(), p: s.p.view().slice(), one: s.one.view().slice() };
+    return { block, counts: s.c, entropies: s.entropies.view(), p: s.p.view(), one: s.one.view() };
   };
   return { records, splits: { train: finish(outs.train), val: finish(outs.val) } };
 }

@@ -112,15 +112,17 @@ export function logAddExp(a: number, b: number): number {
   return m + Math.log1p(Math.exp(Math.min(a, b) - m));
 }
 
-/** Entropy (nats) of the distribution proportional to exp(lps). */
-export function entropy(lps: ArrayLike<number>): number {
+/** Entropy (nats) of the distribution proportional to exp(lps[from..from+n)). */
+export function entropy(lps: ArrayLike<number>, from = 0, n = lps.length - from): number {
+  const end = from + n;
   let m = -Infinity;
-  for (let k = 0; k < lps.length; k++) m = Math.max(m, lps[k]);
+  for (let k = from; k < end; k++) m = Math.max(m, lps[k]);
   let z = 0;
-  for (let k = 0; k < lps.length; k++) z += Math.exp(lps[k] - m);
+  for (let k = from; k < end; k++) z += Math.exp(lps[k] - m);
+  const logZ = Math.log(z);
   let h = 0;
-  for (let k = 0; k < lps.length; k++) {
-    const lq = lps[k] - m - Math.log(z);
+  for (let k = from; k < end; k++) {
+    const lq = lps[k] - m - logZ;
     h -= Math.exp(lq) * lq;
   }
   return h;

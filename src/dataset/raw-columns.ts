@@ -52,7 +52,9 @@ export function openRawStream(bytes: Uint8Array, file: string): RecordBatchStrea
   if (scan.completeBytes === 0) throw new KdError('raw-format', `${file}: no Arrow IPC stream schema found (empty or not a raw shard)`);
   let reader: RecordBatchStreamReader;
   try {
-    reader = RecordBatchStreamReader.from(Buffer.concat([bytes.subarray(0, scan.completeBytes), IPC_EOS])).open() as RecordBatchStreamReader;
+    // a closed shard already ends with its end-of-stream marker: read it in place (no copy of the shard)
+    const complete = scan.hasEos ? bytes : Buffer.concat([bytes.subarray(0, scan.completeBytes), IPC_EOS]);
+    reader = RecordBatchStreamReader.from(complete).open() as RecordBatchStreamReader;
   } catch (e) {
     throw new KdError('raw-format', `${file}: not a readable Arrow IPC stream (${(e as Error).message})`);
   }

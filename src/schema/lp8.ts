@@ -35,30 +35,33 @@ export const LP8_DELTA: Float64Array = (() => {
 
 /**
  * Encodes one position's log-probs lps[from..from+n) (best first): the best's float16 bits (returned)
- * and n − 1 codes written to codes[at..at+n−1).
+ * and n − 1 codes written to codes[at..at+n−1). `ps`, when given, holds Math.exp of each log-prob
+ * at the same indices (the same values this computes otherwise: a caller that has them saves the calls).
  */
-export function encodeLp8(lps: ArrayLike<number>, from: number, n: number, codes: Uint8Array, at: number): number {
+export function encodeLp8(lps: ArrayLike<number>, from: number, n: number, codes: Uint8Array, at: number, ps?: ArrayLike<number>): number {
   const bits = toFloat16Bits(lps[from]);
   const best = FLOAT16_TABLE[bits];
-  let err = Math.exp(best) - Math.exp(lps[from]); // running Σ p̂ − Σ p
+  let err = Math.exp(best) - (ps ? ps[from] : Math.exp(lps[from])); // running Σ p̂ − Σ p
   for (let k = 1; k < n; k++) {
     const lp = lps[from + k];
+    const p = ps ? ps[from + k] : Math.exp(lp);
     let d = best - lp;
     if (!(d > 0)) d = 0;
-    let c: number;
-    if (d >= LP8_RANGE) c = 255;
-    else {
+    let c: number, q: number; // the code, and its p̂
+    if (d >= LP8_RANGE) {
+      c = 255;
+      q = Math.exp(best - LP8_DELTA[255]);
+    } else {
       let lo = Math.floor(255 * Math.sqrt(d / LP8_RANGE));
       if (lo > 254) lo = 254;
       if (LP8_DELTA[lo] > d) lo--; // guard the sqrt's rounding: d̂(lo) ≤ d < d̂(lo + 1)
       else if (LP8_DELTA[lo + 1] <= d) lo++;
-      const p = Math.exp(lp);
-      const eLo = err + Math.exp(best - LP8_DELTA[lo]) - p; // ≥ err: the larger p̂
-      const eHi = err + Math.exp(best - LP8_DELTA[lo + 1]) - p;
-      c = Math.abs(eLo) <= Math.abs(eHi) ? lo : lo + 1;
+      const qLo = Math.exp(best - LP8_DELTA[lo]), qHi = Math.exp(best - LP8_DELTA[lo + 1]);
+      // qLo ≥ qHi: the larger p̂; take the code that leaves the running error smaller
+      if (Math.abs(err + qLo - p) <= Math.abs(err + qHi - p)) { c = lo; q = qLo; } else { c = lo + 1; q = qHi; }
     }
     codes[at + k - 1] = c;
-    err += Math.exp(best - LP8_DELTA[c]) - Math.exp(lp);
+    err += q - p;
   }
   return bits;
 }
