@@ -1,9 +1,8 @@
 /** A `kd dataset build` worker thread (./build-pool.ts): runs ./columnar.ts passes on whole raw shards. */
-import { readFileSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { BuildWorkerRequest } from './build-pool.js';
-import { type Pass2Result, SplitCache, pass1, pass2 } from './columnar.js';
+import { type Pass2Result, SplitCache, pass1, pass2, readRawShard } from './columnar.js';
 
 let state: { tokenizer: Tokenizer; cache: SplitCache; seed: number; valFraction: number; version: 1 | 2 } | null = null;
 
@@ -16,11 +15,11 @@ parentPort!.on('message', ({ id, req }: { id: number; req: BuildWorkerRequest })
       state = { tokenizer, cache: new SplitCache(tokenizer), seed: req.seed, valFraction: req.valFraction, version: req.version };
       parentPort!.postMessage({ id, ok: true, result: null });
     } else if (req.type === 'pass1') {
-      const r = pass1(readFileSync(req.file), req.file);
+      const r = pass1(readRawShard(req.file), req.file);
       parentPort!.postMessage({ id, ok: true, result: r }, buffers([r.pool, r.off, r.events, r.p]));
     } else {
       if (!state) throw new Error('build worker: pass 2 before init');
-      const r: Pass2Result = pass2(readFileSync(req.file), req.file, state.tokenizer, state, state.cache);
+      const r: Pass2Result = pass2(readRawShard(req.file), req.file, state.tokenizer, state, state.cache);
       const views: ArrayBufferView[] = [];
       for (const s of Object.values(r.splits)) {
         const b = s.block;

@@ -24,7 +24,7 @@ import type { RawRecord } from '../schema/raw.js';
 import { TeacherMap, VocabCounter, bytesKey, deriveVocab } from '../tokenizer/derive.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { BuildPool, type BuildWorkerRequest } from './build-pool.js';
-import { ByteTable, type Pass1Result, type Pass2Result, SplitCache, pass1, pass2 } from './columnar.js';
+import { ByteTable, type Pass1Result, type Pass2Result, SplitCache, pass1, pass2, readRawShard } from './columnar.js';
 import { type ConvertStats, convertRecord, newConvertStats, splitOf } from './convert.js';
 import { importResponses } from './import.js';
 import { readRawRecords } from './raw-columns.js';
@@ -134,6 +134,8 @@ class BuildFold {
   readonly stats = Object.fromEntries(SPLITS.map((s) => [s, newConvertStats()])) as Record<Split, ConvertStats>;
   readonly targeted = { train: 0, val: 0 };
   records = 0;
+  /** the raw shards as pass 1 read them (columnar path), in source order */
+  readonly sources: { sha256: string; bytes: number }[] = [];
 
   constructor(readonly o: ReturnType<typeof checkOptions>, readonly tmp: string, readonly batchTokens: number | undefined,
     /** a given student tokenizer (kd onpolicy) instead of one derived in pass 1; and a filter on input ids */
@@ -172,6 +174,7 @@ class BuildFold {
     c.bytes.escaped += res.bytes.escaped;
     c.bytes.fromString += res.bytes.fromString;
     for (const m of res.models) c.models.add(m);
+    this.sources.push(res.source);
   }
 
   derive(): void {
@@ -275,7 +278,7 @@ function finish(f: BuildFold, o: Checked, src: ReturnType<typeof resolveSource>,
     source: {
       dir: src.imported ?? o.from,
       files: src.imported ? [{ file: path.basename(src.imported), sha256: sha256File(src.imported), bytes: fs.statSync(src.imported).size }]
-        : src.files.map((x) => ({ file: path.basename(x), sha256: sha256File(x), bytes: fs.statSync(x).size })),
+        : src.files.map((x, i) => ({ file: path.basename(x), ...(f.sources.length === src.files.length ? f.sources[i] : { sha256: sha256File(x), bytes: fs.statSync(x).size }) })),
     },
     counts, bytesPerLabelled: labelled ? bytes / labelled : 0, ...(o.formatVersion >= 2 ? { bytesPerEntry: entries ? bytes / entries : 0 } : {}), splits,
   };
@@ -308,7 +311,7 @@ export function buildDataset(opts: BuildOptions & { engine?: 'columns' | 'record
     const records = opts.engine === 'records' || opts.tokenizer !== undefined || opts.keep !== undefined;
     for (const file of src.files) {
       if (records) for (const r of readRawRecords(file)) f.addRecord(r);
-      else f.addPass1(pass1(fs.readFileSync(file), file));
+      else f.addPass1(pass1(readRawShard(file), file));
       opts.onProgress?.(++done, total);
     }
     f.derive();
@@ -316,7 +319,7 @@ export function buildDataset(opts: BuildOptions & { engine?: 'columns' | 'record
     const cache = new SplitCache(f.tokenizer);
     for (const file of src.files) {
       if (records) for (const r of readRawRecords(file)) f.convert(r, map);
-      else f.addPass2(pass2(fs.readFileSync(file), file, f.tokenizer, { seed: o.seed, valFraction: o.valFraction, version: o.formatVersion }, cache));
+      else f.addPass2(pass2(readRawShard(file), file, f.tokenizer, { seed: o.seed, valFraction: o.valFraction, version: o.formatVersion }, cache));
       opts.onProgress?.(++done, total);
     }
     return finish(f, o, src, t0);

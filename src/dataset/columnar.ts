@@ -14,6 +14,8 @@
  */
 import { type Data, Type } from 'apache-arrow';
 import { isUtf8 } from 'node:buffer';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { sha256 } from '../core/hash.js';
 import { KdError } from '../core/errors.js';
 import { LOGPROB_SENTINEL } from '../core/logprob.js';
 import type { DatasetVersion, Split } from '../schema/dataset.js';
@@ -439,6 +441,29 @@ class RawCols {
   }
 }
 
+let readBuf: Buffer | null = null;
+
+/**
+ * A raw shard's bytes, read into a buffer this thread reuses: valid until the next call (the passes
+ * copy what they keep), and no fresh shard-sized allocation — page faults and GC — per pass.
+ */
+export function readRawShard(file: string): Uint8Array {
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    if (!readBuf || readBuf.length < size) readBuf = Buffer.allocUnsafe(Math.max(size, readBuf ? readBuf.length + (readBuf.length >> 1) : 0));
+    let o = 0;
+    while (o < size) {
+      const n = readSync(fd, readBuf, o, size - o, o);
+      if (n === 0) break;
+      o += n;
+    }
+    return readBuf.subarray(0, o);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** The complete record batches of a raw shard's bytes (a torn tail is ignored, as collect's reader does). */
 export function rawBatches(bytes: Uint8Array, file: string): RawCols[] {
   const reader = openRawStream(bytes, file);
@@ -468,6 +493,8 @@ export interface Pass1Result {
   positions: number;
   bytes: ByteSourceStats;
   models: string[];
+  /** the shard as read: its sha256 and size (the manifest's source entry) */
+  source: { sha256: string; bytes: number };
 }
 
 /** {@link VocabCounter.add} over every record of a shard. */
@@ -507,7 +534,7 @@ export function pass1(bytes: Uint8Array, file: string): Pass1Result {
     }
   }
   const { pool, off } = table.dump();
-  return { pool, off, events: events.view(), p: p.view(), positions, bytes: stats, models: [...models] };
+  return { pool, off, events: events.view(), p: p.view(), positions, bytes: stats, models: [...models], source: { sha256: sha256(bytes), bytes: bytes.byteLength } };
 }
 
 // ---------------------------------------------------------------------------------------------
