@@ -17,13 +17,19 @@ export type BuildWorkerRequest =
 
 export type BuildWorkerReply = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: { message: string; code?: string } };
 
+/** the id of the message a worker posts once its modules are loaded */
+export const WORKER_READY_ID = -1;
+
 class Handle {
   private next = 0;
   private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private dead: Error | null = null;
+  /** the worker has loaded its modules (starting one costs ~0.3 s, seconds under tsx) */
+  ready = false;
 
-  constructor(readonly worker: Worker) {
+  constructor(readonly worker: Worker, onReady: () => void) {
     worker.on('message', (m: BuildWorkerReply) => {
+      if (m.id === WORKER_READY_ID) { this.ready = true; onReady(); return; }
       const w = this.waiting.get(m.id);
       if (!w) return;
       this.waiting.delete(m.id);
@@ -32,11 +38,18 @@ class Handle {
     });
     const fail = (e: Error) => {
       this.dead = e;
+      this.ready = true; // calls now fail at once: let map() issue them and surface the error
+      onReady();
       for (const w of this.waiting.values()) w.reject(e);
       this.waiting.clear();
     };
     worker.on('error', fail);
     worker.on('exit', (code) => { if (code !== 0) fail(new Error(`build worker exited with code ${code}`)); });
+  }
+
+  /** calls issued and not yet answered */
+  get pending(): number {
+    return this.waiting.size;
   }
 
   call<T>(req: BuildWorkerRequest): Promise<T> {
@@ -51,29 +64,60 @@ class Handle {
 
 export class BuildPool {
   private readonly handles: Handle[];
+  private wake: (() => void) | null = null;
 
   constructor(n: number) {
-    this.handles = Array.from({ length: n }, () => new Handle(startWorker(import.meta.url, './build-worker', null)));
+    this.handles = Array.from({ length: n }, () => new Handle(startWorker(import.meta.url, './build-worker', null), () => this.wake?.()));
   }
 
-  /** Runs the tasks (after `init` on every worker), yielding results in task order. */
-  async *map<T>(tasks: BuildWorkerRequest[], init?: BuildWorkerRequest): AsyncGenerator<T> {
-    if (init) await Promise.all(this.handles.map((h) => h.call(init)));
-    const n = this.handles.length;
-    const inFlight: Promise<T>[] = [];
-    let issued = 0;
+  /**
+   * Runs the tasks (each worker gets `init` first), yielding results in task order. With `local`,
+   * this thread converts a task itself whenever no worker has started yet (one at a time, so
+   * memory stays bounded), instead of waiting for them to load.
+   */
+  async *map<T>(tasks: BuildWorkerRequest[], init?: BuildWorkerRequest, local?: (task: BuildWorkerRequest) => T): AsyncGenerator<T> {
+    // each worker gets `init` just before its first task of this map (messages keep their order)
+    const inits = new Map<Handle, Promise<unknown>>();
+    const call = (h: Handle, task: BuildWorkerRequest): Promise<T> => {
+      if (!init) return h.call<T>(task);
+      let ip = inits.get(h);
+      if (!ip) { ip = h.call(init); ip.catch(() => {}); inits.set(h, ip); }
+      const tp = h.call<T>(task);
+      return ip.then(() => tp);
+    };
+    const results: (Promise<T> | undefined)[] = new Array(tasks.length);
+    let issued = 0, yielded = 0;
     const issue = () => {
-      while (issued < tasks.length && inFlight.length < 2 * n) {
-        const h = this.handles[issued % n];
-        const p = h.call<T>(tasks[issued++]);
+      while (issued < tasks.length) {
+        let best: Handle | null = null;
+        for (const h of this.handles) if (h.ready && h.pending < 2 && (!best || h.pending < best.pending)) best = h;
+        if (!best) return;
+        const p = call(best, tasks[issued]);
         p.catch(() => {}); // awaited in order below; avoid an unhandled rejection meanwhile
-        inFlight.push(p);
+        results[issued++] = p;
       }
     };
-    issue();
-    while (inFlight.length > 0) {
-      const r = await inFlight.shift()!;
+    while (yielded < tasks.length) {
       issue();
+      if (results[yielded] === undefined) {
+        if (local && issued === yielded && !this.handles.some((h) => h.ready)) {
+          const task = tasks[issued];
+          try {
+            results[issued++] = Promise.resolve(local(task));
+          } catch (e) {
+            results[issued++] = Promise.reject(e);
+          }
+        } else {
+          // wait for a worker to start
+          await new Promise<void>((resolve) => { this.wake = resolve; if (this.handles.some((h) => h.ready)) resolve(); });
+          this.wake = null;
+          continue;
+        }
+      }
+      const r = await results[yielded]!;
+      results[yielded++] = undefined;
+      // let the workers' messages in (a started worker) before deciding who converts the next task
+      if (local && issued < tasks.length) await new Promise<void>((resolve) => setImmediate(resolve));
       yield r;
     }
   }

@@ -1,7 +1,7 @@
 /** A `kd dataset build` worker thread (./build-pool.ts): runs ./columnar.ts passes on whole raw shards. */
 import { parentPort } from 'node:worker_threads';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
-import type { BuildWorkerRequest } from './build-pool.js';
+import { type BuildWorkerRequest, WORKER_READY_ID } from './build-pool.js';
 import { type Pass2Result, SplitCache, pass1, pass2, readRawShard } from './columnar.js';
 
 let state: { tokenizer: Tokenizer; cache: SplitCache; seed: number; valFraction: number; version: 1 | 2 } | null = null;
@@ -32,3 +32,4 @@ parentPort!.on('message', ({ id, req }: { id: number; req: BuildWorkerRequest })
     parentPort!.postMessage({ id, ok: false, error: { message: err.message, code: err.code } });
   }
 });
+parentPort!.postMessage({ id: WORKER_READY_ID, ok: true, result: null });

@@ -360,13 +360,17 @@ export async function buildDatasetParallel(opts: BuildOptions & { workers?: numb
     const f = new BuildFold(o, tmp, opts.batchTokens);
     const total = src.files.length * 2;
     let done = 0;
-    for await (const res of pool.map<Pass1Result>(src.files.map((file) => ({ type: 'pass1', file })))) {
+    // while the workers load, this thread converts shards itself (see BuildPool.map)
+    const local1 = (t: BuildWorkerRequest) => pass1(readRawShard((t as { file: string }).file), (t as { file: string }).file);
+    for await (const res of pool.map<Pass1Result>(src.files.map((file) => ({ type: 'pass1', file })), undefined, local1)) {
       f.addPass1(res);
       opts.onProgress?.(++done, total);
     }
     f.derive();
     const init: BuildWorkerRequest = { type: 'init', tokenizer: f.tokenizer.toJSON(), seed: o.seed, valFraction: o.valFraction, version: o.formatVersion };
-    for await (const res of pool.map<Pass2Result>(src.files.map((file) => ({ type: 'pass2', file })), init)) {
+    const cache = new SplitCache(f.tokenizer);
+    const local2 = (t: BuildWorkerRequest) => pass2(readRawShard((t as { file: string }).file), (t as { file: string }).file, f.tokenizer, { seed: o.seed, valFraction: o.valFraction, version: o.formatVersion }, cache);
+    for await (const res of pool.map<Pass2Result>(src.files.map((file) => ({ type: 'pass2', file })), init, local2)) {
       f.addPass2(res);
       opts.onProgress?.(++done, total);
     }
