@@ -46,7 +46,7 @@ const FORMAT = arg('format-version', ''); // dataset format of the builds (defau
 const TEACHER = path.resolve(arg('teacher', 'checkpoints/teacher'));
 export const KD = [path.resolve('node_modules/.bin/tsx'), path.resolve('src/cli.ts')];
 export const STUDENT = ['--d-model', '96', '--layers', '2', '--heads', '4', '--seq-len', '128', '--batch-size', '16',
-  '--steps', String(STEPS), '--lr', '0.003', '--min-lr', '0.0003', '--warmup-steps', '30',
+  '--steps', String(STEPS), '--lr', '0.003', '--min-lr', '0.0003', // warm-up: kd train's default (100 steps)
   '--eval-every', '1000000', '--checkpoint-every', '1000000', '--log-every', '100'];
 
 export function run(argv: string[], quiet = true): Promise<string> {
