@@ -6,43 +6,24 @@
  * The teacher is the fault-injecting test server: once `gate` scored answers are out it holds every
  * request, so the kills land mid-scoring without a timing race.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { scanLedger } from '../../src/collect/ledger.js';
 import { readRawDir } from '../../src/schema/raw.js';
-import { KD_ARGS, ROOT } from '../helpers/kd.js';
+import { killChildren, startKdChild, until } from '../helpers/killable.js';
 import { makeCheckpoint } from '../serve/fixture.js';
 import { startTeacherServer, type TeacherServer } from '../collect/teacher-server.js';
 
 let server: TeacherServer | null = null;
-const children: ChildProcess[] = [];
 afterEach(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  killChildren();
   await server?.close();
   server = null;
 });
 
-function runKd(args: string[]) {
-  const child = spawn(process.execPath, [...KD_ARGS, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KD_BACKEND: 'cpu' } });
-  children.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d) => (stdout += d));
-  child.stderr!.on('data', (d) => (stderr += d));
-  const exit = new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>((r) => child.on('exit', (code, signal) => r({ code, signal, stdout, stderr })));
-  return { child, exit };
-}
-
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 6000; i++) { // 60 s at most
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+const runKd = (args: string[]) => startKdChild(args, { KD_BACKEND: 'cpu' });
 
 let student: string;
 beforeAll(async () => {
