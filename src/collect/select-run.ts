@@ -13,7 +13,7 @@ import type { LedgerScan } from './ledger.js';
 import { hashFile } from './manifest.js';
 import type { CollectOptions } from './options.js';
 import { inShard } from './partition.js';
-import { estimateRequest, type ResolvedPrice, type TokenCounter } from './pricing.js';
+import { boundRequest, estimateRequest, type ResolvedPrice, type TokenCounter } from './pricing.js';
 import { planRequests, type RequestParams } from './request.js';
 import {
   nearDuplicates, pickCandidates, readSelection, selectionKey, writeSelection, type Candidate, type SelectionRound,
@@ -59,7 +59,7 @@ export async function selectRows(
     for (const r of reqs) {
       const e = estimateRequest(r, counter, price);
       tokens += e.promptTokens + e.completionTokens;
-      cost += e.costUsd;
+      cost += boundRequest(r, counter, price).costUsd; // what --max-cost admits by: so every picked row is sent
     }
     rows.push({ id: row.id, text: row.text ?? row.messages!.map((m) => m.content).join('\n'), tokens, costUsd: cost, done: reqs.every((r) => ledger.done.has(r.hash)) });
   }

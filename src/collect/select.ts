@@ -34,7 +34,7 @@ export interface Candidate {
   text: string;
   /** Estimated teacher tokens (prompt + completion bound) of all the row's requests. */
   tokens: number;
-  /** Estimated USD of all the row's requests. */
+  /** Upper bound of the USD of all the row's requests (what --max-cost admits by). */
   costUsd: number;
 }
 

@@ -247,6 +247,20 @@ describe('kd collect --budget-tokens / --select', () => {
     expect(s2.selection!.byStrategy).toBeGreaterThan(0);
   });
 
+  it('--max-cost: the pick fits the cap by the upper bound, so a byte-level teacher gets every picked row and no more than the cap', async () => {
+    const rows = texts(20);
+    server = await startTeacherServer({ keepLog: true, billPromptTokens: (p) => Buffer.byteLength(p) });
+    const dir = mkdtempSync(join(tmpdir(), 'kd-select-'));
+    const input = join(dir, 'in.jsonl');
+    writeFileSync(input, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const maxCost = rows.reduce((s, r) => s + Buffer.byteLength(r.text), 0) * 0.4 / 1e6; // $1 per 1M: 40% of what every row costs
+    const s = await collect({ teacherUrl: server.url, model: 'test-teacher', input, out: join(dir, 'raw'), mode: 'score', topK: 3, concurrency: 3, maxCost, priceIn: 1, priceOut: 1, select: 'random' });
+    expect(s.stopReason).toBe('complete'); // not 'budget': nothing picked was left unsent
+    expect(sentIds(join(dir, 'raw')).size).toBe(s.selection!.selected);
+    expect(s.selection!.selected).toBeGreaterThan(3);
+    expect(s.totalCostUsd).toBeLessThanOrEqual(maxCost);
+  });
+
   it('an abort mid-run, then the same command: the stored pick is finished, every request exactly once', async () => {
     const rows = texts(40);
     server = await startTeacherServer({ keepLog: true, latencyMs: 20, fault: (c) => { if (c.seq === 6) controller.abort(); return null; } });
