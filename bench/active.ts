@@ -42,7 +42,7 @@ const POOL = Number(arg('pool', SMOKE ? '16' : '600'));
 const REF_EVERY = 4;
 const FRACTIONS = arg('fractions', '0.5').split(',').map(Number);
 const STRATEGY = arg('select', 'entropy');
-const SEED_SHARE = Number(arg('seed-share', '0.1'));
+const SEED_SHARE = Number(arg('seed-share', SMOKE ? '0.3' : '0.1')); // the smoke pool's excerpts are ~25% of B each
 const RANDOM_SHARE = arg('random-share', '0.2');
 const CONTROL = flag('control');
 const STEPS = Number(arg('steps', SMOKE ? '8' : '600'));
@@ -83,7 +83,10 @@ async function main(): Promise<number> {
       out.selected = Object.fromEntries(Object.entries(selected).map(([f, r]) => [f, share(r, reference!)]));
       if (CONTROL) out.control = Object.fromEntries(Object.entries(control).map(([f, r]) => [f, share(r, reference!)]));
     }
-    if (error) out.error = (error as Error).message.split('\n')[0];
+    if (error) {
+      const lines = (error as Error).message.split('\n').map((l) => l.trim()).filter(Boolean);
+      out.error = lines.length > 1 ? `${lines[0]} ${lines.at(-1)}` : lines[0] ?? String(error);
+    }
     out.seconds = Math.round((Date.now() - t0) / 1000);
     process.stdout.write(JSON.stringify(out) + '\n');
     return error ? 1 : 0;
