@@ -1,8 +1,9 @@
 /**
  * On-policy vs off-policy distillation at equal teacher tokens, on kd's embedded teacher; one JSON line.
  *
- * Start: a student S0 trained on an off-policy collection (by default bench:active's reference: a
- * random 55k-token budget of SOTU excerpts, scored teacher-forced; built and trained here if absent).
+ * Start: a student S0 trained on an off-policy collection (by default datasets/bench-active/reference,
+ * bench:active's reference before it reused bench:quality's: a random 55k-token budget of SOTU
+ * excerpts, scored teacher-forced; built and trained here if absent).
  *   on-policy   `kd onpolicy`: R rounds; S0 (then each round's student) continues P prompts (the first
  *               12 words of training excerpts) by --max-new-tokens, the teacher scores the sequences,
  *               the student trains --steps-per-round steps on them mixed with the off-policy rows (λ);

@@ -46,7 +46,7 @@ const FORMAT = arg('format-version', ''); // dataset format of the builds (defau
 const TEACHER = path.resolve(arg('teacher', 'checkpoints/teacher'));
 export const KD = [path.resolve('node_modules/.bin/tsx'), path.resolve('src/cli.ts')];
 export const STUDENT = ['--d-model', '96', '--layers', '2', '--heads', '4', '--seq-len', '128', '--batch-size', '16',
-  '--steps', String(STEPS), '--lr', '0.003', '--min-lr', '0.0003', '--warmup-steps', '30',
+  '--steps', String(STEPS), '--lr', '0.003', '--min-lr', '0.0003', // warm-up: kd train's default (100 steps)
   '--eval-every', '1000000', '--checkpoint-every', '1000000', '--log-every', '100'];
 
 export function run(argv: string[], quiet = true): Promise<string> {
@@ -78,12 +78,12 @@ export function prompts(n: number): { id: string; prompt: string }[] {
   return excerpts(n * 2).filter((_, i) => i % 2 === 1).map((e) => ({ id: e.id, prompt: e.text.split(/\s+/).slice(0, 12).join(' ') }));
 }
 
-/** Held-out texts: documents sampled evenly until about TEXT_BYTES. */
-export function heldOut(): { name: string; text: string }[] {
+/** Held-out texts: documents sampled evenly until about `bytes` (default --text-bytes, 300,000). */
+export function heldOut(bytes = TEXT_BYTES): { name: string; text: string }[] {
   const pick = (docs: { text: string }[]) => {
     const total = docs.reduce((s, d) => s + d.text.length, 0);
-    const every = Math.max(1, Math.ceil(total / TEXT_BYTES));
-    return docs.filter((_, i) => i % every === 0).map((d) => d.text.trim()).join('\n\n').slice(0, TEXT_BYTES);
+    const every = Math.max(1, Math.ceil(total / bytes));
+    return docs.filter((_, i) => i % every === 0).map((d) => d.text.trim()).join('\n\n').slice(0, bytes);
   };
   return [
     { name: 'sotu_heldout', text: pick(splitDocs(readCorpus('sotu'), 'val')) },
@@ -104,17 +104,18 @@ export async function withTeacher<T>(fn: (url: string) => Promise<T>): Promise<T
   }
 }
 
-interface CaseSpec { name: string; mode: 'score' | 'chat'; rows: number }
-const SPECS: Record<string, CaseSpec> = {
+export interface CaseSpec { name: string; mode: 'score' | 'chat'; rows: number }
+export const SPECS: Record<string, CaseSpec> = {
   limited: { name: 'limited', mode: 'score', rows: 150 },
   large: { name: 'large', mode: 'score', rows: 600 },
   chat: { name: 'chat', mode: 'chat', rows: 300 },
 };
 
-async function dataset(c: CaseSpec, url: () => Promise<string>): Promise<{ dir: string; summary: Record<string, unknown> }> {
-  const dir = path.join(ROOT, c.name);
+/** A case's collection and dataset under `root` (built once; `fresh` redoes them). */
+export async function dataset(c: CaseSpec, url: () => Promise<string>, o: { root: string; fresh: boolean } = { root: ROOT, fresh: flag('fresh') }): Promise<{ dir: string; raw: string; summary: Record<string, unknown> }> {
+  const dir = path.join(o.root, c.name);
   const raw = path.join(dir, 'raw'), data = path.join(dir, 'data');
-  if (flag('fresh')) fs.rmSync(dir, { recursive: true, force: true });
+  if (o.fresh) fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
   if (!fs.existsSync(path.join(data, 'manifest.json'))) {
     const input = path.join(dir, 'input.jsonl');
@@ -126,7 +127,28 @@ async function dataset(c: CaseSpec, url: () => Promise<string>): Promise<{ dir: 
     await run(['dataset', 'build', '--from', raw, '--out', data, '--vocab-size', '2048', '--val-fraction', '0.05', '--seed', '0', '--json', '--force', ...(FORMAT ? ['--format-version', FORMAT] : [])]);
   }
   const manifest = JSON.parse(fs.readFileSync(path.join(data, 'manifest.json'), 'utf8')) as Record<string, unknown>;
-  return { dir: data, summary: manifest };
+  return { dir: data, raw, summary: manifest };
+}
+
+/** The checkpoint and arguments of bench:quality's run of a case, kind (hard, kd) and seed, under `root`. */
+export function qualityRun(root: string, data: string, c: string, kind: 'hard' | 'kd', seed: number): { ck: string; argv: string[]; loss: unknown } {
+  const ck = path.join(root, 'runs', `${c}-${kind}${TAG}-${seed}`);
+  const argv = ['train', '--data', data, '--out', ck, ...STUDENT, '--seed', String(seed), ...(kind === 'hard' ? HARD_FLAGS : KD_FLAGS), '--force', '--json'];
+  return { ck, argv, loss: kind === 'hard' ? null : DEFAULT_LOSS };
+}
+
+/**
+ * `kd train argv` into `ck`, unless a finished run there has the same key (the arguments, this kd's
+ * training sources and `extra`); `before` runs first when it trains (e.g. building its dataset).
+ */
+export async function trainCached(argv: string[], ck: string, extra: Record<string, unknown>, o: { fresh?: boolean; before?: () => Promise<unknown> } = {}): Promise<void> {
+  const key = JSON.stringify({ argv, src: sourceHash(), ...extra });
+  const keyFile = path.join(ck, 'bench-key.json');
+  if (o.fresh || !fs.existsSync(path.join(ck, 'checkpoint.kdc')) || !fs.existsSync(keyFile) || fs.readFileSync(keyFile, 'utf8') !== key) {
+    await o.before?.();
+    await run(argv);
+    fs.writeFileSync(keyFile, key);
+  }
 }
 
 /**
@@ -179,16 +201,10 @@ async function main() {
       const { dir, summary } = await dataset(c, url);
       const res: Record<string, Record<string, number[]>> = { hard: {}, kd: {} };
       for (const seed of SEEDS) {
-        for (const [kind, flags] of ([['hard', HARD_FLAGS], ['kd', KD_FLAGS]] as const).filter(([k]) => KINDS.includes(k))) {
-          const ck = path.join(ROOT, 'runs', `${name}-${kind}${TAG}-${seed}`);
-          const argv = ['train', '--data', dir, '--out', ck, ...STUDENT, '--seed', String(seed), ...flags, '--force', '--json'];
+        for (const kind of (['hard', 'kd'] as const).filter((k) => KINDS.includes(k))) {
           // a finished run with exactly these arguments (and this kd's sources) is reused unless --fresh
-          const key = JSON.stringify({ argv, src: sourceHash(), loss: kind === 'hard' ? null : DEFAULT_LOSS });
-          const keyFile = path.join(ck, 'bench-key.json');
-          if (flag('fresh') || !fs.existsSync(path.join(ck, 'checkpoint.kdc')) || !fs.existsSync(keyFile) || fs.readFileSync(keyFile, 'utf8') !== key) {
-            await run(argv);
-            fs.writeFileSync(keyFile, key);
-          }
+          const { ck, argv, loss } = qualityRun(ROOT, dir, name, kind, seed);
+          await trainCached(argv, ck, { loss }, { fresh: flag('fresh') });
           for (const [t, v] of Object.entries(score(ck))) (res[kind][t] ??= []).push(v);
           process.stderr.write(`${name} ${kind} seed ${seed}: ${JSON.stringify(Object.fromEntries(Object.entries(res[kind]).map(([t, v]) => [t, r4(v.at(-1)!)])))}\n`);
         }

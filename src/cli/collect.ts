@@ -39,7 +39,7 @@ export interface CollectArgs {
   probe?: boolean;
   budgetTokens?: number;
   select?: string;
-  student?: string;
+  student?: string | string[];
   randomShare?: number;
   selectSeed?: number;
   json?: boolean;
@@ -155,8 +155,8 @@ export const collectCommand: CommandModule<object, CollectArgs> = {
     .option('price-out', { type: 'number', describe: 'USD per 1M output tokens (overrides the table)' })
     .option('prices', { type: 'string', describe: 'JSON price file {"model": {"input": USD/1M, "output": USD/1M}}' })
     .option('budget-tokens', { type: 'number', describe: 'teacher-token budget for everything in --out (estimated prompt + completion tokens): only the rows --select picks within it are sent' })
-    .option('select', { type: 'string', choices: ['random', 'entropy', 'margin'], describe: 'how rows are picked under --budget-tokens / --max-cost: at random, or where --student is least sure (highest mean entropy, smallest top-2 margin) (default random with --budget-tokens)' })
-    .option('student', { type: 'string', describe: 'student checkpoint (run directory) whose uncertainty ranks the rows for --select entropy|margin' })
+    .option('select', { type: 'string', choices: ['random', 'entropy', 'margin', 'disagreement'], describe: 'how rows are picked under --budget-tokens / --max-cost: at random, or where --student is least sure (highest mean entropy, smallest top-2 margin), or where several --student checkpoints disagree most (mean Jensen–Shannon divergence) (default random with --budget-tokens)' })
+    .option('student', { type: 'string', describe: 'student checkpoint (run directory) whose uncertainty ranks the rows for --select entropy|margin; repeat (≥ 2, one tokenizer) for --select disagreement' })
     .option('random-share', { type: 'number', describe: 'share of the budget picked at random for coverage with --select entropy|margin (default 0.2)' })
     .option('select-seed', { type: 'number', describe: 'seed of the random picks (default 0)' })
     .option('shard-mb', { type: 'number', describe: 'roll to a new shard after this many MiB (default 256)' })

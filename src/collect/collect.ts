@@ -25,7 +25,7 @@ import {
   RECORD_WORKER_MIN_REQUESTS, recordedOptions, requestParams, requestShape, resolveCollectOptions, safeUrl, type CollectInput, type CollectOptions, type CollectRuntime,
 } from './options.js';
 import { backoffMs, classifyStatus, Pacer, retryAfterMs, Semaphore, sleep } from './pacing.js';
-import { costUsd, estimateRequest, resolvePrice, tokenCounter, type ResolvedPrice, type TokenCounter } from './pricing.js';
+import { boundRequest, costUsd, estimateRequest, resolvePrice, tokenCounter, type ResolvedPrice, type TokenCounter } from './pricing.js';
 import type { CollectProgress } from './progress.js';
 import { planRequests, rowRejectHash, type PlannedRequest, type RequestParams } from './request.js';
 import { inThreadSink, workerSink, type JobResult, type RecordPipelineOptions, type RecordSink } from './records.js';
@@ -126,7 +126,7 @@ async function plan(o: CollectOptions, p: RequestParams, ledger: LedgerScan, cou
       r.promptTokens += e.promptTokens;
       r.maxCompletionTokens += e.completionTokens;
       r.minCostUsd += costUsd(price, e.promptTokens, 0);
-      r.maxCostUsd += e.costUsd;
+      r.maxCostUsd += boundRequest(t.req, counter, price).costUsd; // at most: the bound --max-cost admits by
     }
   }
   return r;
@@ -236,6 +236,13 @@ export async function collect(input: CollectInput, rt: CollectRuntime = {}): Pro
 
 const TASKS_PER_SLOT = 2;
 
+/** A request's estimated prompt and total tokens (pacing, usage a teacher did not report) and its prompt bound. */
+interface RequestFigures {
+  prompt: number;
+  tokens: number;
+  boundPrompt: number;
+}
+
 /**
  * The worker pool: pacing, retries, budget, failure counting, writing. Twice `concurrency` tasks run
  * at once but only `concurrency` requests are in flight (`http`): a task whose answer is being
@@ -250,8 +257,13 @@ class Engine {
   private draining = false;
   private consecutiveFailures = 0;
   private lastFailure = '';
-  /** Cost of the tasks under way (sent or about to be, not yet booked). */
+  /** Upper bound of the cost of the tasks under way (sent or about to be, not yet booked). */
   private inFlightCost = 0;
+  /**
+   * Prompt tokens the teacher billed beyond a request's bound (a chat template longer than the
+   * bound's slack, seen in an answer's usage): added to every later bound.
+   */
+  private boundSlack = 0;
   private readonly rejects: RejectWriter;
   onWritten: (r: Extract<JobResult, { kind: 'written' }>) => void = () => {};
 
@@ -361,19 +373,24 @@ class Engine {
       this.reject({ ...rejectBase, reason: 'over_context', detail: `~${est.promptTokens} prompt tokens (${this.counter.method}) > --max-prompt-tokens ${this.o.maxPromptTokens}` });
       return;
     }
-    if (this.o.maxCost !== undefined && this.s.totalCostUsd + this.inFlightCost + est.costUsd > this.o.maxCost) {
-      this.stop('budget', `stopped before passing --max-cost $${this.o.maxCost}: spent $${this.s.totalCostUsd.toFixed(4)}, the next request could cost up to $${est.costUsd.toFixed(4)}`, false);
+    // --max-cost admits a request only if what is spent, the bounds of those in flight and its own
+    // bound (not the estimate: bytes/4 undercounts a byte-level teacher) stay within the cap
+    const bound = boundRequest(req, this.counter, this.price);
+    const boundPrompt = bound.promptTokens + this.boundSlack;
+    const boundCost = costUsd(this.price, boundPrompt, bound.completionTokens);
+    if (this.o.maxCost !== undefined && this.s.totalCostUsd + this.inFlightCost + boundCost > this.o.maxCost) {
+      this.stop('budget', `stopped before passing --max-cost $${this.o.maxCost}: spent $${this.s.totalCostUsd.toFixed(4)}${this.inFlightCost > 0 ? `, up to $${this.inFlightCost.toFixed(4)} in flight` : ''}, the next request could cost up to $${boundCost.toFixed(4)}`, false);
       return;
     }
-    this.inFlightCost += est.costUsd;
+    this.inFlightCost += boundCost;
     try {
-      await this.execute(req, est.promptTokens, est.promptTokens + est.completionTokens, rejectBase);
+      await this.execute(req, { prompt: est.promptTokens, tokens: est.promptTokens + est.completionTokens, boundPrompt: bound.promptTokens }, rejectBase);
     } finally {
-      this.inFlightCost -= est.costUsd;
+      this.inFlightCost -= boundCost;
     }
   }
 
-  private async execute(req: PlannedRequest, estPrompt: number, estTokens: number, rejectBase: Omit<RejectLine, 'at' | 'reason' | 'detail'>): Promise<void> {
+  private async execute(req: PlannedRequest, est: RequestFigures, rejectBase: Omit<RejectLine, 'at' | 'reason' | 'detail'>): Promise<void> {
     const signal = this.stopController.signal;
     // The request slot is held through attempts and backoffs, and given up while the answer is written.
     let holding = false;
@@ -387,7 +404,7 @@ class Engine {
           await this.http.acquire();
           holding = true;
         }
-        await this.pacer.acquire(estTokens, signal);
+        await this.pacer.acquire(est.tokens, signal);
         if (signal.aborted) return;
         this.s.sent++;
         let failed: SendError;
@@ -397,7 +414,7 @@ class Engine {
           release();
           // Decoded, parsed and written by the sink (off the main thread); back once on disk or refused.
           const out = await this.sink.process({ req, status: res.status, body: res.body, latencyMs: res.latencyMs, attempts: attempt + 1, completedAt: Date.now() });
-          if (out.kind !== 'bad_json') return this.accept(req, out, estPrompt, rejectBase);
+          if (out.kind !== 'bad_json') return this.accept(req, out, est, rejectBase);
           failed = new SendError('bad_json', out.message, res.status, res.headers);
         } catch (e) {
           if (!(e instanceof SendError)) throw e;
@@ -439,9 +456,10 @@ class Engine {
   }
 
   /** Books an answer the sink has taken: written records, or a rejected row. */
-  private accept(req: PlannedRequest, out: Exclude<JobResult, { kind: 'bad_json' }>, estPrompt: number, rejectBase: Omit<RejectLine, 'at' | 'reason' | 'detail'>): void {
+  private accept(req: PlannedRequest, out: Exclude<JobResult, { kind: 'bad_json' }>, est: RequestFigures, rejectBase: Omit<RejectLine, 'at' | 'reason' | 'detail'>): void {
     // Billing happened whatever the parse says.
-    const promptTokens = out.usage.promptTokens ?? estPrompt;
+    if (out.usage.promptTokens !== null && out.usage.promptTokens - est.boundPrompt > this.boundSlack) this.boundSlack = out.usage.promptTokens - est.boundPrompt;
+    const promptTokens = out.usage.promptTokens ?? est.prompt;
     const completionTokens = out.usage.completionTokens ?? (out.kind === 'written' && req.endpoint !== 'completions' ? out.tokens : 0);
     const cost = costUsd(this.price, promptTokens, completionTokens, out.usage.cachedTokens);
     this.s.costUsd += cost;

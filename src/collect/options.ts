@@ -5,6 +5,7 @@
 import { KdError } from '../core/errors.js';
 import type { CollectMode, InputOptions } from './input.js';
 import { checkShardSpec, type ShardSpec } from './partition.js';
+import { SELECT_STRATEGIES } from './select.js';
 import { type ChatApi, effectiveTopK, isOpenAIModel, type RequestParams, type ScoreApi } from './request.js';
 
 /** What to read (InputOptions without the file, which is `input` here) and how to ask. */
@@ -43,8 +44,8 @@ export interface CollectOptions extends Omit<InputOptions, 'file'> {
   select?: import('./select.js').SelectStrategy;
   /** Teacher tokens (estimated prompt + completion) for everything in --out. */
   budgetTokens?: number;
-  /** Student checkpoint whose uncertainty ranks the rows (entropy, margin). */
-  student?: string;
+  /** Student checkpoint(s) whose uncertainty ranks the rows: one (entropy, margin), ≥ 2 (disagreement). */
+  student?: string[];
   /** Share of the budget picked at random (default 0.2). */
   randomShare: number;
   /** Seed of the random share (default 0). */
@@ -90,11 +91,15 @@ export const COLLECT_DEFAULTS = {
   selectSeed: 0,
 } satisfies Partial<CollectOptions>;
 
-export type CollectInput = Pick<CollectOptions, 'model' | 'input' | 'out'> & Partial<CollectOptions>;
+export type CollectInput = Pick<CollectOptions, 'model' | 'input' | 'out'> & Partial<Omit<CollectOptions, 'student'>> & {
+  /** one checkpoint, or several for --select disagreement */
+  student?: string | string[];
+};
 
 /** Defaults filled in and every value checked; a bad one is a KdError naming its flag. */
 export function resolveCollectOptions(o: CollectInput): CollectOptions {
   const r: CollectOptions = { ...COLLECT_DEFAULTS, ...stripUndefined(o) } as CollectOptions;
+  if (typeof o.student === 'string') r.student = [o.student];
   const bad = (flag: string, v: unknown, want: string) => new KdError('bad-option', `--${flag}: ${JSON.stringify(v)} is not valid; want ${want}`);
   const int = (flag: string, v: number | undefined, min: number, max = Number.MAX_SAFE_INTEGER) => {
     if (v !== undefined && (!Number.isInteger(v) || v < min || v > max)) throw bad(flag, v, `an integer in ${min}..${max === Number.MAX_SAFE_INTEGER ? '∞' : max}`);
@@ -136,9 +141,12 @@ export function resolveCollectOptions(o: CollectInput): CollectOptions {
   int('select-seed', r.selectSeed, 0, 2 ** 32 - 1);
   if (r.select === undefined && r.budgetTokens !== undefined) r.select = 'random';
   if (r.select !== undefined) {
-    if (!['random', 'entropy', 'margin'].includes(r.select)) throw bad('select', r.select, 'random, entropy or margin');
+    if (!SELECT_STRATEGIES.includes(r.select)) throw bad('select', r.select, 'random, entropy, margin or disagreement');
     if (r.budgetTokens === undefined && r.maxCost === undefined) throw new KdError('bad-option', `--select ${r.select}: give a budget to select within (--budget-tokens N and/or --max-cost USD)`);
-  } else if (r.student !== undefined) throw new KdError('bad-option', '--student: only used by --select entropy|margin');
+    const n = r.student?.length ?? 0;
+    if (r.select === 'disagreement' && n < 2) throw new KdError('bad-option', `--select disagreement: give at least two checkpoints to compare (--student A --student B), got ${n}`);
+    if ((r.select === 'entropy' || r.select === 'margin') && n > 1) throw new KdError('bad-option', `--select ${r.select}: give one --student (got ${n}); several are compared by --select disagreement`);
+  } else if (r.student !== undefined) throw new KdError('bad-option', '--student: only used by --select entropy|margin|disagreement');
   return r;
 }
 

@@ -2,6 +2,11 @@
  * Money and tokens for `kd collect`: a per-model price table (USD per 1M tokens, from
  * the providers' published prices as copied by hand — unverified, hence overridable), token estimates
  * (js-tiktoken for OpenAI models, bytes/4 otherwise), and cost arithmetic.
+ *
+ * Two figures per request: the estimate (what a typical tokenizer bills: selection budgets, pacing,
+ * the dry run's prompt tokens) and an upper bound (what the teacher can bill at most: --max-cost).
+ * bytes/4 undercounts a byte-level teacher (one token per byte: kd serve on a byte vocabulary,
+ * ByT5-style models) fourfold, so --max-cost admits a request only when the bound still fits.
  */
 import { readFileSync } from 'node:fs';
 import { KdError } from '../core/errors.js';
@@ -85,6 +90,8 @@ export interface TokenCounter {
   /** How tokens are counted, for the summary. */
   method: string;
   count(text: string): number;
+  /** The teacher's own tokenizer (tiktoken for OpenAI models): the count is what it bills. */
+  exact?: boolean;
 }
 
 /** js-tiktoken's encoding for OpenAI models; null for others. */
@@ -109,7 +116,7 @@ export async function tokenCounter(model: string): Promise<TokenCounter> {
   const ranks = enc === 'o200k_base' ? (await import('js-tiktoken/ranks/o200k_base')).default : (await import('js-tiktoken/ranks/cl100k_base')).default;
   const tk = new Tiktoken(ranks);
   // Special-token text in prompts is counted as plain text (allowedSpecial 'all' would treat it as one token).
-  const counter: TokenCounter = { method: `tiktoken ${enc}`, count: (t) => tk.encode(t, [], []).length };
+  const counter: TokenCounter = { method: `tiktoken ${enc}`, count: (t) => tk.encode(t, [], []).length, exact: true };
   counters.set(enc, counter);
   return counter;
 }
@@ -128,6 +135,33 @@ export interface RequestEstimate {
   /** Upper bound: max tokens × n for chat; 0 (echo) or 1 (vLLM) for score. */
   completionTokens: number;
   costUsd: number;
+}
+
+/**
+ * Slack of the upper bound for what a teacher adds to a prompt's bytes: per chat message beyond its
+ * role's and content's bytes (template markers: Llama 3's header tokens and <|eot_id|>, kd serve's
+ * ": " and newline), per chat request (BOS and the assistant's header: kd serve's "assistant: " is
+ * 11 bytes), and per completions prompt (BOS, a SentencePiece dummy prefix). A template with more
+ * (a long default system prompt) is learned from the first answers' usage (the collector's slack).
+ */
+export const BOUND_TOKENS_PER_MESSAGE = 8;
+export const BOUND_TOKENS_PER_CHAT = 16;
+export const BOUND_TOKENS_PER_PROMPT = 2;
+
+const bytes = (t: string) => Buffer.byteLength(t, 'utf8');
+
+/**
+ * At most what the teacher can bill for the request (for --max-cost): the estimate when the counter
+ * is the teacher's own tokenizer; else every prompt byte a token (no tokenizer with byte fallback
+ * spends more) plus template slack, and every completion at its max length.
+ */
+export function boundRequest(req: PlannedRequest, counter: TokenCounter, price: Price): RequestEstimate {
+  const e = estimateRequest(req, counter, price);
+  if (counter.exact) return e;
+  const promptTokens = req.endpoint === 'completions'
+    ? bytes(req.body.prompt as string) + BOUND_TOKENS_PER_PROMPT
+    : ((req.body.messages ?? req.body.input) as ChatMessage[]).reduce((n, m) => n + bytes(m.role) + bytes(m.content) + BOUND_TOKENS_PER_MESSAGE, BOUND_TOKENS_PER_CHAT);
+  return { promptTokens, completionTokens: e.completionTokens, costUsd: costUsd(price, promptTokens, e.completionTokens) };
 }
 
 export function estimateRequest(req: PlannedRequest, counter: TokenCounter, price: Price): RequestEstimate {

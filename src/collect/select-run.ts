@@ -13,7 +13,7 @@ import type { LedgerScan } from './ledger.js';
 import { hashFile } from './manifest.js';
 import type { CollectOptions } from './options.js';
 import { inShard } from './partition.js';
-import { estimateRequest, type ResolvedPrice, type TokenCounter } from './pricing.js';
+import { boundRequest, estimateRequest, type ResolvedPrice, type TokenCounter } from './pricing.js';
 import { planRequests, type RequestParams } from './request.js';
 import {
   nearDuplicates, pickCandidates, readSelection, selectionKey, writeSelection, type Candidate, type SelectionRound,
@@ -42,10 +42,14 @@ export async function selectRows(
   log: (line: string) => void,
 ): Promise<{ ids: Set<string>; summary: SelectionSummary }> {
   const strategy = o.select!;
-  if (strategy !== 'random' && !o.student) throw new KdError('bad-option', `--select ${strategy}: give --student CKPT (the checkpoint whose uncertainty picks the rows), or use --select random`);
-  if (o.student && !existsSync(o.student)) throw new KdError('bad-option', `--student ${o.student}: no such checkpoint`);
-  const studentFile = o.student ? (statSync(o.student).isDirectory() ? join(o.student, 'checkpoint.kdc') : o.student) : null;
-  if (studentFile && !existsSync(studentFile)) throw new KdError('bad-option', `--student ${o.student}: holds no checkpoint.kdc`);
+  const students = o.student ?? [];
+  if (strategy !== 'random' && students.length === 0) throw new KdError('bad-option', `--select ${strategy}: give --student CKPT (the checkpoint whose uncertainty picks the rows), or use --select random`);
+  const studentFiles = students.map((st) => {
+    if (!existsSync(st)) throw new KdError('bad-option', `--student ${st}: no such checkpoint`);
+    const f = statSync(st).isDirectory() ? join(st, 'checkpoint.kdc') : st;
+    if (!existsSync(f)) throw new KdError('bad-option', `--student ${st}: holds no checkpoint.kdc`);
+    return f;
+  });
 
   const rows: (Candidate & { done: boolean })[] = [];
   for await (const row of readInput({ file: o.input, mode: o.mode, format: o.format, column: o.column, idColumn: o.idColumn, systemColumn: o.systemColumn, system: o.system })) {
@@ -55,7 +59,7 @@ export async function selectRows(
     for (const r of reqs) {
       const e = estimateRequest(r, counter, price);
       tokens += e.promptTokens + e.completionTokens;
-      cost += e.costUsd;
+      cost += boundRequest(r, counter, price).costUsd; // what --max-cost admits by: so every picked row is sent
     }
     rows.push({ id: row.id, text: row.text ?? row.messages!.map((m) => m.content).join('\n'), tokens, costUsd: cost, done: reqs.every((r) => ledger.done.has(r.hash)) });
   }
@@ -64,7 +68,8 @@ export async function selectRows(
   const key = selectionKey({
     input: (await hashFile(o.input)).sha256, strategy, budgetTokens: o.budgetTokens ?? null, maxCost: o.maxCost ?? null,
     randomShare: o.randomShare, seed: o.selectSeed, shard: o.shard ?? null,
-    student: studentFile ? (await hashFile(studentFile)).sha256 : null,
+    // one student: its hash (as stored before disagreement existed, so such rounds are still reused)
+    student: studentFiles.length === 0 ? null : studentFiles.length === 1 ? (await hashFile(studentFiles[0]!)).sha256 : await Promise.all(studentFiles.map(async (f) => (await hashFile(f)).sha256)),
   });
   const file = readSelection(out);
   const last = file.rounds.at(-1);
@@ -80,9 +85,15 @@ export async function selectRows(
     const dupDropped = [...dup.keys()].filter((i) => !rows[i]!.done).length;
     let scores = null;
     if (strategy !== 'random' && cands.length > 0) {
-      log(`selection: scoring ${cands.length} candidates with the student ${o.student}`);
-      const { studentUncertainty } = await import('./uncertainty.js');
-      scores = await studentUncertainty(o.student!, cands.map((c) => c.text));
+      const { studentDisagreement, studentUncertainty } = await import('./uncertainty.js');
+      const textsOf = cands.map((c) => c.text);
+      if (strategy === 'disagreement') {
+        log(`selection: scoring ${cands.length} candidates by the disagreement of ${students.join(', ')}`);
+        scores = await studentDisagreement(students, textsOf);
+      } else {
+        log(`selection: scoring ${cands.length} candidates with the student ${students[0]}`);
+        scores = await studentUncertainty(students[0]!, textsOf);
+      }
     }
     const pick = pickCandidates(cands, scores, {
       strategy,
@@ -92,7 +103,7 @@ export async function selectRows(
     });
     round = {
       key, strategy, budget_tokens: o.budgetTokens ?? null, max_cost: o.maxCost ?? null, random_share: o.randomShare, seed: o.selectSeed,
-      student: o.student ?? null, created_at: new Date().toISOString(), candidates: cands.length, near_duplicates: dupDropped,
+      student: students[0] ?? null, ...(students.length > 1 ? { students } : {}), created_at: new Date().toISOString(), candidates: cands.length, near_duplicates: dupDropped,
       already_done: doneIds.length, spent_tokens_before: spentTokens, selected: pick.ids.length, selected_tokens: pick.tokens,
       selected_cost_usd: pick.costUsd, ids: pick.ids, by: pick.by,
     };

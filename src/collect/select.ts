@@ -8,6 +8,8 @@
  *    uncertainty is blind to what it does not know it lacks), the rest by the strategy's order:
  *    `entropy` — highest mean next-token entropy of the student over the row's text first;
  *    `margin` — smallest mean gap between the student's two most likely tokens first;
+ *    `disagreement` — largest mean divergence (Jensen–Shannon, over positions) between the next-token
+ *    distributions of ≥ 2 checkpoints (`--student A --student B …`, one tokenizer) first;
  *    `random` — the shuffle for all of it.
  * 3. Rows are taken in that order while their estimated teacher tokens (and cost, with --max-cost)
  *    fit what is left of the budget; rows that do not fit are skipped for smaller ones.
@@ -23,8 +25,8 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KdError } from '../core/errors.js';
 
-export type SelectStrategy = 'random' | 'entropy' | 'margin';
-export const SELECT_STRATEGIES: SelectStrategy[] = ['random', 'entropy', 'margin'];
+export type SelectStrategy = 'random' | 'entropy' | 'margin' | 'disagreement';
+export const SELECT_STRATEGIES: SelectStrategy[] = ['random', 'entropy', 'margin', 'disagreement'];
 export const SELECTION_FILE = 'selection.json';
 
 export interface Candidate {
@@ -32,14 +34,16 @@ export interface Candidate {
   text: string;
   /** Estimated teacher tokens (prompt + completion bound) of all the row's requests. */
   tokens: number;
-  /** Estimated USD of all the row's requests. */
+  /** Upper bound of the USD of all the row's requests (what --max-cost admits by). */
   costUsd: number;
 }
 
-/** The student's uncertainty over one text (higher entropy, lower margin: less sure). */
+/** The student's uncertainty over one text (higher entropy, lower margin, higher disagreement: less sure). */
 export interface Uncertainty {
   entropy: number;
   margin: number;
+  /** Mean divergence between checkpoints (--select disagreement only). */
+  disagreement?: number;
 }
 
 // ---------------------------------------------------------------- near-duplicates
@@ -140,11 +144,11 @@ export interface Pick {
 }
 
 /**
- * Chooses candidates within the budget (pure). Candidates must be deduplicated already; entropy and
- * margin need `scores` (one per candidate, same order).
+ * Chooses candidates within the budget (pure). Candidates must be deduplicated already; entropy,
+ * margin and disagreement need `scores` (one per candidate, same order).
  */
 export function pickCandidates(cands: Candidate[], scores: Uncertainty[] | null, o: PickOptions): Pick {
-  if (o.strategy !== 'random' && (!scores || scores.length !== cands.length)) throw new Error('pickCandidates: entropy and margin need one score per candidate');
+  if (o.strategy !== 'random' && (!scores || scores.length !== cands.length)) throw new Error(`pickCandidates: ${o.strategy} needs one score per candidate`);
   const out: Pick = { ids: [], by: [], tokens: 0, costUsd: 0 };
   const taken = new Set<number>();
   const fill = (order: number[], tokenCap: number, usdCap: number, by: 'random' | 'strategy') => {
@@ -166,7 +170,10 @@ export function pickCandidates(cands: Candidate[], scores: Uncertainty[] | null,
   }
   const share = Math.min(1, Math.max(0, o.randomShare));
   fill(random, o.budgetTokens * share, o.budgetUsd * share, 'random');
-  const key = (i: number) => (o.strategy === 'entropy' ? -scores![i]!.entropy : scores![i]!.margin);
+  const key = (i: number) => {
+    const u = scores![i]!;
+    return o.strategy === 'entropy' ? -u.entropy : o.strategy === 'margin' ? u.margin : -(u.disagreement ?? NaN);
+  };
   // ties (and NaN scores: empty texts) in input order, after every scored one
   const order = cands.map((_, i) => i).sort((a, b) => {
     const ka = key(a), kb = key(b);
@@ -180,7 +187,7 @@ export function pickCandidates(cands: Candidate[], scores: Uncertainty[] | null,
 // ---------------------------------------------------------------- the stored pick (resume)
 
 export interface SelectionRound {
-  /** sha256 of what decides the pick: input file, strategy, budget, share, seed, student. */
+  /** sha256 of what decides the pick: input file, strategy, budget, share, seed, student(s). */
   key: string;
   strategy: SelectStrategy;
   budget_tokens: number | null;
@@ -188,6 +195,8 @@ export interface SelectionRound {
   random_share: number;
   seed: number;
   student: string | null;
+  /** --select disagreement: every checkpoint compared (student is the first). */
+  students?: string[];
   created_at: string;
   candidates: number;
   near_duplicates: number;

@@ -9,6 +9,7 @@ import type { CollectSummary } from '../../src/collect/collect.js';
 import { recordedOptions, requestShape, resolveCollectOptions } from '../../src/collect/options.js';
 import { progressFields } from '../../src/collect/progress.js';
 import { startTeacherServer, type TeacherServer } from '../collect/teacher-server.js';
+import { makeCheckpoint } from '../serve/fixture.js';
 
 let server: TeacherServer | null = null;
 afterEach(async () => {
@@ -107,6 +108,29 @@ describe('kd collect flags', () => {
     }
     expect(rows).toBe(40);
   });
+
+  it('--select disagreement with a repeated --student: the pick by two checkpoints; one --student is one kd: line', async () => {
+    const [a, b] = [await makeCheckpoint(), await makeCheckpoint(5)];
+    expect(collectOptionsFromArgs({ model: 'm', input: 'i', out: 'o', student: [a, b] }).student).toEqual([a, b]);
+    server = await startTeacherServer({ keepLog: true });
+    const dir = mkdtempSync(join(tmpdir(), 'kd-cli-'));
+    const input = join(dir, 't.jsonl');
+    writeFileSync(input, Array.from({ length: 8 }, (_, i) => JSON.stringify({ id: `t${i}`, text: `the world ${'hello '.repeat(i + 1)}number ${i}` })).join('\n') + '\n');
+    const args = ['collect', '--teacher-url', server.url, '--model', 'test', '--input', input, '--out', join(dir, 'raw'), '--mode', 'score', '--top-k', '2', '--budget-tokens', '30', '--select', 'disagreement'];
+    let io = capture();
+    expect(await main([...args, '--student', a, '--student', b, '--json'])).toBe(0);
+    const s = JSON.parse(io.out()) as CollectSummary;
+    expect(s.stopReason).toBe('complete');
+    expect(s.selection).toMatchObject({ strategy: 'disagreement', candidates: 8 });
+    expect(s.selection!.selected).toBeGreaterThan(0);
+    expect(s.selection!.selectedTokens).toBeLessThanOrEqual(30);
+    expect(server.log.length).toBe(s.selection!.selected);
+    vi.restoreAllMocks();
+    io = capture();
+    expect(await main([...args, '--out', join(dir, 'raw2'), '--student', a])).toBe(1);
+    expect(io.err()).toBe('kd: bad-option: --select disagreement: give at least two checkpoints to compare (--student A --student B), got 1\n');
+    expect(server.log.length).toBe(s.selection!.selected);
+  }, 120_000);
 
   it('formats a stopped run with its reason', () => {
     const summary: CollectSummary = {

@@ -193,6 +193,47 @@ describe('collect: money', () => {
   });
 });
 
+describe('collect: --max-cost when the estimate undercounts', () => {
+  const bytes = (t: string) => Buffer.byteLength(t, 'utf8');
+  const texts = Array.from({ length: 30 }, (_, i) => ({ id: `t${i}`, text: `The ${i}th text, with some words é€ in it: ${'abc '.repeat(i % 7 + 3)}` }));
+
+  it('a byte-level teacher (a token per byte, 4× the bytes/4 estimate) never takes the run past the cap', async () => {
+    const { base, server: srv } = await setup({ latencyMs: 5, billPromptTokens: bytes, keepLog: true }, texts);
+    // $1000 per 1M prompt tokens: a token is $0.001. The cap is half what the texts really cost,
+    // while the estimate says all of them cost less than that
+    const real = texts.reduce((a, t) => a + bytes(t.text), 0) / 1000;
+    const estimated = texts.reduce((a, t) => a + Math.ceil(bytes(t.text) / 4), 0) / 1000;
+    const maxCost = real / 2;
+    expect(estimated).toBeLessThan(maxCost); // an estimate-based guard would send every text
+    const opts = { ...base, mode: 'score' as const, priceIn: 1000, priceOut: 1000, maxCost, concurrency: 4 };
+    const s = await collect(opts);
+    expect(s.stopReason).toBe('budget');
+    expect(s.stopDetail).toMatch(/stopped before passing --max-cost/);
+    const recs = [...readRawDir(base.out)];
+    const billed = recs.reduce((a, r) => a + (r.prompt_tokens ?? 0) + (r.completion_tokens ?? 0), 0) / 1000;
+    expect(billed).toBeCloseTo(s.totalCostUsd, 9);
+    expect(billed).toBeLessThanOrEqual(maxCost);
+    expect(recs.length).toBeGreaterThan(texts.length / 4); // spends most of the cap: only the last bounds were left unsent
+    expect(recs.length).toBeLessThan(texts.length);
+    expect(srv.log.length).toBe(recs.length);
+    // a rerun into the same --out: still within the cap
+    const again = await collect(opts);
+    expect(again.totalCostUsd).toBeLessThanOrEqual(maxCost);
+    expect([...readRawDir(base.out)].reduce((a, r) => a + (r.prompt_tokens ?? 0) + (r.completion_tokens ?? 0), 0) / 1000).toBeLessThanOrEqual(maxCost);
+  });
+
+  it('a chat template longer than the bound\'s slack is learned from the first answer', async () => {
+    // 200 tokens of template (a long default system prompt) on top of a token per byte
+    const { base } = await setup({ billPromptTokens: (p) => bytes(p) + 200, genTokens: 4 }, texts.map((t) => ({ id: t.id, prompt: t.text })));
+    const perRequest = (t: string) => (bytes(t) + 200) / 1000; // $1000/1M in, completions free
+    const maxCost = perRequest(texts[0]!.text) * 8.5;
+    const s = await collect({ ...base, maxTokens: 4, priceIn: 1000, priceOut: 0, maxCost, concurrency: 1 });
+    expect(s.stopReason).toBe('budget');
+    expect(s.totalCostUsd).toBeLessThanOrEqual(maxCost);
+    expect(s.answered).toBeGreaterThan(3);
+  });
+});
+
 describe('collect: score mode', () => {
   const text = Array.from({ length: 80 }, (_, i) => `word${i}`).join(' ');
 

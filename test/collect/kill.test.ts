@@ -3,44 +3,23 @@
  * mid-run and restarted with the same command. Every input row must end up exactly once in the
  * shards or in rejects.jsonl, and no request whose record was on disk at a kill is sent again.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { scanLedger } from '../../src/collect/ledger.js';
 import { readRawDir } from '../../src/schema/raw.js';
+import { killChildren, startKdChild, until } from '../helpers/killable.js';
 import { startTeacherServer, type TeacherServer } from './teacher-server.js';
 
-const root = resolve(import.meta.dirname, '../..');
 let server: TeacherServer | null = null;
-const children: ChildProcess[] = [];
 afterEach(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  killChildren();
   await server?.close();
   server = null;
 });
 
-function runCollector(args: string[]): { child: ChildProcess; exit: Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'collect', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d) => (stdout += d));
-  child.stderr!.on('data', (d) => (stderr += d));
-  const exit = new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>((r) =>
-    child.on('exit', (code, signal) => r({ code, signal, stdout, stderr })));
-  return { child, exit };
-}
-
-async function until(cond: () => boolean, what: string): Promise<void> {
-  // bounded: 60 s at most
-  for (let i = 0; i < 6000; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+const runCollector = (args: string[]) => startKdChild(['collect', ...args]);
 
 describe('kill -9 and restart', () => {
   it('loses no row, duplicates no row, and never resends a completed request', async () => {

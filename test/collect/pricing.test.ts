@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { approxTokens, chatPromptTokens, costUsd, estimateRequest, resolvePrice, tiktokenEncodingFor, tokenCounter } from '../../src/collect/pricing.js';
+import { approxTokens, BOUND_TOKENS_PER_CHAT, BOUND_TOKENS_PER_MESSAGE, BOUND_TOKENS_PER_PROMPT, boundRequest, chatPromptTokens, costUsd, estimateRequest, resolvePrice, tiktokenEncodingFor, tokenCounter } from '../../src/collect/pricing.js';
 import { planRequests } from '../../src/collect/request.js';
 
 describe('prices', () => {
@@ -52,5 +52,23 @@ describe('token estimates', () => {
     });
     const e = estimateRequest(req!, counter, resolvePrice('gpt-4o'));
     expect(e).toEqual({ promptTokens: 13, completionTokens: 200, costUsd: (13 * 2.5 + 200 * 10) / 1e6 });
+    expect(boundRequest(req!, counter, resolvePrice('gpt-4o'))).toEqual(e); // tiktoken is the teacher's own count
+  });
+  it('bounds what a teacher with an unknown tokenizer can bill: a token per byte plus template slack', async () => {
+    const counter = await tokenCounter('llama3');
+    const price = { input: 1, output: 2 };
+    const params = { model: 'llama3', topK: 5, maxTokens: 100, temperature: 1, n: 2, scoreApi: 'echo' as const, maxTokensField: 'max_tokens' as const, chunkTokens: 100, chunkOverlap: 10 };
+    const text = 'naïve café €5'; // 17 UTF-8 bytes
+    const [score] = planRequests({ row: 1, id: 's', text }, { ...params, mode: 'score' });
+    expect(estimateRequest(score!, counter, price).promptTokens).toBe(5); // bytes / 4: a byte-level teacher bills 17
+    expect(boundRequest(score!, counter, price)).toEqual({ promptTokens: 17 + BOUND_TOKENS_PER_PROMPT, completionTokens: 0, costUsd: (17 + BOUND_TOKENS_PER_PROMPT) / 1e6 });
+    expect(BOUND_TOKENS_PER_PROMPT).toBe(2);
+    const [chat] = planRequests({ row: 1, id: 'c', messages: [{ role: 'system', content: 'hello world' }, { role: 'user', content: text }] }, { ...params, mode: 'chat' });
+    // 16 + (6 "system" + 11 + 8) + (4 "user" + 17 + 8) = 70; completions: 100 × 2
+    expect(BOUND_TOKENS_PER_CHAT + BOUND_TOKENS_PER_MESSAGE * 2).toBe(32);
+    const b = boundRequest(chat!, counter, price);
+    expect(b).toEqual({ promptTokens: 70, completionTokens: 200, costUsd: (70 + 400) / 1e6 });
+    // kd serve's own rendering of it on its byte vocabulary fits under the bound
+    expect(Buffer.byteLength(`system: hello world\nuser: ${text}\nassistant: `)).toBeLessThanOrEqual(b.promptTokens);
   });
 });

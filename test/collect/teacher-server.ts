@@ -39,6 +39,11 @@ export interface TeacherServerOptions {
   genTokens?: number;
   /** Record the order of every request (for tests; off in the bench). */
   keepLog?: boolean;
+  /**
+   * The prompt tokens billed in `usage`, from the prompt text (completions) or the joined messages
+   * (chat); default: the fake tokenizer's count (one per word). E.g. UTF-8 bytes for a byte-level teacher.
+   */
+  billPromptTokens?: (prompt: string) => number;
 }
 
 export interface TeacherServer {
@@ -84,7 +89,7 @@ function chatPlan(body: Record<string, unknown>, o: TeacherServerOptions) {
   const n = Number(body.n ?? 1);
   const gen = Math.min(max, o.genTokens ?? 4);
   const choices = Array.from({ length: n }, (_, c) => Array.from({ length: gen }, (_, i) => (i === 0 ? 'é' : ` t${h32(`${prompt}/${c}/${i}`) % 100}`)));
-  const promptTokens = fakeTokens(prompt).length + 3;
+  const promptTokens = o.billPromptTokens ? o.billPromptTokens(prompt) : fakeTokens(prompt).length + 3;
   return {
     k, choices, finishReason: gen < max ? 'stop' : 'length',
     usage: { prompt_tokens: promptTokens, completion_tokens: gen * n, total_tokens: promptTokens + gen * n },
@@ -125,7 +130,7 @@ export function chatAnswerJson(body: Record<string, unknown>, o: TeacherServerOp
   return `{"id":"chatcmpl-test","object":"chat.completion","created":0,${model}"system_fingerprint":"fp_test","choices":[${choices.join(',')}],"usage":${JSON.stringify(p.usage)}}`;
 }
 
-function completionAnswer(body: Record<string, unknown>): unknown {
+function completionAnswer(body: Record<string, unknown>, o: TeacherServerOptions): unknown {
   const prompt = String(body.prompt);
   const toks = fakeTokens(prompt);
   const offsets: number[] = [];
@@ -134,7 +139,8 @@ function completionAnswer(body: Record<string, unknown>): unknown {
     offsets.push(at);
     at += Array.from(t).length;
   }
-  const usage = { prompt_tokens: toks.length, completion_tokens: Number(body.max_tokens ?? 0), total_tokens: toks.length + Number(body.max_tokens ?? 0) };
+  const billed = o.billPromptTokens ? o.billPromptTokens(prompt) : toks.length;
+  const usage = { prompt_tokens: billed, completion_tokens: Number(body.max_tokens ?? 0), total_tokens: billed + Number(body.max_tokens ?? 0) };
   if (body.prompt_logprobs !== undefined) {
     const k = Number(body.prompt_logprobs);
     // vLLM: position 0 null; then {id: {logprob, rank, decoded_token}}, the prompt token first.
@@ -218,7 +224,7 @@ export async function startTeacherServer(o: TeacherServerOptions = {}): Promise<
       return send(res, 200, chatAnswerJson(body, o, positions, fault === 'nologprobs'), rl, hash);
     }
     if (req.url === '/v1/completions') {
-      const answer = completionAnswer(body);
+      const answer = completionAnswer(body, o);
       const text = typeof answer === 'string' ? answer : JSON.stringify(fault === 'nologprobs' ? { ...(answer as object), choices: [{ index: 0, text: '', logprobs: null }] } : answer);
       return send(res, 200, text, rl, hash);
     }

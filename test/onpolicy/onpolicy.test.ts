@@ -113,10 +113,15 @@ describe('kd onpolicy', () => {
 
   it('--max-cost stops the scoring at the budget and the run says so', async () => {
     const out = path.join(tmp(), 'op');
-    // $1 per 1M tokens: each sequence is ~10 tokens, ~1e-5 USD; a budget of 1.5e-5 lets one or two through
-    // (the guard uses collect's estimate, UTF-8 bytes / 4, which undercounts this byte-level teacher's tokens)
-    const s = await onPolicy({ ...common(), teacherUrl: `${tiny.h.url}/v1`, offpolicy, out, priceIn: 1, priceOut: 1, maxCost: 1.5e-5, rounds: 2, concurrency: 1 });
+    // $1 per 1M tokens. This teacher's vocabulary is mostly bytes, so bytes / 4 would undercount it:
+    // the guard admits a sequence only while its upper bound (a token per UTF-8 byte + 2) still fits.
+    // A sequence is ≤ 9 prompt bytes + 4 tokens of ≤ 6 bytes: its bound ≤ 35 tokens, so one always fits
+    const maxCost = 3.6e-5;
+    const s = await onPolicy({ ...common(), teacherUrl: `${tiny.h.url}/v1`, offpolicy, out, priceIn: 1, priceOut: 1, maxCost, rounds: 2, concurrency: 1 });
     expect(s.stopReason).toBe('budget');
+    expect(s.totalCostUsd).toBeLessThanOrEqual(maxCost);
+    const billed = [...readRawDir(path.join(out, 'raw-onpolicy'))].reduce((a, r) => a + (r.prompt_tokens ?? 0) + (r.completion_tokens ?? 0), 0);
+    expect(billed / 1e6).toBeLessThanOrEqual(maxCost);
     expect(s.rounds.length).toBeLessThanOrEqual(1);
     const scored = [...readRawDir(path.join(out, 'raw-onpolicy'))].length;
     expect(scored).toBeGreaterThan(0);

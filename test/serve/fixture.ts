@@ -26,14 +26,14 @@ export function testTokenizer(): Tokenizer {
 
 export const SEQ_LEN = 16;
 
-/** Train a tiny model for a few steps and return its run directory (named "tiny-student"). */
-export async function makeCheckpoint(): Promise<string> {
+/** Train a tiny model for a few steps and return its run directory (named "tiny-student"); `seed`: of the initial weights. */
+export async function makeCheckpoint(seed = 0): Promise<string> {
   const tok = testTokenizer();
   const V = tok.vocabSize;
   const dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'kd-serve-')), 'tiny-student');
   const model = resolveModelConfig({ vocabSize: V, seqLen: SEQ_LEN, dModel: 16, nLayers: 1, nHeads: 2 });
   // a fixed loss (the one the fixture was made with), so what the tiny model generates does not move with kd train's defaults
-  const config = resolveTrainConfig({ steps: 6, batchSize: 4, seqLen: SEQ_LEN, lr: 2e-2, warmupSteps: 1, logEvery: 6, evalEvery: 0, checkpointEvery: 0, loss: { temperature: 2, alpha: 0, missingMass: 'renormalize' } });
+  const config = resolveTrainConfig({ steps: 6, batchSize: 4, seqLen: SEQ_LEN, lr: 2e-2, warmupSteps: 1, logEvery: 6, evalEvery: 0, checkpointEvery: 0, seed, loss: { temperature: 2, alpha: 0, missingMass: 'renormalize' } });
   await train({ model, config, data: syntheticTeacher({ vocabSize: V, seqLen: SEQ_LEN, batchSize: 4, topK: 8, seed: 3, sharpness: 6 }), outDir: dir, tokenizer: tok.toJSON() });
   return dir;
 }
