@@ -38,13 +38,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KdError } from '../core/errors.js';
 import { LP8_CODE } from './lp8.js';
+import { DATASET_FORMAT_VERSIONS, type DatasetVersion } from './dataset-version.js';
 
 export const DATASET_FORMAT = 'kd-dataset';
-/** the version `kd dataset build` writes by default */
-export const DATASET_FORMAT_VERSION = 2;
-/** every version this kd reads */
-export const DATASET_FORMAT_VERSIONS: readonly number[] = [1, 2];
-export type DatasetVersion = 1 | 2;
+export { DATASET_FORMAT_VERSION, DATASET_FORMAT_VERSIONS, type DatasetVersion } from './dataset-version.js';
 export const DATASET_MANIFEST = 'manifest.json';
 export const DATASET_TOKENIZER = 'tokenizer.json';
 /** Student ids are Uint16: a mini student's vocabulary is at most this. */

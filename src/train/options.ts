@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import { KdError } from '../core/errors.js';
 import { type OpenedData, openData } from '../data/open.js';
-import { type OptionsOf, type OptionsSpec } from '../core/options.js';
+import { BACKEND_OPTION, type OptionsOf, type OptionsSpec, flag } from '../core/options.js';
 import { type ModelConfig, REFERENCE_CONFIG, resolveModelConfig } from '../model/config.js';
 import { type Tokenizer, readTokenizerFile } from '../tokenizer/tokenizer.js';
 import { DEFAULT_TRAIN, type TrainConfig, resolveTrainConfig } from './config.js';
@@ -16,10 +16,10 @@ export const TRAIN_OPTIONS = {
   data: { type: 'string', required: true, describe: 'dataset directory; "synthetic" (a built-in random bigram teacher); or "corpus:sotu" / "corpus:PATH" for plain next-token training on text (with --tokenizer, --alpha 1)' },
   out: { type: 'string', required: true, describe: 'run directory for checkpoint.kdc and train-log.jsonl' },
   config: { type: 'string', describe: 'JSON file {"model": {...}, "train": {...}}; flags override it' },
-  resume: { type: 'boolean', describe: 'continue the run in --out exactly where it stopped' },
-  force: { type: 'boolean', describe: 'start over even if --out holds a checkpoint' },
-  backend: { type: 'string', describe: 'tensorflow-gpu, tensorflow, wasm or cpu', defaultText: 'best available; or KD_BACKEND' },
-  json: { type: 'boolean', describe: 'print one JSON line per log interval and a JSON summary' },
+  resume: flag('continue the run in --out exactly where it stopped'),
+  force: flag('start over even if --out holds a checkpoint'),
+  backend: BACKEND_OPTION,
+  json: flag('print one JSON line per log interval and a JSON summary'),
   steps: { type: 'number', describe: 'optimizer steps', default: DEFAULT_TRAIN.steps },
   batchSize: { type: 'number', describe: 'sequences per micro-batch', default: DEFAULT_TRAIN.batchSize },
   seqLen: { type: 'number', describe: "tokens per sequence; also the model's context", default: REFERENCE_CONFIG.seqLen },
