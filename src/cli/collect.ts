@@ -59,7 +59,7 @@ export const collectCommand = specCommand({
   handler: async (argv) => {
     if (argv.probe) {
       const { printProbe } = await import('./probe.js');
-      return printProbe({ teacherUrl: argv.teacherUrl, model: argv.model, apiKeyEnv: argv.apiKeyEnv, timeout: argv.timeout, json: argv.json });
+      return printProbe(argv);
     }
     const { collect } = await import('../collect/collect.js');
     const { KdError } = await import('../core/errors.js');

@@ -3,7 +3,7 @@
  * progress callback, env) are kept apart from the options recorded in the manifest.
  */
 import { KdError } from '../core/errors.js';
-import { type OptionsOf, type OptionsSpec, flag } from '../core/options.js';
+import { type OptionsOf, type OptionsSpec, PRICE_OPTIONS, TEACHER_OPTIONS, TEACHER_TIMEOUT_SECONDS, flag } from '../core/options.js';
 import type { CollectMode, InputOptions } from './input.js';
 import { checkShardSpec, type ShardSpec } from './partition.js';
 import { SELECT_STRATEGIES } from './select.js';
@@ -85,7 +85,7 @@ export const COLLECT_DEFAULTS = {
   concurrency: 8,
   retries: 6,
   maxFailures: 10,
-  timeoutMs: 120_000,
+  timeoutMs: TEACHER_TIMEOUT_SECONDS * 1000,
   shardBytes: 256 * 1024 * 1024,
   dryRun: false,
   randomShare: 0.2,
@@ -96,19 +96,6 @@ export type CollectInput = Pick<CollectOptions, 'model' | 'input' | 'out'> & Par
   /** one checkpoint, or several for --select disagreement */
   student?: string | string[];
 };
-
-/** The teacher's address, model and key, as collect, eval, onpolicy and doctor name them. */
-export const TEACHER_OPTIONS = {
-  teacherUrl: { type: 'string', describe: 'OpenAI-compatible base URL of the teacher, e.g. http://127.0.0.1:8000/v1', defaultText: 'OPENAI_BASE_URL, else OpenAI' },
-  model: { type: 'string', alias: ['teacher-model'], describe: 'teacher model name' },
-  apiKeyEnv: { type: 'string', describe: 'environment variable holding the teacher API key (local servers need none)', defaultText: 'OPENAI_API_KEY' },
-} as const satisfies OptionsSpec;
-
-/** A USD budget and the prices it is counted in (collect, onpolicy). */
-export const PRICE_OPTIONS = {
-  priceIn: { type: 'number', describe: 'USD per 1M input tokens', defaultText: 'the price table' },
-  priceOut: { type: 'number', describe: 'USD per 1M output tokens', defaultText: 'the price table' },
-} as const satisfies OptionsSpec;
 
 /** Every `kd collect` flag, once (src/cli/collect.ts maps seconds → ms, MiB → bytes and i/n → a shard). */
 export const COLLECT_OPTIONS = {

@@ -95,3 +95,19 @@ export const bytesOfMiB = (mib: number | undefined): number | undefined => (mib 
 export const BACKEND_OPTION = { type: 'string', describe: 'tensorflow-gpu, tensorflow, wasm or cpu', defaultText: 'best available; or KD_BACKEND' } as const satisfies OptionSpec;
 /** a boolean flag, off unless given (--json, --force, …), in the command's own words */
 export const flag = <D extends string>(describe: D) => ({ type: 'boolean', describe }) as const satisfies OptionSpec;
+
+/** seconds per teacher request attempt (kd collect, and the rounds of kd onpolicy) */
+export const TEACHER_TIMEOUT_SECONDS = 120;
+
+/** The teacher's address, model and key, as collect, eval, onpolicy and doctor name them. */
+export const TEACHER_OPTIONS = {
+  teacherUrl: { type: 'string', describe: 'OpenAI-compatible base URL of the teacher, e.g. http://127.0.0.1:8000/v1', defaultText: 'OPENAI_BASE_URL, else OpenAI' },
+  model: { type: 'string', alias: ['teacher-model'], describe: 'teacher model name' },
+  apiKeyEnv: { type: 'string', describe: 'environment variable holding the teacher API key; local servers need none', defaultText: 'OPENAI_API_KEY' },
+} as const satisfies OptionsSpec;
+
+/** A USD budget and the prices it is counted in (collect, onpolicy). */
+export const PRICE_OPTIONS = {
+  priceIn: { type: 'number', describe: 'USD per 1M input tokens', defaultText: 'the price table' },
+  priceOut: { type: 'number', describe: 'USD per 1M output tokens', defaultText: 'the price table' },
+} as const satisfies OptionsSpec;
