@@ -7,6 +7,7 @@ import { printSummary, specCommand } from './command.js';
 import type { PruneOptions } from '../compress/prune.js';
 import type { QuantizeOptions } from '../compress/quantize.js';
 import { KdError } from '../core/errors.js';
+import type { BackendName } from '../backend/index.js';
 
 const oneOf = <T extends string>(flag: string, v: string | undefined, allowed: readonly T[]): T | undefined => {
   if (v === undefined) return undefined;
@@ -33,11 +34,11 @@ export function resolveQuantizeArgs(a: QuantizeArgs): QuantizeOptions {
   };
 }
 
-async function run<T>(argv: { backend?: string; json?: boolean }, work: () => Promise<T>, format: (s: T) => string): Promise<void> {
+/** Start the backend (--backend), run the stage on it, print its summary. */
+async function run<T>(argv: { backend?: string; json?: boolean }, work: (backend: BackendName) => Promise<T>, format: (s: T) => string): Promise<void> {
   const { initBackend } = await import('../backend/index.js');
-  await initBackend({ backend: argv.backend });
-  const s = await work();
-  printSummary(argv.json, s, format);
+  const be = await initBackend({ backend: argv.backend });
+  printSummary(argv.json, await work(be.backend), format);
 }
 
 export const pruneCommand = specCommand({
@@ -47,12 +48,8 @@ export const pruneCommand = specCommand({
   examples: [['$0 prune --checkpoint checkpoints/run --out checkpoints/run-sparse --data datasets/web --method magnitude --sparsity 0.5 --finetune-steps 200', '']],
   handler: async (argv) => {
     const o = resolvePruneArgs(argv);
-    const [{ prune }, { formatPrune }, { defaultWorkers }, { initBackend }] = await Promise.all([
-      import('../compress/prune.js'), import('../compress/print.js'), import('../train/config.js'), import('../backend/index.js')]);
-    await run(argv, async () => {
-      const be = await initBackend({ backend: argv.backend });
-      return prune({ ...o, backend: be.backend, workers: o.workers ?? defaultWorkers(be.backend, 8) });
-    }, formatPrune);
+    const [{ prune }, { formatPrune }, { defaultWorkers }] = await Promise.all([import('../compress/prune.js'), import('../compress/print.js'), import('../train/config.js')]);
+    await run(argv, (backend) => prune({ ...o, backend, workers: o.workers ?? defaultWorkers(backend, 8) }), formatPrune);
   },
 });
 

@@ -87,6 +87,19 @@ export function formatExport(s: ExportSummary): string {
   return lines.join('\n');
 }
 
+/** A stage that reports (done, total), with a bar on stderr when it is a terminal (not with --json); the bar is gone before the summary. */
+async function withBar<T>(format: string, json: boolean | undefined, work: (onProgress: (done: number, total: number) => void) => T | Promise<T>): Promise<T> {
+  const { startProgress } = await import('../core/progress.js');
+  let bar: ReturnType<typeof startProgress> | undefined;
+  try {
+    return await work((done, total) => {
+      bar ??= startProgress(total, format, !json && Boolean(process.stderr.isTTY));
+      bar.update(done, {});
+    });
+  } finally {
+    bar?.stop();
+  }
+}
 
 export const buildCommand = specCommand({
   command: 'build',
@@ -97,19 +110,10 @@ export const buildCommand = specCommand({
   ],
   handler: async (argv) => {
     const o = buildOptionsFromArgs(argv);
-    const [{ buildDatasetParallel }, { startProgress }] = await Promise.all([import('../dataset/build.js'), import('../core/progress.js')]);
+    const { buildDatasetParallel } = await import('../dataset/build.js');
     // two passes over the raw shards; the total is known once the source is resolved
-    let bar: ReturnType<typeof startProgress> | undefined;
-    try {
-      const s = await buildDatasetParallel({ ...o, onProgress: (done, total) => {
-        bar ??= startProgress(total, 'build |{bar}| {value}/{total} raw shards (2 passes) | ETA {eta_formatted}', !argv.json && Boolean(process.stderr.isTTY));
-        bar.update(done, {});
-      } });
-      bar?.stop();
-      printSummary(argv.json, s, formatBuild);
-    } finally {
-      bar?.stop();
-    }
+    const s = await withBar('build |{bar}| {value}/{total} raw shards (2 passes) | ETA {eta_formatted}', argv.json, (onProgress) => buildDatasetParallel({ ...o, onProgress }));
+    printSummary(argv.json, s, formatBuild);
   },
 });
 
@@ -165,18 +169,10 @@ export const exportDatasetCommand = specCommand({
     ['$0 dataset export --from datasets/demo/raw --out datasets/demo/raw-arrow --format arrow-float32', 'the raw teacher output as Arrow IPC files, bytes as uint8 lists'],
   ],
   handler: async (argv) => {
-    const [{ exportDataset }, { startProgress }] = await Promise.all([import('../dataset/export.js'), import('../core/progress.js')]);
-    let bar: ReturnType<typeof startProgress> | undefined;
-    try {
-      const s = exportDataset({ from: argv.from, out: argv.out, format: (argv.format ?? EXPORT_DEFAULTS.format) as never, force: argv.force, onProgress: (done, total) => {
-        bar ??= startProgress(total, 'export |{bar}| {value}/{total} shards | ETA {eta_formatted}', !argv.json && Boolean(process.stderr.isTTY));
-        bar.update(done, {});
-      } });
-      bar?.stop();
-      printSummary(argv.json, s, formatExport);
-    } finally {
-      bar?.stop();
-    }
+    const { exportDataset } = await import('../dataset/export.js');
+    const s = await withBar('export |{bar}| {value}/{total} shards | ETA {eta_formatted}', argv.json, (onProgress) =>
+      exportDataset({ from: argv.from, out: argv.out, format: (argv.format ?? EXPORT_DEFAULTS.format) as never, force: argv.force, onProgress }));
+    printSummary(argv.json, s, formatExport);
   },
 });
 
