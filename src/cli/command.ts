@@ -36,6 +36,19 @@ export function specCommand<S extends OptionsSpec>(d: CommandDef<S>): SpecComman
   };
 }
 
+export interface SummaryDef<S extends OptionsSpec, T> extends Omit<CommandDef<S>, 'handler'> {
+  /** run the stage (importing it lazily, so --help loads no stage code) and return its summary */
+  run: (a: OptionsOf<S>) => T | Promise<T>;
+  /** the human form of the summary; --json prints it as JSON */
+  format: (s: T, a: OptionsOf<S>) => string;
+}
+
+/** The common command: run the stage, print its summary (JSON with --json). */
+export function summaryCommand<S extends OptionsSpec, T>(d: SummaryDef<S, T>): SpecCommand<S> {
+  const { run, format, ...def } = d;
+  return specCommand({ ...def, handler: async (a) => printSummary((a as { json?: boolean }).json, await run(a), (s) => format(s, a)) });
+}
+
 /** Print a stage's summary: JSON, or the human form. */
 export const printSummary = <T>(json: boolean | undefined, s: T, format: (s: T) => string): void => {
   process.stdout.write((json ? JSON.stringify(s) : format(s)) + '\n');

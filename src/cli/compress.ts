@@ -3,7 +3,8 @@
  * import tfjs lazily so --help stays fast.
  */
 import { COMPRESS_OPTIONS, PRUNE_METHODS, PRUNE_OPTIONS, type PruneArgs, QUANTIZE_OPTIONS, type QuantizeArgs } from '../compress/options.js';
-import { printSummary, specCommand } from './command.js';
+import { summaryCommand } from './command.js';
+import { formatExport, formatPrune, formatQuantize } from '../compress/print.js';
 import type { PruneOptions } from '../compress/prune.js';
 import type { QuantizeOptions } from '../compress/quantize.js';
 import { KdError } from '../core/errors.js';
@@ -34,44 +35,49 @@ export function resolveQuantizeArgs(a: QuantizeArgs): QuantizeOptions {
   };
 }
 
-/** Start the backend (--backend), run the stage on it, print its summary. */
-async function run<T>(argv: { backend?: string; json?: boolean }, work: (backend: BackendName) => Promise<T>, format: (s: T) => string): Promise<void> {
+/** The backend --backend names (or the best available), started before the stage runs. */
+async function backendOf(argv: { backend?: string }): Promise<BackendName> {
   const { initBackend } = await import('../backend/index.js');
-  const be = await initBackend({ backend: argv.backend });
-  printSummary(argv.json, await work(be.backend), format);
+  return (await initBackend({ backend: argv.backend })).backend;
 }
 
-export const pruneCommand = specCommand({
+export const pruneCommand = summaryCommand({
   command: 'prune',
   describe: 'Prune a student (weights, heads or MLP neurons) and recover by KD fine-tuning on the teacher\'s soft labels',
   options: PRUNE_OPTIONS,
   examples: [['$0 prune --checkpoint checkpoints/run --out checkpoints/run-sparse --data datasets/web --method magnitude --sparsity 0.5 --finetune-steps 200', '']],
-  handler: async (argv) => {
+  run: async (argv) => {
     const o = resolvePruneArgs(argv);
-    const [{ prune }, { formatPrune }, { defaultWorkers }] = await Promise.all([import('../compress/prune.js'), import('../compress/print.js'), import('../train/config.js')]);
-    await run(argv, (backend) => prune({ ...o, backend, workers: o.workers ?? defaultWorkers(backend, 8) }), formatPrune);
+    const [{ prune }, { defaultWorkers }] = await Promise.all([import('../compress/prune.js'), import('../train/config.js')]);
+    const backend = await backendOf(argv);
+    return prune({ ...o, backend, workers: o.workers ?? defaultWorkers(backend, 8) });
   },
+  format: formatPrune,
 });
 
-export const quantizeCommand = specCommand({
+export const quantizeCommand = summaryCommand({
   command: 'quantize',
   describe: 'Symmetric int8 weight quantization (per output channel by default), dequantized on load',
   options: QUANTIZE_OPTIONS,
   examples: [['$0 quantize --checkpoint checkpoints/run --out checkpoints/run-int8 --data datasets/web', '']],
-  handler: async (argv) => {
+  run: async (argv) => {
     const o = resolveQuantizeArgs(argv);
-    const [{ quantize }, { formatQuantize }] = await Promise.all([import('../compress/quantize.js'), import('../compress/print.js')]);
-    await run(argv, () => quantize(o), formatQuantize);
+    const { quantize } = await import('../compress/quantize.js');
+    await backendOf(argv);
+    return quantize(o);
   },
+  format: formatQuantize,
 });
 
-export const exportCommand = specCommand({
+export const exportCommand = summaryCommand({
   command: 'export',
   describe: 'Write the student as a TensorFlow.js GraphModel (model.json + shards + tokenizer.json) for plain @tensorflow/tfjs',
   options: COMPRESS_OPTIONS,
   examples: [['$0 export --checkpoint checkpoints/run-int8 --out exports/run', '']],
-  handler: async (argv) => {
-    const [{ exportModel }, { formatExport }] = await Promise.all([import('../compress/export.js'), import('../compress/print.js')]);
-    await run(argv, async () => exportModel({ checkpoint: argv.checkpoint, out: argv.out, force: argv.force }), formatExport);
+  run: async (argv) => {
+    const { exportModel } = await import('../compress/export.js');
+    await backendOf(argv);
+    return exportModel({ checkpoint: argv.checkpoint, out: argv.out, force: argv.force });
   },
+  format: formatExport,
 });

@@ -5,7 +5,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { BUILD_OPTIONS, type DatasetBuildArgs, type DatasetImportArgs, type DatasetMergeArgs, EXPORT_DEFAULTS, EXPORT_OPTIONS, IMPORT_OPTIONS, INSPECT_OPTIONS, MERGE_OPTIONS } from '../dataset/options.js';
 import { bytesOfMiB } from '../core/options.js';
-import { printSummary, specCommand } from './command.js';
+import { summaryCommand } from './command.js';
 import type { BuildOptions, BuildSummary } from '../dataset/build.js';
 import type { ExportSummary } from '../dataset/export.js';
 import type { ImportOptions, ImportSummary } from '../dataset/import.js';
@@ -101,23 +101,23 @@ async function withBar<T>(format: string, json: boolean | undefined, work: (onPr
   }
 }
 
-export const buildCommand = specCommand({
+export const buildCommand = summaryCommand({
   command: 'build',
   describe: 'Build a soft-label dataset (student tokenizer, train/val Arrow shards, manifest) from raw teacher output',
   options: BUILD_OPTIONS,
   examples: [
     ['$0 dataset build --from datasets/sotu/raw --out datasets/sotu --vocab-size 4096', ''],
   ],
-  handler: async (argv) => {
+  run: async (argv) => {
     const o = buildOptionsFromArgs(argv);
     const { buildDatasetParallel } = await import('../dataset/build.js');
     // two passes over the raw shards; the total is known once the source is resolved
-    const s = await withBar('build |{bar}| {value}/{total} raw shards (2 passes) | ETA {eta_formatted}', argv.json, (onProgress) => buildDatasetParallel({ ...o, onProgress }));
-    printSummary(argv.json, s, formatBuild);
+    return withBar('build |{bar}| {value}/{total} raw shards (2 passes) | ETA {eta_formatted}', argv.json, (onProgress) => buildDatasetParallel({ ...o, onProgress }));
   },
+  format: formatBuild,
 });
 
-export const inspectCommand = specCommand({
+export const inspectCommand = summaryCommand({
   command: 'inspect <dir>',
   describe: 'Per split: sequences, tokens, labelled positions, teacher entropy, mass kept, bytes per token (checks every shard)',
   options: INSPECT_OPTIONS,
@@ -125,14 +125,11 @@ export const inspectCommand = specCommand({
     ['$0 dataset inspect datasets/demo/data', 'per split: sequences, tokens, labelled positions, teacher entropy'],
     ['$0 dataset inspect datasets/demo/data --json', 'the same as one JSON object'],
   ],
-  handler: async (argv) => {
-    const { inspectDataset } = await import('../dataset/inspect.js');
-    const r = inspectDataset(argv.dir);
-    printSummary(argv.json, r, formatInspection);
-  },
+  run: async (argv) => (await import('../dataset/inspect.js')).inspectDataset(argv.dir),
+  format: formatInspection,
 });
 
-export const importCommand = specCommand({
+export const importCommand = summaryCommand({
   command: 'import',
   describe: 'Turn saved OpenAI chat-completion responses (JSONL or CSV, with logprobs) into raw shards',
   options: IMPORT_OPTIONS,
@@ -140,27 +137,22 @@ export const importCommand = specCommand({
     ['$0 dataset import --from batch-output.jsonl --out datasets/mine/raw', 'OpenAI Batch API output (chat completions with logprobs) as raw shards'],
     ['$0 dataset build --from datasets/mine/raw --out datasets/mine', 'then the dataset, as from kd collect'],
   ],
-  handler: async (argv) => {
-    const { importResponses } = await import('../dataset/import.js');
-    printSummary(argv.json, importResponses(importOptionsFromArgs(argv)), (s) => formatImport(s, argv.out));
-  },
+  run: async (argv) => (await import('../dataset/import.js')).importResponses(importOptionsFromArgs(argv)),
+  format: (s, argv) => formatImport(s, argv.out),
 });
 
-export const mergeCommand = specCommand({
+export const mergeCommand = summaryCommand({
   command: 'merge',
   describe: 'Merge raw directories (the shards of kd collect --shard i/n) into one for kd dataset build, dropping duplicate requests',
   options: MERGE_OPTIONS,
   examples: [
     ['$0 dataset merge --from datasets/sotu/raw-shard-*-of-8 --out datasets/sotu/raw', ''],
   ],
-  handler: async (argv) => {
-    const { mergeRaw } = await import('../dataset/merge.js');
-    const s = mergeRaw(mergeOptionsFromArgs(argv));
-    printSummary(argv.json, s, formatMerge);
-  },
+  run: async (argv) => (await import('../dataset/merge.js')).mergeRaw(mergeOptionsFromArgs(argv)),
+  format: formatMerge,
 });
 
-export const exportDatasetCommand = specCommand({
+export const exportDatasetCommand = summaryCommand({
   command: 'export',
   describe: 'Write a plain-typed copy of a dataset or raw directory for polars, DuckDB, pandas/pyarrow, Rust arrow: float32 log-probs, int32 ids, bytes as uint8 lists',
   options: EXPORT_OPTIONS,
@@ -168,12 +160,12 @@ export const exportDatasetCommand = specCommand({
     ['$0 dataset export --from datasets/demo/data --out datasets/demo/parquet', 'Parquet files for polars.read_parquet / DuckDB read_parquet'],
     ['$0 dataset export --from datasets/demo/raw --out datasets/demo/raw-arrow --format arrow-float32', 'the raw teacher output as Arrow IPC files, bytes as uint8 lists'],
   ],
-  handler: async (argv) => {
+  run: async (argv) => {
     const { exportDataset } = await import('../dataset/export.js');
-    const s = await withBar('export |{bar}| {value}/{total} shards | ETA {eta_formatted}', argv.json, (onProgress) =>
+    return withBar('export |{bar}| {value}/{total} shards | ETA {eta_formatted}', argv.json, (onProgress) =>
       exportDataset({ from: argv.from, out: argv.out, format: (argv.format ?? EXPORT_DEFAULTS.format) as never, force: argv.force, onProgress }));
-    printSummary(argv.json, s, formatExport);
   },
+  format: formatExport,
 });
 
 export const datasetCommand: CommandModule<object, object> = {

@@ -1,5 +1,4 @@
 /** `kd train`'s options: flags and the config file resolved into one validated run description. */
-import fs from 'node:fs';
 import { KdError } from '../core/errors.js';
 import { type OpenedData, openData } from '../data/open.js';
 import { BACKEND_OPTION, type OptionsOf, type OptionsSpec, flag } from '../core/options.js';
@@ -7,6 +6,7 @@ import { type ModelConfig, REFERENCE_CONFIG, resolveModelConfig } from '../model
 import { type Tokenizer, readTokenizerFile } from '../tokenizer/tokenizer.js';
 import { DEFAULT_TRAIN, type TrainConfig, resolveTrainConfig } from './config.js';
 import { DEFAULT_LOSS, DIVERGENCES, MISSING_MASS } from './kd-kernel.js';
+import { readJsonFile } from '../core/json-file.js';
 
 /** What a synthetic run's teacher keeps per position when --top-k is left out. */
 export const DEFAULT_TOP_K = 20;
@@ -68,18 +68,7 @@ export interface ResolvedTrain {
 }
 
 function readConfigFile(file: string): { model?: Record<string, unknown>; train?: Record<string, unknown> } {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
-    throw new KdError('missing-file', `${file}: cannot read config file`);
-  }
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    throw new KdError('bad-config', `${file}: not valid JSON (${(e as Error).message})`);
-  }
+  const v = readJsonFile(file, 'config file', 'bad-config');
   if (!v || typeof v !== 'object' || Array.isArray(v)) throw new KdError('bad-config', `${file}: expected an object with "model" and "train"`);
   const o = v as Record<string, unknown>;
   for (const k of Object.keys(o)) if (k !== 'model' && k !== 'train') throw new KdError('bad-config', `${file}: unknown top-level field "${k}" (expected "model", "train")`);
