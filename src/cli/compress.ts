@@ -18,10 +18,10 @@ const oneOf = <T extends string>(flag: string, v: string | undefined, allowed: r
 
 export function resolvePruneArgs(a: PruneArgs): PruneOptions {
   if (a.workers !== undefined && !(Number.isInteger(a.workers) && a.workers >= 1)) throw new KdError('bad-option', `--workers ${a.workers}: must be a positive integer`);
+  const { backend: _backend, json: _json, ...same } = a;
   return {
-    checkpoint: a.checkpoint, out: a.out, data: a.data, force: a.force, lr: a.lr, evalBatches: a.evalBatches, workers: a.workers,
+    ...same,
     method: oneOf('method', a.method, PRUNE_METHODS)!,
-    sparsity: a.sparsity, finetuneSteps: a.finetuneSteps,
     schedule: oneOf('schedule', a.schedule, ['oneshot', 'gradual'] as const),
     scope: oneOf('scope', a.scope, ['layer', 'global'] as const),
     importance: oneOf('importance', a.importance, ['norm', 'taylor'] as const),
@@ -29,10 +29,8 @@ export function resolvePruneArgs(a: PruneArgs): PruneOptions {
 }
 
 export function resolveQuantizeArgs(a: QuantizeArgs): QuantizeOptions {
-  return {
-    checkpoint: a.checkpoint, out: a.out, data: a.data, force: a.force, evalBatches: a.evalBatches,
-    bits: a.bits, scheme: oneOf('scheme', a.scheme, ['per-channel', 'per-tensor'] as const),
-  };
+  const { backend: _backend, json: _json, ...same } = a;
+  return { ...same, scheme: oneOf('scheme', a.scheme, ['per-channel', 'per-tensor'] as const) };
 }
 
 /** The backend --backend names (or the best available), started before the stage runs. */

@@ -17,17 +17,12 @@ export function resolveEvalArgs(a: EvalArgs): EvalOptions {
   if (!students.length) throw new KdError('bad-option', 'give at least one --student checkpoint');
   if (a.gateOn !== undefined && a.gateOn !== 'each' && a.gateOn !== 'best') throw new KdError('bad-option', `--gate-on must be "each" or "best", got "${a.gateOn}"`);
   if (a.maxRegression !== undefined && !a.baseline) throw new KdError('bad-option', '--max-regression needs --baseline OLD/report.json');
+  // the flags are EvalOptions' own names but for these: a list of students and texts, seconds, the CLI's --backend and --json
+  const { student: _student, text, teacherTimeout, baselineMetrics, backend: _backend, json: _json, ...same } = a;
   return {
-    data: a.data, students, out: a.out, force: a.force,
-    teacherUrl: a.teacherUrl, model: a.model, teacherTimeoutMs: msOfSeconds(a.teacherTimeout), apiKeyEnv: a.apiKeyEnv,
-    batches: a.batches, batchSize: a.batchSize, seqLen: a.seqLen, seed: a.seed, topK: a.topK,
-    samples: a.samples, promptTokens: a.promptTokens, genTokens: a.genTokens, temperature: a.temperature, prompts: a.prompts,
-    latencySteps: a.latencySteps, latencyContext: a.latencyContext, latencyLongContext: a.latencyLongContext, latencyWarmup: a.latencyWarmup,
-    maxTokens: a.maxTokens, baselineStudent: a.baselineStudent, bins: a.bins, cpuUsdPerHour: a.cpuUsdPerHour,
-    failIf: a.failIf, gateOn: a.gateOn as EvalOptions['gateOn'], baseline: a.baseline, maxRegression: a.maxRegression,
-    baselineMetrics: a.baselineMetrics ? [a.baselineMetrics] : undefined,
-    texts: a.text === undefined ? undefined : (Array.isArray(a.text) ? a.text : [a.text]).map(String),
-    teacherCheckpoint: a.teacherCheckpoint, textBytes: a.textBytes,
+    ...same, students, teacherTimeoutMs: msOfSeconds(teacherTimeout),
+    baselineMetrics: baselineMetrics ? [baselineMetrics] : undefined,
+    texts: text === undefined ? undefined : (Array.isArray(text) ? text : [text]).map(String),
   };
 }
 
