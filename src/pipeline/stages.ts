@@ -60,7 +60,7 @@ export function withProblem(kind: StageKind, params: Record<string, unknown>): {
 
 function valueProblem(o: OptionSpec, v: unknown): string | undefined {
   if (v === undefined || v === null) return undefined;
-  if (Array.isArray(v)) return o.array ? v.map((x) => valueProblem({ ...o, array: false }, x)).find((x) => x !== undefined) : `takes one value, not a list`;
+  if (Array.isArray(v)) return o.array || o.multiple ? v.map((x) => valueProblem({ ...o, array: false, multiple: false }, x)).find((x) => x !== undefined) : `takes one value, not a list`;
   if (o.type === 'boolean') return typeof v === 'boolean' ? undefined : `takes true or false, not ${JSON.stringify(v)}`;
   if (o.type === 'number') return typeof v === 'number' || (typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))) ? undefined : `takes a number, not ${JSON.stringify(v)}`;
   if (typeof v === 'boolean') return `takes a value, not ${v}`;

@@ -48,6 +48,9 @@ describe('option specs', () => {
     }
     // a renamed flag's old name still works: collect's teacher_model is model
     expect(withProblem('collect', { teacher_model: 'm', input: 'i', out: 'o' })).toBeUndefined();
+    // a flag that may be repeated takes a list; one that may not is told so
+    expect(withProblem('collect', { model: 'm', input: 'i', out: 'o', select: 'disagreement', student: ['a', 'b'], budget_tokens: 9 })).toBeUndefined();
+    expect(withProblem('collect', { model: ['m', 'n'], input: 'i', out: 'o' })?.message).toBe('with.model: takes one value, not a list');
     expect(withProblem('train', { data: 'synthetic', out: 'o', steps: '${env.STEPS}' })?.message).toMatch(/takes a number/);
     expect(withProblem('train', { data: 'synthetic', out: 'o', steps: '200' })).toBeUndefined(); // a substituted number is a string
   });
