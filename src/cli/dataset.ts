@@ -3,6 +3,9 @@
  * lazily so `--help` loads neither Arrow nor the tokenizer.
  */
 import type { Argv, CommandModule } from 'yargs';
+import { BUILD_OPTIONS, type DatasetBuildArgs, type DatasetImportArgs, type DatasetMergeArgs, EXPORT_DEFAULTS, EXPORT_OPTIONS, IMPORT_OPTIONS, INSPECT_OPTIONS, MERGE_OPTIONS } from '../dataset/options.js';
+import { bytesOfMiB } from '../core/options.js';
+import { summaryCommand } from './command.js';
 import type { BuildOptions, BuildSummary } from '../dataset/build.js';
 import type { ExportSummary } from '../dataset/export.js';
 import type { ImportOptions, ImportSummary } from '../dataset/import.js';
@@ -11,12 +14,6 @@ import type { MergeOptions, MergeSummary } from '../dataset/merge.js';
 import { KdError } from '../core/errors.js';
 import { lockingOut } from '../core/lock.js';
 
-export interface DatasetBuildArgs { from: string; out: string; vocabSize?: number; valFraction?: number; seed?: number; shardMb?: number; formatVersion?: number; workers?: number; force?: boolean; json?: boolean }
-export interface DatasetInspectArgs { dir: string; json?: boolean }
-export interface DatasetMergeArgs { from: string[]; out: string; force?: boolean; json?: boolean }
-export interface DatasetExportArgs { from: string; out: string; format?: string; force?: boolean; json?: boolean }
-export interface DatasetImportArgs { from: string; out: string; topK?: number; force?: boolean; json?: boolean }
-
 /** argv → build options (pure). */
 export function buildOptionsFromArgs(a: DatasetBuildArgs): BuildOptions & { workers?: number } {
   if (a.shardMb !== undefined && !(a.shardMb > 0)) throw new KdError('bad-option', `--shard-mb must be > 0, got ${a.shardMb}`);
@@ -24,7 +21,7 @@ export function buildOptionsFromArgs(a: DatasetBuildArgs): BuildOptions & { work
   if (a.workers !== undefined && !(Number.isInteger(a.workers) && a.workers >= 0)) throw new KdError('bad-option', `--workers must be an integer ≥ 0, got ${a.workers}`);
   return {
     from: a.from, out: a.out, vocabSize: a.vocabSize, valFraction: a.valFraction, seed: a.seed,
-    shardBytes: a.shardMb === undefined ? undefined : Math.round(a.shardMb * 1024 * 1024), force: a.force,
+    shardBytes: bytesOfMiB(a.shardMb), force: a.force,
     formatVersion: a.formatVersion as 1 | 2 | undefined, workers: a.workers,
   };
 }
@@ -77,6 +74,11 @@ export function formatInspection(r: Inspection): string {
   return lines.join('\n');
 }
 
+export function formatImport(s: ImportSummary, out: string): string {
+  return [`kd dataset import: ${s.records} records from ${s.lines} lines of ${s.file} → ${out} (${s.shards.length} shard${s.shards.length === 1 ? '' : 's'})`,
+    ...(s.rejected ? [`${s.rejected} lines rejected (see rejects.jsonl), e.g. line ${s.rejects[0].line}: ${s.rejects[0].reason}`] : [])].join('\n');
+}
+
 export function formatExport(s: ExportSummary): string {
   const rows = s.files.reduce((n, f) => n + f.rows, 0), bytes = s.files.reduce((n, f) => n + f.bytes, 0);
   const lines = [`kd dataset export → ${s.out}: ${s.format} copy of the ${s.kind === 'dataset' ? 'dataset' : 'raw directory'} ${s.from}, ${int(rows)} rows in ${s.files.length} file${s.files.length === 1 ? '' : 's'}, ${(bytes / 1e6).toFixed(2)} MB; ${s.seconds.toFixed(1)} s`];
@@ -85,121 +87,86 @@ export function formatExport(s: ExportSummary): string {
   return lines.join('\n');
 }
 
-const out = (s: string) => process.stdout.write(s + '\n');
+/** A stage that reports (done, total), with a bar on stderr when it is a terminal (not with --json); the bar is gone before the summary. */
+async function withBar<T>(format: string, json: boolean | undefined, work: (onProgress: (done: number, total: number) => void) => T | Promise<T>): Promise<T> {
+  const { startProgress } = await import('../core/progress.js');
+  let bar: ReturnType<typeof startProgress> | undefined;
+  try {
+    return await work((done, total) => {
+      bar ??= startProgress(total, format, !json && Boolean(process.stderr.isTTY));
+      bar.update(done, {});
+    });
+  } finally {
+    bar?.stop();
+  }
+}
 
-export const buildCommand: CommandModule<object, DatasetBuildArgs> = {
+export const buildCommand = summaryCommand({
   command: 'build',
   describe: 'Build a soft-label dataset (student tokenizer, train/val Arrow shards, manifest) from raw teacher output',
-  builder: (y: Argv) => y
-    .option('from', { type: 'string', demandOption: true, describe: 'raw directory (datasets/NAME/raw), or a .jsonl/.csv of saved chat-completion responses' })
-    .option('out', { type: 'string', demandOption: true, describe: 'dataset directory (datasets/NAME)' })
-    .option('vocab-size', { type: 'number', describe: 'student vocabulary: 256 bytes + the most useful teacher tokens (default 8192)' })
-    .option('val-fraction', { type: 'number', describe: 'share of inputs held out for validation (default 0.05)' })
-    .option('seed', { type: 'number', describe: 'seed of the train/val split (default 0)' })
-    .option('shard-mb', { type: 'number', describe: 'bound on each shard\'s size in MiB (default 64)' })
-    .option('format-version', { type: 'number', describe: 'dataset format: 2 = 8-bit log-probs and bit-packed ids (~3 bytes per top-k entry), 1 = float16 + uint16 (4.5 bytes; for kd before issue 17) (default 2)' })
-    .option('workers', { type: 'number', describe: 'worker threads converting raw shards (default: one per core, at most 4, when the raw data is ≥ 32 MiB in ≥ 2 shards; 0 = this thread)' })
-    .option('force', { type: 'boolean', describe: 'replace a dataset already in --out' })
-    .option('json', { type: 'boolean', describe: 'print the summary as JSON' })
-    .example('$0 dataset build --from datasets/sotu/raw --out datasets/sotu --vocab-size 4096', ''),
-  handler: async (argv) => {
+  options: BUILD_OPTIONS,
+  examples: [
+    ['$0 dataset build --from datasets/sotu/raw --out datasets/sotu --vocab-size 4096', ''],
+  ],
+  run: async (argv) => {
     const o = buildOptionsFromArgs(argv);
-    const [{ buildDatasetParallel }, { startProgress }] = await Promise.all([import('../dataset/build.js'), import('../core/progress.js')]);
+    const { buildDatasetParallel } = await import('../dataset/build.js');
     // two passes over the raw shards; the total is known once the source is resolved
-    let bar: ReturnType<typeof startProgress> | undefined;
-    try {
-      const s = await buildDatasetParallel({ ...o, onProgress: (done, total) => {
-        bar ??= startProgress(total, 'build |{bar}| {value}/{total} raw shards (2 passes) | ETA {eta_formatted}', !argv.json && Boolean(process.stderr.isTTY));
-        bar.update(done, {});
-      } });
-      bar?.stop();
-      out(argv.json ? JSON.stringify(s) : formatBuild(s));
-    } finally {
-      bar?.stop();
-    }
+    return withBar('build |{bar}| {value}/{total} raw shards (2 passes) | ETA {eta_formatted}', argv.json, (onProgress) => buildDatasetParallel({ ...o, onProgress }));
   },
-};
+  format: formatBuild,
+});
 
-export const inspectCommand: CommandModule<object, DatasetInspectArgs> = {
+export const inspectCommand = summaryCommand({
   command: 'inspect <dir>',
   describe: 'Per split: sequences, tokens, labelled positions, teacher entropy, mass kept, bytes per token (checks every shard)',
-  builder: (y: Argv) => y
-    .positional('dir', { type: 'string', demandOption: true, describe: 'dataset directory' })
-    .option('json', { type: 'boolean', describe: 'print JSON' })
-    .example('$0 dataset inspect datasets/demo/data', 'per split: sequences, tokens, labelled positions, teacher entropy')
-    .example('$0 dataset inspect datasets/demo/data --json', 'the same as one JSON object') as Argv<DatasetInspectArgs>,
-  handler: async (argv) => {
-    const { inspectDataset } = await import('../dataset/inspect.js');
-    const r = inspectDataset(argv.dir);
-    out(argv.json ? JSON.stringify(r) : formatInspection(r));
-  },
-};
+  options: INSPECT_OPTIONS,
+  examples: [
+    ['$0 dataset inspect datasets/demo/data', 'per split: sequences, tokens, labelled positions, teacher entropy'],
+    ['$0 dataset inspect datasets/demo/data --json', 'the same as one JSON object'],
+  ],
+  run: async (argv) => (await import('../dataset/inspect.js')).inspectDataset(argv.dir),
+  format: formatInspection,
+});
 
-export const importCommand: CommandModule<object, DatasetImportArgs> = {
+export const importCommand = summaryCommand({
   command: 'import',
   describe: 'Turn saved OpenAI chat-completion responses (JSONL or CSV, with logprobs) into raw shards',
-  builder: (y: Argv) => y
-    .option('from', { type: 'string', demandOption: true, describe: '.jsonl (completions, Batch API output lines, or {messages, response}) or .csv with a "response" column' })
-    .option('out', { type: 'string', demandOption: true, describe: 'raw directory to write (datasets/NAME/raw)' })
-    .option('top-k', { type: 'number', describe: 'alternatives kept per position (default 20)' })
-    .option('force', { type: 'boolean', describe: 'replace raw shards already in --out' })
-    .option('json', { type: 'boolean', describe: 'print the summary as JSON' })
-    .example('$0 dataset import --from batch-output.jsonl --out datasets/mine/raw', 'OpenAI Batch API output (chat completions with logprobs) as raw shards')
-    .example('$0 dataset build --from datasets/mine/raw --out datasets/mine', 'then the dataset, as from kd collect'),
-  handler: async (argv) => {
-    const { importResponses } = await import('../dataset/import.js');
-    const s: ImportSummary = importResponses(importOptionsFromArgs(argv));
-    if (argv.json) {
-      out(JSON.stringify(s));
-      return;
-    }
-    out(`kd dataset import: ${s.records} records from ${s.lines} lines of ${s.file} → ${argv.out} (${s.shards.length} shard${s.shards.length === 1 ? '' : 's'})`);
-    if (s.rejected) out(`${s.rejected} lines rejected (see rejects.jsonl), e.g. line ${s.rejects[0].line}: ${s.rejects[0].reason}`);
-  },
-};
+  options: IMPORT_OPTIONS,
+  examples: [
+    ['$0 dataset import --from batch-output.jsonl --out datasets/mine/raw', 'OpenAI Batch API output (chat completions with logprobs) as raw shards'],
+    ['$0 dataset build --from datasets/mine/raw --out datasets/mine', 'then the dataset, as from kd collect'],
+  ],
+  run: async (argv) => (await import('../dataset/import.js')).importResponses(importOptionsFromArgs(argv)),
+  format: (s, argv) => formatImport(s, argv.out),
+});
 
-export const mergeCommand: CommandModule<object, DatasetMergeArgs> = {
+export const mergeCommand = summaryCommand({
   command: 'merge',
   describe: 'Merge raw directories (the shards of kd collect --shard i/n) into one for kd dataset build, dropping duplicate requests',
-  builder: (y: Argv) => y
-    .option('from', { type: 'string', array: true, demandOption: true, describe: 'raw directories: repeat --from, or give several (a shell glob); on a duplicate request the first one wins' })
-    .option('out', { type: 'string', demandOption: true, describe: 'raw directory to write (datasets/NAME/raw)' })
-    .option('force', { type: 'boolean', describe: 'replace a non-empty --out' })
-    .option('json', { type: 'boolean', describe: 'print the summary as JSON' })
-    .example('$0 dataset merge --from datasets/sotu/raw-shard-*-of-8 --out datasets/sotu/raw', '') as Argv<DatasetMergeArgs>,
-  handler: async (argv) => {
-    const { mergeRaw } = await import('../dataset/merge.js');
-    const s = mergeRaw(mergeOptionsFromArgs(argv));
-    out(argv.json ? JSON.stringify(s) : formatMerge(s));
-  },
-};
+  options: MERGE_OPTIONS,
+  examples: [
+    ['$0 dataset merge --from datasets/sotu/raw-shard-*-of-8 --out datasets/sotu/raw', ''],
+  ],
+  run: async (argv) => (await import('../dataset/merge.js')).mergeRaw(mergeOptionsFromArgs(argv)),
+  format: formatMerge,
+});
 
-export const exportDatasetCommand: CommandModule<object, DatasetExportArgs> = {
+export const exportDatasetCommand = summaryCommand({
   command: 'export',
   describe: 'Write a plain-typed copy of a dataset or raw directory for polars, DuckDB, pandas/pyarrow, Rust arrow: float32 log-probs, int32 ids, bytes as uint8 lists',
-  builder: (y: Argv) => y
-    .option('from', { type: 'string', demandOption: true, describe: 'dataset directory (kd dataset build) or raw directory (kd collect)' })
-    .option('out', { type: 'string', demandOption: true, describe: 'directory to write: one file per source shard (train-00000.parquet, …), tokenizer.json, export.json' })
-    .option('format', { type: 'string', describe: 'parquet (zstd; polars, DuckDB, pandas, Spark) or arrow-float32 (Arrow IPC file; polars read_ipc, pyarrow, Rust arrow-ipc) (default parquet)' })
-    .option('force', { type: 'boolean', describe: 'replace an export already in --out' })
-    .option('json', { type: 'boolean', describe: 'print the summary as JSON' })
-    .example('$0 dataset export --from datasets/demo/data --out datasets/demo/parquet', 'Parquet files for polars.read_parquet / DuckDB read_parquet')
-    .example('$0 dataset export --from datasets/demo/raw --out datasets/demo/raw-arrow --format arrow-float32', 'the raw teacher output as Arrow IPC files, bytes as uint8 lists') as Argv<DatasetExportArgs>,
-  handler: async (argv) => {
-    const [{ exportDataset }, { startProgress }] = await Promise.all([import('../dataset/export.js'), import('../core/progress.js')]);
-    let bar: ReturnType<typeof startProgress> | undefined;
-    try {
-      const s = exportDataset({ from: argv.from, out: argv.out, format: (argv.format ?? 'parquet') as never, force: argv.force, onProgress: (done, total) => {
-        bar ??= startProgress(total, 'export |{bar}| {value}/{total} shards | ETA {eta_formatted}', !argv.json && Boolean(process.stderr.isTTY));
-        bar.update(done, {});
-      } });
-      bar?.stop();
-      out(argv.json ? JSON.stringify(s) : formatExport(s));
-    } finally {
-      bar?.stop();
-    }
+  options: EXPORT_OPTIONS,
+  examples: [
+    ['$0 dataset export --from datasets/demo/data --out datasets/demo/parquet', 'Parquet files for polars.read_parquet / DuckDB read_parquet'],
+    ['$0 dataset export --from datasets/demo/raw --out datasets/demo/raw-arrow --format arrow-float32', 'the raw teacher output as Arrow IPC files, bytes as uint8 lists'],
+  ],
+  run: async (argv) => {
+    const { exportDataset } = await import('../dataset/export.js');
+    return withBar('export |{bar}| {value}/{total} shards | ETA {eta_formatted}', argv.json, (onProgress) =>
+      exportDataset({ from: argv.from, out: argv.out, format: (argv.format ?? EXPORT_DEFAULTS.format) as never, force: argv.force, onProgress }));
   },
-};
+  format: formatExport,
+});
 
 export const datasetCommand: CommandModule<object, object> = {
   command: 'dataset <command>',

@@ -1,21 +1,16 @@
-import type { Argv, CommandModule } from 'yargs';
-
-interface RunArgs { pipeline: string; from?: string; to?: string; force?: boolean; json?: boolean; dryRun?: boolean }
+import { RUN_OPTIONS } from '../pipeline/options.js';
+import { type SpecCommand, specCommand } from './command.js';
 
 /** `kd run`, checking each stage's command line with `checkArgv` (kd's own commands: src/cli/index.ts). */
-export const runCommandWith = (checkArgv: (command: string[], argv: string[]) => Promise<void>): CommandModule<object, RunArgs> => ({
+export const runCommandWith = (checkArgv: (command: string[], argv: string[]) => Promise<void>): SpecCommand<typeof RUN_OPTIONS> => specCommand({
   command: 'run <pipeline>',
   describe: 'Run a pipeline file: stages in order, skipping those whose inputs and parameters are unchanged',
-  builder: (y: Argv) => y
-    .positional('pipeline', { type: 'string', demandOption: true, describe: 'pipelines/NAME.yaml' })
-    .option('from', { type: 'string', describe: 'start at this stage (name or kind)' })
-    .option('to', { type: 'string', describe: 'stop after this stage' })
-    .option('force', { type: 'boolean', describe: 'rerun stages even when up to date' })
-    .option('dry-run', { type: 'boolean', describe: 'print the plan without running anything' })
-    .option('json', { type: 'boolean', describe: 'print one JSON summary for CI' })
-    .example('$0 run pipelines/demo.yaml', 'the offline demo: every stage, skipping what is up to date')
-    .example('$0 run pipelines/demo.yaml --dry-run', 'what would run, and why, without running anything')
-    .example('$0 run pipelines/demo.yaml --from train --force', 'rerun train and every stage after it') as Argv<RunArgs>,
+  options: RUN_OPTIONS,
+  examples: [
+    ['$0 run pipelines/demo.yaml', 'the offline demo: every stage, skipping what is up to date'],
+    ['$0 run pipelines/demo.yaml --dry-run', 'what would run, and why, without running anything'],
+    ['$0 run pipelines/demo.yaml --from train --force', 'rerun train and every stage after it'],
+  ],
   handler: async (a) => {
     const { runPipeline } = await import('../pipeline/run.js');
     const r = await runPipeline(a.pipeline, { from: a.from, to: a.to, force: a.force, dryRun: a.dryRun, checkArgv, interrupts: signalsOf(process) });

@@ -1,20 +1,7 @@
-import type { Argv, CommandModule } from 'yargs';
 import { KdError } from '../core/errors.js';
-
-export interface ServeArgs {
-  checkpoint?: string;
-  static?: string;
-  host?: string;
-  port?: number;
-  apiKeyEnv?: string;
-  modelName?: string;
-  maxBodyBytes?: number;
-  maxPromptTokens?: number;
-  requestTimeout?: number;
-  backend?: string;
-  quiet?: boolean;
-  json?: boolean;
-}
+import { msOfSeconds } from '../core/options.js';
+import { DEFAULT_HOST, DEFAULT_PORT, SERVE_OPTIONS, type ServeArgs } from '../serve/options.js';
+import { specCommand } from './command.js';
 
 export interface ResolvedServe {
   /** exactly one of checkpoint (the OpenAI API) and static (a folder's files) */
@@ -44,7 +31,7 @@ const positiveNumber = (v: number, flag: string) => {
 
 /** Flags → options; pure. */
 export function resolveServeArgs(a: ServeArgs): ResolvedServe {
-  const port = a.port ?? 8080;
+  const port = a.port ?? DEFAULT_PORT;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new KdError('bad-config', `--port must be 0..65535, got ${a.port}`);
   if ((a.checkpoint === undefined) === (a.static === undefined)) {
     throw new KdError('bad-config', 'kd serve takes --checkpoint CKPT (the OpenAI API) or --static DIR (a folder, e.g. an export, for a browser), not both or neither');
@@ -58,31 +45,21 @@ export function resolveServeArgs(a: ServeArgs): ResolvedServe {
     throw new KdError('bad-config', `--api-key-env takes the name of an environment variable (e.g. KD_SERVE_KEY), got "${a.apiKeyEnv}"`);
   }
   return {
-    checkpoint: a.checkpoint, static: a.static, host: a.host ?? '127.0.0.1', port, apiKeyEnv: a.apiKeyEnv, modelName: a.modelName,
+    checkpoint: a.checkpoint, static: a.static, host: a.host ?? DEFAULT_HOST, port, apiKeyEnv: a.apiKeyEnv, modelName: a.modelName,
     maxBodyBytes: positiveInt(a.maxBodyBytes, '--max-body-bytes'), maxPromptTokens: positiveInt(a.maxPromptTokens, '--max-prompt-tokens'),
-    requestTimeoutMs: a.requestTimeout === undefined ? undefined : positiveNumber(a.requestTimeout, '--request-timeout') * 1000,
+    requestTimeoutMs: msOfSeconds(a.requestTimeout === undefined ? undefined : positiveNumber(a.requestTimeout, '--request-timeout')),
     backend: a.backend, quiet: Boolean(a.quiet), json: Boolean(a.json),
   };
 }
 
-export const serveCommand: CommandModule<object, ServeArgs> = {
+export const serveCommand = specCommand({
   command: 'serve',
   describe: 'Serve a checkpoint (teacher or student) over the OpenAI API: /v1/models, /v1/completions, /v1/chat/completions; or a folder (--static)',
-  builder: (y: Argv) => y
-    .option('checkpoint', { type: 'string', describe: 'checkpoint file or run directory' })
-    .option('static', { type: 'string', describe: 'serve this folder\'s files instead (e.g. a kd export: its index.html runs the model in the browser)' })
-    .option('host', { type: 'string', describe: 'address to bind (default 127.0.0.1: loopback only)' })
-    .option('port', { type: 'number', describe: 'port (default 8080; 0 = any free port, see --json)' })
-    .option('api-key-env', { type: 'string', describe: 'environment variable holding the key clients must send as a Bearer token' })
-    .option('model-name', { type: 'string', describe: 'model name to report (default: the checkpoint directory name)' })
-    .option('max-body-bytes', { type: 'number', describe: 'largest request body (default 4194304); larger ones get 413' })
-    .option('max-prompt-tokens', { type: 'number', describe: 'longest prompt in tokens (default 32768); longer ones get 400' })
-    .option('request-timeout', { type: 'number', describe: 'seconds to receive a whole request, headers and body (default 60); slower ones get 408' })
-    .option('backend', { type: 'string', describe: 'tensorflow-gpu, tensorflow, wasm or cpu (default: best available; or KD_BACKEND)' })
-    .option('quiet', { type: 'boolean', describe: 'no per-request log lines on stderr' })
-    .option('json', { type: 'boolean', describe: 'print one JSON line {url, model, ...} on stdout once listening' })
-    .example('$0 serve --checkpoint checkpoints/student --port 0 --json', 'serve a student on a free port and print where')
-    .example('$0 serve --static exports/run', 'open http://127.0.0.1:8080/ for the exported student\'s page'),
+  options: SERVE_OPTIONS,
+  examples: [
+    ['$0 serve --checkpoint checkpoints/student --port 0 --json', 'serve a student on a free port and print where'],
+    ['$0 serve --static exports/run', 'open http://127.0.0.1:8080/ for the exported student\'s page'],
+  ],
   handler: async (argv) => {
     const r = resolveServeArgs(argv);
     if (r.static !== undefined) return serveFolder(r, r.static);
@@ -95,7 +72,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     await untilSignal(() => h.close());
     if (!r.quiet && !r.json) process.stderr.write('kd serve: stopped\n');
   },
-};
+});
 
 /** Resolves after SIGINT or SIGTERM, once `close` has finished. */
 /** The first SIGINT/SIGTERM closes gracefully (bounded: see serve's shutdownGraceMs), a second one exits at once. */

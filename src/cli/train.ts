@@ -1,23 +1,23 @@
 /** `kd train`: flags → resolveTrainArgs → train(), with progress on stderr and the summary on stdout. */
-import type { Argv, CommandModule } from 'yargs';
-import { type ResolvedTrain, TRAIN_OPTIONS, type TrainArgs, resolveTrainArgs, trainData } from '../train/options.js';
-import { yargsOptions } from '../core/options.js';
+import { type ResolvedTrain, TRAIN_OPTIONS, resolveTrainArgs, trainData } from '../train/options.js';
+import { specCommand } from './command.js';
 import { defaultWorkers } from '../train/config.js';
 import type { TrainSummary } from '../train/trainer.js';
 import { formatDuration, startProgress } from '../core/progress.js';
 
-export const trainCommand: CommandModule<object, TrainArgs> = {
+export const trainCommand = specCommand({
   command: 'train',
   describe: 'Train a student on the teacher\'s soft labels (KD loss × T², AdamW, checkpoints, exact resume)',
-  builder: (y: Argv) => (y
-    .options(yargsOptions(TRAIN_OPTIONS))
-    .example('$0 train --data synthetic --out checkpoints/try --steps 200', 'train the reference student on the built-in synthetic teacher')
-    .example('$0 train --data corpus:sotu --tokenizer tok.json --alpha 1 --out checkpoints/lm', 'plain next-token training on the State of the Union corpus')) as unknown as Argv<TrainArgs>,
+  options: TRAIN_OPTIONS,
+  examples: [
+    ['$0 train --data synthetic --out checkpoints/try --steps 200', 'train the reference student on the built-in synthetic teacher'],
+    ['$0 train --data corpus:sotu --tokenizer tok.json --alpha 1 --out checkpoints/lm', 'plain next-token training on the State of the Union corpus'],
+  ],
   handler: async (argv) => {
     const r = resolveTrainArgs(argv);
     await runTrain(r, { backend: argv.backend, json: Boolean(argv.json) });
   },
-};
+});
 
 /** The train bar; {etaText}, not {eta}, which is cli-progress's own ETA in bare seconds and would win over ours. */
 export const TRAIN_BAR_FORMAT = 'train |{bar}| {value}/{total} steps | loss {loss} | {tps} tok/s | ETA {etaText}';

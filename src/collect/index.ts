@@ -1,6 +1,7 @@
 /** `kd collect`: teacher log-probs over HTTP into raw Arrow shards. */
 export { collect, type CollectSummary, type StopReason } from './collect.js';
 export { COLLECT_DEFAULTS, resolveCollectOptions, type CollectInput, type CollectOptions, type CollectRuntime } from './options.js';
+export { COLLECT_OPTIONS, type CollectArgs } from './options.js';
 
 // what later stages use: the teacher client (eval), the raw directory's files and manifest (dataset merge, eval), parsing (dataset import)
 export { SendError, makeTeacherClient } from './client.js';

@@ -3,6 +3,7 @@
  * progress callback, env) are kept apart from the options recorded in the manifest.
  */
 import { KdError } from '../core/errors.js';
+import { type OptionsOf, type OptionsSpec, PRICE_OPTIONS, TEACHER_OPTIONS, TEACHER_TIMEOUT_SECONDS, flag } from '../core/options.js';
 import type { CollectMode, InputOptions } from './input.js';
 import { checkShardSpec, type ShardSpec } from './partition.js';
 import { SELECT_STRATEGIES } from './select.js';
@@ -84,7 +85,7 @@ export const COLLECT_DEFAULTS = {
   concurrency: 8,
   retries: 6,
   maxFailures: 10,
-  timeoutMs: 120_000,
+  timeoutMs: TEACHER_TIMEOUT_SECONDS * 1000,
   shardBytes: 256 * 1024 * 1024,
   dryRun: false,
   randomShare: 0.2,
@@ -95,6 +96,50 @@ export type CollectInput = Pick<CollectOptions, 'model' | 'input' | 'out'> & Par
   /** one checkpoint, or several for --select disagreement */
   student?: string | string[];
 };
+
+/** Every `kd collect` flag, once (src/cli/collect.ts maps seconds → ms, MiB → bytes and i/n → a shard). */
+export const COLLECT_OPTIONS = {
+  ...TEACHER_OPTIONS,
+  model: { ...TEACHER_OPTIONS.model, describe: 'teacher model name (required; with --probe, default: the first of GET /models)' },
+  input: { type: 'string', describe: 'CSV (header row) or JSONL file (required unless --probe)' },
+  out: { type: 'string', describe: 'output directory, e.g. datasets/NAME/raw (required unless --probe)' },
+  mode: { type: 'string', choices: ['chat', 'score'], describe: 'chat: generate with top-k log-probs; score: teacher-forced log-probs of given text', default: COLLECT_DEFAULTS.mode },
+  format: { type: 'string', choices: ['csv', 'jsonl'], describe: 'input format', defaultText: 'from the extension' },
+  column: { type: 'string', describe: 'CSV column / JSONL field with the prompt (chat) or text (score)', defaultText: '"prompt" in chat mode, "text" in score mode' },
+  idColumn: { type: 'string', describe: 'column/field with row ids', defaultText: 'JSONL "id" if present, else the row number' },
+  systemColumn: { type: 'string', describe: 'CSV column with a system prompt per row' },
+  system: { type: 'string', describe: 'system prompt for rows without one' },
+  topK: { type: 'number', describe: 'alternatives per position, ≤ 20 (≤ 5 for OpenAI echo scoring)', default: COLLECT_DEFAULTS.topK },
+  maxTokens: { type: 'number', describe: 'chat: tokens to generate', default: COLLECT_DEFAULTS.maxTokens },
+  temperature: { type: 'number', describe: 'chat sampling temperature', default: COLLECT_DEFAULTS.temperature },
+  seed: { type: 'number', describe: 'chat sampling seed (best effort on the server)' },
+  n: { type: 'number', describe: 'chat: choices per prompt, each billed', default: COLLECT_DEFAULTS.n },
+  scoreApi: { type: 'string', choices: ['echo', 'vllm'], describe: 'score mode wire format: legacy echo+logprobs or vLLM prompt_logprobs', default: COLLECT_DEFAULTS.scoreApi },
+  chatApi: { type: 'string', choices: ['chat', 'responses'], describe: 'chat mode wire format: /v1/chat/completions, or OpenAI\'s Responses API /v1/responses (no --seed, --n 1)', default: COLLECT_DEFAULTS.chatApi },
+  chunkTokens: { type: 'number', describe: 'score: chunk length in approx. tokens (4 characters each)', default: COLLECT_DEFAULTS.chunkTokens },
+  chunkOverlap: { type: 'number', describe: 'score: overlap between chunks in approx. tokens', default: COLLECT_DEFAULTS.chunkOverlap },
+  maxPromptTokens: { type: 'number', describe: 'reject rows whose estimated prompt is longer' },
+  concurrency: { type: 'number', describe: 'requests in flight', default: COLLECT_DEFAULTS.concurrency },
+  retries: { type: 'number', describe: 'retries per request on 408/409/429/5xx/network/timeout', default: COLLECT_DEFAULTS.retries },
+  maxFailures: { type: 'number', describe: 'stop after this many consecutive failed requests', default: COLLECT_DEFAULTS.maxFailures },
+  timeout: { type: 'number', describe: 'seconds per request attempt', default: COLLECT_DEFAULTS.timeoutMs / 1000 },
+  maxCost: { type: 'number', describe: 'USD budget for everything in --out; stops before it would be passed' },
+  ...PRICE_OPTIONS,
+  prices: { type: 'string', describe: 'JSON price file {"model": {"input": USD/1M, "output": USD/1M}}' },
+  budgetTokens: { type: 'number', describe: 'teacher-token budget for everything in --out (estimated prompt + completion tokens): only the rows --select picks within it are sent' },
+  select: { type: 'string', choices: SELECT_STRATEGIES, describe: 'how rows are picked under --budget-tokens / --max-cost: at random, or where --student is least sure (highest mean entropy, smallest top-2 margin), or where several --student checkpoints disagree most (mean Jensen–Shannon divergence)', defaultText: 'random with --budget-tokens' },
+  student: { type: 'string', multiple: true, describe: 'student checkpoint (run directory) whose uncertainty ranks the rows for --select entropy|margin; repeat (≥ 2, one tokenizer) for --select disagreement' },
+  randomShare: { type: 'number', describe: 'share of the budget picked at random for coverage with --select entropy|margin', default: COLLECT_DEFAULTS.randomShare },
+  selectSeed: { type: 'number', describe: 'seed of the random picks', default: COLLECT_DEFAULTS.selectSeed },
+  shardMb: { type: 'number', describe: 'roll to a new shard after this many MiB', default: COLLECT_DEFAULTS.shardBytes / (1024 * 1024) },
+  shard: { type: 'string', requiresArg: true, describe: 'i/n: collect only slice i (0 ≤ i < n) of the input rows, by a hash of each row id; one --out per shard, then kd dataset merge (Kubernetes: --shard $JOB_COMPLETION_INDEX/8)' },
+  probe: flag('only probe the teacher (--teacher-url, --model): does it score given text or only its own answers? 3 tiny requests, nothing collected'),
+  dryRun: flag('estimate tokens and cost without calling the teacher'),
+  json: flag('print one JSON summary on stdout'),
+} as const satisfies OptionsSpec;
+
+export type CollectArgs = OptionsOf<typeof COLLECT_OPTIONS>;
+
 
 /** Defaults filled in and every value checked; a bad one is a KdError naming its flag. */
 export function resolveCollectOptions(o: CollectInput): CollectOptions {

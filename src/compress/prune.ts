@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { KdError } from '../core/errors.js';
+import { PRUNE_DEFAULTS } from './options.js';
 import { type ModelConfig, blockShape, parameterCount } from '../model/config.js';
 import { type Model, disposeModel, modelFromArrays } from '../model/gpt.js';
 import { loadModel } from '../model/load.js';
@@ -119,7 +120,7 @@ function batchGradients(model: Model, batches: Batch[], c: TrainConfig): Map<str
 
 async function magnitude(model: Model, o: PruneOptions, t: Tuner, steps: number, onPruned: (m: Model) => void): Promise<Model> {
   const names = prunableNames(model.config);
-  const scope = o.scope ?? 'layer';
+  const scope = o.scope ?? PRUNE_DEFAULTS.scope;
   const prune = (m: Model, s: number) => {
     const masks = magnitudeMasks(weightsOf(m), names, s, scope);
     const mt = new Map([...masks].map(([n, a]) => [n, tf.tensor(a, m.params.get(n)!.shape)]));
@@ -127,7 +128,7 @@ async function magnitude(model: Model, o: PruneOptions, t: Tuner, steps: number,
     tf.dispose([...mt.values()]);
     return masks;
   };
-  if ((o.schedule ?? 'oneshot') === 'oneshot') {
+  if ((o.schedule ?? PRUNE_DEFAULTS.schedule) === 'oneshot') {
     const masks = prune(model, o.sparsity);
     onPruned(model);
     return finetune(model, steps, t, masks);
@@ -147,7 +148,7 @@ async function magnitude(model: Model, o: PruneOptions, t: Tuner, steps: number,
 
 async function structured(model: Model, o: PruneOptions, c: TrainConfig, batches: Batch[]): Promise<Model> {
   const units: Unit[] = o.method === 'structured' ? ['heads', 'neurons'] : [o.method as Unit];
-  const how = o.importance ?? 'taylor';
+  const how = o.importance ?? PRUNE_DEFAULTS.importance;
   const w = weightsOf(model);
   const grads = how === 'taylor' ? batchGradients(model, batches, { ...c, loss: { ...c.loss, alpha: 0 } }) : [];
   let config: ModelConfig = model.config;
@@ -164,9 +165,9 @@ export async function prune(o: PruneOptions): Promise<PruneSummary> {
   const t0 = performance.now();
   if (!PRUNE_METHODS.includes(o.method)) throw new KdError('bad-option', `--method ${o.method}: choose one of ${PRUNE_METHODS.join(', ')}`);
   checkSparsity(o.sparsity);
-  const schedule = o.schedule ?? 'oneshot';
+  const schedule = o.schedule ?? PRUNE_DEFAULTS.schedule;
   if (schedule !== 'oneshot' && schedule !== 'gradual') throw new KdError('bad-option', `--schedule ${schedule}: choose oneshot or gradual`);
-  const steps = o.finetuneSteps ?? 0;
+  const steps = o.finetuneSteps ?? PRUNE_DEFAULTS.finetuneSteps;
   if (!Number.isInteger(steps) || steps < 0) throw new KdError('bad-option', `--finetune-steps ${steps}: must be an integer ≥ 0`);
   if (schedule === 'gradual' && (o.method !== 'magnitude' || steps < 2)) {
     throw new KdError('bad-option', '--schedule gradual needs --method magnitude and --finetune-steps ≥ 2 (it prunes while fine-tuning)');
@@ -208,7 +209,7 @@ export async function prune(o: PruneOptions): Promise<PruneSummary> {
     summary.seconds = (performance.now() - t0) / 1000;
     writeCompressed({
       out, input, model: after, arrays: float32Arrays(model), stage: 'prune',
-      parameters: { method: o.method, sparsity: o.sparsity, schedule, finetuneSteps: steps, scope: o.scope ?? 'layer', importance: o.importance ?? 'taylor', lr: t.lr, data: o.data },
+      parameters: { method: o.method, sparsity: o.sparsity, schedule, finetuneSteps: steps, scope: o.scope ?? PRUNE_DEFAULTS.scope, importance: o.importance ?? PRUNE_DEFAULTS.importance, lr: t.lr, data: o.data },
       figures: () => ({ ...summary }),
     });
     return summary;

@@ -10,6 +10,7 @@ import { type NamedArray, encodeCheckpoint } from '../schema/checkpoint.js';
 import { compressedContent, float32Arrays, openCompressData, prepareOut, trainConfigOf, validationKl, writeCompressed } from './io.js';
 import { type QuantScheme, channelAxis, checkBits, isQuantizable, quantizeArray } from '../model/int8.js';
 import { KdError } from '../core/errors.js';
+import { QUANTIZE_DEFAULTS } from './options.js';
 
 export interface QuantizeOptions {
   checkpoint: string;
@@ -53,8 +54,8 @@ export function quantizeArrays(arrays: NamedArray[], o: { bits: number; scheme: 
 }
 
 export async function quantize(o: QuantizeOptions): Promise<QuantizeSummary> {
-  const bits = checkBits(o.bits ?? 8);
-  const scheme = o.scheme ?? 'per-channel';
+  const bits = checkBits(o.bits ?? QUANTIZE_DEFAULTS.bits);
+  const scheme: QuantScheme = o.scheme ?? QUANTIZE_DEFAULTS.scheme;
   if (scheme !== 'per-channel' && scheme !== 'per-tensor') throw new KdError('bad-option', `--scheme ${scheme}: choose per-channel or per-tensor`);
   const out = prepareOut(o.out, o.checkpoint, o.force);
   const input = loadModel(o.checkpoint);

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { writeJsonAtomic } from '../core/atomic.js';
 import { KD_VERSION } from '../core/version.js';
 import { KdError } from '../core/errors.js';
+import { BUILD_DEFAULTS } from './options.js';
 import {
   DATASET_FORMAT, DATASET_FORMAT_VERSION, DATASET_MANIFEST, DATASET_TOKENIZER, type DatasetManifest, type DatasetVersion, MAX_STUDENT_VOCAB, SPLITS,
   type Split, type SplitStats,
@@ -70,7 +71,7 @@ export interface BuildSummary {
   seconds: number;
 }
 
-export const BUILD_DEFAULTS = { vocabSize: 8192, valFraction: 0.05, seed: 0, shardBytes: 64 * 1024 * 1024, formatVersion: DATASET_FORMAT_VERSION as DatasetVersion };
+export { BUILD_DEFAULTS };
 
 function checkOptions(o: BuildOptions): Required<Omit<BuildOptions, 'onProgress' | 'force' | 'batchTokens' | 'tokenizer' | 'keep'>> {
   const r = { ...BUILD_DEFAULTS, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) } as Required<BuildOptions>;

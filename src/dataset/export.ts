@@ -34,9 +34,9 @@ import { KD_VERSION } from '../core/version.js';
 import { openDataset } from '../data/dataset.js';
 import { readRawRecords } from './raw-columns.js';
 import { type ShardBatch, loadShard, openShard } from '../data/shards.js';
+import { EXPORT_FORMATS, type ExportFormat } from './options.js';
 
-export const EXPORT_FORMATS = ['parquet', 'arrow-float32'] as const;
-export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+export { EXPORT_FORMATS, type ExportFormat };
 export const EXPORT_MANIFEST = 'export.json';
 
 export interface ExportOptions {

@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseChat, type PlannedRequest } from '../collect/index.js';
 import { KdError } from '../core/errors.js';
+import { IMPORT_DEFAULTS } from './options.js';
 import { IPC_EOS, RawStreamEncoder, type RawRecord, listRawShards, rawSchema, rawShardName, renderPrompt } from '../schema/raw.js';
 
 export interface ImportOptions {
@@ -96,7 +97,7 @@ export function importResponses(o: ImportOptions): ImportSummary {
   if (!/\.(jsonl|ndjson|csv)$/i.test(file)) throw new KdError('input-format', `${file}: expected a .jsonl or .csv file of saved chat-completion responses`);
   fs.mkdirSync(o.out, { recursive: true });
   if (listRawShards(o.out).length > 0 && !o.force) throw new KdError('would-overwrite', `${o.out}: already holds raw shards; pass --force to replace them`);
-  const topK = o.topK ?? 20;
+  const topK = o.topK ?? IMPORT_DEFAULTS.topK;
   const records: RawRecord[] = [];
   const rejects: { line: number; reason: string }[] = [];
   let lines = 0;

@@ -2,3 +2,5 @@
 export { buildDataset } from './build.js';
 export { mergeRaw } from './merge.js';
 export { readRawRecords } from './raw-columns.js';
+// its commands' option specs (src/dataset/options.ts)
+export { BUILD_DEFAULTS, BUILD_OPTIONS, EXPORT_OPTIONS, IMPORT_OPTIONS, INSPECT_OPTIONS, MERGE_OPTIONS } from './options.js';

@@ -17,6 +17,7 @@ import { MANIFEST_FILE, MANIFEST_FORMAT, type CollectManifest, REJECTS_FILE, for
 import { KD_VERSION } from '../core/version.js';
 import { KdError } from '../core/errors.js';
 import { IPC_EOS, RAW_SHARD_RE, RawStreamEncoder, listRawShards, rawSchema, rawShardName, readRawBytes, readRawColumns, scanIpcStream } from '../schema/raw.js';
+import { readJsonFile } from '../core/json-file.js';
 
 export const MERGE_FORMAT = 'kd-raw-merge';
 export const MERGE_VERSION = 1;
@@ -74,12 +75,7 @@ export type MergeSummary = Omit<MergeManifest, 'format' | 'version' | 'kd_versio
 function sourceManifest(dir: string): SourceFigures | null {
   const file = path.join(dir, MANIFEST_FILE);
   if (!fs.existsSync(file)) return null;
-  let m: Record<string, unknown>;
-  try {
-    m = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-  } catch (e) {
-    throw new KdError('bad-manifest', `${file}: not valid JSON (${(e as Error).message}); rerun the kd collect that wrote ${dir} to rewrite it`);
-  }
+  const m = readJsonFile(file, 'manifest', 'bad-manifest', `; rerun the kd collect that wrote ${dir} to rewrite it`) as Record<string, unknown>;
   if (m.format === MERGE_FORMAT) {
     const g = m as unknown as MergeManifest;
     return { format: MERGE_FORMAT, status: null, stop_reason: null, shard: null, model: g.teacher.models.join(',') || null, request_shape_hash: null, input: null, counts: g.counts, tokens: g.tokens, cost_usd: g.cost_usd };

@@ -19,6 +19,7 @@ import type { Batch } from '../data/batch.js';
 import { openData } from '../data/open.js';
 import { isDatasetDir, openDataset } from '../data/dataset.js';
 import { renderCharts } from './charts.js';
+import { EVAL_DEFAULTS } from './options.js';
 import { type Condition, parseBaselineMetrics, parseFailIf, parseRegression, readBaseline, runGate } from './gate.js';
 import { type LoadedStudent, loadStudent, studentName } from './load.js';
 import { renderHtml } from './report.js';
@@ -38,7 +39,8 @@ export interface EvalOptions {
   /** replace an existing report directory (swapped in by rename once the new one is complete) */
   force?: boolean;
   teacherUrl?: string;
-  teacherModel?: string;
+  /** the teacher model at --teacher-url (also its price) */
+  model?: string;
   teacherTimeoutMs?: number;
   apiKeyEnv?: string;
   /** validation batches to score: synthetic data (default 8), or a cap on a dataset's split */
@@ -153,9 +155,9 @@ function readValidation(data: ReturnType<typeof openData>, spec: string, V: numb
   const first = src.next();
   const per = first.B * first.T;
   let want: number; // positions to score
-  if (splitTokens === null) want = posInt(o.batches, 8, '--batches') * per;
+  if (splitTokens === null) want = posInt(o.batches, EVAL_DEFAULTS.batches, '--batches') * per;
   else {
-    want = Math.min(splitTokens, o.capTokens, o.batches !== undefined ? posInt(o.batches, 8, '--batches') * per : Infinity);
+    want = Math.min(splitTokens, o.capTokens, o.batches !== undefined ? posInt(o.batches, EVAL_DEFAULTS.batches, '--batches') * per : Infinity);
     if (o.batches !== undefined && o.batches * per > splitTokens) warnings.push(`--batches ${o.batches} asks for ${o.batches * per} positions, the validation split holds ${splitTokens}: it is scored once, not repeated`);
     if (want < splitTokens) warnings.push(`scored ${want} of the validation split's ${splitTokens} tokens (${o.batches !== undefined ? '--batches' : `--max-tokens ${o.capTokens}`})`);
   }
@@ -235,21 +237,21 @@ export async function evalStudents(o: EvalOptions): Promise<EvalResult> {
   const log = o.log ?? (() => {});
   if (!o.students.length) throw new KdError('bad-option', 'give at least one --student checkpoint');
   if (fs.existsSync(o.out) && !o.force) throw new KdError('would-overwrite', `${o.out} exists: pass --force to replace it`);
-  if (o.teacherUrl && !o.teacherModel) throw new KdError('bad-option', '--teacher-url needs --model NAME (the teacher model to ask)');
+  if (o.teacherUrl && !o.model) throw new KdError('bad-option', '--teacher-url needs --model NAME (the teacher model to ask)');
   // Gates are parsed before any work: a typo in a CI config should fail in a second, not after the eval.
   const failIf: Condition[] | undefined = o.failIf ? parseFailIf(o.failIf) : undefined;
-  const baseline = o.baseline ? { file: o.baseline, report: readBaseline(o.baseline), metrics: parseBaselineMetrics(o.baselineMetrics), maxRegression: parseRegression(o.maxRegression ?? '5%') } : undefined;
-  const batchSize = posInt(o.batchSize, 8, '--batch-size');
-  const bins = posInt(o.bins, 10, '--bins');
-  const capTokens = posInt(o.maxTokens, 262_144, '--max-tokens');
-  const nSamples = posInt(o.samples, 3, '--samples', 0);
-  const promptTokens = posInt(o.promptTokens, 16, '--prompt-tokens');
-  const genTokens = posInt(o.genTokens, 32, '--gen-tokens');
-  const temperature = o.temperature ?? 0.8;
+  const baseline = o.baseline ? { file: o.baseline, report: readBaseline(o.baseline), metrics: parseBaselineMetrics(o.baselineMetrics), maxRegression: parseRegression(o.maxRegression ?? EVAL_DEFAULTS.maxRegression) } : undefined;
+  const batchSize = posInt(o.batchSize, EVAL_DEFAULTS.batchSize, '--batch-size');
+  const bins = posInt(o.bins, EVAL_DEFAULTS.bins, '--bins');
+  const capTokens = posInt(o.maxTokens, EVAL_DEFAULTS.maxTokens, '--max-tokens');
+  const nSamples = posInt(o.samples, EVAL_DEFAULTS.samples, '--samples', 0);
+  const promptTokens = posInt(o.promptTokens, EVAL_DEFAULTS.promptTokens, '--prompt-tokens');
+  const genTokens = posInt(o.genTokens, EVAL_DEFAULTS.genTokens, '--gen-tokens');
+  const temperature = o.temperature ?? EVAL_DEFAULTS.temperature;
   if (!(temperature > 0)) throw new KdError('bad-option', `--temperature (of the sampled continuations; greedy ones are always shown) must be > 0, got ${o.temperature}`);
-  const latencySteps = posInt(o.latencySteps, 64, '--latency-steps');
-  const latencyWarmup = posInt(o.latencyWarmup, 4, '--latency-warmup', 0);
-  const shortCtx = posInt(o.latencyContext, 16, '--latency-context');
+  const latencySteps = posInt(o.latencySteps, EVAL_DEFAULTS.latencySteps, '--latency-steps');
+  const latencyWarmup = posInt(o.latencyWarmup, EVAL_DEFAULTS.latencyWarmup, '--latency-warmup', 0);
+  const shortCtx = posInt(o.latencyContext, EVAL_DEFAULTS.latencyContext, '--latency-context');
   if (o.latencyLongContext !== undefined) posInt(o.latencyLongContext, 1, '--latency-long-context');
 
   const students: { name: string; path: string; s: LoadedStudent }[] = [];
@@ -365,7 +367,7 @@ export async function evalStudents(o: EvalOptions): Promise<EvalResult> {
     let live = null;
     if (o.teacherUrl) {
       log(`asking the teacher at ${o.teacherUrl}`);
-      live = await probeTeacher({ url: o.teacherUrl, model: o.teacherModel!, prompts: prompts.map((p) => text(p.ids)), maxTokens: genTokens, temperature, timeoutMs: o.teacherTimeoutMs ?? 10_000, apiKeyEnv: o.apiKeyEnv });
+      live = await probeTeacher({ url: o.teacherUrl, model: o.model!, prompts: prompts.map((p) => text(p.ids)), maxTokens: genTokens, temperature, timeoutMs: o.teacherTimeoutMs ?? EVAL_DEFAULTS.teacherTimeoutMs, apiKeyEnv: o.apiKeyEnv });
       if (live.status !== 'ok') log(`teacher ${live.status}: ${live.error}; its live figures are marked missing`);
     }
     const samples: SampleText[] = prompts.map((p, i) => {
@@ -389,7 +391,7 @@ export async function evalStudents(o: EvalOptions): Promise<EvalResult> {
       },
       warnings,
       teacher: {
-        model: o.teacherModel ?? collection?.model ?? null, collection, live, price: teacherPrice(collection, o.teacherModel),
+        model: o.model ?? collection?.model ?? null, collection, live, price: teacherPrice(collection, o.model),
         ppl: reports[0].metrics.teacherPpl, coverage: reports[0].metrics.teacherCoverage, checkpoint: teacherReport,
       },
       students: reports, texts: texts.map(({ blocks: _b, ...t }) => t), headline: headlines, samples,
@@ -447,7 +449,7 @@ const BLOCK_BYTES = 4096;
 async function scoreTexts(o: EvalOptions, students: { name: string; s: LoadedStudent }[], teacher: LoadedStudent | undefined, log: (l: string) => void): Promise<ScoredText[]> {
   const specs = o.texts ?? [];
   if (!specs.length) return [];
-  const maxBytes = posInt(o.textBytes, 1_000_000, '--text-bytes');
+  const maxBytes = posInt(o.textBytes, EVAL_DEFAULTS.textBytes, '--text-bytes');
   const texts = specs.map((spec) => {
     const t = readText(spec);
     if (!t.text.trim()) throw new KdError('bad-input', `--text ${spec}: the text is empty`);
@@ -470,9 +472,9 @@ async function scoreTexts(o: EvalOptions, students: { name: string; s: LoadedStu
     if (teacher) {
       const r = withCi(bitsPerByte(teacher.model, teacher.tokenizer!, cut, { blockBytes: BLOCK_BYTES }));
       teacherBpb = r.figures; teacherBlocks = r.blocks; teacherCi = r.ci;
-    } else if (o.teacherUrl && o.teacherModel) {
+    } else if (o.teacherUrl && o.model) {
       try {
-        teacherBpb = await teacherBitsPerByte({ url: o.teacherUrl, model: o.teacherModel, text: cut, timeoutMs: Math.max(o.teacherTimeoutMs ?? 10_000, 60_000), apiKeyEnv: o.apiKeyEnv });
+        teacherBpb = await teacherBitsPerByte({ url: o.teacherUrl, model: o.model, text: cut, timeoutMs: Math.max(o.teacherTimeoutMs ?? EVAL_DEFAULTS.teacherTimeoutMs, 60_000), apiKeyEnv: o.apiKeyEnv });
       } catch (e) {
         teacherNote = (e as Error).message;
         log(`the teacher at ${o.teacherUrl} did not score ${t.name}: ${teacherNote}`);

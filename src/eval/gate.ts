@@ -16,6 +16,7 @@
 import fs from 'node:fs';
 import { KdError } from '../core/errors.js';
 import { EVAL_REPORT_FORMAT, type EvalReport, type GateReport, type StudentReport } from '../schema/eval-report.js';
+import { DEFAULT_BASELINE_METRICS } from './options.js';
 
 export const GATE_EXIT_CODE = 3;
 
@@ -39,7 +40,7 @@ export const GATE_METRICS: Record<string, { better: Direction; get: (s: StudentR
   bits: { better: 'lower', get: (s) => s.size.bits, describe: 'stored bits per weight' },
 };
 
-export const DEFAULT_BASELINE_METRICS = ['agreement', 'kl', 'recall', 'ppl'];
+export { DEFAULT_BASELINE_METRICS };
 
 export type Op = '<' | '<=' | '>' | '>=';
 export interface Condition {

@@ -34,6 +34,7 @@ import { loadCheckpoint } from '../schema/checkpoint.js';
 import { Engine, generate } from '../serve/index.js';
 import { type StepProgress, resolveTrainConfig, train } from '../train/index.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { ONPOLICY_DEFAULTS } from './options.js';
 
 export interface OnPolicyOptions {
   teacherUrl?: string;
@@ -67,9 +68,7 @@ export interface OnPolicyOptions {
   timeoutMs?: number;
 }
 
-export const ONPOLICY_DEFAULTS = {
-  rounds: 2, lambda: 0.5, maxNewTokens: 64, temperature: 1, stepsPerRound: 200, lr: 1e-3, minLr: 1e-4, warmupSteps: 10, seed: 0, topK: 20, concurrency: 4,
-};
+export { ONPOLICY_DEFAULTS };
 
 export type OnPolicyInput = Pick<OnPolicyOptions, 'model' | 'prompts' | 'student' | 'out'> & Partial<OnPolicyOptions>;
 

@@ -20,7 +20,7 @@ import { EXIT_WITH_PARENT_ENV, PROGRESS_FD_ENV } from '../core/env.js';
 import { type RelayTarget, relayProgress } from './progress-relay.js';
 import { hashInput, inputPaths, outputFingerprint, sha256 } from './hash.js';
 import { type LoadedPipeline, at, loadPipeline } from './load.js';
-import { STAGES, flagValues, toArgv } from './stages.js';
+import { STAGES, flagValues, toArgv, withProblem } from './stages.js';
 
 export interface RunOptions {
   from?: string;
@@ -108,6 +108,8 @@ async function plan(lp: LoadedPipeline, checkArgv: RunOptions['checkArgv']): Pro
     const name = s.name ?? s.stage;
     if (seen.has(name)) throw new KdError('bad-pipeline', `${at(file, lp.lineOf(['stages', i]))}: stages[${i}]: a second stage named "${name}"; give each a distinct name`);
     seen.add(name);
+    const problem = withProblem(s.stage, s.with);
+    if (problem) throw new KdError('bad-pipeline', `${at(file, lp.lineOf(['stages', i, 'with', problem.key]))}: stages[${i}] (${name}, kd ${STAGES[s.stage].command.join(' ')}): ${problem.message}`);
     const template = toArgv(s.with);
     for (const m of template.join(' ').matchAll(SERVICE_REF)) {
       if (!pipeline.services?.[m[1]]) throw new KdError('bad-pipeline', `${at(file, lp.lineOf(['stages', i, 'with']))}: stages[${i}].with: unknown service "${m[1]}"`);

@@ -34,17 +34,15 @@
  * and versions.
  */
 import { Binary, Field, Float16, Int32, List, Schema, Uint16, Uint8, Utf8 } from 'apache-arrow';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { KdError } from '../core/errors.js';
 import { LP8_CODE } from './lp8.js';
+import { DATASET_FORMAT_VERSIONS, type DatasetVersion } from './dataset-version.js';
+import { readJsonFile } from '../core/json-file.js';
 
 export const DATASET_FORMAT = 'kd-dataset';
-/** the version `kd dataset build` writes by default */
-export const DATASET_FORMAT_VERSION = 2;
-/** every version this kd reads */
-export const DATASET_FORMAT_VERSIONS: readonly number[] = [1, 2];
-export type DatasetVersion = 1 | 2;
+export { DATASET_FORMAT_VERSION, DATASET_FORMAT_VERSIONS, type DatasetVersion } from './dataset-version.js';
 export const DATASET_MANIFEST = 'manifest.json';
 export const DATASET_TOKENIZER = 'tokenizer.json';
 /** Student ids are Uint16: a mini student's vocabulary is at most this. */
@@ -182,12 +180,7 @@ export interface DatasetManifest {
 export function readDatasetManifest(dir: string): DatasetManifest {
   const file = join(dir, DATASET_MANIFEST);
   if (!existsSync(file)) throw new KdError('not-a-dataset', `${file}: missing — ${dir} is not a kd dataset (build one with kd dataset build)`);
-  let m: DatasetManifest;
-  try {
-    m = JSON.parse(readFileSync(file, 'utf8')) as DatasetManifest;
-  } catch (e) {
-    throw new KdError('dataset-manifest', `${file}: not valid JSON (${(e as Error).message}); rebuild with kd dataset build --force`);
-  }
+  const m = readJsonFile(file, 'dataset manifest', 'dataset-manifest', '; rebuild with kd dataset build --force') as DatasetManifest;
   if (!m || m.format !== DATASET_FORMAT) throw new KdError('dataset-format', `${file}: not a kd dataset manifest (format ${JSON.stringify(m?.format ?? null)})`);
   if (!DATASET_FORMAT_VERSIONS.includes(m.version)) {
     throw new KdError('dataset-version', `${file}: dataset format version ${m.version} is not supported (this kd reads versions ${supported()}); rebuild or upgrade kd`);

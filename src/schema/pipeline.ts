@@ -1,7 +1,9 @@
 /**
  * The pipeline file (`kd run pipelines/NAME.yaml`), version 1. Closed and typed: unknown keys are
  * errors, reported with the file, line and field. A pipeline lists stages in order; each names its
- * kind and its parameters (the same names as the stage's CLI flags, in snake_case or camelCase).
+ * kind and its parameters (the same names as the stage's CLI flags, in snake_case or camelCase). The
+ * keys and values of `with:` are checked against the kind's option spec by the pipeline layer
+ * (src/pipeline/stages.ts, withProblem), which knows the stages; this file, below them, does not.
  *
  *   version: 1
  *   name: demo

@@ -13,6 +13,7 @@ import { createRequestHandler } from './http.js';
 import { loadServedModel } from './model.js';
 import { tokenTable } from './tokens.js';
 import { DEFAULT_LIMITS, type Limits } from './validate.js';
+import { DEFAULT_HOST, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_PROMPT_TOKENS, DEFAULT_PORT, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_SHUTDOWN_GRACE_MS } from './options.js';
 
 export interface ServeOptions {
   /** checkpoint file or run directory */
@@ -56,11 +57,7 @@ export interface ServeHandle {
   close(): Promise<void>;
 }
 
-export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
-export const DEFAULT_MAX_PROMPT_TOKENS = 32768;
-/** Node's default is 300 s: a client sending its body at 1 byte/s would hold a connection (and shutdown) that long. */
-export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
-export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
+export { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_PROMPT_TOKENS, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_SHUTDOWN_GRACE_MS };
 
 /** Loopback names: what a browser's Host header says when it really talks to a server on this machine. */
 export function isLoopbackHost(hostname: string): boolean {
@@ -86,7 +83,7 @@ export async function serve(o: ServeOptions): Promise<ServeHandle> {
   };
   const closing = new AbortController();
   const log = o.quiet ? null : (o.log ?? ((l: string) => void process.stderr.write(`kd serve: ${l}\n`)));
-  const host = o.host ?? '127.0.0.1';
+  const host = o.host ?? DEFAULT_HOST;
   // bound to loopback: only loopback Host headers, so a web page cannot reach the server through DNS rebinding
   const handle = createRequestHandler({ ctx, apiKey, maxBodyBytes: o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, log, closing: closing.signal,
     checkHost: isLoopbackHost(host) ? isLoopbackHost : null, boundHost: host });
@@ -102,7 +99,7 @@ export async function serve(o: ServeOptions): Promise<ServeHandle> {
   });
   let where: { url: string; port: number };
   try {
-    where = await listen(server, host, o.port ?? 8080);
+    where = await listen(server, host, o.port ?? DEFAULT_PORT);
   } catch (e) {
     disposeModel(served.model);
     throw e;

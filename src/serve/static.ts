@@ -10,6 +10,7 @@ import { type Server, createServer } from 'node:http';
 import path from 'node:path';
 import { KdError } from '../core/errors.js';
 import { listen } from './listen.js';
+import { DEFAULT_HOST, DEFAULT_PORT } from './options.js';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
@@ -78,8 +79,8 @@ export async function serveStatic(o: StaticOptions): Promise<StaticHandle> {
     if (req.method === 'HEAD') res.end();
     else fs.createReadStream(file).on('error', () => res.destroy()).pipe(res);
   });
-  const host = o.host ?? '127.0.0.1';
-  const { url, port } = await listen(server, host, o.port ?? 8080);
+  const host = o.host ?? DEFAULT_HOST;
+  const { url, port } = await listen(server, host, o.port ?? DEFAULT_PORT);
   let closed: Promise<void> | undefined;
   return {
     url, host, port, dir: root,

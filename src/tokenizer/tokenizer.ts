@@ -8,8 +8,8 @@
  * files: {"format": "kd-tokenizer", "version": 1, "tokens": ["<hex bytes>", ...], "meta": {...}}.
  */
 import { createHash } from 'node:crypto';
-import fs from 'node:fs';
 import { KdError } from '../core/errors.js';
+import { readJsonFile } from '../core/json-file.js';
 
 export const TOKENIZER_FORMAT = 'kd-tokenizer';
 export const TOKENIZER_VERSION = 1;
@@ -135,17 +135,5 @@ export class Tokenizer {
 
 /** Reads a tokenizer JSON file (kd tokenizer train, or a dataset's tokenizer.json): the one reader of that file. */
 export function readTokenizerFile(file: string): Tokenizer {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
-    throw new KdError('missing-file', `${file}: cannot read tokenizer file`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new KdError('bad-tokenizer', `${file}: not valid JSON (${(e as Error).message})`);
-  }
-  return Tokenizer.fromJSON(json, file);
+  return Tokenizer.fromJSON(readJsonFile(file, 'tokenizer file', 'bad-tokenizer'), file);
 }

@@ -3,3 +3,5 @@ export { DEFAULT_TRAIN, type TrainConfig, defaultWorkers, resolveTrainConfig } f
 export { type WeightMasks, computeGradients, evaluate, stepCounts } from './step.js';
 export { type StepProgress, type TrainSummary, train } from './trainer.js';
 export { type KdLossOptions, newRowGrad, rowDivergence } from './kd-kernel.js';
+// kd train's option spec and its resolution into a run
+export { TRAIN_OPTIONS, type TrainArgs, resolveTrainArgs } from './options.js';

@@ -1,12 +1,12 @@
 /** `kd train`'s options: flags and the config file resolved into one validated run description. */
-import fs from 'node:fs';
 import { KdError } from '../core/errors.js';
 import { type OpenedData, openData } from '../data/open.js';
-import { type OptionsOf, type OptionsSpec } from '../core/options.js';
+import { BACKEND_OPTION, type OptionsOf, type OptionsSpec, flag } from '../core/options.js';
 import { type ModelConfig, REFERENCE_CONFIG, resolveModelConfig } from '../model/config.js';
 import { type Tokenizer, readTokenizerFile } from '../tokenizer/tokenizer.js';
 import { DEFAULT_TRAIN, type TrainConfig, resolveTrainConfig } from './config.js';
 import { DEFAULT_LOSS, DIVERGENCES, MISSING_MASS } from './kd-kernel.js';
+import { readJsonFile } from '../core/json-file.js';
 
 /** What a synthetic run's teacher keeps per position when --top-k is left out. */
 export const DEFAULT_TOP_K = 20;
@@ -16,10 +16,10 @@ export const TRAIN_OPTIONS = {
   data: { type: 'string', required: true, describe: 'dataset directory; "synthetic" (a built-in random bigram teacher); or "corpus:sotu" / "corpus:PATH" for plain next-token training on text (with --tokenizer, --alpha 1)' },
   out: { type: 'string', required: true, describe: 'run directory for checkpoint.kdc and train-log.jsonl' },
   config: { type: 'string', describe: 'JSON file {"model": {...}, "train": {...}}; flags override it' },
-  resume: { type: 'boolean', describe: 'continue the run in --out exactly where it stopped' },
-  force: { type: 'boolean', describe: 'start over even if --out holds a checkpoint' },
-  backend: { type: 'string', describe: 'tensorflow-gpu, tensorflow, wasm or cpu', defaultText: 'best available; or KD_BACKEND' },
-  json: { type: 'boolean', describe: 'print one JSON line per log interval and a JSON summary' },
+  resume: flag('continue the run in --out exactly where it stopped'),
+  force: flag('start over even if --out holds a checkpoint'),
+  backend: BACKEND_OPTION,
+  json: flag('print one JSON line per log interval and a JSON summary'),
   steps: { type: 'number', describe: 'optimizer steps', default: DEFAULT_TRAIN.steps },
   batchSize: { type: 'number', describe: 'sequences per micro-batch', default: DEFAULT_TRAIN.batchSize },
   seqLen: { type: 'number', describe: "tokens per sequence; also the model's context", default: REFERENCE_CONFIG.seqLen },
@@ -68,18 +68,7 @@ export interface ResolvedTrain {
 }
 
 function readConfigFile(file: string): { model?: Record<string, unknown>; train?: Record<string, unknown> } {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
-    throw new KdError('missing-file', `${file}: cannot read config file`);
-  }
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    throw new KdError('bad-config', `${file}: not valid JSON (${(e as Error).message})`);
-  }
+  const v = readJsonFile(file, 'config file', 'bad-config');
   if (!v || typeof v !== 'object' || Array.isArray(v)) throw new KdError('bad-config', `${file}: expected an object with "model" and "train"`);
   const o = v as Record<string, unknown>;
   for (const k of Object.keys(o)) if (k !== 'model' && k !== 'train') throw new KdError('bad-config', `${file}: unknown top-level field "${k}" (expected "model", "train")`);

@@ -23,6 +23,9 @@ describe('kd collect flags', () => {
   it('map 1:1 to options (seconds → ms, MiB → bytes) and validate', () => {
     const o = collectOptionsFromArgs({ model: 'm', input: 'i.csv', out: 'o', topK: 5, timeout: 2.5, shardMb: 1, prices: 'p.json', maxCost: 3 });
     expect(o).toMatchObject({ model: 'm', topK: 5, timeoutMs: 2500, shardBytes: 1024 * 1024, pricesFile: 'p.json', maxCost: 3 });
+    // only stage options reach the manifest: not the CLI's --json / --probe, nor the flags in their CLI units
+    const keys = Object.keys(collectOptionsFromArgs({ model: 'm', input: 'i', out: 'o', json: true, probe: false, timeout: 1, shardMb: 1, prices: 'p' }));
+    for (const k of ['json', 'probe', 'timeout', 'shardMb', 'prices']) expect(keys).not.toContain(k);
     expect(resolveCollectOptions(o)).toMatchObject({ mode: 'chat', concurrency: 8, retries: 6, maxTokens: 256 });
     expect(() => resolveCollectOptions({ ...o, topK: 21 })).toThrow('--top-k: 21 is not valid; want an integer in 1..20');
     expect(() => resolveCollectOptions({ ...o, topK: 0 })).toThrow('--top-k: 0 is not valid; want an integer in 1..20');

@@ -3,6 +3,9 @@ import { REFERENCE_CONFIG } from '../../src/model/config.js';
 import { DEFAULT_TRAIN } from '../../src/train/config.js';
 import { argvProblem, examplesOf, leafCommands, shellWords } from '../helpers/command-lines.js';
 import { kd } from '../helpers/kd.js';
+import yargs from 'yargs';
+import type { OptionsSpec } from '../../src/core/options.js';
+import { kebab } from '../../src/core/names.js';
 
 /** `--help` output as one entry per flag, its wrapped description joined: { '--steps': 'optimizer steps (default 1000) [number]' } */
 function helpEntries(help: string): Record<string, string> {
@@ -34,6 +37,31 @@ describe('--help', () => {
       const shown = /\(default ([^)]+)\)/.exec(e[flag])?.[1];
       expect(Number(shown), `${flag}: ${e[flag]}`).toBe(v);
     }
+  });
+
+  it('every command is built from its option spec, and its --help shows every default the spec names', async () => {
+    const commands = leafCommands();
+    expect(commands.length).toBeGreaterThanOrEqual(16);
+    let defaults = 0;
+    for (const { path, cmd } of commands) {
+      const spec = (cmd as { options?: OptionsSpec }).options;
+      expect(spec, `kd ${path.join(' ')} has no option spec`).toBeDefined();
+      const y = yargs([]).scriptName('kd').wrap(null).help(false).version(false);
+      (cmd.builder as (y: unknown) => unknown)(y);
+      const help = await y.getHelp();
+      for (const [key, o] of Object.entries(spec!)) {
+        // a default written into the description by hand would not come from the spec
+        expect(o.describe, `kd ${path.join(' ')} --${kebab(key)}`).not.toMatch(/\(default\b/);
+        const line = help.split('\n').find((l) => new RegExp(`^\\s+-{0,2}${kebab(key)}(?=[\\s,])`).test(l));
+        expect(line, `kd ${path.join(' ')}: ${kebab(key)} in --help`).toBeDefined();
+        const shown = o.defaultText ?? (o.default === undefined ? undefined : String(o.default));
+        if (shown !== undefined) {
+          expect(line, `kd ${path.join(' ')} --${kebab(key)}`).toContain(`(default ${shown})`);
+          defaults++;
+        }
+      }
+    }
+    expect(defaults).toBeGreaterThan(100);
   });
 
   it('collect, run, doctor, dataset inspect, dataset import and dataset export give examples', () => {

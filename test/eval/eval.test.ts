@@ -156,7 +156,7 @@ describe('evalStudents', () => {
   it('an unreachable teacher URL: the report still renders, live figures marked missing', async () => {
     const out = path.join(tmp(), 'run');
     const url = `http://127.0.0.1:${await closedPort()}/v1`;
-    const { report } = await evalStudents(small(out, { students: [s.fp32], teacherUrl: url, teacherModel: 'gpt-4o-mini', teacherTimeoutMs: 3000 }));
+    const { report } = await evalStudents(small(out, { students: [s.fp32], teacherUrl: url, model: 'gpt-4o-mini', teacherTimeoutMs: 3000 }));
     expect(report.teacher.live).toMatchObject({ status: 'unreachable', latency: null, texts: [null, null] });
     expect(report.teacher.live!.error).toMatch(/connection failed|ECONNREFUSED/);
     expect(report.teacher.price).toMatchObject({ output: 0.6, source: 'table' });
@@ -169,7 +169,7 @@ describe('evalStudents', () => {
   it('a live teacher: its text beside the students\' and its latency measured', async () => {
     const server = await startTeacherServer({ genTokens: 3 });
     try {
-      const { report } = await evalStudents(small(path.join(tmp(), 'run'), { students: [s.fp32], teacherUrl: server.url, teacherModel: 'teacher-x' }));
+      const { report } = await evalStudents(small(path.join(tmp(), 'run'), { students: [s.fp32], teacherUrl: server.url, model: 'teacher-x' }));
       expect(report.teacher.live).toMatchObject({ status: 'ok', latency: { n: 4 } }); // greedy and sampled, 2 prompts
       expect(report.teacher.live!.latency!.msPerToken).toBeGreaterThan(0);
       expect(report.samples.map((x) => x.teacherSource)).toEqual(['live', 'live']);

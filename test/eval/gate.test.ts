@@ -100,12 +100,12 @@ describe('--baseline', () => {
 describe('kd eval arguments', () => {
   const base = { data: 'synthetic', student: ['a=ck/a', 'ck/b'], out: 'reports/x' };
   it('map 1:1 onto EvalOptions', () => {
-    const o = resolveEvalArgs({ ...base, teacherTimeout: 2, failIf: 'kl>1', gateOn: 'best', baseline: 'old.json', maxRegression: '3%', baselineMetrics: 'kl' });
-    expect(o).toMatchObject({ data: 'synthetic', students: ['a=ck/a', 'ck/b'], out: 'reports/x', teacherTimeoutMs: 2000, failIf: 'kl>1', gateOn: 'best', maxRegression: '3%', baselineMetrics: ['kl'] });
+    const o = resolveEvalArgs({ ...base, model: 'gpt-4o', teacherTimeout: 2, failIf: 'kl>1', gateOn: 'best', baseline: 'old.json', maxRegression: '3%', baselineMetrics: 'kl' });
+    expect(o).toMatchObject({ data: 'synthetic', students: ['a=ck/a', 'ck/b'], out: 'reports/x', model: 'gpt-4o', teacherTimeoutMs: 2000, failIf: 'kl>1', gateOn: 'best', maxRegression: '3%', baselineMetrics: ['kl'] });
   });
   it('reject contradictions', () => {
     expect(() => resolveEvalArgs({ ...base, maxRegression: '5%' })).toThrow(/needs --baseline/);
-    expect(() => resolveEvalArgs({ ...base, gateOn: 'worst' })).toThrow(/--gate-on/);
+    expect(() => resolveEvalArgs({ ...base, gateOn: 'worst' as never })).toThrow(/--gate-on/);
     expect(() => resolveEvalArgs({ ...base, student: [] })).toThrow(/at least one --student/);
   });
 });

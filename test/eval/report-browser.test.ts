@@ -33,7 +33,7 @@ beforeAll(async () => {
     [1, 2, 3, 4].map((step) => JSON.stringify({ step, lr: 1e-3, loss: 4 - step / 2, kd: null, ce: null, gradNorm: 1, tokens: step * 10, tokensPerSec: 1, elapsedSec: step, ...(step % 2 ? {} : { valLoss: 4.2 - step / 2 }) })).join('\n') + '\n');
   const out = path.join(dir, 'report');
   await evalStudents({ data: 'synthetic', students: [s.fp32, s.int8, `<b>x</b>=${s.pruned}`], out, batches: 1, batchSize: 4, samples: 2, genTokens: 4, latencySteps: 4,
-    teacherUrl: 'http://127.0.0.1:9/v1', teacherModel: 'gpt-4o', teacherTimeoutMs: 2000, failIf: 'kl>1000' });
+    teacherUrl: 'http://127.0.0.1:9/v1', model: 'gpt-4o', teacherTimeoutMs: 2000, failIf: 'kl>1000' });
   page = path.join(out, 'index.html');
   // byte-level students with a tokenizer: held-out text, a hard-label baseline and a teacher checkpoint
   const b = await makeStudents(path.join(dir, 'bytes'), { trainSteps: 0, config: resolveModelConfig({ vocabSize: 256, seqLen: 16, dModel: 16, nLayers: 1, nHeads: 2, ffnMult: 2 }), tokenizer: Tokenizer.bytes().toJSON() });
