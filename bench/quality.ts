@@ -142,7 +142,9 @@ export function qualityRun(root: string, data: string, c: string, kind: 'hard' |
  * training sources and `extra`); `before` runs first when it trains (e.g. building its dataset).
  */
 export async function trainCached(argv: string[], ck: string, extra: Record<string, unknown>, o: { fresh?: boolean; before?: () => Promise<unknown> } = {}): Promise<void> {
-  const key = JSON.stringify({ argv, src: sourceHash(), ...extra });
+  const data = argv[argv.indexOf('--data') + 1];
+  const manifest = data && fs.existsSync(path.join(data, 'manifest.json')) ? createHash('sha256').update(fs.readFileSync(path.join(data, 'manifest.json'))).digest('hex').slice(0, 16) : null;
+  const key = JSON.stringify({ argv, src: sourceHash(), data: manifest, ...extra });
   const keyFile = path.join(ck, 'bench-key.json');
   if (o.fresh || !fs.existsSync(path.join(ck, 'checkpoint.kdc')) || !fs.existsSync(keyFile) || fs.readFileSync(keyFile, 'utf8') !== key) {
     await o.before?.();
@@ -152,12 +154,14 @@ export async function trainCached(argv: string[], ck: string, extra: Record<stri
 }
 
 /**
- * sha256 of the training and loss sources: a reused run must have been trained by this code. The
- * default loss is keyed by its value instead (hard-label runs, at alpha 1, do not depend on it).
+ * sha256 of the sources a training run depends on (trainer and loss, model, loader and shard formats,
+ * native kernels): a reused run must have been trained by this code. The dataset is keyed by its
+ * manifest (which holds each shard's sha256), not by the code that built it. The default loss is
+ * keyed by its value instead (hard-label runs, at alpha 1, do not depend on it).
  */
 export function sourceHash(): string {
   const h = createHash('sha256');
-  for (const dir of ['src/train', 'src/model', 'src/dataset', 'native']) {
+  for (const dir of ['src/train', 'src/model', 'src/data', 'src/schema', 'native']) {
     for (const f of fs.readdirSync(dir).sort()) {
       if (/\.(ts|cc|h)$/.test(f)) h.update(fs.readFileSync(path.join(dir, f), 'utf8').replace(/^export const DEFAULT_LOSS\b.*$/m, ''));
     }
