@@ -15,13 +15,12 @@
  *
  *   npm run bench:collect-scale [-- --requests 100000 --concurrency 256 --latency 200]
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
+import { join } from 'node:path';
 import { collect } from '../src/collect/index.js';
 import { listRawShards, readRawColumns } from '../src/schema/raw.js';
+import { spawnBenchServer } from './spawn-server.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, dflt: number) => { const i = args.indexOf(`--${name}`); return i >= 0 ? Number(args[i + 1]) : dflt; };
@@ -30,13 +29,7 @@ const CONCURRENCY = arg('concurrency', 256);
 const LATENCY_MS = arg('latency', 200);
 const IDEAL = CONCURRENCY / (LATENCY_MS / 1000);
 
-const root = resolve(import.meta.dirname, '..');
-const child = spawn(process.execPath, ['--import', 'tsx', 'bench/collect-server.ts', String(LATENCY_MS)], { cwd: root, stdio: ['pipe', 'pipe', 'inherit'] });
-const port = await new Promise<number>((res, rej) => {
-  createInterface({ input: child.stdout! }).once('line', (l) => res(Number(l)));
-  child.once('exit', (c) => rej(new Error(`bench server exited with ${c}`)));
-});
-const url = `http://127.0.0.1:${port}/v1`;
+const { url, child } = await spawnBenchServer(LATENCY_MS);
 const dir = mkdtempSync(join(tmpdir(), 'kd-bench-scale-'));
 const round = (v: number, d = 1) => Number(v.toFixed(d));
 const mb = (b: number) => round(b / 2 ** 20);

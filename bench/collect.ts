@@ -13,27 +13,20 @@
  * Steady state: a warm-up collect (not measured) runs first, so the JIT and the server are warm.
  * The server runs in its own process so it does not share the collector's event loop.
  */
-import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
+import { join } from 'node:path';
 import { collect } from '../src/collect/index.js';
 import { readRawDir } from '../src/schema/raw.js';
+import { spawnBenchServer } from './spawn-server.js';
 
 const LATENCY_MS = 50;
 const CONCURRENCY = 32;
 const REQUESTS = Number(process.env.KD_BENCH_REQUESTS ?? 3000);
 const IDEAL = CONCURRENCY / (LATENCY_MS / 1000);
 
-const root = resolve(import.meta.dirname, '..');
-const child = spawn(process.execPath, ['--import', 'tsx', 'bench/collect-server.ts', String(LATENCY_MS)], { cwd: root, stdio: ['pipe', 'pipe', 'inherit'] });
-const port = await new Promise<number>((res, rej) => {
-  createInterface({ input: child.stdout! }).once('line', (l) => res(Number(l)));
-  child.once('exit', (c) => rej(new Error(`bench server exited with ${c}`)));
-});
-const url = `http://127.0.0.1:${port}/v1`;
+const { url, child } = await spawnBenchServer(LATENCY_MS);
 const dir = mkdtempSync(join(tmpdir(), 'kd-bench-'));
 
 const floorBody = (i: number) => JSON.stringify({ model: 'bench-teacher', messages: [{ role: 'user', content: `floor ${i}` }], logprobs: true, top_logprobs: 20, max_tokens: 16 });
