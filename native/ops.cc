@@ -198,6 +198,48 @@ inline void probability_row(float* p, const float* s, float mx, float inv, float
   for (long j = n; j < T; j++) p[j] = 0.f;
 }
 
+// The per-row work of one head, as functions of their own: KD_CLONES compiles each for AVX-512/AVX2, while
+// the lambdas below, being functions of their own, would get only the baseline target (scalar exp).
+
+// P [T × T] and (when st is not null) st [T × 2] = each row's (max, 1/sum) from the scores S = Q·Kᵀ
+KD_CLONES static void head_softmax(const float* S, float* P, float* st, float scale, long T) {
+  for (long i = 0; i < T; i++) {
+    const long n = i + 1;  // keys 0..i
+    const float* s = S + i * T;
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (long j = 0; j < n; j++) { const float x = s[j] * scale; mx = x > mx ? x : mx; }
+    float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
+    for (long j = 0; j < n; j++) sum += exp_approx(s[j] * scale - mx);
+    const float inv = 1.f / sum;
+    if (st) {
+      st[2 * i] = mx;
+      st[2 * i + 1] = inv;
+    }
+    probability_row(P + i * T, s, mx, inv, scale, i, T);
+  }
+}
+
+// P [T × T] again from S and the forward pass's st
+KD_CLONES static void head_probabilities(const float* S, const float* st, float* P, float scale, long T) {
+  for (long i = 0; i < T; i++) probability_row(P + i * T, S + i * T, st[2 * i], st[2 * i + 1], scale, i, T);
+}
+
+// dP [T × T] (= dO·Vᵀ) → dS = scale · P ⊙ (dP − rowsum(P ⊙ dP)), 0 above the diagonal
+KD_CLONES static void head_softmax_backward(const float* P, float* dP, float scale, long T) {
+  for (long i = 0; i < T; i++) {
+    const long n = i + 1;
+    const float* p = P + i * T;
+    float* ds = dP + i * T;
+    float dot = 0.f;
+#pragma omp simd reduction(+ : dot)
+    for (long j = 0; j < n; j++) dot += p[j] * ds[j];
+    for (long j = 0; j < n; j++) ds[j] = p[j] * (ds[j] - dot) * scale;
+    for (long j = n; j < T; j++) ds[j] = 0.f;
+  }
+}
+
 // out [B·T, d] = softmax(scale·QKᵀ + causal mask)·V per head, for the backward pass either P [B·H, T, T], the
 // probabilities (0 above the diagonal), or stats [B·H, T, 2], each row's max and 1/sum: 2 floats a row instead
 // of T, the backward pass recomputes the probabilities (as FlashAttention does). Either may be null.
@@ -208,22 +250,7 @@ KD_CLONES static void attention_forward_impl(const float* qkv, float* out, float
       float* S = w.s.data();
       gemm(w.q.data(), false, w.k.data(), true, S, T, T, hd);  // S = Q·Kᵀ
       float* Pbh = P ? P + (b * H + h) * T * T : w.p.data();
-      float st_local[2];
-      for (long i = 0; i < T; i++) {
-        const long n = i + 1;  // keys 0..i
-        const float* s = S + i * T;
-        float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-        for (long j = 0; j < n; j++) { const float x = s[j] * scale; mx = x > mx ? x : mx; }
-        float sum = 0.f;
-#pragma omp simd reduction(+ : sum)
-        for (long j = 0; j < n; j++) sum += exp_approx(s[j] * scale - mx);
-        const float inv = 1.f / sum;
-        float* st = stats ? stats + ((b * H + h) * T + i) * 2 : st_local;
-        st[0] = mx;
-        st[1] = inv;
-        probability_row(Pbh + i * T, s, mx, inv, scale, i, T);
-      }
+      head_softmax(S, Pbh, stats ? stats + (b * H + h) * T * 2 : nullptr, scale, T);
       gemm(Pbh, false, w.v.data(), false, w.o.data(), T, hd, T);  // O = P·V
       scatter_head(out, w.o.data(), b, T, hd, d, h * hd);
   });
@@ -241,23 +268,13 @@ KD_CLONES static void attention_backward_impl(const float* qkv, const float* P, 
         Pbh = P + (b * H + h) * T * T;
       } else {
         gemm(w.q.data(), false, w.k.data(), true, w.s.data(), T, T, hd);  // S = Q·Kᵀ, as the forward pass
-        const float* st = stats + (b * H + h) * T * 2;
-        for (long i = 0; i < T; i++) probability_row(w.p.data() + i * T, w.s.data() + i * T, st[2 * i], st[2 * i + 1], scale, i, T);
+        head_probabilities(w.s.data(), stats + (b * H + h) * T * 2, w.p.data(), scale, T);
         Pbh = w.p.data();
       }
       for (long t = 0; t < T; t++) std::memcpy(w.dout.data() + t * hd, dout + (b * T + t) * d + h * hd, sizeof(float) * hd);
       float* dP = w.dp.data();
       gemm(w.dout.data(), false, w.v.data(), true, dP, T, T, hd);  // dP = dO·Vᵀ
-      for (long i = 0; i < T; i++) {
-        const long n = i + 1;
-        const float* p = Pbh + i * T;
-        float* ds = dP + i * T;
-        float dot = 0.f;
-#pragma omp simd reduction(+ : dot)
-        for (long j = 0; j < n; j++) dot += p[j] * ds[j];
-        for (long j = 0; j < n; j++) ds[j] = p[j] * (ds[j] - dot) * scale;
-        for (long j = n; j < T; j++) ds[j] = 0.f;
-      }
+      head_softmax_backward(Pbh, dP, scale, T);
       gemm(dP, false, w.k.data(), false, w.dq.data(), T, hd, T);      // dQ = dS·K
       gemm(dP, true, w.q.data(), false, w.dk.data(), T, hd, T);       // dK = dSᵀ·Q
       gemm(Pbh, true, w.dout.data(), false, w.dv.data(), T, hd, T);   // dV = Pᵀ·dO
