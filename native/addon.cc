@@ -314,5 +314,6 @@ NAPI_MODULE_INIT() {
     {"adamw", nullptr, AdamW, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return nullptr;
+  if (!kd::register_build(env, exports)) return nullptr;
   return exports;
 }

@@ -1,0 +1,387 @@
+// The per-alternative loops of `kd dataset build` (src/dataset/columnar.ts): interning teacher tokens by
+// their bytes, exp of the raw log-probs, and labelling positions (merging alternatives by first student
+// id, sorting, entropy, float16 / 8-bit encoding). Every result is bit for bit what the JavaScript path
+// computes (src/dataset/label.ts is the same algorithm): exp, log and log1p are V8's fdlibm
+// (./fdlibm.h), this file is compiled without floating-point contraction, and the float16 and 8-bit
+// tables come from JavaScript.
+#include <node_api.h>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+#include "fdlibm.h"
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// byte-string table: dense indices in insertion order
+
+struct Table {
+  // a slot: the key's first 8 bytes, a tag (24 hash bits and the length) and the index + 1 (0: empty),
+  // so a lookup of a key of at most 8 bytes (nearly every teacher token) reads one slot and nothing else
+  struct Slot { uint64_t k8; uint32_t tag; uint32_t t1; };
+  struct Entry { uint32_t start, len, hash; };
+  std::vector<uint8_t> pool;
+  std::vector<Entry> entries;
+  std::vector<Slot> slots;
+  uint32_t mask = 0;
+  Table() { slots.assign(4096, Slot{0, 0, 0}); mask = 4095; }
+
+  static uint64_t first8(const uint8_t* p, uint32_t n) {
+    uint64_t w = 0;
+    if (n >= 8) std::memcpy(&w, p, 8);
+    else for (uint32_t j = 0; j < n; j++) w |= (uint64_t)p[j] << (8 * j);
+    return w;
+  }
+  static uint32_t hashOf(uint64_t k8, const uint8_t* p, uint32_t n) {
+    uint64_t h = (k8 ^ ((uint64_t)n << 56)) * 0x9E3779B97F4A7C15ull;
+    for (uint32_t i = 8; i < n; i++) h = (h ^ p[i]) * 0xFF51AFD7ED558CCDull;
+    h ^= h >> 29;
+    h *= 0xC4CEB9FE1A85EC53ull;
+    h ^= h >> 32;
+    return (uint32_t)h;
+  }
+
+  int32_t intern(const uint8_t* p, uint32_t n) {
+    const uint64_t k8 = first8(p, n);
+    const uint32_t h = hashOf(k8, p, n), tag = (h & ~0xffu) | (n < 255 ? n : 255);
+    for (uint32_t s = h & mask;; s = (s + 1) & mask) {
+      const Slot& q = slots[s];
+      if (q.t1 == 0) {
+        const uint32_t t = (uint32_t)entries.size();
+        entries.push_back(Entry{(uint32_t)pool.size(), n, h});
+        pool.insert(pool.end(), p, p + n);
+        slots[s] = Slot{k8, tag, t + 1};
+        if (2 * (t + 1) > mask + 1) rehash();
+        return (int32_t)t;
+      }
+      if (q.tag == tag && q.k8 == k8) {
+        const uint32_t t = q.t1 - 1;
+        if (n <= 8) return (int32_t)t;
+        const Entry& e = entries[t];
+        if (e.len == n && std::memcmp(pool.data() + e.start + 8, p + 8, n - 8) == 0) return (int32_t)t;
+      }
+    }
+  }
+
+  void rehash() {
+    const uint32_t cap = 2 * (mask + 1), m2 = cap - 1;
+    std::vector<Slot> s2(cap, Slot{0, 0, 0});
+    for (const Slot& q : slots) {
+      if (q.t1 == 0) continue;
+      uint32_t s = entries[q.t1 - 1].hash & m2;
+      while (s2[s].t1 != 0) s = (s + 1) & m2;
+      s2[s] = q;
+    }
+    slots.swap(s2);
+    mask = m2;
+  }
+  size_t size() const { return entries.size(); }
+};
+
+// ---------------------------------------------------------------------------------------------
+// N-API helpers
+
+struct Call {
+  napi_env env;
+  napi_value v[20];
+  size_t n = 20;
+  bool ok = true;
+  std::string err;
+  Call(napi_env e, napi_callback_info info, size_t want) : env(e) {
+    if (napi_get_cb_info(env, info, &n, v, nullptr, nullptr) != napi_ok || n != want) fail("expected " + std::to_string(want) + " arguments");
+  }
+  void fail(const std::string& m) {
+    if (ok) err = m;
+    ok = false;
+  }
+  template <typename T>
+  T* arr(size_t i, napi_typedarray_type want, size_t* length, const char* name, bool nullable = false) {
+    if (!ok) return nullptr;
+    napi_valuetype vt;
+    if (nullable && napi_typeof(env, v[i], &vt) == napi_ok && vt == napi_null) { *length = 0; return nullptr; }
+    bool is = false;
+    void* data = nullptr;
+    napi_typedarray_type type;
+    if (napi_is_typedarray(env, v[i], &is) != napi_ok || !is || napi_get_typedarray_info(env, v[i], &type, length, &data, nullptr, nullptr) != napi_ok || type != want) {
+      fail(std::string(name) + " has the wrong type");
+      return nullptr;
+    }
+    return static_cast<T*>(data);
+  }
+  double num(size_t i) {
+    double x = 0;
+    if (ok && napi_get_value_double(env, v[i], &x) != napi_ok) fail("expected a number");
+    return x;
+  }
+  long count(size_t i) {
+    const double x = num(i);
+    if (ok && !(x >= 0 && x < 9.0e15 && x == (double)(long)x)) fail("expected a count");
+    return (long)x;
+  }
+  Table* table(size_t i) {
+    void* p = nullptr;
+    if (ok && napi_get_value_external(env, v[i], &p) != napi_ok) fail("expected a table");
+    return static_cast<Table*>(p);
+  }
+  napi_value done(napi_value r = nullptr) {
+    if (!ok) {
+      napi_throw_range_error(env, nullptr, ("kd native build: " + err).c_str());
+      return nullptr;
+    }
+    return r;
+  }
+  napi_value number(double x) {
+    napi_value r;
+    napi_create_double(env, x, &r);
+    return r;
+  }
+};
+
+// tableNew(): a new byte-string table (freed with its JavaScript handle)
+napi_value TableNew(napi_env env, napi_callback_info) {
+  napi_value r;
+  Table* t = new Table();
+  napi_create_external(env, t, [](napi_env, void* p, void*) { delete static_cast<Table*>(p); }, nullptr, &r);
+  return r;
+}
+
+// tableIntern(table, values: Uint8Array, offsets: Int32Array, from, to, out: Int32Array, at) → the table's size.
+// out[at + i − from] = the index of values[offsets[i]..offsets[i+1]) for i in [from, to); −1 for an empty value.
+napi_value TableIntern(napi_env env, napi_callback_info info) {
+  Call c(env, info, 7);
+  Table* t = c.table(0);
+  size_t nv = 0, no = 0, nout = 0;
+  const uint8_t* values = c.arr<uint8_t>(1, napi_uint8_array, &nv, "values");
+  const int32_t* off = c.arr<int32_t>(2, napi_int32_array, &no, "offsets");
+  const long from = c.count(3), to = c.count(4);
+  int32_t* out = c.arr<int32_t>(5, napi_int32_array, &nout, "out");
+  const long at = c.count(6);
+  if (c.ok && !(from <= to && (size_t)to < no + (to == from ? 1 : 0) && at + (to - from) <= (long)nout)) c.fail("range outside its arrays");
+  if (!c.ok) return c.done();
+  for (long i = from; i < to; i++) {
+    const int32_t s = off[i], e = off[i + 1];
+    if (s < 0 || e < s || (size_t)e > nv) return c.fail("offsets outside the values"), c.done();
+    out[at + i - from] = e > s ? t->intern(values + s, (uint32_t)(e - s)) : -1;
+  }
+  return c.number((double)t->size());
+}
+
+// tableDump(table, from) → [pool: Uint8Array, off: Int32Array]: the keys of indices from..size−1
+napi_value TableDump(napi_env env, napi_callback_info info) {
+  Call c(env, info, 2);
+  Table* t = c.table(0);
+  const long from = c.count(1);
+  if (c.ok && (size_t)from > t->size()) c.fail("from beyond the table");
+  if (!c.ok) return c.done();
+  const size_t n = t->size() - from;
+  const size_t p0 = n ? t->entries[from].start : t->pool.size(), bytes = t->pool.size() - p0;
+  void *pd, *od;
+  napi_value pb, ob, pa, oa, r;
+  napi_create_arraybuffer(env, bytes, &pd, &pb);
+  napi_create_arraybuffer(env, 4 * (n + 1), &od, &ob);
+  if (bytes) std::memcpy(pd, t->pool.data() + p0, bytes);
+  int32_t* o = static_cast<int32_t*>(od);
+  for (size_t i = 0; i < n; i++) o[i] = (int32_t)(t->entries[from + i].start - p0);
+  o[n] = (int32_t)bytes;
+  napi_create_typedarray(env, napi_uint8_array, bytes, pb, 0, &pa);
+  napi_create_typedarray(env, napi_int32_array, n + 1, ob, 0, &oa);
+  napi_create_array_with_length(env, 2, &r);
+  napi_set_element(env, r, 0, pa);
+  napi_set_element(env, r, 1, oa);
+  return r;
+}
+
+// expF32(x: Float32Array, from, to, out: Float64Array): out[i − from] = Math.exp(x[i])
+napi_value ExpF32(napi_env env, napi_callback_info info) {
+  Call c(env, info, 4);
+  size_t nx = 0, no = 0;
+  const float* x = c.arr<float>(0, napi_float32_array, &nx, "x");
+  const long from = c.count(1), to = c.count(2);
+  double* out = c.arr<double>(3, napi_float64_array, &no, "out");
+  if (c.ok && !(from <= to && (size_t)to <= nx && (size_t)(to - from) <= no)) c.fail("range outside its arrays");
+  if (!c.ok) return c.done();
+  for (long i = from; i < to; i++) out[i - from] = kd::fdlibm::exp((double)x[i]);
+  return c.done();
+}
+
+// math(op, x: Float64Array, out: Float64Array): 0 exp, 1 log, 2 log1p (tests compare them with Math.*)
+napi_value MathF64(napi_env env, napi_callback_info info) {
+  Call c(env, info, 3);
+  const long op = c.count(0);
+  size_t nx = 0, no = 0;
+  const double* x = c.arr<double>(1, napi_float64_array, &nx, "x");
+  double* out = c.arr<double>(2, napi_float64_array, &no, "out");
+  if (c.ok && no < nx) c.fail("out is too short");
+  if (!c.ok) return c.done();
+  for (size_t i = 0; i < nx; i++) out[i] = op == 0 ? kd::fdlibm::exp(x[i]) : op == 1 ? kd::fdlibm::log(x[i]) : kd::fdlibm::log1p(x[i]);
+  return c.done();
+}
+
+// ---------------------------------------------------------------------------------------------
+// labelling positions (src/dataset/label.ts, bit for bit)
+
+inline double jsMax(double a, double b) {
+  if (a > b) return a;
+  if (b > a) return b;
+  if (a == 0 && b == 0) return std::signbit(a) && std::signbit(b) ? -0.0 : 0.0;
+  return a;
+}
+inline double jsMin(double a, double b) {
+  if (a < b) return a;
+  if (b < a) return b;
+  if (a == 0 && b == 0) return std::signbit(a) || std::signbit(b) ? -0.0 : 0.0;
+  return a;
+}
+inline double logAddExp(double a, double b) {
+  const double m = jsMax(a, b);
+  return m + kd::fdlibm::log1p(kd::fdlibm::exp(jsMin(a, b) - m));
+}
+
+inline uint16_t toFloat16Bits(double x) {
+  const float f = (float)x;
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  const uint32_t sign = (bits >> 16) & 0x8000, exp = (bits >> 23) & 0xff;
+  uint32_t mant = bits & 0x7fffff;
+  if (exp == 0xff) return (uint16_t)(sign | 0x7c00 | (mant ? 0x200 : 0));
+  const int e = (int)exp - 127 + 15;
+  if (e >= 0x1f) return (uint16_t)(sign | 0x7c00);
+  if (e <= 0) {
+    if (e < -10) return (uint16_t)sign;
+    mant |= 0x800000;
+    const int shift = 14 - e;
+    const uint32_t half = 1u << (shift - 1), rest = mant & ((1u << shift) - 1);
+    uint32_t m = mant >> shift;
+    if (rest > half || (rest == half && (m & 1))) m++;
+    return (uint16_t)(sign | m);
+  }
+  uint32_t h = ((uint32_t)e << 10) | (mant >> 13);
+  const uint32_t rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest == 0x1000 && (h & 1))) h++;
+  return (uint16_t)(sign | h);
+}
+
+// label(m0: Int32Array, first: Int32Array, lp: Float64Array, p: Float64Array, vocab, version, f16: Float32Array,
+//       delta: Float64Array, counts: Int32Array, topIds: Uint16Array, entropies: Float64Array, lp16: Uint16Array|null,
+//       best16: Uint16Array|null, lp8: Uint8Array|null) → [entries, maxK]
+napi_value Label(napi_env env, napi_callback_info info) {
+  Call c(env, info, 14);
+  size_t nPos = 0, nf = 0, nl = 0, np = 0, n16 = 0, nd = 0, nc = 0, nt = 0, ne = 0, nlp16 = 0, nb = 0, n8 = 0;
+  const int32_t* m0 = c.arr<int32_t>(0, napi_int32_array, &nPos, "m0");
+  const int32_t* first = c.arr<int32_t>(1, napi_int32_array, &nf, "first");
+  const double* lp = c.arr<double>(2, napi_float64_array, &nl, "lp");
+  const double* p = c.arr<double>(3, napi_float64_array, &np, "p");
+  const long vocab = c.count(4), version = c.count(5);
+  const float* f16 = c.arr<float>(6, napi_float32_array, &n16, "f16");
+  const double* delta = c.arr<double>(7, napi_float64_array, &nd, "delta");
+  int32_t* counts = c.arr<int32_t>(8, napi_int32_array, &nc, "counts");
+  uint16_t* topIds = c.arr<uint16_t>(9, napi_uint16_array, &nt, "topIds");
+  double* ent = c.arr<double>(10, napi_float64_array, &ne, "entropies");
+  uint16_t* lp16 = c.arr<uint16_t>(11, napi_uint16_array, &nlp16, "lp16", true);
+  uint16_t* best16 = c.arr<uint16_t>(12, napi_uint16_array, &nb, "best16", true);
+  uint8_t* lp8 = c.arr<uint8_t>(13, napi_uint8_array, &n8, "lp8", true);
+  if (!c.ok) return c.done();
+  size_t nAlt = 0;
+  for (size_t j = 0; j < nPos; j++) {
+    if (m0[j] <= 0) return c.fail("a position without alternatives"), c.done();
+    nAlt += (size_t)m0[j];
+  }
+  if (nf < nAlt || nl < nAlt || np < nAlt || n16 != 65536 || nd != 256 || nc < nPos || nt < nAlt || ne < nPos) c.fail("an array is too short");
+  else if (version == 1 ? nlp16 < nAlt : (nb < nPos || n8 < nAlt)) c.fail("an output array is too short");
+  if (!c.ok) return c.done();
+  for (size_t a = 0; a < nAlt; a++) if (first[a] < 0 || first[a] >= vocab) return c.fail("a student id outside the vocabulary"), c.done();
+  std::vector<int32_t> stamp(vocab, -1), slot(vocab, 0);
+  std::vector<int32_t> ids;
+  std::vector<double> lps, ps;
+  std::vector<uint8_t> merged;
+  size_t v = 0, e = 0, codes = 0;
+  int32_t maxK = 0;
+  for (size_t j = 0; j < nPos; j++) {
+    const int32_t n0 = m0[j];
+    if ((size_t)n0 > ids.size()) { ids.resize(n0); lps.resize(n0); ps.resize(n0); merged.resize(n0); }
+    int32_t m = 0;
+    bool any = false;
+    for (int32_t a = 0; a < n0; a++, v++) {
+      const int32_t id = first[v];
+      if (stamp[id] != (int32_t)j) { stamp[id] = (int32_t)j; slot[id] = m; ids[m] = id; lps[m] = lp[v]; ps[m] = p[v]; merged[m] = 0; m++; }
+      else { const int32_t k = slot[id]; lps[k] = logAddExp(lps[k], lp[v]); merged[k] = 1; any = true; }
+    }
+    if (any) for (int32_t k = 0; k < m; k++) if (merged[k]) ps[k] = kd::fdlibm::exp(lps[k]);
+    for (int32_t a = 1; a < m; a++) {
+      const int32_t id = ids[a];
+      const double l = lps[a], q = ps[a];
+      int32_t b = a - 1;
+      while (b >= 0 && (lps[b] < l || (lps[b] == l && ids[b] > id))) { ids[b + 1] = ids[b]; lps[b + 1] = lps[b]; ps[b + 1] = ps[b]; b--; }
+      ids[b + 1] = id; lps[b + 1] = l; ps[b + 1] = q;
+    }
+    counts[j] = m;
+    if (m > maxK) maxK = m;
+    for (int32_t k = 0; k < m; k++) topIds[e + k] = (uint16_t)ids[k];
+    // entropy (src/dataset/convert.ts)
+    double mx = -INFINITY;
+    for (int32_t k = 0; k < m; k++) mx = jsMax(mx, lps[k]);
+    double z = 0;
+    for (int32_t k = 0; k < m; k++) z += kd::fdlibm::exp(lps[k] - mx);
+    const double logZ = kd::fdlibm::log(z);
+    double h = 0;
+    for (int32_t k = 0; k < m; k++) {
+      const double lq = lps[k] - mx - logZ;
+      h -= kd::fdlibm::exp(lq) * lq;
+    }
+    ent[j] = h;
+    if (version == 1) {
+      for (int32_t k = 0; k < m; k++) lp16[e + k] = toFloat16Bits(lps[k]);
+    } else {
+      // encodeLp8 (src/schema/lp8.ts)
+      const uint16_t bits = toFloat16Bits(lps[0]);
+      const double best = f16[bits];
+      double err = kd::fdlibm::exp(best) - ps[0];
+      for (int32_t k = 1; k < m; k++) {
+        const double l = lps[k], q0 = ps[k];
+        double d = best - l;
+        if (!(d > 0)) d = 0;
+        int code;
+        double q;
+        if (d >= 20) {
+          code = 255;
+          q = kd::fdlibm::exp(best - delta[255]);
+        } else {
+          int lo = (int)std::floor(255 * std::sqrt(d / 20));
+          if (lo > 254) lo = 254;
+          if (delta[lo] > d) lo--;
+          else if (delta[lo + 1] <= d) lo++;
+          const double qLo = kd::fdlibm::exp(best - delta[lo]), qHi = kd::fdlibm::exp(best - delta[lo + 1]);
+          if (std::fabs(err + qLo - q0) <= std::fabs(err + qHi - q0)) { code = lo; q = qLo; } else { code = lo + 1; q = qHi; }
+        }
+        lp8[codes++] = (uint8_t)code;
+        err += q - q0;
+      }
+      best16[j] = bits;
+    }
+    e += m;
+  }
+  napi_value r;
+  napi_create_array_with_length(env, 2, &r);
+  napi_set_element(env, r, 0, c.number((double)e));
+  napi_set_element(env, r, 1, c.number(maxK));
+  return r;
+}
+
+}  // namespace
+
+namespace kd {
+// called from addon.cc's module init
+bool register_build(napi_env env, napi_value exports) {
+  const napi_property_descriptor props[] = {
+    {"tableNew", nullptr, TableNew, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"tableIntern", nullptr, TableIntern, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"tableDump", nullptr, TableDump, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"expF32", nullptr, ExpF32, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"mathF64", nullptr, MathF64, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"label", nullptr, Label, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  return napi_define_properties(env, exports, sizeof props / sizeof props[0], props) == napi_ok;
+}
+}  // namespace kd
