@@ -201,9 +201,10 @@ export class NativeTable implements Interner {
     this.size = this.k.tableIntern(this.t, buf, this.span, 0, 1, this.one, 0);
     return this.one[0];
   }
-  /** idx[i] = the index of column value i (−1: empty), for every value of a Binary/Utf8 column */
-  internAll(c: BytesCol): Int32Array {
-    const n = c.d.length, idx = new Int32Array(n);
+  /** idx[i] = the index of column value i (−1: empty), for every value of a Binary/Utf8 column (into `idx` when it is long enough) */
+  internAll(c: BytesCol, idx: Int32Array): Int32Array {
+    const n = c.d.length;
+    if (idx.length < n) idx = new Int32Array(n + (n >> 2));
     if (n > 0) this.size = this.k.tableIntern(this.t, c.values, c.off, c.base, c.base + n, idx, 0);
     return idx;
   }
@@ -334,6 +335,8 @@ class Alts {
  * A record batch's per-value work done natively in bulk (native/build.cc): every top-k and sampled
  * token's bytes interned in the pass's table, and exp of every log-prob.
  */
+const newBulk = (): Bulk => ({ top: new Int32Array(0), tok: new Int32Array(0), exp: new Float64Array(0) });
+
 interface Bulk {
   /** the table index of top_bytes value k (physical index k − base of the Binary column; −1: empty) */
   top: Int32Array;
@@ -412,12 +415,14 @@ class RawCols {
     this.lpBase = lpChild.offset;
   }
 
-  /** interns every token of the batch into `table` and takes exp of every log-prob, natively */
-  bulk(table: NativeTable): Bulk {
-    const top = table.internAll(this.topBin), tok = table.internAll(this.tokBin);
-    const n = this.topLpData.children[0].length, exp = new Float64Array(n);
-    if (n > 0) table.k.expF32(this.topLpVals, this.lpBase, this.lpBase + n, exp);
-    return { top, tok, exp };
+  /** interns every token of the batch into `table` and takes exp of every log-prob, natively (into `into`, reused) */
+  bulk(table: NativeTable, into: Bulk): Bulk {
+    into.top = table.internAll(this.topBin, into.top);
+    into.tok = table.internAll(this.tokBin, into.tok);
+    const n = this.topLpData.children[0].length;
+    if (into.exp.length < n) into.exp = new Float64Array(n + (n >> 2));
+    if (n > 0) table.k.expF32(this.topLpVals, this.lpBase, this.lpBase + n, into.exp);
+    return into;
   }
 
   /**
@@ -600,8 +605,9 @@ export function pass1(bytes: Uint8Array, file: string, k: BuildKernels | null = 
   const span = new Span();
   const alts = new Alts();
   let positions = 0;
+  const scratch = newBulk();
   for (const c of batches) {
-    const bulk = native ? c.bulk(native) : null;
+    const bulk = native ? c.bulk(native, scratch) : null;
     for (let r = 0; r < c.rows; r++) {
       const model = c.model.str(r);
       if (model) models.add(model);
@@ -694,6 +700,13 @@ export interface Pass2Result {
   splits: Record<Split, Pass2Split>;
 }
 
+/** A split's label input: read by {@link label} before pass 2 returns, so each thread reuses it from shard to shard. */
+interface LabelScratch { m0: Grow<Int32Array>; first: Grow<Int32Array>; lps: Grow<Float64Array>; ps: Grow<Float64Array> }
+const labelScratch: Record<Split, LabelScratch> = {
+  train: { m0: i32(), first: i32(), lps: f64(), ps: f64() },
+  val: { m0: i32(), first: i32(), lps: f64(), ps: f64() },
+};
+
 /** One split's output of a shard, sized for its records' positions and alternatives (upper bounds: no regrowth). */
 class SplitOut {
   inputIds: string[] = [];
@@ -713,11 +726,13 @@ class SplitOut {
     sequences: 0, teacherPositions: 0, labelled: 0, noPredecessor: 0, noAlternatives: 0, missingTokens: 0, emptySequences: 0,
     maxK: 0, bytes: newByteStats(), targeted: 0,
   };
-  constructor(records: number, positions: number, alternatives: number) {
+  constructor(records: number, positions: number, alternatives: number, scratch: LabelScratch) {
     this.targetFrom = i32(records + 1); this.idOff = i32(records + 1); this.labOff = i32(records + 1);
     this.ids = u16(2 * positions + 64); this.mask = u8(2 * positions + 64);
-    this.m0 = i32(positions + 1);
-    this.first = i32(alternatives + 1); this.lps = f64(alternatives + 1); this.ps = f64(alternatives + 1);
+    this.m0 = scratch.m0; this.first = scratch.first; this.lps = scratch.lps; this.ps = scratch.ps;
+    this.m0.n = this.first.n = this.lps.n = this.ps.n = 0;
+    this.m0.reserve(positions + 1);
+    this.first.reserve(alternatives + 1); this.lps.reserve(alternatives + 1); this.ps.reserve(alternatives + 1);
     this.p = f64(alternatives + 1); this.one = u8(alternatives + 1);
     this.idOff.push(0);
     this.labOff.push(0);
@@ -731,15 +746,16 @@ export function pass2(bytes: Uint8Array, file: string, tokenizer: Tokenizer, o: 
   const splits = batches.map((c) => Array.from({ length: c.rows }, (_, r) => splitOf(c.inputId.str(r)!, o.seed, o.valFraction)));
   const size = { train: [0, 0, 0], val: [0, 0, 0] };
   batches.forEach((c, b) => { for (let r = 0; r < c.rows; r++) { const x = size[splits[b][r]]; x[0]++; x[1] += c.positionsOf(r); x[2] += c.alternativesOf(r); } });
-  const outs: Record<Split, SplitOut> = { train: new SplitOut(size.train[0], size.train[1], size.train[2]), val: new SplitOut(size.val[0], size.val[1], size.val[2]) };
+  const outs: Record<Split, SplitOut> = { train: new SplitOut(size.train[0], size.train[1], size.train[2], labelScratch.train), val: new SplitOut(size.val[0], size.val[1], size.val[2], labelScratch.val) };
   const span = new Span();
   let records = 0;
   // per-record scratch
   let starts = new Int32Array(1024);
   const alts = new Alts();
+  const scratch = newBulk();
   for (let b = 0; b < batches.length; b++) {
     const c = batches[b];
-    const bulk = cache.native ? c.bulk(cache.native) : null;
+    const bulk = cache.native ? c.bulk(cache.native, scratch) : null;
     cache.sync();
     for (let r = 0; r < c.rows; r++) {
       records++;
