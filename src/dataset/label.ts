@@ -102,7 +102,7 @@ export interface BuildKernels {
   tableDump(t: object, from: number): [Uint8Array, Int32Array];
   /** out[i − from] = Math.exp(x[i]) */
   expF32(x: Float32Array, from: number, to: number, out: Float64Array): void;
-  /** op 0 exp, 1 log, 2 log1p of every x (tests) */
+  /** op 0 exp (vectorised where the CPU can), 1 log, 2 log1p, 3 exp (scalar) of every x (tests) */
   mathF64(op: number, x: Float64Array, out: Float64Array): void;
   label(m0: Int32Array, first: Int32Array, lp: Float64Array, p: Float64Array, vocab: number, version: number, f16: Float32Array,
     delta: Float64Array, counts: Int32Array, topIds: Uint16Array, entropies: Float64Array, lp16: Uint16Array | null,

@@ -23,8 +23,12 @@ describe.runIf(k !== null)('native dataset-build kernels (addon built)', () => {
     const n = 200_000;
     const x = new Float64Array(n), out = new Float64Array(n);
     const special = [0, -0, 1, -1, 0.5, -0.5, Infinity, -Infinity, Number.NaN, 5e-324, -5e-324, 1e-300, 709.78, 709.79, -745.1, -745.2, Math.LN2 / 2, 1e-20, -1e-20, -0.999999];
+    // exp: 0 the AVX2 path (4 at a time; near its range's and argument reduction's edges too), 3 the scalar one
+    const edges = [0.5 * Math.LN2, 1.5 * Math.LN2, 1, 704, 2 ** -28, 20];
+    const nearEdge = () => edges[rng.int(edges.length)] * (1 + (rng.next() - 0.5) * (rng.next() < 0.5 ? 1e-12 : 1e-5)) * (rng.next() < 0.5 ? -1 : 1);
     const cases: [number, (v: number) => number, () => number][] = [
-      [0, Math.exp, () => Math.fround(-rng.next() * 40)], [0, Math.exp, () => (rng.next() - 0.5) * 1500],
+      [0, Math.exp, () => Math.fround(-rng.next() * 40)], [0, Math.exp, () => (rng.next() - 0.5) * 1500], [0, Math.exp, nearEdge],
+      [3, Math.exp, () => Math.fround(-rng.next() * 40)], [3, Math.exp, nearEdge],
       [1, Math.log, () => rng.next() * 50], [1, Math.log, () => Math.exp((rng.next() - 0.5) * 1400)],
       [2, Math.log1p, () => Math.exp(-rng.next() * 60)], [2, Math.log1p, () => rng.next() * 4 - 0.999],
     ];
