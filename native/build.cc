@@ -333,35 +333,38 @@ inline uint16_t toFloat16Bits(double x) {
   return (uint16_t)(sign | h);
 }
 
-// label(m0: Int32Array, first: Int32Array, lp: Float64Array, p: Float64Array, vocab, version, f16: Float32Array,
+// label(m0: Int32Array, pOff: Int32Array, first: Uint16Array, lp: Float32Array, p: Float64Array, vocab, version, f16: Float32Array,
 //       delta: Float64Array, counts: Int32Array, topIds: Uint16Array, entropies: Float64Array, lp16: Uint16Array|null,
 //       best16: Uint16Array|null, lp8: Uint8Array|null) → [entries, maxK]
 napi_value Label(napi_env env, napi_callback_info info) {
-  Call c(env, info, 14);
-  size_t nPos = 0, nf = 0, nl = 0, np = 0, n16 = 0, nd = 0, nc = 0, nt = 0, ne = 0, nlp16 = 0, nb = 0, n8 = 0;
+  Call c(env, info, 15);
+  size_t nPos = 0, npo = 0, nf = 0, nl = 0, np = 0, n16 = 0, nd = 0, nc = 0, nt = 0, ne = 0, nlp16 = 0, nb = 0, n8 = 0;
   const int32_t* m0 = c.arr<int32_t>(0, napi_int32_array, &nPos, "m0");
-  const int32_t* first = c.arr<int32_t>(1, napi_int32_array, &nf, "first");
-  const double* lp = c.arr<double>(2, napi_float64_array, &nl, "lp");
-  const double* p = c.arr<double>(3, napi_float64_array, &np, "p");
-  const long vocab = c.count(4), version = c.count(5);
-  const float* f16 = c.arr<float>(6, napi_float32_array, &n16, "f16");
-  const double* delta = c.arr<double>(7, napi_float64_array, &nd, "delta");
-  int32_t* counts = c.arr<int32_t>(8, napi_int32_array, &nc, "counts");
-  uint16_t* topIds = c.arr<uint16_t>(9, napi_uint16_array, &nt, "topIds");
-  double* ent = c.arr<double>(10, napi_float64_array, &ne, "entropies");
-  uint16_t* lp16 = c.arr<uint16_t>(11, napi_uint16_array, &nlp16, "lp16", true);
-  uint16_t* best16 = c.arr<uint16_t>(12, napi_uint16_array, &nb, "best16", true);
-  uint8_t* lp8 = c.arr<uint8_t>(13, napi_uint8_array, &n8, "lp8", true);
+  const int32_t* pOff = c.arr<int32_t>(1, napi_int32_array, &npo, "pOff");
+  const uint16_t* first = c.arr<uint16_t>(2, napi_uint16_array, &nf, "first");
+  const float* lp = c.arr<float>(3, napi_float32_array, &nl, "lp");
+  const double* p = c.arr<double>(4, napi_float64_array, &np, "p");
+  const long vocab = c.count(5), version = c.count(6);
+  const float* f16 = c.arr<float>(7, napi_float32_array, &n16, "f16");
+  const double* delta = c.arr<double>(8, napi_float64_array, &nd, "delta");
+  int32_t* counts = c.arr<int32_t>(9, napi_int32_array, &nc, "counts");
+  uint16_t* topIds = c.arr<uint16_t>(10, napi_uint16_array, &nt, "topIds");
+  double* ent = c.arr<double>(11, napi_float64_array, &ne, "entropies");
+  uint16_t* lp16 = c.arr<uint16_t>(12, napi_uint16_array, &nlp16, "lp16", true);
+  uint16_t* best16 = c.arr<uint16_t>(13, napi_uint16_array, &nb, "best16", true);
+  uint8_t* lp8 = c.arr<uint8_t>(14, napi_uint8_array, &n8, "lp8", true);
   if (!c.ok) return c.done();
   size_t nAlt = 0;
   for (size_t j = 0; j < nPos; j++) {
     if (m0[j] <= 0) return c.fail("a position without alternatives"), c.done();
     nAlt += (size_t)m0[j];
   }
-  if (nf < nAlt || nl < nAlt || np < nAlt || n16 != 65536 || nd != 256 || nc < nPos || nt < nAlt || ne < nPos) c.fail("an array is too short");
+  for (size_t j = 0; c.ok && j < nPos; j++) if (j >= npo || pOff[j] < 0 || (size_t)pOff[j] + (size_t)m0[j] > np) c.fail("pOff outside p");
+  if (!c.ok) return c.done();
+  if (nf < nAlt || nl < nAlt || n16 != 65536 || nd != 256 || nc < nPos || nt < nAlt || ne < nPos) c.fail("an array is too short");
   else if (version == 1 ? nlp16 < nAlt : (nb < nPos || n8 < nAlt)) c.fail("an output array is too short");
   if (!c.ok) return c.done();
-  for (size_t a = 0; a < nAlt; a++) if (first[a] < 0 || first[a] >= vocab) return c.fail("a student id outside the vocabulary"), c.done();
+  for (size_t a = 0; a < nAlt; a++) if (first[a] >= vocab) return c.fail("a student id outside the vocabulary"), c.done();
   std::vector<int32_t> stamp(vocab, -1), slot(vocab, 0);
   std::vector<int32_t> ids;
   std::vector<double> lps, ps;
@@ -375,10 +378,11 @@ napi_value Label(napi_env env, napi_callback_info info) {
     if ((size_t)n0 > ids.size()) { ids.resize(n0); lps.resize(n0); ps.resize(n0); merged.resize(n0); }
     int32_t m = 0;
     bool any = false;
+    const double* pj = p + pOff[j];
     for (int32_t a = 0; a < n0; a++, v++) {
       const int32_t id = first[v];
-      if (stamp[id] != (int32_t)j) { stamp[id] = (int32_t)j; slot[id] = m; ids[m] = id; lps[m] = lp[v]; ps[m] = p[v]; merged[m] = 0; m++; }
-      else { const int32_t k = slot[id]; lps[k] = logAddExp(lps[k], lp[v]); merged[k] = 1; any = true; }
+      if (stamp[id] != (int32_t)j) { stamp[id] = (int32_t)j; slot[id] = m; ids[m] = id; lps[m] = lp[v]; ps[m] = pj[a]; merged[m] = 0; m++; }
+      else { const int32_t k = slot[id]; lps[k] = logAddExp(lps[k], (double)lp[v]); merged[k] = 1; any = true; }
     }
     if (any) for (int32_t k = 0; k < m; k++) if (merged[k]) ps[k] = kd::fdlibm::exp(lps[k]);
     for (int32_t a = 1; a < m; a++) {

@@ -30,7 +30,7 @@ import { type BuildKernels, label, nativeBuild } from './label.js';
 // ---------------------------------------------------------------------------------------------
 // growable typed arrays and a byte-string hash table
 
-type TA = Int32Array | Uint16Array | Uint8Array | Float64Array;
+type TA = Int32Array | Uint16Array | Uint8Array | Float32Array | Float64Array;
 
 class Grow<T extends TA> {
   n = 0;
@@ -53,6 +53,7 @@ const i32 = (n = 64) => new Grow(new Int32Array(n), (m) => new Int32Array(m));
 const u16 = (n = 64) => new Grow(new Uint16Array(n), (m) => new Uint16Array(m));
 const u8 = (n = 64) => new Grow(new Uint8Array(n), (m) => new Uint8Array(m));
 const f64 = (n = 64) => new Grow(new Float64Array(n), (m) => new Float64Array(m));
+const f32 = (n = 64) => new Grow(new Float32Array(n), (m) => new Float32Array(m));
 
 /** masks of the low 0–4 bytes of an int32 */
 const LOW_BYTES = new Int32Array([0, 0xff, 0xffff, 0xffffff, -1]);
@@ -701,10 +702,10 @@ export interface Pass2Result {
 }
 
 /** A split's label input: read by {@link label} before pass 2 returns, so each thread reuses it from shard to shard. */
-interface LabelScratch { m0: Grow<Int32Array>; first: Grow<Int32Array>; lps: Grow<Float64Array>; ps: Grow<Float64Array> }
+interface LabelScratch { m0: Grow<Int32Array>; pOff: Grow<Int32Array>; first: Grow<Uint16Array>; lps: Grow<Float32Array> }
 const labelScratch: Record<Split, LabelScratch> = {
-  train: { m0: i32(), first: i32(), lps: f64(), ps: f64() },
-  val: { m0: i32(), first: i32(), lps: f64(), ps: f64() },
+  train: { m0: i32(), pOff: i32(), first: u16(), lps: f32() },
+  val: { m0: i32(), pOff: i32(), first: u16(), lps: f32() },
 };
 
 /** One split's output of a shard, sized for its records' positions and alternatives (upper bounds: no regrowth). */
@@ -715,11 +716,14 @@ class SplitOut {
   ids: Grow<Uint16Array>;
   mask: Grow<Uint8Array>;
   labOff: Grow<Int32Array>;
-  /** per labelled position its usable alternatives (then {@link label}): how many, first student id, log-prob, exp */
+  /**
+   * per labelled position its usable alternatives (then {@link label}): how many, where their exps
+   * start in `p`, and per alternative its first student id and log-prob (the raw float32)
+   */
   m0: Grow<Int32Array>;
-  first: Grow<Int32Array>;
-  lps: Grow<Float64Array>;
-  ps: Grow<Float64Array>;
+  pOff: Grow<Int32Array>;
+  first: Grow<Uint16Array>;
+  lps: Grow<Float32Array>;
   p: Grow<Float64Array>;
   one: Grow<Uint8Array>;
   c: Pass2Counts = {
@@ -729,10 +733,10 @@ class SplitOut {
   constructor(records: number, positions: number, alternatives: number, scratch: LabelScratch) {
     this.targetFrom = i32(records + 1); this.idOff = i32(records + 1); this.labOff = i32(records + 1);
     this.ids = u16(2 * positions + 64); this.mask = u8(2 * positions + 64);
-    this.m0 = scratch.m0; this.first = scratch.first; this.lps = scratch.lps; this.ps = scratch.ps;
-    this.m0.n = this.first.n = this.lps.n = this.ps.n = 0;
-    this.m0.reserve(positions + 1);
-    this.first.reserve(alternatives + 1); this.lps.reserve(alternatives + 1); this.ps.reserve(alternatives + 1);
+    this.m0 = scratch.m0; this.pOff = scratch.pOff; this.first = scratch.first; this.lps = scratch.lps;
+    this.m0.n = this.pOff.n = this.first.n = this.lps.n = 0;
+    this.m0.reserve(positions + 1); this.pOff.reserve(positions + 1);
+    this.first.reserve(alternatives + 1); this.lps.reserve(alternatives + 1);
     this.p = f64(alternatives + 1); this.one = u8(alternatives + 1);
     this.idOff.push(0);
     this.labOff.push(0);
@@ -799,7 +803,8 @@ export function pass2(bytes: Uint8Array, file: string, tokenizer: Tokenizer, o: 
         out.p.reserve(m0);
         out.one.reserve(m0);
         const ts = alts.ts, lps = alts.lps, ps = alts.ps, first = cache.first.a, one = cache.one.a, pa = out.p.a, oa = out.one.a;
-        let pn = out.p.n;
+        const p0 = out.p.n;
+        let pn = p0;
         for (let a = 0; a < m0; a++) {
           pa[pn] = ps[a];
           oa[pn++] = one[ts[a]];
@@ -817,21 +822,21 @@ export function pass2(bytes: Uint8Array, file: string, tokenizer: Tokenizer, o: 
         }
         out.mask.a[idBase + pos] = 1;
         out.m0.push(m0);
-        out.first.reserve(m0); out.lps.reserve(m0); out.ps.reserve(m0);
-        const fa = out.first.a, la = out.lps.a, qa = out.ps.a;
+        out.pOff.push(p0);
+        out.first.reserve(m0); out.lps.reserve(m0);
+        const fa = out.first.a, la = out.lps.a;
         let en = out.first.n;
         for (let a = 0; a < m0; a++, en++) {
           fa[en] = first[ts[a]];
           la[en] = lps[a];
-          qa[en] = ps[a];
         }
-        out.first.n = out.lps.n = out.ps.n = en;
+        out.first.n = out.lps.n = en;
         st.labelled++;
         labelled++;
       }
       if (labelled === 0 && L - 1 <= targetFrom) {
         st.emptySequences++;
-        out.ids.n = idBase; out.mask.n = idBase; out.m0.n = labBase; out.first.n = out.lps.n = out.ps.n = altBase;
+        out.ids.n = idBase; out.mask.n = idBase; out.m0.n = out.pOff.n = labBase; out.first.n = out.lps.n = altBase;
         continue;
       }
       st.sequences++;
@@ -844,7 +849,7 @@ export function pass2(bytes: Uint8Array, file: string, tokenizer: Tokenizer, o: 
   }
   const finish = (s: SplitOut): Pass2Split => {
     const rows = s.inputIds.length;
-    const lab = label({ n: s.m0.n, m0: s.m0.a, first: s.first.a, lp: s.lps.a, p: s.ps.a }, tokenizer.vocabSize, o.version, cache.kernels);
+    const lab = label({ n: s.m0.n, m0: s.m0.a, pOff: s.pOff.a, first: s.first.a, lp: s.lps.a, p: s.p.a }, tokenizer.vocabSize, o.version, cache.kernels);
     if (lab.maxK > s.c.maxK) s.c.maxK = lab.maxK;
     const block: SeqBlock = {
       version: o.version, rows, inputIds: s.inputIds, targetFrom: s.targetFrom.view(), idOff: s.idOff.view(),

@@ -15,13 +15,16 @@ import { LP8_DELTA, encodeLp8 } from '../schema/lp8.js';
 import type { DatasetVersion } from '../schema/dataset.js';
 import { entropy, logAddExp } from './convert.js';
 
-/** What {@link label} reads: n positions, position j's m0[j] ≥ 1 alternatives consecutive in first/lp/p. */
+/**
+ * What {@link label} reads: n positions, position j's m0[j] ≥ 1 alternatives consecutive in first/lp,
+ * and their Math.exp(lp) at p[pOff[j]..pOff[j]+m0[j]).
+ */
 export interface LabelInput {
   n: number;
   m0: Int32Array;
-  first: Int32Array;
-  lp: Float64Array;
-  /** Math.exp(lp) of each alternative */
+  pOff: Int32Array;
+  first: Uint16Array;
+  lp: Float32Array;
   p: Float64Array;
 }
 
@@ -38,7 +41,7 @@ export interface LabelOutput {
 
 /** The JavaScript implementation (the fallback; what the record-by-record convertRecord does per position). */
 export function labelJs(x: LabelInput, vocabSize: number, version: DatasetVersion): LabelOutput {
-  const { n, m0, first, lp, p } = x;
+  const { n, m0, pOff, first, lp, p } = x;
   let nAlt = 0;
   for (let j = 0; j < n; j++) nAlt += m0[j];
   const counts = new Int32Array(n), topIds = new Uint16Array(nAlt), entropies = new Float64Array(n);
@@ -50,9 +53,10 @@ export function labelJs(x: LabelInput, vocabSize: number, version: DatasetVersio
     const n0 = m0[j];
     if (n0 > mIds.length) { mIds = new Int32Array(n0); mLps = new Float64Array(n0); mPs = new Float64Array(n0); }
     let m = 0, merged = false;
+    const q0 = pOff[j];
     for (let a = 0; a < n0; a++, v++) {
       const id = first[v], l = lp[v];
-      if (stamp[id] !== j) { stamp[id] = j; slotOf[id] = m; mIds[m] = id; mLps[m] = l; mPs[m] = p[v]; m++; }
+      if (stamp[id] !== j) { stamp[id] = j; slotOf[id] = m; mIds[m] = id; mLps[m] = l; mPs[m] = p[q0 + a]; m++; }
       else { const k = slotOf[id]; mLps[k] = logAddExp(mLps[k], l); mPs[k] = Number.NaN; merged = true; }
     }
     if (merged) for (let k = 0; k < m; k++) if (Number.isNaN(mPs[k])) mPs[k] = Math.exp(mLps[k]); // a merged log-prob's own exp
@@ -104,7 +108,7 @@ export interface BuildKernels {
   expF32(x: Float32Array, from: number, to: number, out: Float64Array): void;
   /** op 0 exp (vectorised where the CPU can), 1 log, 2 log1p, 3 exp (scalar) of every x (tests) */
   mathF64(op: number, x: Float64Array, out: Float64Array): void;
-  label(m0: Int32Array, first: Int32Array, lp: Float64Array, p: Float64Array, vocab: number, version: number, f16: Float32Array,
+  label(m0: Int32Array, pOff: Int32Array, first: Uint16Array, lp: Float32Array, p: Float64Array, vocab: number, version: number, f16: Float32Array,
     delta: Float64Array, counts: Int32Array, topIds: Uint16Array, entropies: Float64Array, lp16: Uint16Array | null,
     best16: Uint16Array | null, lp8: Uint8Array | null): [number, number];
 }
@@ -117,7 +121,7 @@ export function label(x: LabelInput, vocabSize: number, version: DatasetVersion,
   for (let j = 0; j < n; j++) nAlt += x.m0[j];
   const counts = new Int32Array(n), topIds = new Uint16Array(nAlt), entropies = new Float64Array(n);
   const lp16 = version === 1 ? new Uint16Array(nAlt) : null, best16 = version === 1 ? null : new Uint16Array(n), lp8 = version === 1 ? null : new Uint8Array(nAlt);
-  const [e, maxK] = k.label(x.m0.subarray(0, n), x.first, x.lp, x.p, vocabSize, version, FLOAT16_TABLE, LP8_DELTA, counts, topIds, entropies, lp16, best16, lp8);
+  const [e, maxK] = k.label(x.m0.subarray(0, n), x.pOff, x.first, x.lp, x.p, vocabSize, version, FLOAT16_TABLE, LP8_DELTA, counts, topIds, entropies, lp16, best16, lp8);
   return {
     counts, topIds: topIds.subarray(0, e), entropies, maxK,
     ...(lp16 ? { lp16: lp16.subarray(0, e) } : { best16: best16!, lp8: lp8!.subarray(0, e - n) }),

@@ -44,7 +44,7 @@ describe.runIf(k !== null)('native dataset-build kernels (addon built)', () => {
   it('labels positions (merge, sort, entropy, float16 and 8-bit codes) exactly as the JavaScript path', () => {
     const n = 20_000;
     const m0 = new Int32Array(n);
-    const first: number[] = [], lp: number[] = [], p: number[] = [];
+    const first: number[] = [], lp: number[] = [];
     for (let j = 0; j < n; j++) {
       const m = 1 + rng.int(24);
       m0[j] = m;
@@ -53,10 +53,12 @@ describe.runIf(k !== null)('native dataset-build kernels (addon built)', () => {
         // repeated first ids (merged), ties, −0, entries far below the best (clipped codes)
         const id = j % 3 === 0 ? rng.int(4) : rng.int(300);
         const l = a === 0 ? (j % 11 === 0 ? -0 : best) : j % 5 === 0 && a === 1 ? best : Math.fround(best - rng.next() * (a % 4 === 0 ? 40 : 8));
-        first.push(id); lp.push(l); p.push(Math.exp(l));
+        first.push(id); lp.push(l);
       }
     }
-    const x = { n, m0, first: Int32Array.from(first), lp: Float64Array.from(lp), p: Float64Array.from(p) };
+    const pOff = new Int32Array(n);
+    for (let j = 1; j < n; j++) pOff[j] = pOff[j - 1] + m0[j - 1];
+    const x = { n, m0, pOff, first: Uint16Array.from(first), lp: Float32Array.from(lp), p: Float64Array.from(lp, (l) => Math.exp(Math.fround(l))) };
     for (const version of [1, 2] as const) {
       const a = label(x, 300, version, k), b = labelJs(x, 300, version);
       expect(a.maxK).toBe(b.maxK);
