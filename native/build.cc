@@ -10,6 +10,7 @@
 #include <cstring>
 #include <string>
 #include <vector>
+#include "args.h"
 #include "fdlibm.h"
 
 namespace {
@@ -86,61 +87,13 @@ inline void exp_many(const double* x, double* out, long n);
 // ---------------------------------------------------------------------------------------------
 // N-API helpers
 
-struct Call {
-  napi_env env;
-  napi_value v[20];
-  size_t n = 20;
-  bool ok = true;
-  std::string err;
-  Call(napi_env e, napi_callback_info info, size_t want) : env(e) {
-    if (napi_get_cb_info(env, info, &n, v, nullptr, nullptr) != napi_ok || n != want) fail("expected " + std::to_string(want) + " arguments");
-  }
-  void fail(const std::string& m) {
-    if (ok) err = m;
-    ok = false;
-  }
-  template <typename T>
-  T* arr(size_t i, napi_typedarray_type want, size_t* length, const char* name, bool nullable = false) {
-    if (!ok) return nullptr;
-    napi_valuetype vt;
-    if (nullable && napi_typeof(env, v[i], &vt) == napi_ok && vt == napi_null) { *length = 0; return nullptr; }
-    bool is = false;
-    void* data = nullptr;
-    napi_typedarray_type type;
-    if (napi_is_typedarray(env, v[i], &is) != napi_ok || !is || napi_get_typedarray_info(env, v[i], &type, length, &data, nullptr, nullptr) != napi_ok || type != want) {
-      fail(std::string(name) + " has the wrong type");
-      return nullptr;
-    }
-    return static_cast<T*>(data);
-  }
-  double num(size_t i) {
-    double x = 0;
-    if (ok && napi_get_value_double(env, v[i], &x) != napi_ok) fail("expected a number");
-    return x;
-  }
-  long count(size_t i) {
-    const double x = num(i);
-    if (ok && !(x >= 0 && x < 9.0e15 && x == (double)(long)x)) fail("expected a count");
-    return (long)x;
-  }
-  Table* table(size_t i) {
-    void* p = nullptr;
-    if (ok && napi_get_value_external(env, v[i], &p) != napi_ok) fail("expected a table");
-    return static_cast<Table*>(p);
-  }
-  napi_value done(napi_value r = nullptr) {
-    if (!ok) {
-      napi_throw_range_error(env, nullptr, ("kd native build: " + err).c_str());
-      return nullptr;
-    }
-    return r;
-  }
-  napi_value number(double x) {
-    napi_value r;
-    napi_create_double(env, x, &r);
-    return r;
-  }
-};
+using kd::Args;
+
+Table* tableArg(Args& c, size_t i) {
+  void* p = nullptr;
+  if (c.ok && napi_get_value_external(c.env, c.v[i], &p) != napi_ok) c.fail("expected a table");
+  return static_cast<Table*>(p);
+}
 
 // tableNew(): a new byte-string table (freed with its JavaScript handle)
 napi_value TableNew(napi_env env, napi_callback_info) {
@@ -153,13 +106,13 @@ napi_value TableNew(napi_env env, napi_callback_info) {
 // tableIntern(table, values: Uint8Array, offsets: Int32Array, from, to, out: Int32Array, at) → the table's size.
 // out[at + i − from] = the index of values[offsets[i]..offsets[i+1]) for i in [from, to); −1 for an empty value.
 napi_value TableIntern(napi_env env, napi_callback_info info) {
-  Call c(env, info, 7);
-  Table* t = c.table(0);
+  Args c(env, info, 7);
+  Table* t = tableArg(c, 0);
   size_t nv = 0, no = 0, nout = 0;
-  const uint8_t* values = c.arr<uint8_t>(1, napi_uint8_array, &nv, "values");
-  const int32_t* off = c.arr<int32_t>(2, napi_int32_array, &no, "offsets");
+  const uint8_t* values = c.array<uint8_t>(1, napi_uint8_array, &nv, "values");
+  const int32_t* off = c.array<int32_t>(2, napi_int32_array, &no, "offsets");
   const long from = c.count(3), to = c.count(4);
-  int32_t* out = c.arr<int32_t>(5, napi_int32_array, &nout, "out");
+  int32_t* out = c.array<int32_t>(5, napi_int32_array, &nout, "out");
   const long at = c.count(6);
   if (c.ok && !(from <= to && (size_t)to < no + (to == from ? 1 : 0) && at + (to - from) <= (long)nout)) c.fail("range outside its arrays");
   if (!c.ok) return c.done();
@@ -173,8 +126,8 @@ napi_value TableIntern(napi_env env, napi_callback_info info) {
 
 // tableDump(table, from) → [pool: Uint8Array, off: Int32Array]: the keys of indices from..size−1
 napi_value TableDump(napi_env env, napi_callback_info info) {
-  Call c(env, info, 2);
-  Table* t = c.table(0);
+  Args c(env, info, 2);
+  Table* t = tableArg(c, 0);
   const long from = c.count(1);
   if (c.ok && (size_t)from > t->size()) c.fail("from beyond the table");
   if (!c.ok) return c.done();
@@ -198,11 +151,11 @@ napi_value TableDump(napi_env env, napi_callback_info info) {
 
 // expF32(x: Float32Array, from, to, out: Float64Array): out[i − from] = Math.exp(x[i])
 napi_value ExpF32(napi_env env, napi_callback_info info) {
-  Call c(env, info, 4);
+  Args c(env, info, 4);
   size_t nx = 0, no = 0;
-  const float* x = c.arr<float>(0, napi_float32_array, &nx, "x");
+  const float* x = c.array<float>(0, napi_float32_array, &nx, "x");
   const long from = c.count(1), to = c.count(2);
-  double* out = c.arr<double>(3, napi_float64_array, &no, "out");
+  double* out = c.array<double>(3, napi_float64_array, &no, "out");
   if (c.ok && !(from <= to && (size_t)to <= nx && (size_t)(to - from) <= no)) c.fail("range outside its arrays");
   if (!c.ok) return c.done();
   for (long i = from; i < to; i++) out[i - from] = (double)x[i];
@@ -212,11 +165,11 @@ napi_value ExpF32(napi_env env, napi_callback_info info) {
 
 // math(op, x: Float64Array, out: Float64Array): 0 exp (vectorised), 1 log, 2 log1p, 3 exp (scalar) (tests compare them with Math.*)
 napi_value MathF64(napi_env env, napi_callback_info info) {
-  Call c(env, info, 3);
+  Args c(env, info, 3);
   const long op = c.count(0);
   size_t nx = 0, no = 0;
-  const double* x = c.arr<double>(1, napi_float64_array, &nx, "x");
-  double* out = c.arr<double>(2, napi_float64_array, &no, "out");
+  const double* x = c.array<double>(1, napi_float64_array, &nx, "x");
+  double* out = c.array<double>(2, napi_float64_array, &no, "out");
   if (c.ok && no < nx) c.fail("out is too short");
   if (!c.ok) return c.done();
   if (op == 0) exp_many(x, out, (long)nx);  // (the vector path, and the scalar one outside its range)
@@ -337,22 +290,22 @@ inline uint16_t toFloat16Bits(double x) {
 //       delta: Float64Array, counts: Int32Array, topIds: Uint16Array, entropies: Float64Array, lp16: Uint16Array|null,
 //       best16: Uint16Array|null, lp8: Uint8Array|null) → [entries, maxK]
 napi_value Label(napi_env env, napi_callback_info info) {
-  Call c(env, info, 15);
+  Args c(env, info, 15);
   size_t nPos = 0, npo = 0, nf = 0, nl = 0, np = 0, n16 = 0, nd = 0, nc = 0, nt = 0, ne = 0, nlp16 = 0, nb = 0, n8 = 0;
-  const int32_t* m0 = c.arr<int32_t>(0, napi_int32_array, &nPos, "m0");
-  const int32_t* pOff = c.arr<int32_t>(1, napi_int32_array, &npo, "pOff");
-  const uint16_t* first = c.arr<uint16_t>(2, napi_uint16_array, &nf, "first");
-  const float* lp = c.arr<float>(3, napi_float32_array, &nl, "lp");
-  const double* p = c.arr<double>(4, napi_float64_array, &np, "p");
+  const int32_t* m0 = c.array<int32_t>(0, napi_int32_array, &nPos, "m0");
+  const int32_t* pOff = c.array<int32_t>(1, napi_int32_array, &npo, "pOff");
+  const uint16_t* first = c.array<uint16_t>(2, napi_uint16_array, &nf, "first");
+  const float* lp = c.array<float>(3, napi_float32_array, &nl, "lp");
+  const double* p = c.array<double>(4, napi_float64_array, &np, "p");
   const long vocab = c.count(5), version = c.count(6);
-  const float* f16 = c.arr<float>(7, napi_float32_array, &n16, "f16");
-  const double* delta = c.arr<double>(8, napi_float64_array, &nd, "delta");
-  int32_t* counts = c.arr<int32_t>(9, napi_int32_array, &nc, "counts");
-  uint16_t* topIds = c.arr<uint16_t>(10, napi_uint16_array, &nt, "topIds");
-  double* ent = c.arr<double>(11, napi_float64_array, &ne, "entropies");
-  uint16_t* lp16 = c.arr<uint16_t>(12, napi_uint16_array, &nlp16, "lp16", true);
-  uint16_t* best16 = c.arr<uint16_t>(13, napi_uint16_array, &nb, "best16", true);
-  uint8_t* lp8 = c.arr<uint8_t>(14, napi_uint8_array, &n8, "lp8", true);
+  const float* f16 = c.array<float>(7, napi_float32_array, &n16, "f16");
+  const double* delta = c.array<double>(8, napi_float64_array, &nd, "delta");
+  int32_t* counts = c.array<int32_t>(9, napi_int32_array, &nc, "counts");
+  uint16_t* topIds = c.array<uint16_t>(10, napi_uint16_array, &nt, "topIds");
+  double* ent = c.array<double>(11, napi_float64_array, &ne, "entropies");
+  uint16_t* lp16 = c.array<uint16_t>(12, napi_uint16_array, &nlp16, "lp16", true);
+  uint16_t* best16 = c.array<uint16_t>(13, napi_uint16_array, &nb, "best16", true);
+  uint8_t* lp8 = c.array<uint8_t>(14, napi_uint8_array, &n8, "lp8", true);
   if (!c.ok) return c.done();
   size_t nAlt = 0;
   for (size_t j = 0; j < nPos; j++) {
@@ -466,12 +419,12 @@ namespace kd {
 // called from addon.cc's module init
 bool register_build(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
-    {"tableNew", nullptr, TableNew, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"tableIntern", nullptr, TableIntern, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"tableDump", nullptr, TableDump, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"expF32", nullptr, ExpF32, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"mathF64", nullptr, MathF64, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"label", nullptr, Label, nullptr, nullptr, nullptr, napi_default, nullptr},
+    kd::method("tableNew", TableNew),
+    kd::method("tableIntern", TableIntern),
+    kd::method("tableDump", TableDump),
+    kd::method("expF32", ExpF32),
+    kd::method("mathF64", MathF64),
+    kd::method("label", Label),
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props) == napi_ok;
 }
