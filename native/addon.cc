@@ -4,63 +4,13 @@
 #include <node_api.h>
 #include <cstdint>
 #include <string>
+#include "args.h"
 #include "kd.h"
 
 namespace {
 
-struct Args {
-  napi_env env;
-  napi_value v[16];
-  size_t n = 16;
-  bool ok = true;
-  std::string err;
+using kd::Args;
 
-  Args(napi_env e, napi_callback_info info, size_t want) : env(e) {
-    if (napi_get_cb_info(env, info, &n, v, nullptr, nullptr) != napi_ok || n != want) fail("expected " + std::to_string(want) + " arguments");
-  }
-  void fail(const std::string& m) {
-    if (ok) err = m;
-    ok = false;
-  }
-  template <typename T>
-  T* array(size_t i, napi_typedarray_type want, size_t* length, const char* name) {
-    bool is = false;
-    void* data = nullptr;
-    napi_typedarray_type type;
-    if (!ok) return nullptr;
-    if (napi_is_typedarray(env, v[i], &is) != napi_ok || !is ||
-        napi_get_typedarray_info(env, v[i], &type, length, &data, nullptr, nullptr) != napi_ok || type != want) {
-      fail(std::string(name) + " must be a " + (want == napi_float64_array ? "Float64Array" : want == napi_int32_array ? "Int32Array" : "Float32Array"));
-      return nullptr;
-    }
-    return static_cast<T*>(data);
-  }
-  float* f32(size_t i, size_t need, const char* name) {
-    size_t len = 0;
-    float* p = array<float>(i, napi_float32_array, &len, name);
-    if (p && len < need) fail(std::string(name) + " is too short");
-    return p;
-  }
-  double num(size_t i) {
-    double x = 0;
-    if (ok && napi_get_value_double(env, v[i], &x) != napi_ok) fail("expected a number");
-    return x;
-  }
-  long count(size_t i) {
-    const double x = num(i);
-    if (ok && !(x >= 0 && x < 9.0e15 && x == (double)(long)x)) fail("expected a count");
-    return (long)x;
-  }
-  bool flag(size_t i) {
-    bool b = false;
-    if (ok && napi_get_value_bool(env, v[i], &b) != napi_ok) fail("expected a boolean");
-    return b;
-  }
-  napi_value done() {
-    if (!ok) napi_throw_range_error(env, nullptr, ("kd native: " + err).c_str());
-    return nullptr;
-  }
-};
 
 // gemm(a: Float32Array, aOffsets: Int32Array, b: Float32Array, bOffsets: Int32Array, c: Float32Array, cOffset,
 //      M, N, K, transA, transB)
@@ -295,24 +245,25 @@ napi_value AdamW(napi_env env, napi_callback_info info) {
 
 NAPI_MODULE_INIT() {
   const napi_property_descriptor props[] = {
-    {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"kernel", nullptr, GemmKernel, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"kernels", nullptr, GemmKernels, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"useKernel", nullptr, UseKernel, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"geluForward", nullptr, GeluForward, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"geluBackward", nullptr, GeluBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"layerNormForward", nullptr, LayerNormForward, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"layerNormBackward", nullptr, LayerNormBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"softmaxRows", nullptr, SoftmaxRows, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"scaleRows", nullptr, ScaleRows, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"attentionForward", nullptr, AttentionForward, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"attentionBackward", nullptr, AttentionBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"attentionForwardStats", nullptr, AttentionForwardStats, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"attentionBackwardRecompute", nullptr, AttentionBackwardRecompute, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"sumSquares", nullptr, SumSquares, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"addInto", nullptr, AddInto, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"adamw", nullptr, AdamW, nullptr, nullptr, nullptr, napi_default, nullptr},
+    kd::method("gemm", Gemm),
+    kd::method("kernel", GemmKernel),
+    kd::method("kernels", GemmKernels),
+    kd::method("useKernel", UseKernel),
+    kd::method("geluForward", GeluForward),
+    kd::method("geluBackward", GeluBackward),
+    kd::method("layerNormForward", LayerNormForward),
+    kd::method("layerNormBackward", LayerNormBackward),
+    kd::method("softmaxRows", SoftmaxRows),
+    kd::method("scaleRows", ScaleRows),
+    kd::method("attentionForward", AttentionForward),
+    kd::method("attentionBackward", AttentionBackward),
+    kd::method("attentionForwardStats", AttentionForwardStats),
+    kd::method("attentionBackwardRecompute", AttentionBackwardRecompute),
+    kd::method("sumSquares", SumSquares),
+    kd::method("addInto", AddInto),
+    kd::method("adamw", AdamW),
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return nullptr;
+  if (!kd::register_build(env, exports)) return nullptr;
   return exports;
 }

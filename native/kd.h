@@ -1,6 +1,7 @@
 // kd's native kernels (see gemm.cc, ops.cc); addon.cc binds them to JavaScript.
 #pragma once
 #include <vector>
+#include <node_api.h>
 
 namespace kd {
 
@@ -29,5 +30,8 @@ double sum_squares(const float* x, long n);
 void add_into(float* dst, const float* src, long n);
 void adamw(float* p, float* m, float* v, const float* g, long n, float step, float rbc2, float b1, float b2,
   float eps, float decay, float scale);
+
+// the dataset build's kernels (build.cc): adds tableNew, tableIntern, tableDump, expF32, mathF64, label to exports
+bool register_build(napi_env env, napi_value exports);
 
 }  // namespace kd

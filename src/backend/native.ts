@@ -4,7 +4,9 @@
  * loss's softmax rows, AdamW). They work in place on tensor memory — the wasm heap, or the cpu backend's arrays. On this
  * project's reference machine the matmul runs 5-6× faster than XNNPACK's 128-bit wasm SIMD. When the
  * addon is missing (no compiler at install time, an unsupported platform) or KD_NATIVE=0, every caller
- * falls back to tfjs ops (XNNPACK for matmuls) and nothing else changes.
+ * falls back to tfjs ops (XNNPACK for matmuls) and nothing else changes. The addon also carries the
+ * dataset build's kernels (native/build.cc, typed in src/dataset/label.ts): without them the build runs
+ * its JavaScript path, which writes the same bytes.
  */
 import { createRequire } from 'node:module';
 import fs from 'node:fs';

@@ -150,22 +150,29 @@ class BuildFold {
   /** pass 1 of the columnar path: one shard's distinct tokens and events */
   addPass1(res: Pass1Result): void {
     const c = this.counter;
-    const local = new Int32Array(res.off.length - 1);
-    for (let t = 0; t < local.length; t++) local[t] = this.global.intern(res.pool, res.off[t], res.off[t + 1]);
-    if (this.count.length < this.global.size) {
-      const n = Math.max(this.global.size, 2 * this.count.length);
-      const cnt = new Float64Array(n), mass = new Float64Array(n);
-      cnt.set(this.count); mass.set(this.mass);
-      this.count = cnt; this.mass = mass;
-    }
-    const count = this.count, massArr = this.mass, ev = res.events, p = res.p;
+    // a shard's tokens join the global table in the order its events first name them (the record
+    // path's first-seen order, whatever order the shard's own table has, and only the tokens named)
+    const local = new Int32Array(res.off.length - 1).fill(-1);
+    const toGlobal = (t: number): number => {
+      const g = this.global.intern(res.pool, res.off[t], res.off[t + 1]);
+      if (g >= this.count.length) {
+        const n = 2 * this.count.length;
+        const cnt = new Float64Array(n), mass = new Float64Array(n);
+        cnt.set(this.count); mass.set(this.mass);
+        this.count = cnt; this.mass = mass;
+      }
+      return (local[t] = g);
+    };
+    const ev = res.events, p = res.p;
     let total = c.totalMass;
     for (let e = 0, k = 0; e < ev.length; e++) {
       const x = ev[e];
-      if (x < 0) count[local[-1 - x]]++;
-      else {
-        const q = p[k++];
-        massArr[local[x]] += q;
+      if (x < 0) {
+        const t = -1 - x, g0 = local[t], g = g0 >= 0 ? g0 : toGlobal(t);
+        this.count[g]++; // (after toGlobal: it may replace the arrays)
+      } else {
+        const q = p[k++], g0 = local[x], g = g0 >= 0 ? g0 : toGlobal(x);
+        this.mass[g] += q;
         total += q;
       }
     }

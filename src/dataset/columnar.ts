@@ -22,14 +22,15 @@ import type { DatasetVersion, Split } from '../schema/dataset.js';
 import { type ByteSourceStats, firstLabelled, newByteStats } from '../tokenizer/derive.js';
 import type { RawRecord } from '../schema/raw.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { type ConvertStats, entropy, logAddExp, splitOf } from './convert.js';
-import { type SeqBlock, encodeLogprobs } from '../data/shards.js';
+import { type ConvertStats, splitOf } from './convert.js';
+import type { SeqBlock } from '../data/shards.js';
 import { openRawStream } from './raw-columns.js';
+import { type BuildKernels, label, nativeBuild } from './label.js';
 
 // ---------------------------------------------------------------------------------------------
 // growable typed arrays and a byte-string hash table
 
-type TA = Int32Array | Uint16Array | Uint8Array | Float64Array;
+type TA = Int32Array | Uint16Array | Uint8Array | Float32Array | Float64Array;
 
 class Grow<T extends TA> {
   n = 0;
@@ -52,6 +53,7 @@ const i32 = (n = 64) => new Grow(new Int32Array(n), (m) => new Int32Array(m));
 const u16 = (n = 64) => new Grow(new Uint16Array(n), (m) => new Uint16Array(m));
 const u8 = (n = 64) => new Grow(new Uint8Array(n), (m) => new Uint8Array(m));
 const f64 = (n = 64) => new Grow(new Float64Array(n), (m) => new Float64Array(m));
+const f32 = (n = 64) => new Grow(new Float32Array(n), (m) => new Float32Array(m));
 
 /** masks of the low 0–4 bytes of an int32 */
 const LOW_BYTES = new Int32Array([0, 0xff, 0xffff, 0xffffff, -1]);
@@ -161,11 +163,58 @@ export class ByteTable {
 
   /** Every key, in index order: one pool and offsets (transferable). */
   dump(): { pool: Uint8Array; off: Int32Array } {
-    const off = new Int32Array(this.size + 1);
-    for (let t = 0; t < this.size; t++) off[t + 1] = off[t] + this.len[t];
-    const pool = new Uint8Array(off[this.size]);
-    for (let t = 0; t < this.size; t++) pool.set(this.bytes(t), off[t]);
+    return this.keysFrom(0);
+  }
+
+  /** The keys of indices from..size−1: one pool and offsets from 0. */
+  keysFrom(from: number): { pool: Uint8Array; off: Int32Array } {
+    const n = this.size - from;
+    const off = new Int32Array(n + 1);
+    for (let t = 0; t < n; t++) off[t + 1] = off[t] + this.len[from + t];
+    const pool = new Uint8Array(off[n]);
+    for (let t = 0; t < n; t++) pool.set(this.bytes(from + t), off[t]);
     return { pool, off };
+  }
+}
+
+/** A byte-string table: {@link ByteTable}, or {@link NativeTable} (the same indices for the same insertions). */
+export interface Interner {
+  readonly size: number;
+  intern(buf: Uint8Array, s: number, e: number): number;
+  keysFrom(from: number): { pool: Uint8Array; off: Int32Array };
+  dump(): { pool: Uint8Array; off: Int32Array };
+}
+
+/**
+ * The native addon's byte-string table (native/build.cc): besides one key at a time, it interns a whole
+ * Arrow Binary column's values in one call ({@link NativeTable.internAll}), which is where its speed is.
+ */
+export class NativeTable implements Interner {
+  private readonly t: object;
+  private readonly one = new Int32Array(1);
+  private readonly span = new Int32Array(2);
+  size = 0;
+  constructor(readonly k: BuildKernels) {
+    this.t = k.tableNew();
+  }
+  intern(buf: Uint8Array, s: number, e: number): number {
+    this.span[0] = s; this.span[1] = e;
+    this.size = this.k.tableIntern(this.t, buf, this.span, 0, 1, this.one, 0);
+    return this.one[0];
+  }
+  /** idx[i] = the index of column value i (−1: empty), for every value of a Binary/Utf8 column (into `idx` when it is long enough) */
+  internAll(c: BytesCol, idx: Int32Array): Int32Array {
+    const n = c.d.length;
+    if (idx.length < n) idx = new Int32Array(n + (n >> 2));
+    if (n > 0) this.size = this.k.tableIntern(this.t, c.values, c.off, c.base, c.base + n, idx, 0);
+    return idx;
+  }
+  keysFrom(from: number): { pool: Uint8Array; off: Int32Array } {
+    const [pool, off] = this.k.tableDump(this.t, from);
+    return { pool, off };
+  }
+  dump(): { pool: Uint8Array; off: Int32Array } {
+    return this.keysFrom(0);
   }
 }
 
@@ -274,10 +323,28 @@ class Span {
 class Alts {
   ts = new Int32Array(64);
   lps = new Float64Array(64);
+  /** Math.exp of each log-prob */
+  ps = new Float64Array(64);
   grow(n: number): void {
     this.ts = new Int32Array(n);
     this.lps = new Float64Array(n);
+    this.ps = new Float64Array(n);
   }
+}
+
+/**
+ * A record batch's per-value work done natively in bulk (native/build.cc): every top-k and sampled
+ * token's bytes interned in the pass's table, and exp of every log-prob.
+ */
+const newBulk = (): Bulk => ({ top: new Int32Array(0), tok: new Int32Array(0), exp: new Float64Array(0) });
+
+interface Bulk {
+  /** the table index of top_bytes value k (physical index k − base of the Binary column; −1: empty) */
+  top: Int32Array;
+  /** the table index of token_bytes value i (−1: empty) */
+  tok: Int32Array;
+  /** Math.exp of log-prob value v */
+  exp: Float64Array;
 }
 
 /** One raw record batch's columns, as the passes read them. */
@@ -349,6 +416,30 @@ class RawCols {
     this.lpBase = lpChild.offset;
   }
 
+  /** interns every token of the batch into `table` and takes exp of every log-prob, natively (into `into`, reused) */
+  bulk(table: NativeTable, into: Bulk): Bulk {
+    into.top = table.internAll(this.topBin, into.top);
+    into.tok = table.internAll(this.tokBin, into.tok);
+    const n = this.topLpData.children[0].length;
+    if (into.exp.length < n) into.exp = new Float64Array(n + (n >> 2));
+    if (n > 0) table.k.expF32(this.topLpVals, this.lpBase, this.lpBase + n, into.exp);
+    return into;
+  }
+
+  /**
+   * The token sampled at row r's position i (lo: the row's first position): its index in `table`, or
+   * −1 when it has no bytes ({@link Span.resolve}).
+   */
+  posToken(r: number, i: number, lo: number, table: Interner, span: Span, stats: ByteSourceStats, bulk: Bulk | null): number {
+    const bi = this.tokBytesIdx(r, i);
+    if (bulk && bi >= 0) {
+      const t = bulk.tok[bi];
+      if (t >= 0 && this.tokBin.has(bi)) { stats.reported++; return t; }
+    }
+    if (!span.resolve(this.tokBin, bi, this.tokStr, lo + i, stats)) return -1;
+    return table.intern(span.buf, span.s, span.e);
+  }
+
   int(dd: Data, r: number): number | null {
     return valid(dd, r) ? Number(dd.values[dd.offset + r]) : null;
   }
@@ -402,10 +493,11 @@ class RawCols {
 
   /**
    * The usable alternatives of row r's position i — a finite log-prob above the sentinel, and bytes
-   * ({@link Span.resolve}) — in order: their tokens interned in `table` into alts.ts[0..m) and their
-   * log-probs into alts.lps; returns m. (The record path's loop over `top_logprobs[i]`.)
+   * ({@link Span.resolve}) — in order: their tokens interned in `table` into alts.ts[0..m), their
+   * log-probs into alts.lps and the log-probs' exp into alts.ps; returns m. (The record path's loop
+   * over `top_logprobs[i]`.) With `bulk`, the batch's tokens are interned and exps taken already.
    */
-  alternatives(r: number, i: number, table: ByteTable, span: Span, stats: ByteSourceStats, alts: Alts): number {
+  alternatives(r: number, i: number, table: Interner, span: Span, stats: ByteSourceStats, alts: Alts, bulk: Bulk | null): number {
     const outer = this.topLp, inner = this.posLpL;
     if (!outer.has(r)) return 0;
     const p = outer.lo(r) + i;
@@ -417,7 +509,8 @@ class RawCols {
     const bLo = bi >= 0 ? this.posBytesL.lo(bi) : 0, bN = bi >= 0 ? this.posBytesL.hi(bi) - bLo : 0;
     const vals = this.topLpVals, lpBits = this.lpBits, lpBase = this.lpBase;
     const bin = this.topBin, binV = bin.values, binOff = bin.off, binBits = bin.bits, binK = bin.base + bLo;
-    const ts = alts.ts, lps = alts.lps;
+    const ts = alts.ts, lps = alts.lps, ps = alts.ps;
+    const bTop = bulk ? bulk.top : null, bExp = bulk ? bulk.exp : null, binBase = bin.base;
     let m = 0;
     for (let v = v0, j = 0; v < v1; v++, j++) {
       if (!isSet(lpBits, lpBase + v)) continue; // a null log-prob: not usable
@@ -428,13 +521,15 @@ class RawCols {
         const k = binK + j, s = binOff[k], e = binOff[k + 1];
         if (e > s && isSet(binBits, k)) {
           stats.reported++;
-          ts[m] = table.intern(binV, s, e);
+          ts[m] = bTop ? bTop[k - binBase] : table.intern(binV, s, e);
+          ps[m] = bExp ? bExp[v] : Math.exp(lp);
           lps[m++] = lp;
           continue;
         }
       }
       if (!span.resolve(null, -1, this.topTokStr, j < tN ? tLo + j : -1, stats)) continue;
       ts[m] = table.intern(span.buf, span.s, span.e);
+      ps[m] = bExp ? bExp[v] : Math.exp(lp);
       lps[m++] = lp;
     }
     return m;
@@ -498,8 +593,10 @@ export interface Pass1Result {
 }
 
 /** {@link VocabCounter.add} over every record of a shard. */
-export function pass1(bytes: Uint8Array, file: string): Pass1Result {
-  const table = new ByteTable();
+export function pass1(bytes: Uint8Array, file: string, k: BuildKernels | null = nativeBuild()): Pass1Result {
+  // (a native table's indices may include tokens no event names: the fold maps only those events name)
+  const native = k ? new NativeTable(k) : null;
+  const table: Interner = native ?? new ByteTable();
   const batches = rawBatches(bytes, file);
   let nPos = 0, nAlt = 0;
   for (const c of batches) for (let r = 0; r < c.rows; r++) { nPos += c.positionsOf(r); nAlt += c.alternativesOf(r); }
@@ -509,24 +606,27 @@ export function pass1(bytes: Uint8Array, file: string): Pass1Result {
   const span = new Span();
   const alts = new Alts();
   let positions = 0;
+  const scratch = newBulk();
   for (const c of batches) {
+    const bulk = native ? c.bulk(native, scratch) : null;
     for (let r = 0; r < c.rows; r++) {
       const model = c.model.str(r);
       if (model) models.add(model);
       const [lo, hi] = c.posRange(r);
       const n = hi - lo;
       for (let i = c.firstLabelled(r); i < n; i++) {
-        if (!span.resolve(c.tokBin, c.tokBytesIdx(r, i), c.tokStr, lo + i, stats)) continue;
+        const t = c.posToken(r, i, lo, table, span, stats, bulk);
+        if (t < 0) continue;
         positions++;
-        events.push(-1 - table.intern(span.buf, span.s, span.e));
-        const m = c.alternatives(r, i, table, span, stats, alts);
+        events.push(-1 - t);
+        const m = c.alternatives(r, i, table, span, stats, alts, bulk);
         events.reserve(m);
         p.reserve(m);
-        const ev = events.a, pa = p.a, ts = alts.ts, lps = alts.lps;
+        const ev = events.a, pa = p.a, ts = alts.ts, ps = alts.ps;
         let en = events.n, pn = p.n;
-        for (let k = 0; k < m; k++) {
-          ev[en++] = ts[k];
-          pa[pn++] = Math.exp(lps[k]);
+        for (let a = 0; a < m; a++) {
+          ev[en++] = ts[a];
+          pa[pn++] = ps[a];
         }
         events.n = en;
         p.n = pn;
@@ -542,7 +642,9 @@ export function pass1(bytes: Uint8Array, file: string): Pass1Result {
 
 /** {@link TeacherMap} on interned bytes: teacher token → its student ids (cached). */
 class SplitCache {
-  readonly table = new ByteTable();
+  /** the native table when the addon is there (pass 2 then interns a batch's tokens in bulk) */
+  readonly native: NativeTable | null;
+  readonly table: Interner;
   private off = i32(1024);
   private len = i32(1024);
   /** per token: its first student id, and 1 when that is its only id */
@@ -551,21 +653,19 @@ class SplitCache {
   readonly ids = i32(4096);
   /** tokens 0..encoded−1 of the table have their ids */
   encoded = 0;
-  constructor(readonly tokenizer: Tokenizer) {}
-
-  /** the token's index; its ids are ids.a[start(t)..start(t)+count(t)) */
-  get(buf: Uint8Array, s: number, e: number): number {
-    const t = this.table.intern(buf, s, e);
-    if (t >= this.encoded) this.sync();
-    return t;
+  constructor(readonly tokenizer: Tokenizer, readonly kernels: BuildKernels | null = nativeBuild()) {
+    this.native = kernels ? new NativeTable(kernels) : null;
+    this.table = this.native ?? new ByteTable();
   }
 
   /** Encodes the tokens interned in the table since the last call. */
   sync(): void {
     const n = this.table.size - this.encoded;
+    if (n <= 0) return;
     this.off.reserve(n); this.len.reserve(n); this.first.reserve(n); this.one.reserve(n);
-    for (; this.encoded < this.table.size; this.encoded++) {
-      const enc = this.tokenizer.encode(this.table.bytes(this.encoded));
+    const { pool, off } = this.table.keysFrom(this.encoded);
+    for (let i = 0; this.encoded < this.table.size; this.encoded++, i++) {
+      const enc = this.tokenizer.encode(pool.subarray(off[i], off[i + 1]));
       const t = this.encoded, k = enc.length;
       this.off.a[t] = this.ids.n;
       this.len.a[t] = k;
@@ -601,6 +701,13 @@ export interface Pass2Result {
   splits: Record<Split, Pass2Split>;
 }
 
+/** A split's label input: read by {@link label} before pass 2 returns, so each thread reuses it from shard to shard. */
+interface LabelScratch { m0: Grow<Int32Array>; pOff: Grow<Int32Array>; first: Grow<Uint16Array>; lps: Grow<Float32Array> }
+const labelScratch: Record<Split, LabelScratch> = {
+  train: { m0: i32(), pOff: i32(), first: u16(), lps: f32() },
+  val: { m0: i32(), pOff: i32(), first: u16(), lps: f32() },
+};
+
 /** One split's output of a shard, sized for its records' positions and alternatives (upper bounds: no regrowth). */
 class SplitOut {
   inputIds: string[] = [];
@@ -609,23 +716,27 @@ class SplitOut {
   ids: Grow<Uint16Array>;
   mask: Grow<Uint8Array>;
   labOff: Grow<Int32Array>;
-  counts: Grow<Int32Array>;
-  topIds: Grow<Uint16Array>;
-  lps: Grow<Float64Array>;
-  /** exp of each entry's log-prob (what the version 2 encoding needs) */
-  ps: Grow<Float64Array>;
-  entropies: Grow<Float64Array>;
+  /**
+   * per labelled position its usable alternatives (then {@link label}): how many, where their exps
+   * start in `p`, and per alternative its first student id and log-prob (the raw float32)
+   */
+  m0: Grow<Int32Array>;
+  pOff: Grow<Int32Array>;
+  first: Grow<Uint16Array>;
+  lps: Grow<Float32Array>;
   p: Grow<Float64Array>;
   one: Grow<Uint8Array>;
   c: Pass2Counts = {
     sequences: 0, teacherPositions: 0, labelled: 0, noPredecessor: 0, noAlternatives: 0, missingTokens: 0, emptySequences: 0,
     maxK: 0, bytes: newByteStats(), targeted: 0,
   };
-  constructor(records: number, positions: number, alternatives: number) {
+  constructor(records: number, positions: number, alternatives: number, scratch: LabelScratch) {
     this.targetFrom = i32(records + 1); this.idOff = i32(records + 1); this.labOff = i32(records + 1);
     this.ids = u16(2 * positions + 64); this.mask = u8(2 * positions + 64);
-    this.counts = i32(positions + 1); this.entropies = f64(positions + 1);
-    this.topIds = u16(alternatives + 1); this.lps = f64(alternatives + 1); this.ps = f64(alternatives + 1);
+    this.m0 = scratch.m0; this.pOff = scratch.pOff; this.first = scratch.first; this.lps = scratch.lps;
+    this.m0.n = this.pOff.n = this.first.n = this.lps.n = 0;
+    this.m0.reserve(positions + 1); this.pOff.reserve(positions + 1);
+    this.first.reserve(alternatives + 1); this.lps.reserve(alternatives + 1);
     this.p = f64(alternatives + 1); this.one = u8(alternatives + 1);
     this.idOff.push(0);
     this.labOff.push(0);
@@ -639,24 +750,23 @@ export function pass2(bytes: Uint8Array, file: string, tokenizer: Tokenizer, o: 
   const splits = batches.map((c) => Array.from({ length: c.rows }, (_, r) => splitOf(c.inputId.str(r)!, o.seed, o.valFraction)));
   const size = { train: [0, 0, 0], val: [0, 0, 0] };
   batches.forEach((c, b) => { for (let r = 0; r < c.rows; r++) { const x = size[splits[b][r]]; x[0]++; x[1] += c.positionsOf(r); x[2] += c.alternativesOf(r); } });
-  const outs: Record<Split, SplitOut> = { train: new SplitOut(size.train[0], size.train[1], size.train[2]), val: new SplitOut(size.val[0], size.val[1], size.val[2]) };
+  const outs: Record<Split, SplitOut> = { train: new SplitOut(size.train[0], size.train[1], size.train[2], labelScratch.train), val: new SplitOut(size.val[0], size.val[1], size.val[2], labelScratch.val) };
   const span = new Span();
   let records = 0;
   // per-record scratch
   let starts = new Int32Array(1024);
-  let mIds = new Int32Array(64), mLps = new Float64Array(64), mPs = new Float64Array(64);
   const alts = new Alts();
-  // merging alternatives that share a first student id: the position (serial) that last saw each id, and where
-  const stamp = new Int32Array(tokenizer.vocabSize), slotOf = new Int32Array(tokenizer.vocabSize);
-  let serial = 0;
+  const scratch = newBulk();
   for (let b = 0; b < batches.length; b++) {
     const c = batches[b];
+    const bulk = cache.native ? c.bulk(cache.native, scratch) : null;
+    cache.sync();
     for (let r = 0; r < c.rows; r++) {
       records++;
       const inputId = c.inputId.str(r)!;
       const out = outs[splits[b][r]];
       const st = out.c;
-      const idBase = out.ids.n, labBase = out.counts.n, entBase = out.topIds.n, entrBase = out.entropies.n;
+      const idBase = out.ids.n, labBase = out.m0.n, altBase = out.first.n;
       const prompt = c.prompt ? c.prompt.str(r) : null;
       if (prompt) for (const id of tokenizer.encode(prompt)) out.ids.push(id);
       const from = c.firstLabelled(r);
@@ -666,13 +776,14 @@ export function pass2(bytes: Uint8Array, file: string, tokenizer: Tokenizer, o: 
       let contextEnd = -1;
       for (let i = 0; i < n; i++) {
         starts[i] = -1;
-        if (!span.resolve(c.tokBin, c.tokBytesIdx(r, i), c.tokStr, lo + i, st.bytes)) {
+        const t = c.posToken(r, i, lo, cache.table, span, st.bytes, bulk);
+        if (t < 0) {
           st.missingTokens++;
           continue;
         }
+        if (t >= cache.encoded) cache.sync();
         if (i >= from && contextEnd < 0) contextEnd = out.ids.n - idBase;
         starts[i] = out.ids.n - idBase;
-        const t = cache.get(span.buf, span.s, span.e);
         const s0 = cache.start(t), cnt = cache.count(t);
         out.ids.reserve(cnt);
         for (let k = 0; k < cnt; k++) out.ids.a[out.ids.n++] = cache.ids.a[s0 + k];
@@ -687,27 +798,20 @@ export function pass2(bytes: Uint8Array, file: string, tokenizer: Tokenizer, o: 
       for (let i = from; i < n; i++) {
         if (starts[i] < 0) continue;
         st.teacherPositions++;
-        const m0 = c.alternatives(r, i, cache.table, span, st.bytes, alts);
+        const m0 = c.alternatives(r, i, cache.table, span, st.bytes, alts, bulk);
         if (cache.table.size > cache.encoded) cache.sync();
-        if (m0 > mIds.length) { mIds = new Int32Array(m0); mLps = new Float64Array(m0); mPs = new Float64Array(m0); }
         out.p.reserve(m0);
         out.one.reserve(m0);
-        const ts = alts.ts, lps = alts.lps, first = cache.first.a, one = cache.one.a, pa = out.p.a, oa = out.one.a;
-        let pn = out.p.n, m = 0, merged = false;
-        serial++;
+        const ts = alts.ts, lps = alts.lps, ps = alts.ps, first = cache.first.a, one = cache.one.a, pa = out.p.a, oa = out.one.a;
+        const p0 = out.p.n;
+        let pn = p0;
         for (let a = 0; a < m0; a++) {
-          const t = ts[a], lp = lps[a];
-          const p = Math.exp(lp);
-          pa[pn] = p;
-          oa[pn++] = one[t];
-          const id = first[t];
-          if (stamp[id] !== serial) { stamp[id] = serial; slotOf[id] = m; mIds[m] = id; mLps[m] = lp; mPs[m] = p; m++; }
-          else { const k = slotOf[id]; mLps[k] = logAddExp(mLps[k], lp); mPs[k] = Number.NaN; merged = true; }
+          pa[pn] = ps[a];
+          oa[pn++] = one[ts[a]];
         }
         out.p.n = pn;
         out.one.n = pn;
-        if (merged) for (let k = 0; k < m; k++) if (Number.isNaN(mPs[k])) mPs[k] = Math.exp(mLps[k]); // a merged log-prob's own exp
-        if (m === 0) {
+        if (m0 === 0) {
           st.noAlternatives++;
           continue;
         }
@@ -716,36 +820,23 @@ export function pass2(bytes: Uint8Array, file: string, tokenizer: Tokenizer, o: 
           st.noPredecessor++;
           continue;
         }
-        // sort by log-prob descending, then id ascending (insertion sort: k is small)
-        for (let a = 1; a < m; a++) {
-          const id = mIds[a], lp = mLps[a], p = mPs[a];
-          let b = a - 1;
-          while (b >= 0 && (mLps[b] < lp || (mLps[b] === lp && mIds[b] > id))) {
-            mIds[b + 1] = mIds[b]; mLps[b + 1] = mLps[b]; mPs[b + 1] = mPs[b]; b--;
-          }
-          mIds[b + 1] = id; mLps[b + 1] = lp; mPs[b + 1] = p;
-        }
         out.mask.a[idBase + pos] = 1;
-        out.counts.push(m);
-        out.topIds.reserve(m);
-        out.lps.reserve(m);
-        out.ps.reserve(m);
-        const ta = out.topIds.a, la = out.lps.a, qa = out.ps.a;
-        let en = out.topIds.n;
-        for (let k = 0; k < m; k++, en++) {
-          ta[en] = mIds[k];
-          la[en] = mLps[k];
-          qa[en] = mPs[k];
+        out.m0.push(m0);
+        out.pOff.push(p0);
+        out.first.reserve(m0); out.lps.reserve(m0);
+        const fa = out.first.a, la = out.lps.a;
+        let en = out.first.n;
+        for (let a = 0; a < m0; a++, en++) {
+          fa[en] = first[ts[a]];
+          la[en] = lps[a];
         }
-        out.topIds.n = out.lps.n = out.ps.n = en;
-        out.entropies.push(entropy(mLps, 0, m));
-        if (m > st.maxK) st.maxK = m;
+        out.first.n = out.lps.n = en;
         st.labelled++;
         labelled++;
       }
       if (labelled === 0 && L - 1 <= targetFrom) {
         st.emptySequences++;
-        out.ids.n = idBase; out.mask.n = idBase; out.counts.n = labBase; out.topIds.n = entBase; out.lps.n = entBase; out.ps.n = entBase; out.entropies.n = entrBase;
+        out.ids.n = idBase; out.mask.n = idBase; out.m0.n = out.pOff.n = labBase; out.first.n = out.lps.n = altBase;
         continue;
       }
       st.sequences++;
@@ -753,17 +844,19 @@ export function pass2(bytes: Uint8Array, file: string, tokenizer: Tokenizer, o: 
       out.inputIds.push(inputId);
       out.targetFrom.push(targetFrom);
       out.idOff.push(out.ids.n);
-      out.labOff.push(out.counts.n);
+      out.labOff.push(out.m0.n);
     }
   }
   const finish = (s: SplitOut): Pass2Split => {
-    const counts = s.counts.view(), rows = s.inputIds.length;
+    const rows = s.inputIds.length;
+    const lab = label({ n: s.m0.n, m0: s.m0.a, pOff: s.pOff.a, first: s.first.a, lp: s.lps.a, p: s.p.a }, tokenizer.vocabSize, o.version, cache.kernels);
+    if (lab.maxK > s.c.maxK) s.c.maxK = lab.maxK;
     const block: SeqBlock = {
       version: o.version, rows, inputIds: s.inputIds, targetFrom: s.targetFrom.view(), idOff: s.idOff.view(),
-      ids: s.ids.view(), mask: s.mask.view(), labOff: s.labOff.view(), counts, topIds: s.topIds.view(),
-      ...encodeLogprobs(o.version, counts, counts.length, s.lps.view(), s.lps.n, s.ps.view()),
+      ids: s.ids.view(), mask: s.mask.view(), labOff: s.labOff.view(), counts: lab.counts, topIds: lab.topIds,
+      ...(o.version === 1 ? { lp16: lab.lp16 } : { best16: lab.best16, lp8: lab.lp8 }),
     };
-    return { block, counts: s.c, entropies: s.entropies.view(), p: s.p.view(), one: s.one.view() };
+    return { block, counts: s.c, entropies: lab.entropies, p: s.p.view(), one: s.one.view() };
   };
   return { records, splits: { train: finish(outs.train), val: finish(outs.val) } };
 }

@@ -1,0 +1,431 @@
+// The per-alternative loops of `kd dataset build` (src/dataset/columnar.ts): interning teacher tokens by
+// their bytes, exp of the raw log-probs, and labelling positions (merging alternatives by first student
+// id, sorting, entropy, float16 / 8-bit encoding). Every result is bit for bit what the JavaScript path
+// computes (src/dataset/label.ts is the same algorithm): exp, log and log1p are V8's fdlibm
+// (./fdlibm.h), this file is compiled without floating-point contraction, and the float16 and 8-bit
+// tables come from JavaScript.
+#include <node_api.h>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+#include "args.h"
+#include "fdlibm.h"
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// byte-string table: dense indices in insertion order
+
+struct Table {
+  // a slot: the key's first 8 bytes, a tag (24 hash bits and the length) and the index + 1 (0: empty),
+  // so a lookup of a key of at most 8 bytes (nearly every teacher token) reads one slot and nothing else
+  struct Slot { uint64_t k8; uint32_t tag; uint32_t t1; };
+  struct Entry { uint32_t start, len, hash; };
+  std::vector<uint8_t> pool;
+  std::vector<Entry> entries;
+  std::vector<Slot> slots;
+  uint32_t mask = 0;
+  Table() { slots.assign(4096, Slot{0, 0, 0}); mask = 4095; }
+
+  static uint64_t first8(const uint8_t* p, uint32_t n) {
+    uint64_t w = 0;
+    if (n >= 8) std::memcpy(&w, p, 8);
+    else for (uint32_t j = 0; j < n; j++) w |= (uint64_t)p[j] << (8 * j);
+    return w;
+  }
+  static uint32_t hashOf(uint64_t k8, const uint8_t* p, uint32_t n) {
+    uint64_t h = (k8 ^ ((uint64_t)n << 56)) * 0x9E3779B97F4A7C15ull;
+    for (uint32_t i = 8; i < n; i++) h = (h ^ p[i]) * 0xFF51AFD7ED558CCDull;
+    h ^= h >> 29;
+    h *= 0xC4CEB9FE1A85EC53ull;
+    h ^= h >> 32;
+    return (uint32_t)h;
+  }
+
+  int32_t intern(const uint8_t* p, uint32_t n) {
+    const uint64_t k8 = first8(p, n);
+    const uint32_t h = hashOf(k8, p, n), tag = (h & ~0xffu) | (n < 255 ? n : 255);
+    for (uint32_t s = h & mask;; s = (s + 1) & mask) {
+      const Slot& q = slots[s];
+      if (q.t1 == 0) {
+        const uint32_t t = (uint32_t)entries.size();
+        entries.push_back(Entry{(uint32_t)pool.size(), n, h});
+        pool.insert(pool.end(), p, p + n);
+        slots[s] = Slot{k8, tag, t + 1};
+        if (2 * (t + 1) > mask + 1) rehash();
+        return (int32_t)t;
+      }
+      if (q.tag == tag && q.k8 == k8) {
+        const uint32_t t = q.t1 - 1;
+        if (n <= 8) return (int32_t)t;
+        const Entry& e = entries[t];
+        if (e.len == n && std::memcmp(pool.data() + e.start + 8, p + 8, n - 8) == 0) return (int32_t)t;
+      }
+    }
+  }
+
+  void rehash() {
+    const uint32_t cap = 2 * (mask + 1), m2 = cap - 1;
+    std::vector<Slot> s2(cap, Slot{0, 0, 0});
+    for (const Slot& q : slots) {
+      if (q.t1 == 0) continue;
+      uint32_t s = entries[q.t1 - 1].hash & m2;
+      while (s2[s].t1 != 0) s = (s + 1) & m2;
+      s2[s] = q;
+    }
+    slots.swap(s2);
+    mask = m2;
+  }
+  size_t size() const { return entries.size(); }
+};
+
+// out[i] = fdlibm exp(x[i]) (below); out may be x
+inline void exp_many(const double* x, double* out, long n);
+
+// ---------------------------------------------------------------------------------------------
+// N-API helpers
+
+using kd::Args;
+
+Table* tableArg(Args& c, size_t i) {
+  void* p = nullptr;
+  if (c.ok && napi_get_value_external(c.env, c.v[i], &p) != napi_ok) c.fail("expected a table");
+  return static_cast<Table*>(p);
+}
+
+// tableNew(): a new byte-string table (freed with its JavaScript handle)
+napi_value TableNew(napi_env env, napi_callback_info) {
+  napi_value r;
+  Table* t = new Table();
+  napi_create_external(env, t, [](napi_env, void* p, void*) { delete static_cast<Table*>(p); }, nullptr, &r);
+  return r;
+}
+
+// tableIntern(table, values: Uint8Array, offsets: Int32Array, from, to, out: Int32Array, at) → the table's size.
+// out[at + i − from] = the index of values[offsets[i]..offsets[i+1]) for i in [from, to); −1 for an empty value.
+napi_value TableIntern(napi_env env, napi_callback_info info) {
+  Args c(env, info, 7);
+  Table* t = tableArg(c, 0);
+  size_t nv = 0, no = 0, nout = 0;
+  const uint8_t* values = c.array<uint8_t>(1, napi_uint8_array, &nv, "values");
+  const int32_t* off = c.array<int32_t>(2, napi_int32_array, &no, "offsets");
+  const long from = c.count(3), to = c.count(4);
+  int32_t* out = c.array<int32_t>(5, napi_int32_array, &nout, "out");
+  const long at = c.count(6);
+  if (c.ok && !(from <= to && (size_t)to < no + (to == from ? 1 : 0) && at + (to - from) <= (long)nout)) c.fail("range outside its arrays");
+  if (!c.ok) return c.done();
+  for (long i = from; i < to; i++) {
+    const int32_t s = off[i], e = off[i + 1];
+    if (s < 0 || e < s || (size_t)e > nv) return c.fail("offsets outside the values"), c.done();
+    out[at + i - from] = e > s ? t->intern(values + s, (uint32_t)(e - s)) : -1;
+  }
+  return c.number((double)t->size());
+}
+
+// tableDump(table, from) → [pool: Uint8Array, off: Int32Array]: the keys of indices from..size−1
+napi_value TableDump(napi_env env, napi_callback_info info) {
+  Args c(env, info, 2);
+  Table* t = tableArg(c, 0);
+  const long from = c.count(1);
+  if (c.ok && (size_t)from > t->size()) c.fail("from beyond the table");
+  if (!c.ok) return c.done();
+  const size_t n = t->size() - from;
+  const size_t p0 = n ? t->entries[from].start : t->pool.size(), bytes = t->pool.size() - p0;
+  void *pd, *od;
+  napi_value pb, ob, pa, oa, r;
+  napi_create_arraybuffer(env, bytes, &pd, &pb);
+  napi_create_arraybuffer(env, 4 * (n + 1), &od, &ob);
+  if (bytes) std::memcpy(pd, t->pool.data() + p0, bytes);
+  int32_t* o = static_cast<int32_t*>(od);
+  for (size_t i = 0; i < n; i++) o[i] = (int32_t)(t->entries[from + i].start - p0);
+  o[n] = (int32_t)bytes;
+  napi_create_typedarray(env, napi_uint8_array, bytes, pb, 0, &pa);
+  napi_create_typedarray(env, napi_int32_array, n + 1, ob, 0, &oa);
+  napi_create_array_with_length(env, 2, &r);
+  napi_set_element(env, r, 0, pa);
+  napi_set_element(env, r, 1, oa);
+  return r;
+}
+
+// expF32(x: Float32Array, from, to, out: Float64Array): out[i − from] = Math.exp(x[i])
+napi_value ExpF32(napi_env env, napi_callback_info info) {
+  Args c(env, info, 4);
+  size_t nx = 0, no = 0;
+  const float* x = c.array<float>(0, napi_float32_array, &nx, "x");
+  const long from = c.count(1), to = c.count(2);
+  double* out = c.array<double>(3, napi_float64_array, &no, "out");
+  if (c.ok && !(from <= to && (size_t)to <= nx && (size_t)(to - from) <= no)) c.fail("range outside its arrays");
+  if (!c.ok) return c.done();
+  for (long i = from; i < to; i++) out[i - from] = (double)x[i];
+  exp_many(out, out, to - from);
+  return c.done();
+}
+
+// math(op, x: Float64Array, out: Float64Array): 0 exp (vectorised), 1 log, 2 log1p, 3 exp (scalar) (tests compare them with Math.*)
+napi_value MathF64(napi_env env, napi_callback_info info) {
+  Args c(env, info, 3);
+  const long op = c.count(0);
+  size_t nx = 0, no = 0;
+  const double* x = c.array<double>(1, napi_float64_array, &nx, "x");
+  double* out = c.array<double>(2, napi_float64_array, &no, "out");
+  if (c.ok && no < nx) c.fail("out is too short");
+  if (!c.ok) return c.done();
+  if (op == 0) exp_many(x, out, (long)nx);  // (the vector path, and the scalar one outside its range)
+  else if (op == 3) for (size_t i = 0; i < nx; i++) out[i] = kd::fdlibm::exp(x[i]);
+  else for (size_t i = 0; i < nx; i++) out[i] = op == 1 ? kd::fdlibm::log(x[i]) : kd::fdlibm::log1p(x[i]);
+  return c.done();
+}
+
+// ---------------------------------------------------------------------------------------------
+// exp of many values: fdlibm's exp four at a time (AVX2, same operations in the same order, no FMA),
+// the scalar one for anything outside its common range (|x| < 2^-28, |x| ≥ 704, x = 1)
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define KD_EXP_AVX2 1
+__attribute__((target("avx2"))) void exp_avx2(const double* x, double* out, long n) {
+  const __m256d one = _mm256_set1_pd(1.0), two = _mm256_set1_pd(2.0), half = _mm256_set1_pd(0.5), mhalf = _mm256_set1_pd(-0.5);
+  const __m256d ln2HI = _mm256_set1_pd(6.93147180369123816490e-01), mln2HI = _mm256_set1_pd(-6.93147180369123816490e-01);
+  const __m256d ln2LO = _mm256_set1_pd(1.90821492927058770002e-10), mln2LO = _mm256_set1_pd(-1.90821492927058770002e-10);
+  const __m256d invln2 = _mm256_set1_pd(1.44269504088896338700e+00), pone = _mm256_set1_pd(1.0), mone = _mm256_set1_pd(-1.0);
+  const __m256d P1 = _mm256_set1_pd(1.66666666666666019037e-01), P2 = _mm256_set1_pd(-2.77777777770155933842e-03),
+    P3 = _mm256_set1_pd(6.61375632143793436117e-05), P4 = _mm256_set1_pd(-1.65339022054652515390e-06),
+    P5 = _mm256_set1_pd(4.13813679705723846039e-08);
+  const __m256i absMask = _mm256_set1_epi64x(0x7fffffff), lowest = _mm256_set1_epi64x(0x3E2FFFFF), highest = _mm256_set1_epi64x(0x40860000);
+  const __m256i cHalfLn2 = _mm256_set1_epi64x(0x3FD62E42), cThreeHalfLn2 = _mm256_set1_epi64x(0x3FF0A2B2), bias = _mm256_set1_epi64x(1023);
+  long i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const __m256d xv = _mm256_loadu_pd(x + i);
+    const __m256i b = _mm256_castpd_si256(xv);
+    const __m256i hx = _mm256_and_si256(_mm256_srli_epi64(b, 32), absMask);
+    const __m256i inRange = _mm256_and_si256(_mm256_cmpgt_epi64(hx, lowest), _mm256_cmpgt_epi64(highest, hx));
+    const int ok = _mm256_movemask_pd(_mm256_castsi256_pd(inRange)) == 15 && _mm256_movemask_pd(_mm256_cmp_pd(xv, one, _CMP_EQ_OQ)) == 0;
+    if (!ok) {
+      for (int j = 0; j < 4; j++) out[i + j] = kd::fdlibm::exp(x[i + j]);
+      continue;
+    }
+    const __m256d neg = _mm256_castsi256_pd(_mm256_cmpgt_epi64(_mm256_setzero_si256(), b));
+    const __m256d notC = _mm256_castsi256_pd(_mm256_cmpgt_epi64(hx, cHalfLn2));  // |x| > 0.5 ln2
+    const __m256d caseA = _mm256_and_pd(notC, _mm256_castsi256_pd(_mm256_cmpgt_epi64(cThreeHalfLn2, hx)));
+    // case B: k = (int)(invln2·x + ±0.5), hi = x − k·ln2HI, lo = k·ln2LO
+    const __m256d kd = _mm256_add_pd(_mm256_mul_pd(invln2, xv), _mm256_blendv_pd(half, mhalf, neg));
+    const __m256d tB = _mm256_cvtepi32_pd(_mm256_cvttpd_epi32(kd));
+    const __m256d hiB = _mm256_sub_pd(xv, _mm256_mul_pd(tB, ln2HI)), loB = _mm256_mul_pd(tB, ln2LO);
+    // case A: k = ±1
+    const __m256d hiA = _mm256_sub_pd(xv, _mm256_blendv_pd(ln2HI, mln2HI, neg)), loA = _mm256_blendv_pd(ln2LO, mln2LO, neg);
+    const __m256d kA = _mm256_blendv_pd(pone, mone, neg);
+    const __m256d hi = _mm256_blendv_pd(hiB, hiA, caseA), lo = _mm256_blendv_pd(loB, loA, caseA);
+    const __m256d kk = _mm256_and_pd(_mm256_blendv_pd(tB, kA, caseA), notC);  // case C: k = 0
+    const __m256d xr = _mm256_blendv_pd(xv, _mm256_sub_pd(hi, lo), notC);
+    const __m256d t = _mm256_mul_pd(xr, xr);
+    const __m256d poly = _mm256_mul_pd(t, _mm256_add_pd(P1, _mm256_mul_pd(t, _mm256_add_pd(P2, _mm256_mul_pd(t, _mm256_add_pd(P3, _mm256_mul_pd(t, _mm256_add_pd(P4, _mm256_mul_pd(t, P5)))))))));
+    const __m256d c = _mm256_sub_pd(xr, poly);
+    const __m256d xc = _mm256_mul_pd(xr, c);
+    const __m256d yC = _mm256_sub_pd(one, _mm256_sub_pd(_mm256_div_pd(xc, _mm256_sub_pd(c, two)), xr));
+    const __m256d y = _mm256_sub_pd(one, _mm256_sub_pd(_mm256_sub_pd(lo, _mm256_div_pd(xc, _mm256_sub_pd(two, c))), hi));
+    const __m256i k64 = _mm256_cvtepi32_epi64(_mm256_cvttpd_epi32(kk));
+    const __m256d twopk = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(k64, bias), 52));
+    _mm256_storeu_pd(out + i, _mm256_blendv_pd(yC, _mm256_mul_pd(y, twopk), notC));
+  }
+  for (; i < n; i++) out[i] = kd::fdlibm::exp(x[i]);
+}
+const bool kHasAvx2 = __builtin_cpu_supports("avx2");
+#endif
+
+// out[i] = fdlibm exp(x[i]); out may be x
+inline void exp_many(const double* x, double* out, long n) {
+#ifdef KD_EXP_AVX2
+  if (kHasAvx2) return exp_avx2(x, out, n);
+#endif
+  for (long i = 0; i < n; i++) out[i] = kd::fdlibm::exp(x[i]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// labelling positions (src/dataset/label.ts, bit for bit)
+
+inline double jsMax(double a, double b) {
+  if (a > b) return a;
+  if (b > a) return b;
+  if (a == 0 && b == 0) return std::signbit(a) && std::signbit(b) ? -0.0 : 0.0;
+  return a;
+}
+inline double jsMin(double a, double b) {
+  if (a < b) return a;
+  if (b < a) return b;
+  if (a == 0 && b == 0) return std::signbit(a) || std::signbit(b) ? -0.0 : 0.0;
+  return a;
+}
+inline double logAddExp(double a, double b) {
+  const double m = jsMax(a, b);
+  return m + kd::fdlibm::log1p(kd::fdlibm::exp(jsMin(a, b) - m));
+}
+
+inline uint16_t toFloat16Bits(double x) {
+  const float f = (float)x;
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  const uint32_t sign = (bits >> 16) & 0x8000, exp = (bits >> 23) & 0xff;
+  uint32_t mant = bits & 0x7fffff;
+  if (exp == 0xff) return (uint16_t)(sign | 0x7c00 | (mant ? 0x200 : 0));
+  const int e = (int)exp - 127 + 15;
+  if (e >= 0x1f) return (uint16_t)(sign | 0x7c00);
+  if (e <= 0) {
+    if (e < -10) return (uint16_t)sign;
+    mant |= 0x800000;
+    const int shift = 14 - e;
+    const uint32_t half = 1u << (shift - 1), rest = mant & ((1u << shift) - 1);
+    uint32_t m = mant >> shift;
+    if (rest > half || (rest == half && (m & 1))) m++;
+    return (uint16_t)(sign | m);
+  }
+  uint32_t h = ((uint32_t)e << 10) | (mant >> 13);
+  const uint32_t rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest == 0x1000 && (h & 1))) h++;
+  return (uint16_t)(sign | h);
+}
+
+// label(m0: Int32Array, pOff: Int32Array, first: Uint16Array, lp: Float32Array, p: Float64Array, vocab, version, f16: Float32Array,
+//       delta: Float64Array, counts: Int32Array, topIds: Uint16Array, entropies: Float64Array, lp16: Uint16Array|null,
+//       best16: Uint16Array|null, lp8: Uint8Array|null) → [entries, maxK]
+napi_value Label(napi_env env, napi_callback_info info) {
+  Args c(env, info, 15);
+  size_t nPos = 0, npo = 0, nf = 0, nl = 0, np = 0, n16 = 0, nd = 0, nc = 0, nt = 0, ne = 0, nlp16 = 0, nb = 0, n8 = 0;
+  const int32_t* m0 = c.array<int32_t>(0, napi_int32_array, &nPos, "m0");
+  const int32_t* pOff = c.array<int32_t>(1, napi_int32_array, &npo, "pOff");
+  const uint16_t* first = c.array<uint16_t>(2, napi_uint16_array, &nf, "first");
+  const float* lp = c.array<float>(3, napi_float32_array, &nl, "lp");
+  const double* p = c.array<double>(4, napi_float64_array, &np, "p");
+  const long vocab = c.count(5), version = c.count(6);
+  const float* f16 = c.array<float>(7, napi_float32_array, &n16, "f16");
+  const double* delta = c.array<double>(8, napi_float64_array, &nd, "delta");
+  int32_t* counts = c.array<int32_t>(9, napi_int32_array, &nc, "counts");
+  uint16_t* topIds = c.array<uint16_t>(10, napi_uint16_array, &nt, "topIds");
+  double* ent = c.array<double>(11, napi_float64_array, &ne, "entropies");
+  uint16_t* lp16 = c.array<uint16_t>(12, napi_uint16_array, &nlp16, "lp16", true);
+  uint16_t* best16 = c.array<uint16_t>(13, napi_uint16_array, &nb, "best16", true);
+  uint8_t* lp8 = c.array<uint8_t>(14, napi_uint8_array, &n8, "lp8", true);
+  if (!c.ok) return c.done();
+  size_t nAlt = 0;
+  for (size_t j = 0; j < nPos; j++) {
+    if (m0[j] <= 0) return c.fail("a position without alternatives"), c.done();
+    nAlt += (size_t)m0[j];
+  }
+  for (size_t j = 0; c.ok && j < nPos; j++) if (j >= npo || pOff[j] < 0 || (size_t)pOff[j] + (size_t)m0[j] > np) c.fail("pOff outside p");
+  if (!c.ok) return c.done();
+  if (nf < nAlt || nl < nAlt || n16 != 65536 || nd != 256 || nc < nPos || nt < nAlt || ne < nPos) c.fail("an array is too short");
+  else if (version == 1 ? nlp16 < nAlt : (nb < nPos || n8 < nAlt)) c.fail("an output array is too short");
+  if (!c.ok) return c.done();
+  for (size_t a = 0; a < nAlt; a++) if (first[a] >= vocab) return c.fail("a student id outside the vocabulary"), c.done();
+  std::vector<int32_t> stamp(vocab, -1), slot(vocab, 0);
+  std::vector<int32_t> ids;
+  std::vector<double> lps, ps;
+  std::vector<uint8_t> merged;
+  std::vector<double> args(64), ex(64);
+  std::vector<int> los(64);
+  size_t v = 0, e = 0, codes = 0;
+  int32_t maxK = 0;
+  for (size_t j = 0; j < nPos; j++) {
+    const int32_t n0 = m0[j];
+    if ((size_t)n0 > ids.size()) { ids.resize(n0); lps.resize(n0); ps.resize(n0); merged.resize(n0); }
+    int32_t m = 0;
+    bool any = false;
+    const double* pj = p + pOff[j];
+    for (int32_t a = 0; a < n0; a++, v++) {
+      const int32_t id = first[v];
+      if (stamp[id] != (int32_t)j) { stamp[id] = (int32_t)j; slot[id] = m; ids[m] = id; lps[m] = lp[v]; ps[m] = pj[a]; merged[m] = 0; m++; }
+      else { const int32_t k = slot[id]; lps[k] = logAddExp(lps[k], (double)lp[v]); merged[k] = 1; any = true; }
+    }
+    if (any) for (int32_t k = 0; k < m; k++) if (merged[k]) ps[k] = kd::fdlibm::exp(lps[k]);
+    for (int32_t a = 1; a < m; a++) {
+      const int32_t id = ids[a];
+      const double l = lps[a], q = ps[a];
+      int32_t b = a - 1;
+      while (b >= 0 && (lps[b] < l || (lps[b] == l && ids[b] > id))) { ids[b + 1] = ids[b]; lps[b + 1] = lps[b]; ps[b + 1] = ps[b]; b--; }
+      ids[b + 1] = id; lps[b + 1] = l; ps[b + 1] = q;
+    }
+    counts[j] = m;
+    if (m > maxK) maxK = m;
+    for (int32_t k = 0; k < m; k++) topIds[e + k] = (uint16_t)ids[k];
+    // entropy (src/dataset/convert.ts)
+    if ((size_t)(2 * m) > args.size()) { args.resize(2 * m); ex.resize(2 * m); }
+    double mx = -INFINITY;
+    for (int32_t k = 0; k < m; k++) mx = jsMax(mx, lps[k]);
+    for (int32_t k = 0; k < m; k++) args[k] = lps[k] - mx;
+    exp_many(args.data(), ex.data(), m);
+    double z = 0;
+    for (int32_t k = 0; k < m; k++) z += ex[k];
+    const double logZ = kd::fdlibm::log(z);
+    for (int32_t k = 0; k < m; k++) args[k] = lps[k] - mx - logZ;
+    exp_many(args.data(), ex.data(), m);
+    double h = 0;
+    for (int32_t k = 0; k < m; k++) h -= ex[k] * args[k];
+    ent[j] = h;
+    if (version == 1) {
+      for (int32_t k = 0; k < m; k++) lp16[e + k] = toFloat16Bits(lps[k]);
+    } else {
+      // encodeLp8 (src/schema/lp8.ts)
+      const uint16_t bits = toFloat16Bits(lps[0]);
+      const double best = f16[bits];
+      double err = kd::fdlibm::exp(best) - ps[0];
+      // the two codes around each entry's distance and their p̂ (exps in bulk), then the running choice
+      if ((size_t)m > los.size()) los.resize(m);
+      for (int32_t k = 1; k < m; k++) {
+        double d = best - lps[k];
+        if (!(d > 0)) d = 0;
+        int lo;
+        if (d >= 20) lo = 255;
+        else {
+          lo = (int)std::floor(255 * std::sqrt(d / 20));
+          if (lo > 254) lo = 254;
+          if (delta[lo] > d) lo--;
+          else if (delta[lo + 1] <= d) lo++;
+        }
+        los[k] = lo;
+        args[2 * (k - 1)] = best - delta[lo];
+        args[2 * (k - 1) + 1] = lo == 255 ? args[2 * (k - 1)] : best - delta[lo + 1];
+      }
+      exp_many(args.data(), ex.data(), 2 * (m - 1));
+      for (int32_t k = 1; k < m; k++) {
+        const double q0 = ps[k];
+        const int lo = los[k];
+        int code;
+        double q;
+        if (lo == 255) {
+          code = 255;
+          q = ex[2 * (k - 1)];
+        } else {
+          const double qLo = ex[2 * (k - 1)], qHi = ex[2 * (k - 1) + 1];
+          if (std::fabs(err + qLo - q0) <= std::fabs(err + qHi - q0)) { code = lo; q = qLo; } else { code = lo + 1; q = qHi; }
+        }
+        lp8[codes++] = (uint8_t)code;
+        err += q - q0;
+      }
+      best16[j] = bits;
+    }
+    e += m;
+  }
+  napi_value r;
+  napi_create_array_with_length(env, 2, &r);
+  napi_set_element(env, r, 0, c.number((double)e));
+  napi_set_element(env, r, 1, c.number(maxK));
+  return r;
+}
+
+}  // namespace
+
+namespace kd {
+// called from addon.cc's module init
+bool register_build(napi_env env, napi_value exports) {
+  const napi_property_descriptor props[] = {
+    kd::method("tableNew", TableNew),
+    kd::method("tableIntern", TableIntern),
+    kd::method("tableDump", TableDump),
+    kd::method("expF32", ExpF32),
+    kd::method("mathF64", MathF64),
+    kd::method("label", Label),
+  };
+  return napi_define_properties(env, exports, sizeof props / sizeof props[0], props) == napi_ok;
+}
+}  // namespace kd

@@ -1,0 +1,118 @@
+/**
+ * The native dataset-build kernels (native/build.cc) against the JavaScript path they replace: V8's
+ * Math.exp/log/log1p bit for bit, labelling bit for bit, and whole builds byte for byte (the golden
+ * build, both ways, in this thread and in workers). Without the addon (no compiler at install) only
+ * the JavaScript path exists, and the golden tests of ./columnar.test.ts cover it.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { setNativeEnabled } from '../../src/backend/native.js';
+import { buildDataset, buildDatasetParallel } from '../../src/dataset/build.js';
+import { label, labelJs, nativeBuild } from '../../src/dataset/label.js';
+import { Rng } from '../../src/core/rng.js';
+import { GOLDEN_OPTIONS, describeBuild, goldenRaw } from './golden.js';
+
+const k = nativeBuild();
+const golden = JSON.parse(fs.readFileSync(path.join(import.meta.dirname, 'golden', 'v1-build.json'), 'utf8'));
+
+describe.runIf(k !== null)('native dataset-build kernels (addon built)', () => {
+  const rng = new Rng(17);
+
+  it('exp, log and log1p are V8\'s Math.exp, Math.log and Math.log1p, bit for bit', () => {
+    const n = 200_000;
+    const x = new Float64Array(n), out = new Float64Array(n);
+    const special = [0, -0, 1, -1, 0.5, -0.5, Infinity, -Infinity, Number.NaN, 5e-324, -5e-324, 1e-300, 709.78, 709.79, -745.1, -745.2, Math.LN2 / 2, 1e-20, -1e-20, -0.999999];
+    // exp: 0 the AVX2 path (4 at a time; near its range's and argument reduction's edges too), 3 the scalar one
+    const edges = [0.5 * Math.LN2, 1.5 * Math.LN2, 1, 704, 2 ** -28, 20];
+    const nearEdge = () => edges[rng.int(edges.length)] * (1 + (rng.next() - 0.5) * (rng.next() < 0.5 ? 1e-12 : 1e-5)) * (rng.next() < 0.5 ? -1 : 1);
+    const cases: [number, (v: number) => number, () => number][] = [
+      [0, Math.exp, () => Math.fround(-rng.next() * 40)], [0, Math.exp, () => (rng.next() - 0.5) * 1500], [0, Math.exp, nearEdge],
+      [3, Math.exp, () => Math.fround(-rng.next() * 40)], [3, Math.exp, nearEdge],
+      [1, Math.log, () => rng.next() * 50], [1, Math.log, () => Math.exp((rng.next() - 0.5) * 1400)],
+      [2, Math.log1p, () => Math.exp(-rng.next() * 60)], [2, Math.log1p, () => rng.next() * 4 - 0.999],
+    ];
+    for (const [op, f, gen] of cases) {
+      for (let i = 0; i < n; i++) x[i] = i < special.length ? special[i] : gen();
+      k!.mathF64(op, x, out);
+      let bad = 0;
+      for (let i = 0; i < n; i++) if (!Object.is(f(x[i]), out[i])) bad++;
+      expect(bad, `op ${op}`).toBe(0);
+    }
+  });
+
+  it('labels positions (merge, sort, entropy, float16 and 8-bit codes) exactly as the JavaScript path', () => {
+    const n = 20_000;
+    const m0 = new Int32Array(n);
+    const first: number[] = [], lp: number[] = [];
+    for (let j = 0; j < n; j++) {
+      const m = 1 + rng.int(24);
+      m0[j] = m;
+      const best = j % 7 === 0 ? 0 : -rng.next() * 3;
+      for (let a = 0; a < m; a++) {
+        // repeated first ids (merged), ties, −0, entries far below the best (clipped codes)
+        const id = j % 3 === 0 ? rng.int(4) : rng.int(300);
+        const l = a === 0 ? (j % 11 === 0 ? -0 : best) : j % 5 === 0 && a === 1 ? best : Math.fround(best - rng.next() * (a % 4 === 0 ? 40 : 8));
+        first.push(id); lp.push(l);
+      }
+    }
+    const pOff = new Int32Array(n);
+    for (let j = 1; j < n; j++) pOff[j] = pOff[j - 1] + m0[j - 1];
+    const x = { n, m0, pOff, first: Uint16Array.from(first), lp: Float32Array.from(lp), p: Float64Array.from(lp, (l) => Math.exp(Math.fround(l))) };
+    for (const version of [1, 2] as const) {
+      const a = label(x, 300, version, k), b = labelJs(x, 300, version);
+      expect(a.maxK).toBe(b.maxK);
+      expect(Array.from(a.counts)).toEqual(Array.from(b.counts));
+      expect(Array.from(a.topIds)).toEqual(Array.from(b.topIds));
+      expect(Buffer.from(a.entropies.buffer).equals(Buffer.from(b.entropies.buffer))).toBe(true);
+      if (version === 1) expect(Array.from(a.lp16!)).toEqual(Array.from(b.lp16!));
+      else {
+        expect(Array.from(a.best16!)).toEqual(Array.from(b.best16!));
+        expect(Array.from(a.lp8!)).toEqual(Array.from(b.lp8!));
+      }
+    }
+  });
+
+  describe('whole builds: native and JavaScript write the same bytes', () => {
+    const raw = goldenRaw();
+    const root = path.dirname(raw);
+    const env = process.env.KD_NATIVE;
+    const js = async <T>(f: () => T | Promise<T>): Promise<T> => {
+      setNativeEnabled(false);
+      process.env.KD_NATIVE = '0'; // the workers started meanwhile load without the addon
+      try {
+        return await f();
+      } finally {
+        setNativeEnabled(true);
+        if (env === undefined) delete process.env.KD_NATIVE;
+        else process.env.KD_NATIVE = env;
+      }
+    };
+    afterAll(() => setNativeEnabled(true));
+
+    it.each([
+      ['native, this thread', (out: string) => buildDataset({ from: raw, out, ...GOLDEN_OPTIONS, formatVersion: 1 })],
+      ['native, 2 workers', (out: string) => buildDatasetParallel({ from: raw, out, ...GOLDEN_OPTIONS, formatVersion: 1, workers: 2 })],
+      ['JavaScript, this thread', (out: string) => js(() => buildDataset({ from: raw, out, ...GOLDEN_OPTIONS, formatVersion: 1 }))],
+      ['JavaScript, 2 workers', (out: string) => js(() => buildDatasetParallel({ from: raw, out, ...GOLDEN_OPTIONS, formatVersion: 1, workers: 2 }))],
+    ])('version 1, %s: the golden build', async (name, build) => {
+      const out = path.join(root, `nb-${name.replace(/\W+/g, '-')}`);
+      await build(out);
+      expect(describeBuild(out)).toEqual(golden);
+    });
+
+    it('version 2: native (this thread, 3 workers) and JavaScript give the same bytes', async () => {
+      const out = (name: string) => path.join(root, `nb-v2-${name}`);
+      await js(() => buildDataset({ from: raw, out: out('js'), ...GOLDEN_OPTIONS }));
+      const want = describeBuild(out('js'));
+      expect(want.manifest.version).toBe(2);
+      for (const [name, build] of [
+        ['native', () => buildDataset({ from: raw, out: out('native'), ...GOLDEN_OPTIONS })],
+        ['native-workers', () => buildDatasetParallel({ from: raw, out: out('native-workers'), ...GOLDEN_OPTIONS, workers: 3 })],
+      ] as const) {
+        await build();
+        expect(describeBuild(out(name)), name).toEqual(want);
+      }
+    });
+  });
+});
