@@ -61,7 +61,16 @@ const MAX_REDIRECTS = 20;
  * redirects as fetch does (303, and 301/302 after a POST, become a GET without body; the
  * authorization header is dropped when the redirect leaves the origin).
  */
-export function nodeFetch(o: NodeFetchOptions): (input: string | URL | Request, init?: RequestInit) => Promise<Response> {
+export type NodeFetch = ((input: string | URL | Request, init?: RequestInit) => Promise<Response>) & {
+  /**
+   * Ends every request in flight at once (their sockets are destroyed: each rejects like a failed
+   * fetch). Later requests open new connections. What a caller's stop signal does, without an
+   * abort listener per request.
+   */
+  destroyAll(): void;
+};
+
+export function nodeFetch(o: NodeFetchOptions): NodeFetch {
   const agents = {
     'http:': new http.Agent({ keepAlive: true, maxSockets: o.maxSockets, scheduling: 'fifo' }),
     'https:': new https.Agent({ keepAlive: true, maxSockets: o.maxSockets, scheduling: 'fifo' }),
@@ -129,7 +138,7 @@ export function nodeFetch(o: NodeFetchOptions): (input: string | URL | Request, 
     }
     return lastUrl;
   };
-  return (input, init = {}) => {
+  const fetch = (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
     const headers: Record<string, string> = {};
     // the SDK hands a Headers: read it as it is rather than through a copy
     (init.headers instanceof Headers ? init.headers : new Headers(init.headers)).forEach((v, k) => {
@@ -148,4 +157,9 @@ export function nodeFetch(o: NodeFetchOptions): (input: string | URL | Request, 
     }
     return fetchOnce(url, init.method ?? 'GET', headers, body ?? undefined, init.signal ?? undefined, 0);
   };
+  return Object.assign(fetch, {
+    destroyAll() {
+      for (const agent of Object.values(agents)) agent.destroy();
+    },
+  });
 }
