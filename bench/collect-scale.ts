@@ -9,7 +9,10 @@
  *   every second: `start` (before collect()), `peak`, `end` (after it returned), the growth from the
  *   first to the last quarter of the run (`steady_growth_mb`: ≈ 0 when memory is flat), and the
  *   samples themselves (`timeline`, one every ~5 s) so growth over time is visible;
- * - `heap_mb`: V8 heap used, the same way (what a leak of JS objects would show first).
+ * - `heap_mb`: V8 heap used, the same way (what a leak of JS objects would show first);
+ * - `cpu_ms_per_request`: CPU time (user + system) per answer over the main run, of the collector
+ *   process (main thread, records worker, GC threads) and of the teacher server process (Linux only:
+ *   read from /proc): on a machine with few cores their sum bounds the rate at about cores / sum.
  * Answers are the bench default (top-k 20, 16 tokens with bytes, ~17 KB each): 1.7 GB of responses
  * pass through, so anything kept per response shows.
  *
@@ -32,6 +35,16 @@ const IDEAL = CONCURRENCY / (LATENCY_MS / 1000);
 const { url, child } = await spawnBenchServer(LATENCY_MS);
 const dir = mkdtempSync(join(tmpdir(), 'kd-bench-scale-'));
 const round = (v: number, d = 1) => Number(v.toFixed(d));
+/** CPU ms (user + system) a process has used so far, from /proc (null where there is none). */
+function procCpuMs(pid: number | undefined): number | null {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, in USER_HZ (100 on Linux)
+  } catch {
+    return null;
+  }
+}
+const selfCpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
 const mb = (b: number) => round(b / 2 ** 20);
 
 interface Sample { t_s: number; rss_mb: number; heap_mb: number; done: number }
@@ -50,6 +63,7 @@ async function run(name: string, n: number, sample: boolean) {
   const samples: Sample[] = [];
   let done = 0;
   global.gc?.();
+  const cpu0 = selfCpuMs(), server0 = procCpuMs(child.pid);
   const t0 = performance.now();
   const take = () => {
     const m = process.memoryUsage();
@@ -64,6 +78,8 @@ async function run(name: string, n: number, sample: boolean) {
     if (timer) clearInterval(timer);
   }
   const wall = (performance.now() - t0) / 1000;
+  const server1 = procCpuMs(child.pid);
+  const cpu = { collector: round((selfCpuMs() - cpu0) / n, 3), server: server0 === null || server1 === null ? null : round((server1 - server0) / n, 3) };
   take();
   let first = Infinity, last = 0;
   for (const file of listRawShards(out)) { // two columns only: 100k whole records would not fit the point
@@ -74,12 +90,12 @@ async function run(name: string, n: number, sample: boolean) {
     });
   }
   const steady = s.answered / ((last - first) / 1000);
-  return { s, wall, steady, samples };
+  return { s, wall, steady, samples, cpu };
 }
 
 try {
   await run('warmup', 2000, false); // JIT, server and connections warm
-  const { s, wall, steady, samples } = await run('main', REQUESTS, true);
+  const { s, wall, steady, samples, cpu } = await run('main', REQUESTS, true);
   const q = Math.max(1, Math.floor(samples.length / 4));
   const avg = (xs: Sample[], k: 'rss_mb' | 'heap_mb') => xs.reduce((a, x) => a + x[k], 0) / xs.length;
   const firstQ = samples.slice(1, 1 + q), lastQ = samples.slice(-1 - q, -1);
@@ -93,6 +109,7 @@ try {
       start: samples[0].rss_mb, peak: Math.max(...samples.map((x) => x.rss_mb)), end: samples[samples.length - 1].rss_mb,
       first_quarter_avg: round(avg(firstQ, 'rss_mb')), last_quarter_avg: round(avg(lastQ, 'rss_mb')), steady_growth_mb: round(avg(lastQ, 'rss_mb') - avg(firstQ, 'rss_mb')),
     },
+    cpu_ms_per_request: cpu,
     heap_mb: { start: samples[0].heap_mb, peak: Math.max(...samples.map((x) => x.heap_mb)), end: samples[samples.length - 1].heap_mb, steady_growth_mb: round(avg(lastQ, 'heap_mb') - avg(firstQ, 'heap_mb')) },
     timeline: samples.filter((_, i) => i % every === 0 || i === samples.length - 1),
   }) + '\n');

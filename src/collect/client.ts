@@ -87,17 +87,22 @@ export function makeTeacherClient(o: TeacherClientOptions): TeacherClient {
     throw new KdError('api-key', `no --teacher-url (or OPENAI_BASE_URL) and no ${keyEnv}: kd collect would send the prompts to OpenAI without a key; set ${keyEnv}, or give --teacher-url for a local server`);
   }
   const baseURL = rawBase ? normalizeBaseURL(rawBase) : 'https://api.openai.com/v1';
-  const sdk = new OpenAI({ apiKey: key || PLACEHOLDER_KEY, baseURL, maxRetries: 0, timeout: o.timeoutMs, fetch: nodeFetch({ maxSockets: o.concurrency ?? 16 }) });
+  const fetch = nodeFetch({ maxSockets: o.concurrency ?? 16 });
+  const sdk = new OpenAI({ apiKey: key || PLACEHOLDER_KEY, baseURL, maxRetries: 0, timeout: o.timeoutMs, fetch });
+  // A stop signal ends every request in flight at once (their sockets are destroyed): one listener
+  // per signal rather than an AbortController and listeners per request, which cost the main
+  // thread at hundreds of requests per second. (A run uses one client and one stop signal.)
+  const watched = new WeakSet<AbortSignal>();
   const client: TeacherClient = {
     baseURL,
     async sendRaw(req, stop) {
-      // The SDK's timeout covers the body too: nodeFetch resolves only once the body is read. The
-      // SDK never removes its listener from the signal it is given: give it one per request.
-      const ac = new AbortController();
-      const onStop = () => ac.abort(stop.reason);
-      if (stop.aborted) onStop();
-      else stop.addEventListener('abort', onStop, { once: true });
-      const options = { signal: ac.signal, timeout: o.timeoutMs, headers: { 'x-kd-request-hash': req.hash } };
+      if (stop.aborted) throw new SendError('aborted', 'aborted');
+      if (!watched.has(stop)) {
+        watched.add(stop);
+        stop.addEventListener('abort', () => fetch.destroyAll(), { once: true });
+      }
+      // The SDK's timeout covers the body too: nodeFetch resolves only once the body is read.
+      const options = { timeout: o.timeoutMs, headers: { 'x-kd-request-hash': req.hash } };
       const t0 = performance.now();
       try {
         const body = req.body as never; // one request body for three SDK methods, each typed for its own endpoint
@@ -108,8 +113,6 @@ export function makeTeacherClient(o: TeacherClientOptions): TeacherClient {
         return { status: res.status, body: bytes, headers: res.headers, latencyMs: performance.now() - t0 };
       } catch (e) {
         throw classify(e, stop, o.timeoutMs, key);
-      } finally {
-        stop.removeEventListener('abort', onStop);
       }
     },
     async send(req, stop, keepIdOrder) {

@@ -61,7 +61,16 @@ const MAX_REDIRECTS = 20;
  * redirects as fetch does (303, and 301/302 after a POST, become a GET without body; the
  * authorization header is dropped when the redirect leaves the origin).
  */
-export function nodeFetch(o: NodeFetchOptions): (input: string | URL | Request, init?: RequestInit) => Promise<Response> {
+export type NodeFetch = ((input: string | URL | Request, init?: RequestInit) => Promise<Response>) & {
+  /**
+   * Ends every request in flight at once (their sockets are destroyed: each rejects like a failed
+   * fetch). Later requests open new connections. What a caller's stop signal does, without an
+   * abort listener per request.
+   */
+  destroyAll(): void;
+};
+
+export function nodeFetch(o: NodeFetchOptions): NodeFetch {
   const agents = {
     'http:': new http.Agent({ keepAlive: true, maxSockets: o.maxSockets, scheduling: 'fifo' }),
     'https:': new https.Agent({ keepAlive: true, maxSockets: o.maxSockets, scheduling: 'fifo' }),
@@ -104,9 +113,10 @@ export function nodeFetch(o: NodeFetchOptions): (input: string | URL | Request, 
         if (!res.complete) fail(new Error('the connection closed before the body was complete'));
       });
       res.on('end', () => {
-        const h = new Headers();
+        // name/value pairs: the Response builds its Headers from them (no intermediate Headers)
+        const h: [string, string][] = [];
         const raw = res.rawHeaders;
-        for (let i = 0; i < raw.length; i += 2) h.append(raw[i]!, raw[i + 1]!);
+        for (let i = 0; i < raw.length; i += 2) h.push([raw[i]!, raw[i + 1]!]);
         try {
           resolve(new BufferedResponse(ownBuffer(chunks, size), { status, statusText: res.statusMessage, headers: h, url: url.href }));
         } catch (e) {
@@ -117,9 +127,21 @@ export function nodeFetch(o: NodeFetchOptions): (input: string | URL | Request, 
     req.on('error', fail);
     req.end(body);
   });
-  return (input, init = {}) => {
+  // The SDK calls with the same URL string every time: parse it once.
+  let lastInput = '';
+  let lastUrl: URL | null = null;
+  const parse = (input: string | URL | Request): URL => {
+    const href = input instanceof Request ? input.url : String(input);
+    if (href !== lastInput || lastUrl === null) {
+      lastUrl = new URL(href);
+      lastInput = href;
+    }
+    return lastUrl;
+  };
+  const fetch = (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
     const headers: Record<string, string> = {};
-    new Headers(init.headers).forEach((v, k) => {
+    // the SDK hands a Headers: read it as it is rather than through a copy
+    (init.headers instanceof Headers ? init.headers : new Headers(init.headers)).forEach((v, k) => {
       headers[k] = v;
     });
     const body = init.body as string | Uint8Array | null | undefined;
@@ -127,6 +149,17 @@ export function nodeFetch(o: NodeFetchOptions): (input: string | URL | Request, 
       return Promise.reject(new TypeError('fetch: only string and byte bodies are supported'));
     }
     if (body !== null && body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
-    return fetchOnce(new URL(input instanceof Request ? input.url : input), init.method ?? 'GET', headers, body ?? undefined, init.signal ?? undefined, 0);
+    let url: URL;
+    try {
+      url = parse(input);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return fetchOnce(url, init.method ?? 'GET', headers, body ?? undefined, init.signal ?? undefined, 0);
   };
+  return Object.assign(fetch, {
+    destroyAll() {
+      for (const agent of Object.values(agents)) agent.destroy();
+    },
+  });
 }

@@ -39,27 +39,49 @@ function newStats(): ParseStats {
   return { positions: 0, sentinels: 0, shortTopK: 0, missingBytes: 0 };
 }
 
-function logprob(v: unknown, where: string, stats: ParseStats): number | null {
+/**
+ * Where a value sits, for error messages: a string, or on the hot path (parseChat) one {@link ChatLoc}
+ * updated in place, whose text is built only when a message needs it (no string or closure per
+ * alternative: under tsx every closure also costs a `__name` call).
+ */
+type Where = string | ChatLoc;
+
+class ChatLoc {
+  choice = 0;
+  pos = 0;
+  /** -1: the position itself, not one of its alternatives. */
+  alt = -1;
+  toString(): string {
+    return `choice ${this.choice} position ${this.pos}${this.alt >= 0 ? ` alternative ${this.alt}` : ''}`;
+  }
+}
+
+/** The sentinel as a local constant (read per alternative: no module-binding indirection). */
+const SENTINEL: number = LOGPROB_SENTINEL;
+
+function logprob(v: unknown, where: Where, stats: ParseStats): number | null {
   if (v === null) return null;
   if (typeof v !== 'number' || Number.isNaN(v) || v > 1e-6) throw new Malformed(`${where}: log-prob ${JSON.stringify(v)} is not a number ≤ 0`);
-  if (v <= LOGPROB_SENTINEL) {
+  if (v <= SENTINEL) {
     stats.sentinels++;
     return null;
   }
   return Math.min(v, 0);
 }
 
-function bytesOf(v: unknown, where: string): Uint8Array | null {
+function bytesOf(v: unknown, where: Where): Uint8Array | null {
   if (v === null || v === undefined) return null;
-  if (!Array.isArray(v) || !v.every((b) => Number.isInteger(b) && b >= 0 && b <= 255)) {
-    throw new Malformed(`${where}: bytes must be an array of 0..255`);
-  }
+  if (!Array.isArray(v)) throw new Malformed(`${where}: bytes must be an array of 0..255`);
   const out = new Uint8Array(v.length);
-  for (let i = 0; i < v.length; i++) out[i] = v[i] as number;
+  for (let i = 0; i < v.length; i++) {
+    const b = v[i];
+    if (typeof b !== 'number' || !Number.isInteger(b) || b < 0 || b > 255) throw new Malformed(`${where}: bytes must be an array of 0..255`);
+    out[i] = b;
+  }
   return out;
 }
 
-function tokenOf(v: unknown, where: string): string {
+function tokenOf(v: unknown, where: Where): string {
   if (typeof v !== 'string') throw new Malformed(`${where}: token must be a string`);
   return v;
 }
@@ -126,8 +148,12 @@ export function parseChat(json: unknown, ctx: ParseContext): ParseResult {
         tokens: [], token_bytes: [], token_logprobs: [], top_ids: null, top_tokens: [], top_bytes: [], top_logprobs: [],
         text_offsets: null, finish_reason: typeof choice.finish_reason === 'string' ? choice.finish_reason : null,
       };
-      for (const [i, item] of content.entries()) {
-        const where = `choice ${index} position ${i}`;
+      const where = new ChatLoc();
+      where.choice = index;
+      for (let i = 0; i < content.length; i++) {
+        const item: unknown = content[i];
+        where.pos = i;
+        where.alt = -1;
         if (!isObj(item)) throw new Malformed(`${where}: not an object`);
         r.tokens.push(tokenOf(item.token, where));
         r.token_logprobs.push(logprob(item.logprob, where, stats));
@@ -136,16 +162,18 @@ export function parseChat(json: unknown, ctx: ParseContext): ParseResult {
         r.token_bytes.push(b);
         const alts = item.top_logprobs === undefined || item.top_logprobs === null ? [] : item.top_logprobs;
         if (!Array.isArray(alts)) throw new Malformed(`${where}: top_logprobs must be an array`);
-        const kept = alts.slice(0, ctx.topK);
-        if (kept.length < ctx.topK) stats.shortTopK++;
+        const n = Math.min(alts.length, ctx.topK);
+        if (n < ctx.topK) stats.shortTopK++;
         const toks: string[] = [];
         const bytes: (Uint8Array | null)[] = [];
         const lps: (number | null)[] = [];
-        for (const [j, a] of kept.entries()) {
-          if (!isObj(a)) throw new Malformed(`${where} alternative ${j}: not an object`);
-          toks.push(tokenOf(a.token, `${where} alternative ${j}`));
-          lps.push(logprob(a.logprob, `${where} alternative ${j}`, stats));
-          bytes.push(bytesOf(a.bytes, `${where} alternative ${j}`));
+        for (let j = 0; j < n; j++) {
+          const a: unknown = alts[j];
+          where.alt = j;
+          if (!isObj(a)) throw new Malformed(`${where}: not an object`);
+          toks.push(tokenOf(a.token, where));
+          lps.push(logprob(a.logprob, where, stats));
+          bytes.push(bytesOf(a.bytes, where));
         }
         r.top_tokens.push(toks);
         r.top_bytes.push(bytes);

@@ -87,19 +87,28 @@ export class RecordPipeline {
     this.shards = new ShardWriter({ dir: o.dir, firstIndex: o.firstIndex, schema: rawSchema(o.schemaMetadata), maxBytes: o.maxBytes });
   }
 
-  /** Resolves once the records are written; rejects if writing failed. */
-  async process(job: ResponseJob): Promise<JobResult> {
-    const { req } = job;
-    const vllm = req.endpoint === 'completions' && this.o.scoreApi === 'vllm';
-    const decoded = decodeBody(job.body, job.status, vllm);
-    if (!decoded.ok) return { kind: 'bad_json', message: decoded.message };
-    const json = req.endpoint === 'responses' ? responsesAsChat(decoded.json) : decoded.json;
-    const ctx = { req, topK: this.o.topK, latencyMs: job.latencyMs, attempts: job.attempts, completedAt: job.completedAt };
-    const parsed = req.endpoint !== 'completions' ? parseChat(json, ctx) : vllm ? parseVllm(json, ctx) : parseEcho(json, ctx);
-    const usage = usageOf(json);
-    if (!parsed.ok) return { kind: 'rejected', reason: parsed.reason, detail: parsed.detail, usage };
-    await this.shards.add(parsed.records);
-    return writtenResult(parsed.records, usage, parsed.stats);
+  /**
+   * Resolves once the records are written; rejects if writing failed. Not an async function: while
+   * the batch waits to be written nothing here keeps the answer's JSON or records alive (a worker
+   * behind parses hundreds of answers in one go; their objects would all outlive young-generation
+   * collections).
+   */
+  process(job: ResponseJob): Promise<JobResult> {
+    try {
+      const { req } = job;
+      const vllm = req.endpoint === 'completions' && this.o.scoreApi === 'vllm';
+      const decoded = decodeBody(job.body, job.status, vllm);
+      if (!decoded.ok) return Promise.resolve({ kind: 'bad_json', message: decoded.message });
+      const json = req.endpoint === 'responses' ? responsesAsChat(decoded.json) : decoded.json;
+      const ctx = { req, topK: this.o.topK, latencyMs: job.latencyMs, attempts: job.attempts, completedAt: job.completedAt };
+      const parsed = req.endpoint !== 'completions' ? parseChat(json, ctx) : vllm ? parseVllm(json, ctx) : parseEcho(json, ctx);
+      const usage = usageOf(json);
+      if (!parsed.ok) return Promise.resolve({ kind: 'rejected', reason: parsed.reason, detail: parsed.detail, usage });
+      const result = writtenResult(parsed.records, usage, parsed.stats);
+      return this.shards.add(parsed.records).then(() => result);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /** Writes what is queued and closes the shard; the shards closed. Throws a KdError if a write failed. */

@@ -169,31 +169,49 @@ function validity(values: readonly unknown[]): { nullCount: number; nullBitmap: 
   return { nullCount, nullBitmap: bitmap };
 }
 
+/** UTF-8 length of a string: its length when it is ASCII (the common case), else Buffer.byteLength. */
+function utf8Length(s: string): number {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return Buffer.byteLength(s, 'utf8');
+  return s.length;
+}
+
+/**
+ * Variable-length values (Utf8 or Binary) into one data buffer. Short ASCII strings and short byte
+ * arrays are copied by hand: a native call per token (Buffer.write, set) costs more than the copy.
+ */
+function encodeVarBinary(values: readonly unknown[], offsets: Int32Array): Buffer {
+  const length = values.length;
+  let total = 0;
+  for (let i = 0; i < length; i++) {
+    const v = values[i] as string | Uint8Array | null | undefined;
+    if (v !== null && v !== undefined) total += typeof v === 'string' ? utf8Length(v) : v.byteLength;
+    offsets[i + 1] = total;
+  }
+  const data = Buffer.allocUnsafeSlow(total);
+  for (let i = 0; i < length; i++) {
+    const v = values[i] as string | Uint8Array | null | undefined;
+    if (v === null || v === undefined) continue;
+    const at = offsets[i]!;
+    const n = offsets[i + 1]! - at;
+    if (typeof v === 'string') {
+      if (n === v.length && n <= 32) for (let j = 0; j < n; j++) data[at + j] = v.charCodeAt(j);
+      else data.write(v, at, n, 'utf8');
+    } else if (n <= 32) {
+      for (let j = 0; j < n; j++) data[at + j] = v[j]!;
+    } else {
+      data.set(v, at);
+    }
+  }
+  return data;
+}
+
 /** Encodes plain values (string | Uint8Array | number | arrays | null) as Arrow data of `type`. */
 export function encodeColumn(type: DataType, values: readonly unknown[]): Data {
   const length = values.length;
   const { nullCount, nullBitmap } = validity(values);
   if (type instanceof Utf8 || type instanceof Binary) {
     const offsets = new Int32Array(length + 1);
-    let total = 0;
-    const parts: (string | Uint8Array)[] = [];
-    for (let i = 0; i < length; i++) {
-      const v = values[i] as string | Uint8Array | null | undefined;
-      if (v !== null && v !== undefined) {
-        total += typeof v === 'string' ? Buffer.byteLength(v, 'utf8') : v.byteLength;
-        parts.push(v);
-      }
-      offsets[i + 1] = total;
-    }
-    const data = Buffer.allocUnsafeSlow(total);
-    let at = 0;
-    for (const p of parts) {
-      if (typeof p === 'string') at += data.write(p, at, 'utf8');
-      else {
-        data.set(p, at);
-        at += p.byteLength;
-      }
-    }
+    const data = encodeVarBinary(values, offsets);
     return makeData({ type, length, nullCount, nullBitmap, valueOffsets: offsets, data } as never);
   }
   if (type instanceof Int32 || type instanceof Float32 || type instanceof Float64) {
@@ -203,11 +221,16 @@ export function encodeColumn(type: DataType, values: readonly unknown[]): Data {
   }
   if (type instanceof List) {
     const offsets = new Int32Array(length + 1);
+    let n = 0;
+    for (let i = 0; i < length; i++) {
+      const v = values[i] as unknown[] | null | undefined;
+      if (v) n += v.length;
+      offsets[i + 1] = n;
+    }
     const flat: unknown[] = [];
     for (let i = 0; i < length; i++) {
       const v = values[i] as unknown[] | null | undefined;
-      if (v) for (const x of v) flat.push(x);
-      offsets[i + 1] = flat.length;
+      if (v) for (let j = 0; j < v.length; j++) flat.push(v[j]);
     }
     const child = encodeColumn(type.children[0]!.type, flat);
     return makeData({ type, length, nullCount, nullBitmap, valueOffsets: offsets, child } as never);

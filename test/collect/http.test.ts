@@ -2,6 +2,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { makeTeacherClient } from '../../src/collect/client.js';
 import { BufferedResponse, nodeFetch } from '../../src/collect/http.js';
 
 let server: Server | null = null;
@@ -67,5 +68,33 @@ describe('nodeFetch', () => {
     const p = f(url, { signal: ac.signal });
     setTimeout(() => ac.abort(), 20);
     expect((await p.catch((x) => x)).name).toBe('AbortError');
+  });
+
+  it('destroyAll ends every request in flight at once; later requests still go through', async () => {
+    let hold = true;
+    const url = await serve((req, res) => {
+      if (!hold) res.end('ok'); // the first two never get an answer
+    });
+    const f = nodeFetch({ maxSockets: 4 });
+    const pending = [f(`${url}/a`), f(`${url}/b`)].map((p) => p.then(() => 'answered', (e: unknown) => e));
+    await new Promise((r) => setTimeout(r, 50));
+    f.destroyAll();
+    for (const e of await Promise.all(pending)) expect(e).toBeInstanceOf(TypeError);
+    hold = false;
+    expect(await (await f(`${url}/c`)).text()).toBe('ok');
+  });
+});
+
+describe('teacher client', () => {
+  it('a stop signal ends the requests in flight as aborted, and refuses new ones', async () => {
+    const url = await serve(() => {}); // never answers
+    const client = makeTeacherClient({ baseURL: `${url}/v1`, timeoutMs: 60_000, concurrency: 4, env: {} });
+    const stop = new AbortController();
+    const req = (hash: string) => ({ endpoint: 'chat' as const, body: { model: 'm', messages: [] }, hash, inputId: hash, row: 0, chunkIndex: 0, chunkCount: 1, chunkStart: null, scoreFrom: null, text: null });
+    const inFlight = [client.sendRaw(req('a'), stop.signal), client.sendRaw(req('b'), stop.signal)].map((p) => p.catch((e: unknown) => e));
+    await new Promise((r) => setTimeout(r, 50));
+    stop.abort(); // (the 60 s timeout would outlast the test's own)
+    for (const e of await Promise.all(inFlight)) expect(e).toMatchObject({ kind: 'aborted' });
+    await expect(client.sendRaw(req('c'), stop.signal)).rejects.toMatchObject({ kind: 'aborted' });
   });
 });

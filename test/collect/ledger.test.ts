@@ -78,6 +78,23 @@ describe('shard writer', () => {
     expect(w.closed.reduce((a, s) => a + s.records, 0)).toBe(13);
     expect(w.closed.reduce((a, s) => a + s.batches, 0)).toBe(5);
   });
+
+  it('writes a batch at once when maxBatchPositions are queued, keeping the records of one add() together', async () => {
+    const dir = tmp();
+    const w = new ShardWriter({ dir, firstIndex: 1, schema: rawSchema(), maxBytes: 1 << 30, maxBatchPositions: 3 * (1 + record(0).tokens.length) });
+    const first = w.add([record(0), record(1)]);
+    let firstDone = false;
+    void first.then(() => { firstDone = true; });
+    const second = w.add([record(2), record(3)]); // 4 records queued ≥ the bound of 3: written now, both add()s in one batch
+    await Promise.resolve();
+    expect(firstDone).toBe(true); // settled without waiting for the next turn
+    await second;
+    w.add([record(4)]);
+    await new Promise((r) => setImmediate(r)); // below the bound: written on the next turn
+    w.close();
+    expect(w.closed).toEqual([expect.objectContaining({ records: 5, batches: 2 })]);
+    expect([...readRawDir(dir)].map((r) => r.input_id)).toEqual(['id0', 'id1', 'id2', 'id3', 'id4']);
+  });
 });
 
 describe('resume ledger', () => {

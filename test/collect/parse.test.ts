@@ -71,6 +71,27 @@ describe('chat completions → raw records', () => {
     expect(parseChat(badBytes, ctx())).toMatchObject({ ok: false, reason: 'malformed_logprobs' });
     expect(parseChat({ error: { message: 'x' } }, ctx())).toMatchObject({ ok: false, reason: 'malformed_response' });
   });
+
+  it('names the choice, position and alternative of a malformed value', () => {
+    const broken = (edit: (c: Record<string, unknown>[]) => void, k = 2) => {
+      const b = structuredClone(chatFixture) as { choices: { index: number; logprobs: { content: Record<string, unknown>[] } }[] };
+      b.choices[0]!.index = 3;
+      edit(b.choices[0]!.logprobs.content);
+      const r = parseChat(b, ctx({}, k));
+      return r.ok ? null : r.detail;
+    };
+    const alt = (c: Record<string, unknown>[], i: number, j: number) => (c[i]!.top_logprobs as Record<string, unknown>[])[j]!;
+    expect(broken((c) => { alt(c, 1, 1).logprob = 0.5; })).toBe('choice 3 position 1 alternative 1: log-prob 0.5 is not a number ≤ 0');
+    expect(broken((c) => { alt(c, 0, 1).bytes = [1, 2.5]; })).toBe('choice 3 position 0 alternative 1: bytes must be an array of 0..255');
+    expect(broken((c) => { alt(c, 0, 0).token = 7; })).toBe('choice 3 position 0 alternative 0: token must be a string');
+    expect(broken((c) => { (c[1]!.top_logprobs as unknown[])[0] = 'x'; })).toBe('choice 3 position 1 alternative 0: not an object');
+    // after the alternatives of position 0, a fault of position 1 itself names no alternative
+    expect(broken((c) => { c[1]!.bytes = 'x'; })).toBe('choice 3 position 1: bytes must be an array of 0..255');
+    expect(broken((c) => { c[2]!.top_logprobs = {}; })).toBe('choice 3 position 2: top_logprobs must be an array');
+    expect(broken((c) => { c[2] = 5 as never; })).toBe('choice 3 position 2: not an object');
+    // an alternative past k is not read
+    expect(broken((c) => { alt(c, 0, 1).logprob = 'x'; }, 1)).toBeNull();
+  });
 });
 
 // Legacy completions with echo: {tokens, token_logprobs (first null), top_logprobs ({token: logprob}|null), text_offset}.
