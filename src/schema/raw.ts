@@ -221,16 +221,11 @@ export function encodeColumn(type: DataType, values: readonly unknown[]): Data {
   }
   if (type instanceof List) {
     const offsets = new Int32Array(length + 1);
-    let n = 0;
-    for (let i = 0; i < length; i++) {
-      const v = values[i] as unknown[] | null | undefined;
-      if (v) n += v.length;
-      offsets[i + 1] = n;
-    }
     const flat: unknown[] = [];
     for (let i = 0; i < length; i++) {
       const v = values[i] as unknown[] | null | undefined;
       if (v) for (let j = 0; j < v.length; j++) flat.push(v[j]);
+      offsets[i + 1] = flat.length;
     }
     const child = encodeColumn(type.children[0]!.type, flat);
     return makeData({ type, length, nullCount, nullBitmap, valueOffsets: offsets, child } as never);
