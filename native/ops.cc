@@ -243,7 +243,7 @@ KD_CLONES static void head_softmax_backward(const float* P, float* dP, float sca
 // out [B·T, d] = softmax(scale·QKᵀ + causal mask)·V per head, for the backward pass either P [B·H, T, T], the
 // probabilities (0 above the diagonal), or stats [B·H, T, 2], each row's max and 1/sum: 2 floats a row instead
 // of T, the backward pass recomputes the probabilities (as FlashAttention does). Either may be null.
-KD_CLONES static void attention_forward_impl(const float* qkv, float* out, float* P, float* stats, long B, long T, long H, long hd,
+static void attention_forward_impl(const float* qkv, float* out, float* P, float* stats, long B, long T, long H, long hd,
   float scale) {
   const long d = H * hd;
   for_each_head(qkv, B, T, H, hd, [&](long b, long h, AttnScratch& w) {
@@ -259,7 +259,7 @@ KD_CLONES static void attention_forward_impl(const float* qkv, float* out, float
 // dqkv [B·T, 3d] from dout [B·T, d]: dV = Pᵀ·dO, dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(P ⊙ dP)), dQ = scale·dS·K,
 // dK = scale·dSᵀ·Q.
 // P or (when P is null) stats from attention_forward_impl.
-KD_CLONES static void attention_backward_impl(const float* qkv, const float* P, const float* stats, const float* dout, float* dqkv,
+static void attention_backward_impl(const float* qkv, const float* P, const float* stats, const float* dout, float* dqkv,
   long B, long T, long H, long hd, float scale) {
   const long d = H * hd;
   for_each_head(qkv, B, T, H, hd, [&](long b, long h, AttnScratch& w) {
