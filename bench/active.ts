@@ -51,6 +51,13 @@ const TEXT_BYTES = Number(arg('text-bytes', SMOKE ? '3000' : '300000'));
 const ROOT = path.resolve(arg('dir', SMOKE ? 'datasets/bench-active-smoke' : 'datasets/bench-active'));
 const QUALITY = path.resolve(arg('quality-dir', 'datasets/bench-quality'));
 const TARGET = 0.5;
+/**
+ * Score mode's texts are the user's own, so their hard targets cost nothing: by default every student
+ * also trains on the pool's texts that its collection did not score (kd dataset build --text), as
+ * SE-KD does (cross-entropy everywhere, the teacher where it was asked). --labelled-only: each student
+ * sees only the rows its teacher tokens bought (the earlier bench).
+ */
+const POOL_TEXT = !flag('labelled-only');
 
 interface RunResult { tokens: number; rows: number; bpb: Record<string, number> }
 
@@ -65,12 +72,13 @@ async function main(): Promise<number> {
   const t0 = Date.now();
   // what is known so far: printed whatever happens
   const out: Record<string, unknown> = {
-    bench: 'active', smoke: SMOKE, strategy: STRATEGY, random_share: Number(RANDOM_SHARE), pool: POOL, steps: STEPS, scorer_steps: SCORER_STEPS,
+    bench: 'active', smoke: SMOKE, pool_text: POOL_TEXT, strategy: STRATEGY, random_share: Number(RANDOM_SHARE), pool: POOL, steps: STEPS, scorer_steps: SCORER_STEPS,
     teacher_token_ratio: null, target: TARGET,
   };
   const selected: Record<string, RunResult> = {};
   const control: Record<string, RunResult> = {};
   let reference: RunResult | null = null;
+  const bounds: Record<string, RunResult> = {};
   const finish = (error?: unknown) => {
     if (reference) {
       const target = reference.bpb.sotu_heldout! * 1.01;
@@ -82,6 +90,7 @@ async function main(): Promise<number> {
       out.reference = reference;
       out.selected = Object.fromEntries(Object.entries(selected).map(([f, r]) => [f, share(r, reference!)]));
       if (CONTROL) out.control = Object.fromEntries(Object.entries(control).map(([f, r]) => [f, share(r, reference!)]));
+      if (Object.keys(bounds).length) out.bounds = Object.fromEntries(Object.entries(bounds).map(([k, r]) => [k, share(r, reference!)]));
     }
     if (error) {
       const lines = (error as Error).message.split('\n').map((l) => l.trim()).filter(Boolean);
@@ -113,11 +122,12 @@ async function main(): Promise<number> {
         return billed(out);
       };
       /** build + train (cached by arguments, training sources and the raw files) + score */
-      const trainOn = async (name: string, raw: string, steps = STEPS): Promise<Record<string, number>> => {
-        const data = path.join(ROOT, name, 'data'), ck = path.join(ROOT, name, 'run');
+      const trainOn = async (name: string, raw: string, steps = STEPS, text = POOL_TEXT): Promise<Record<string, number>> => {
+        const dir = path.join(ROOT, text ? `${name}-pooltext` : name);
+        const data = path.join(dir, 'data'), ck = path.join(dir, 'run');
         const argv = ['train', '--data', data, '--out', ck, ...studentWith(steps), '--seed', '0', '--force', '--json'];
-        await trainCached(argv, ck, { raw: fs.readdirSync(raw).sort() }, {
-          before: () => run(['dataset', 'build', '--from', raw, '--out', data, '--vocab-size', '2048', '--val-fraction', '0.05', '--seed', '0', '--json', '--force']),
+        await trainCached(argv, ck, { raw: fs.readdirSync(raw).sort(), ...(text ? { text } : {}) }, {
+          before: () => run(['dataset', 'build', '--from', raw, '--out', data, '--vocab-size', '2048', '--val-fraction', '0.05', '--seed', '0', '--json', '--force', ...(text ? ['--text', input] : [])]),
         });
         const b = score(ck);
         process.stderr.write(`${name}: ${JSON.stringify(b)}\n`);
@@ -126,7 +136,13 @@ async function main(): Promise<number> {
 
       // the reference: bench:quality's limited kd run when it is the same thing, else our own
       const q = SPECS.limited!;
-      if (!SMOKE && refRows.length === q.rows && STEPS === Number(STUDENT[STUDENT.indexOf('--steps') + 1])) {
+      const asQuality = !SMOKE && refRows.length === q.rows && STEPS === Number(STUDENT[STUDENT.indexOf('--steps') + 1]);
+      if (asQuality && POOL_TEXT) {
+        // its collection, the rest of the pool as text
+        const d = await dataset(q, async () => url, { root: QUALITY, fresh: false });
+        reference = { ...billed(d.raw), bpb: await trainOn('reference', d.raw) };
+        out.reference_from = d.raw;
+      } else if (asQuality) {
         const d = await dataset(q, async () => url, { root: QUALITY, fresh: false });
         const { ck, argv, loss } = qualityRun(QUALITY, d.dir, q.name, 'kd', 0);
         await trainCached(argv, ck, { loss });
@@ -144,8 +160,23 @@ async function main(): Promise<number> {
       const seedRaw = path.join(ROOT, 'seed', 'raw');
       const seed = await collectTo(seedRaw, input, ['--budget-tokens', String(Math.round(budget * SEED_SHARE)), '--select', 'random', '--select-seed', '2']);
       out.seed_tokens = seed.tokens;
-      await trainOn('seed', seedRaw, SCORER_STEPS);
+      await trainOn('seed', seedRaw, SCORER_STEPS, false); // the scorer: trained on what the seed round bought
       const scorer = path.join(ROOT, 'seed', 'run');
+
+      if (POOL_TEXT && asQuality && !flag('no-bounds')) {
+        // bounds: the whole pool with hard targets only (no teacher tokens) and with every row scored (4 B),
+        // bench:quality's "large" case, seed 0
+        const L = SPECS.large!;
+        if (L.rows === POOL) {
+          const d = await dataset(L, async () => url, { root: QUALITY, fresh: false });
+          for (const kind of ['hard', 'kd'] as const) {
+            const { ck, argv, loss } = qualityRun(QUALITY, d.dir, L.name, kind, 0);
+            await trainCached(argv, ck, { loss });
+            bounds[kind === 'hard' ? 'pool_hard_only' : 'pool_all_scored'] = { ...(kind === 'hard' ? { tokens: 0, rows: 0 } : billed(d.raw)), bpb: score(ck) };
+            process.stderr.write(`bound ${kind}: ${JSON.stringify(bounds)}\n`);
+          }
+        }
+      }
 
       for (const f of FRACTIONS) {
         const name = `selected-${f}`;

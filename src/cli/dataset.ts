@@ -42,6 +42,7 @@ const int = (x: number) => x.toLocaleString('en-US');
 export function formatBuild(s: BuildSummary): string {
   const lines = [`kd dataset build → ${s.out}`,
     `tokenizer: ${s.vocabSize} ids (256 bytes + ${s.vocabSize - 256} teacher tokens); teacher top-k mass kept one-to-one: ${pct(s.massKept)}`];
+  if (s.counts.textSequences) lines.push(`text: ${int(s.counts.textSequences)} sequences the teacher did not score, with hard targets only`);
   for (const [name, x] of Object.entries(s.splits)) {
     lines.push(`${name.padEnd(5)} ${int(x.sequences)} sequences, ${int(x.tokens)} tokens, ${int(x.labelled)} labelled, ${x.shards} shard${x.shards === 1 ? '' : 's'}, ${(x.bytes / 1e6).toFixed(2)} MB`);
   }
@@ -101,15 +102,39 @@ async function withBar<T>(format: string, json: boolean | undefined, work: (onPr
   }
 }
 
+/** A tokenizer.json, or the tokenizer inside a checkpoint (its directory or .kdc file). */
+async function readStudentTokenizer(p: string): Promise<import('../tokenizer/tokenizer.js').Tokenizer> {
+  const fs = await import('node:fs');
+  if (!p.endsWith('.kdc') && !fs.existsSync(p)) throw new KdError('missing-file', `${p}: no such tokenizer file or checkpoint`);
+  if (!p.endsWith('.kdc') && !fs.statSync(p).isDirectory()) return (await import('../tokenizer/tokenizer.js')).readTokenizerFile(p);
+  const { loadCheckpoint } = await import('../schema/checkpoint.js');
+  const { tokenizerOf } = await import('../model/load.js');
+  const { header, file } = loadCheckpoint(p);
+  const tok = tokenizerOf(header, file);
+  if (!tok) throw new KdError('bad-tokenizer', `${file}: the checkpoint holds no tokenizer`);
+  return tok;
+}
+
+/** The rows of a score-mode input file (kd collect's reader: the same ids); empty texts are skipped. */
+async function readTexts(file: string, column: string | undefined, idColumn: string | undefined): Promise<{ id: string; text: string }[]> {
+  const { readInput } = await import('../collect/index.js');
+  const rows: { id: string; text: string }[] = [];
+  for await (const r of readInput({ file, mode: 'score', column, idColumn })) if (r.text !== undefined && !r.reject) rows.push({ id: r.id, text: r.text });
+  return rows;
+}
+
 export const buildCommand = summaryCommand({
   command: 'build',
   describe: 'Build a soft-label dataset (student tokenizer, train/val Arrow shards, manifest) from raw teacher output',
   options: BUILD_OPTIONS,
   examples: [
     ['$0 dataset build --from datasets/sotu/raw --out datasets/sotu --vocab-size 4096', ''],
+    ['$0 dataset build --from datasets/sotu/raw --out datasets/sotu --text texts.jsonl', 'also the texts the teacher was not asked about (--budget-tokens), with hard targets only'],
   ],
   run: async (argv) => {
     const o = buildOptionsFromArgs(argv);
+    if (argv.tokenizer) o.tokenizer = await readStudentTokenizer(argv.tokenizer);
+    if (argv.text) o.text = await readTexts(argv.text, argv.textColumn, argv.idColumn);
     const { buildDatasetParallel } = await import('../dataset/build.js');
     // two passes over the raw shards; the total is known once the source is resolved
     return withBar('build |{bar}| {value}/{total} raw shards (2 passes) | ETA {eta_formatted}', argv.json, (onProgress) => buildDatasetParallel({ ...o, onProgress }));

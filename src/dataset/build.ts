@@ -28,7 +28,7 @@ import { BuildPool, type BuildWorkerRequest } from './build-pool.js';
 import { ByteTable, type Pass1Result, type Pass2Result, SplitCache, pass1, pass2, readRawShard } from './columnar.js';
 import { type ConvertStats, convertRecord, newConvertStats, splitOf } from './convert.js';
 import { importResponses } from './import.js';
-import { readRawRecords } from './raw-columns.js';
+import { openRawStream, plainColumn, readRawRecords } from './raw-columns.js';
 import { ShardWriter } from '../data/shards.js';
 
 export interface BuildOptions {
@@ -52,6 +52,13 @@ export interface BuildOptions {
   tokenizer?: import('../tokenizer/tokenizer.js').Tokenizer;
   /** only records whose input id passes (kd onpolicy's on/off-policy mix) */
   keep?: (inputId: string) => boolean;
+  /**
+   * Texts to learn from the hard targets alone (score-mode rows: id and text). Those whose id no raw
+   * record has — the rows the teacher was not asked about, e.g. outside a `--budget-tokens` pick — are
+   * added as sequences without soft labels, in the student's tokenizer, split by the same hash of the
+   * id; rows the teacher scored are skipped (their record has the soft labels).
+   */
+  text?: Iterable<{ id: string; text: string }>;
 }
 
 export interface BuildSummary {
@@ -73,7 +80,7 @@ export interface BuildSummary {
 
 export { BUILD_DEFAULTS };
 
-function checkOptions(o: BuildOptions): Required<Omit<BuildOptions, 'onProgress' | 'force' | 'batchTokens' | 'tokenizer' | 'keep'>> {
+function checkOptions(o: BuildOptions): Required<Omit<BuildOptions, 'onProgress' | 'force' | 'batchTokens' | 'tokenizer' | 'keep' | 'text'>> {
   const r = { ...BUILD_DEFAULTS, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) } as Required<BuildOptions>;
   if (!Number.isInteger(r.vocabSize) || r.vocabSize < 256 || r.vocabSize > MAX_STUDENT_VOCAB) throw new KdError('bad-option', `--vocab-size must be an integer in [256, ${MAX_STUDENT_VOCAB}], got ${r.vocabSize}`);
   if (!(r.valFraction >= 0 && r.valFraction < 1)) throw new KdError('bad-option', `--val-fraction must be in [0, 1), got ${r.valFraction}`);
@@ -135,6 +142,8 @@ class BuildFold {
   readonly stats = Object.fromEntries(SPLITS.map((s) => [s, newConvertStats()])) as Record<Split, ConvertStats>;
   readonly targeted = { train: 0, val: 0 };
   records = 0;
+  /** sequences added from BuildOptions.text (hard targets only) */
+  textSequences = 0;
   /** the raw shards as pass 1 read them (columnar path), in source order */
   readonly sources: { sha256: string; bytes: number }[] = [];
 
@@ -208,6 +217,21 @@ class BuildFold {
     this.writers[split].add(q);
   }
 
+  /** after pass 2: the hard-label-only texts whose ids are not among `scored` (see BuildOptions.text) */
+  addText(rows: Iterable<{ id: string; text: string }>, scored: Set<string>): void {
+    for (const r of rows) {
+      if (scored.has(r.id) || (this.keep && !this.keep(r.id))) continue;
+      scored.add(r.id); // (a repeated id counts once, as a raw input does)
+      const ids = this.tokenizer.encode(r.text);
+      if (ids.length < 2) continue; // nothing to predict
+      const split = splitOf(r.id, this.o.seed, this.o.valFraction);
+      this.stats[split].sequences++;
+      this.targeted[split] += ids.length - 1;
+      this.textSequences++;
+      this.writers[split].add({ inputId: r.id, ids, mask: new Uint8Array(ids.length), targetFrom: 0, topCounts: [], topIds: [], topLogprobs: [] });
+    }
+  }
+
   /** pass 2 of the columnar path: one shard's blocks and statistics */
   addPass2(res: Pass2Result): void {
     this.records += res.records;
@@ -272,7 +296,7 @@ function finish(f: BuildFold, o: Checked, src: ReturnType<typeof resolveSource>,
   const topK = Math.max(stats.train.maxK, stats.val.maxK);
   const sum = (k: keyof ConvertStats) => (stats.train[k] as number) + (stats.val[k] as number);
   const counts = {
-    records, sequences: sum('sequences'), emptySequences: sum('emptySequences'), teacherPositions: sum('teacherPositions'), labelled,
+    records, sequences: sum('sequences'), textSequences: f.textSequences, emptySequences: sum('emptySequences'), teacherPositions: sum('teacherPositions'), labelled,
     noPredecessor: sum('noPredecessor'), noAlternatives: sum('noAlternatives'), missingTokens: sum('missingTokens'),
     bytesFromString: stats.train.bytes.fromString + stats.val.bytes.fromString, bytesEscaped: stats.train.bytes.escaped + stats.val.bytes.escaped,
   };
@@ -330,6 +354,7 @@ export function buildDataset(opts: BuildOptions & { engine?: 'columns' | 'record
       else f.addPass2(pass2(readRawShard(file), file, f.tokenizer, { seed: o.seed, valFraction: o.valFraction, version: o.formatVersion }, cache));
       opts.onProgress?.(++done, total);
     }
+    if (opts.text) f.addText(opts.text, rawInputIds(src.files));
     return finish(f, o, src, t0);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
@@ -382,12 +407,24 @@ export async function buildDatasetParallel(opts: BuildOptions & { workers?: numb
       f.addPass2(res);
       opts.onProgress?.(++done, total);
     }
+    if (opts.text) f.addText(opts.text, rawInputIds(src.files));
     return finish(f, o, src, t0);
   } finally {
     await pool.close();
     fs.rmSync(tmp, { recursive: true, force: true });
     src.cleanup();
   }
+}
+
+/** The input ids of every complete record in the raw shards (one column read). */
+function rawInputIds(files: string[]): Set<string> {
+  const ids = new Set<string>();
+  for (const file of files) {
+    for (const batch of openRawStream(readRawShard(file), file)) {
+      for (const d of batch.getChild('input_id')?.data ?? []) for (const id of plainColumn(d)) if (typeof id === 'string') ids.add(id);
+    }
+  }
+  return ids;
 }
 
 /**
