@@ -1,5 +1,5 @@
 /** `kd train`: flags → resolveTrainArgs → train(), with progress on stderr and the summary on stdout. */
-import { type ResolvedTrain, TRAIN_OPTIONS, resolveTrainArgs, trainData } from '../train/options.js';
+import { type ResolvedTrain, TRAIN_OPTIONS, checkInitFrom, resolveTrainArgs, trainData } from '../train/options.js';
 import { specCommand } from './command.js';
 import { defaultWorkers } from '../train/config.js';
 import type { TrainSummary } from '../train/trainer.js';
@@ -12,6 +12,7 @@ export const trainCommand = specCommand({
   examples: [
     ['$0 train --data synthetic --out checkpoints/try --steps 200', 'train the reference student on the built-in synthetic teacher'],
     ['$0 train --data corpus:sotu --tokenizer tok.json --alpha 1 --out checkpoints/lm', 'plain next-token training on the State of the Union corpus'],
+    ['$0 train --data datasets/round2 --init-from checkpoints/round1 --out checkpoints/round2', 'go on from a student on data built with kd dataset build --tokenizer checkpoints/round1'],
   ],
   handler: async (argv) => {
     const r = resolveTrainArgs(argv);
@@ -27,7 +28,8 @@ export async function runTrain(r: ResolvedTrain, io: { backend?: string; json: b
   const be = await initBackend({ backend: io.backend });
   const workers = r.workers ?? defaultWorkers(be.backend, r.config.batchSize);
   const data = trainData(r);
-  const model = data.model;
+  const init = r.initFrom ? (await import('../model/load.js')).loadModel(r.initFrom) : undefined;
+  const model = init ? checkInitFrom(init, data, r) : data.model;
   const out = (s: string) => process.stdout.write(s + '\n');
   if (data.trainLabelled === 0 && r.config.loss.alpha < 1) {
     // not an error (hard labels still train), but a KD run with nothing to distil is almost always a mistake
@@ -42,8 +44,8 @@ export async function runTrain(r: ResolvedTrain, io: { backend?: string; json: b
   try {
     const s = await train({
       model, config: r.config, data: data.train, val: data.val, outDir: r.out, resume: r.resume, signal: stop.signal,
-      workers, backend: be.backend, tokenizer: data.tokenizer?.toJSON(),
-      meta: { backend: be.backend },
+      workers, backend: be.backend, tokenizer: data.tokenizer?.toJSON(), initFrom: init?.model,
+      meta: { backend: be.backend, ...(init ? { initFrom: init.file } : {}) },
       onStep: (p) => bar.update(p.step, { loss: p.loss.toFixed(4), tps: Math.round(p.tokensPerSec), etaText: formatDuration(p.etaSec) }),
       onLog: (l) => {
         if (io.json) out(JSON.stringify({ event: 'log', ...l }));

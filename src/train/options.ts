@@ -17,6 +17,7 @@ export const TRAIN_OPTIONS = {
   out: { type: 'string', required: true, describe: 'run directory for checkpoint.kdc and train-log.jsonl' },
   config: { type: 'string', describe: 'JSON file {"model": {...}, "train": {...}}; flags override it' },
   resume: flag('continue the run in --out exactly where it stopped'),
+  initFrom: { type: 'string', describe: "start a new run from this checkpoint's weights (and its architecture, which the model flags cannot change); the data must use its tokenizer (kd dataset build --tokenizer CKPT): fine-tuning on a later round's data" },
   force: flag('start over even if --out holds a checkpoint'),
   backend: BACKEND_OPTION,
   json: flag('print one JSON line per log interval and a JSON summary'),
@@ -65,6 +66,8 @@ export interface ResolvedTrain {
   tokenizer?: Tokenizer;
   /** the vocabulary size the user asked for (flag or config file); a dataset's tokenizer sets it otherwise */
   vocabSizeGiven?: number;
+  /** a checkpoint to start from (kd train --init-from) */
+  initFrom?: string;
 }
 
 function readConfigFile(file: string): { model?: Record<string, unknown>; train?: Record<string, unknown> } {
@@ -106,7 +109,8 @@ export function resolveTrainArgs(a: TrainArgs): ResolvedTrain {
   if (a.topK !== undefined && (!Number.isInteger(a.topK) || a.topK < 1)) throw new KdError('bad-config', `--top-k must be a positive integer, got ${a.topK}`);
   if (a.workers !== undefined && (!Number.isInteger(a.workers) || a.workers < 1)) throw new KdError('bad-config', `--workers must be a positive integer, got ${a.workers}`);
   const vocabSizeGiven = a.vocabSize ?? (file.model?.vocabSize as number | undefined);
-  return { model, config, data: a.data, out: a.out, resume: a.resume ? true : a.force ? false : undefined, topK: a.topK ?? DEFAULT_TOP_K, workers: a.workers, tokenizer, vocabSizeGiven };
+  if (a.initFrom && a.resume) throw new KdError('bad-config', '--init-from starts a new run from a checkpoint; --resume continues the run in --out: give one of them');
+  return { model, config, data: a.data, out: a.out, resume: a.resume ? true : a.force ? false : undefined, topK: a.topK ?? DEFAULT_TOP_K, workers: a.workers, tokenizer, vocabSizeGiven, ...(a.initFrom ? { initFrom: a.initFrom } : {}) };
 }
 
 /** The data of a `kd train` run, and the model config with the vocabulary its tokenizer fixes. */
@@ -117,5 +121,19 @@ export function trainData(r: ResolvedTrain): OpenedData & { model: ModelConfig }
     throw new KdError('bad-config', `--vocab-size ${r.vocabSizeGiven} does not match ${r.data}'s tokenizer (${V} ids); drop --vocab-size, or rebuild the dataset with --vocab-size ${r.vocabSizeGiven}`);
   }
   return { ...data, model: { ...r.model, vocabSize: V } };
+}
+
+/**
+ * The model a run starts from with --init-from: its config replaces the flags', and its tokenizer must
+ * be the data's (the same ids), which a dataset built with --tokenizer CKPT has.
+ */
+export function checkInitFrom(init: { model: { config: ModelConfig }; tokenizer?: Tokenizer; file: string }, data: { tokenizer?: Tokenizer; model: ModelConfig }, r: ResolvedTrain): ModelConfig {
+  const c = init.model.config;
+  if (data.tokenizer && init.tokenizer && data.tokenizer.hash() !== init.tokenizer.hash()) {
+    throw new KdError('tokenizer-mismatch', `${r.data}: its tokenizer is not the one ${init.file} was trained with; rebuild it with kd dataset build --tokenizer ${r.initFrom}`);
+  }
+  if (data.model.vocabSize !== c.vocabSize) throw new KdError('tokenizer-mismatch', `${r.data}: ${data.model.vocabSize} ids, ${init.file} has ${c.vocabSize}; rebuild it with kd dataset build --tokenizer ${r.initFrom}`);
+  if (r.config.seqLen > c.seqLen) throw new KdError('bad-config', `--seq-len ${r.config.seqLen} exceeds ${init.file}'s context of ${c.seqLen} tokens`);
+  return c;
 }
 

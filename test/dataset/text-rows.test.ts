@@ -10,6 +10,7 @@ import { buildDataset, buildDatasetParallel } from '../../src/dataset/build.js';
 import { splitOf } from '../../src/dataset/convert.js';
 import { openDataset } from '../../src/data/dataset.js';
 import { type Split, readDatasetManifest } from '../../src/schema/dataset.js';
+import { loadCheckpoint } from '../../src/schema/checkpoint.js';
 import { kd } from '../helpers/kd.js';
 import { builtDataset, paragraphs } from './fixtures.js';
 
@@ -99,5 +100,37 @@ describe('kd dataset build --text', () => {
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/missing/);
     expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  });
+
+  it('a later round: build with --tokenizer CKPT, then kd train --init-from CKPT goes on from its weights', () => {
+    const tiny = ['--d-model', '16', '--layers', '1', '--heads', '2', '--seq-len', '16', '--batch-size', '2', '--backend', 'cpu', '--workers', '1', '--json'];
+    const r1 = path.join(fx.root, 'round1');
+    let r = kd(['train', '--data', fx.out, '--out', r1, '--steps', '3', ...tiny]);
+    expect(r.status, r.stderr).toBe(0);
+    const d2 = path.join(fx.root, 'round2-data');
+    r = kd(['dataset', 'build', '--from', fx.raw, '--out', d2, '--text', path.join(fx.root, 'texts.csv'), '--text-column', 'body', '--id-column', 'key', '--tokenizer', r1, '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(readDatasetManifest(d2).tokenizer.hash).toBe(readDatasetManifest(fx.out).tokenizer.hash); // the checkpoint's tokenizer
+    // a learning rate of ~0: the run's weights stay the round-1 student's (a fresh start would not)
+    const still = ['--lr', '1e-12', '--min-lr', '1e-12', '--steps', '1', '--seed', '7'];
+    const r2 = path.join(fx.root, 'round2'), fresh = path.join(fx.root, 'fresh');
+    r = kd(['train', '--data', d2, '--out', r2, '--init-from', r1, ...still, ...tiny.map((x, i) => (tiny[i - 1] === '--d-model' ? '32' : x))]); // its architecture wins over the flags
+    expect(r.status, r.stderr).toBe(0);
+    r = kd(['train', '--data', d2, '--out', fresh, ...still, ...tiny]);
+    expect(r.status, r.stderr).toBe(0);
+    const w = (dir: string) => loadCheckpoint(dir).arrays.get('h0.mlp.fc')!.data as Float32Array;
+    const a = w(r1), b = w(r2), c = w(fresh);
+    expect(b.length).toBe(a.length);
+    expect(Math.max(...a.map((x, i) => Math.abs(x - b[i])))).toBeLessThan(1e-6);
+    expect(Math.max(...a.map((x, i) => Math.abs(x - c[i])))).toBeGreaterThan(1e-3);
+    // data with another tokenizer, and --resume with --init-from: one line each, no stack trace
+    const small = path.join(fx.root, 'small');
+    r = kd(['train', '--data', small, '--out', path.join(fx.root, 'bad'), '--init-from', r1, ...still, ...tiny]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr.trim()).toMatch(/^kd: tokenizer-mismatch: .*--tokenizer/);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    r = kd(['train', '--data', d2, '--out', r2, '--init-from', r1, '--resume', ...still, ...tiny]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr.trim()).toMatch(/^kd: bad-config: --init-from .*--resume/);
   });
 });
