@@ -146,7 +146,7 @@ function rowsBatch(split: Split, tokenizerHash: string, version: DatasetVersion,
   const children: Data[] = [
     makeData({ type: t('input_id'), length: R, nullCount: 0, valueOffsets: nameOff, data: Buffer.concat(names) } as never),
     listData(t('ids'), idOff, prim(childType(t('ids')), ids)),
-    listData(t('mask'), idOff, prim(u8, mask)),
+    listData(t('mask'), idOff.slice(), prim(u8, mask)), // (own copies of shared offsets: see below)
     makeData({ type: t('target_from'), length: R, nullCount: 0, data: targetFrom } as never),
   ];
   if (version === 1) {
@@ -160,7 +160,7 @@ function rowsBatch(split: Split, tokenizerHash: string, version: DatasetVersion,
     }
     children.push(
       listData(t('top_ids'), labOff, listData(childType(t('top_ids')), topOff, prim(childType(childType(t('top_ids'))), topIds))),
-      listData(t('top_logprobs'), labOff, listData(childType(t('top_logprobs')), topOff, prim(childType(childType(t('top_logprobs'))), topLp))),
+      listData(t('top_logprobs'), labOff.slice(), listData(childType(t('top_logprobs')), topOff.slice(), prim(childType(childType(t('top_logprobs'))), topLp))),
     );
   } else {
     const counts = new Uint8Array(nLab), best = new Uint16Array(nLab), lp8 = new Uint8Array(nTop - nLab);
@@ -184,7 +184,11 @@ function rowsBatch(split: Split, tokenizerHash: string, version: DatasetVersion,
     }
     children.push(
       listData(t('top_counts'), labOff, prim(u8, counts)),
-      listData(t('top_best'), labOff, prim(childType(t('top_best')), best)),
+      // an offsets array given to two columns must be two copies: apache-arrow's writer keeps views of the
+      // buffers and, joining them, merges two views of the same bytes that come one right after the other
+      // (as these do when a batch has no labelled position: the empty child buffers between them are not
+      // written) into one, so the file came 8 bytes short of its metadata and read back as garbage
+      listData(t('top_best'), labOff.slice(), prim(childType(t('top_best')), best)),
       makeData({ type: t('top_ids'), length: R, nullCount: 0, valueOffsets: packOff, data: packed } as never),
       listData(t('top_lp8'), codeOff, prim(u8, lp8)),
     );

@@ -153,10 +153,11 @@ export function datasetBatch(schema: Schema, b: ShardBatch, inputIds: readonly s
   const children = [
     makeData({ type: t('input_id'), length: R, nullCount: 0, valueOffsets: nameOff, data: Buffer.concat(names) } as never),
     listData(t('ids'), idOff, makeData({ type: child(t('ids')), length: nIds, nullCount: 0, data: Int32Array.from(b.ids.subarray(0, nIds)) } as never)),
-    listData(t('mask'), idOff, makeData({ type: child(t('mask')), length: nIds, nullCount: 0, data: b.mask.slice(0, nIds) } as never)),
+    // (own copies of offsets given to two columns: see rowsBatch in data/shards.ts)
+    listData(t('mask'), idOff.slice(), makeData({ type: child(t('mask')), length: nIds, nullCount: 0, data: b.mask.slice(0, nIds) } as never)),
     makeData({ type: t('target_from'), length: R, nullCount: 0, data: Int32Array.from(b.targetFrom.subarray(0, R)) } as never),
     listData(t('top_ids'), labOff, listData(child(t('top_ids')), topOff, makeData({ type: child(child(t('top_ids'))), length: nTop, nullCount: 0, data: Int32Array.from(b.topIds.subarray(0, nTop)) } as never))),
-    listData(t('top_logprobs'), labOff, listData(child(t('top_logprobs')), topOff, makeData({ type: child(child(t('top_logprobs'))), length: nTop, nullCount: 0, data: lp } as never))),
+    listData(t('top_logprobs'), labOff.slice(), listData(child(t('top_logprobs')), topOff.slice(), makeData({ type: child(child(t('top_logprobs'))), length: nTop, nullCount: 0, data: lp } as never))),
   ];
   return new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: R, nullCount: 0, children }));
 }

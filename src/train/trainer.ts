@@ -166,10 +166,12 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
     if (fs.existsSync(logFile)) fs.rmSync(logFile);
   } else trimLog(logFile, state.step); // a killed run logged steps past its last checkpoint: they are redone
   removeLeftoverTemps(file); // a checkpoint being written when the run was killed
+  // the data first: opening it reads (and checks) a shard, and a bad one must fail before worker
+  // threads start — they would keep the process alive after the error (nothing releases them yet)
+  const source = o.data.open(state.cursor);
   const stepper = await makeStepper(o, from);
   const rng = Rng.from(state.rng);
   const startStep = state.step;
-  const source = o.data.open(state.cursor);
   const fpt = flopsPerToken(o.model, c.seqLen);
   const valBatches = (): Batch[] => {
     const src = o.val!.open();

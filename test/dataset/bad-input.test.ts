@@ -100,6 +100,15 @@ describe('bad datasets: one clear error naming the file', () => {
       expect(r.status).toBe(1);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(msg);
+      if (column === 'ids') {
+        // training with worker threads stops with the same line (it once hung: the workers had started
+        // before the first shard was read, and nothing released them)
+        const t = kd('train', '--data', dir, '--out', path.join(dir, 'run'), '--d-model', '16', '--layers', '1', '--heads', '2', '--seq-len', '16',
+          '--batch-size', '2', '--steps', '2', '--workers', '2', '--backend', 'cpu');
+        expect(t.status).toBe(1);
+        expect(t.stderr.trim().split('\n')).toHaveLength(1);
+        expect(t.stderr).toMatch(msg);
+      }
     }
   });
 

@@ -11,6 +11,7 @@ import { splitOf } from '../../src/dataset/convert.js';
 import { openDataset } from '../../src/data/dataset.js';
 import { type Split, readDatasetManifest } from '../../src/schema/dataset.js';
 import { loadCheckpoint } from '../../src/schema/checkpoint.js';
+import { inspectDataset } from '../../src/dataset/inspect.js';
 import { kd } from '../helpers/kd.js';
 import { builtDataset, paragraphs } from './fixtures.js';
 
@@ -46,6 +47,8 @@ describe('kd dataset build --text', () => {
   it('adds the unscored rows with hard targets only, skips the scored ones, keeps the rest unchanged', () => {
     expect(summary.counts.textSequences).toBe(fresh.length);
     expect(plain.counts.textSequences).toBe(0);
+    const ins = inspectDataset(withText); // every shard read back through the loader's reader (batches with no soft label in them)
+    expect(ins.splits.train.tokens + ins.splits.val.tokens).toBe(summary.splits.train.tokens + summary.splits.val.tokens);
     const tok = openDataset(withText).tokenizer;
     const got = allRows(withText);
     for (const f of fresh) {
