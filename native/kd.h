@@ -26,6 +26,10 @@ void attention_backward(const float* qkv, const float* P, const float* dout, flo
 void attention_forward_stats(const float* qkv, float* out, float* stats, long B, long T, long H, long hd, float scale);
 void attention_backward_recompute(const float* qkv, const float* stats, const float* dout, float* dqkv, long B, long T,
   long H, long hd, float scale);
+// t new tokens against a KV cache kept transposed, kt/vt [B, H, hd, cap] (ops.cc): writes their keys and values at
+// columns L..L+t−1, out [B·t, H·hd] = causal attention of each new query over keys 0..L+i
+void decode_attention(const float* qkv, float* kt, float* vt, float* out, long B, long t, long L, long cap, long H,
+  long hd, float scale);
 double sum_squares(const float* x, long n);
 void add_into(float* dst, const float* src, long n);
 void adamw(float* p, float* m, float* v, const float* g, long n, float step, float rbc2, float b1, float b2,

@@ -300,6 +300,117 @@ void attention_backward_recompute(const float* qkv, const float* stats, const fl
   attention_backward_impl(qkv, nullptr, stats, dout, dqkv, B, T, H, hd, scale);
 }
 
+// ---- attention of new tokens against a KV cache (incremental decoding, src/model/kv.ts) ----
+// The cache keeps each head's keys and values transposed, kt and vt [hd × cap] per (b, h) (arrays
+// [B, H, hd, cap]), positions along the rows: one new query's scores q·K over n cached keys are hd
+// passes of a·x + y over n contiguous floats, and its output P·V hd dot products of n floats, all at
+// full vector width whatever hd is. Cost per new token and head O(n·hd), no per-step copy of the cache.
+
+// o [hd] = softmax(scale·q·K[0..n))·V[0..n) for one query, s [n] scratch
+KD_CLONES static void head_decode_row(const float* q, const float* kt, const float* vt, float* s, float* o, long n,
+  long cap, long hd, float scale) {
+  for (long j = 0; j < n; j++) s[j] = 0.f;
+  for (long c = 0; c < hd; c++) {
+    const float qc = q[c];
+    const float* kr = kt + c * cap;
+#pragma omp simd
+    for (long j = 0; j < n; j++) s[j] += qc * kr[j];
+  }
+  float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+  for (long j = 0; j < n; j++) { const float x = s[j] * scale; mx = x > mx ? x : mx; }
+  float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
+  for (long j = 0; j < n; j++) {
+    const float e = exp_approx(s[j] * scale - mx);
+    s[j] = e;
+    sum += e;
+  }
+  const float inv = 1.f / sum;
+#pragma omp simd
+  for (long j = 0; j < n; j++) s[j] *= inv;  // the probabilities, as attention_forward's P
+  for (long c = 0; c < hd; c++) {
+    const float* vr = vt + c * cap;
+    float acc = 0.f;
+#pragma omp simd reduction(+ : acc)
+    for (long j = 0; j < n; j++) acc += s[j] * vr[j];
+    o[c] = acc;
+  }
+}
+
+// P [t × n] from S = Q·Kᵀ for t queries after L cached keys: row i sees keys 0..L+i (0 beyond)
+KD_CLONES static void head_softmax_offset(const float* S, float* P, float scale, long t, long L, long n) {
+  for (long i = 0; i < t; i++) {
+    const long m = L + i + 1;
+    const float* s = S + i * n;
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (long j = 0; j < m; j++) { const float x = s[j] * scale; mx = x > mx ? x : mx; }
+    float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
+    for (long j = 0; j < m; j++) sum += exp_approx(s[j] * scale - mx);
+    const float inv = 1.f / sum;
+    float* p = P + i * n;
+    for (long j = 0; j < m; j++) p[j] = exp_approx(s[j] * scale - mx) * inv;
+    for (long j = m; j < n; j++) p[j] = 0.f;
+  }
+}
+
+namespace {
+struct DecodeScratch {
+  std::vector<float> s, q, kt, vt, S, o;
+};
+thread_local DecodeScratch decode_scratch;
+}  // namespace
+
+// t new tokens per batch row b at positions L..L+t−1: their keys and values (from qkv [B·t, 3·H·hd], rows
+// q | k | v) are written into kt, vt [B, H, hd, cap] at columns L..L+t−1, then out [B·t, H·hd] = each new
+// query's attention over keys 0..L+i. A few queries go row by row; a longer run (a prompt) as two blocked
+// matmuls per head on the head's keys gathered contiguous, like attention_forward.
+void decode_attention(const float* qkv, float* kt, float* vt, float* out, long B, long t, long L, long cap, long H,
+  long hd, float scale) {
+  const long d = H * hd, n = L + t;
+  DecodeScratch& w = decode_scratch;
+  const bool blocked = t > 4;
+  if ((long)w.s.size() < n) w.s.resize(n);
+  if (blocked) {
+    w.q.resize(t * hd);
+    w.kt.resize(hd * n);
+    w.vt.resize(hd * n);
+    w.S.resize(2 * t * n);
+    w.o.resize(t * hd);
+  }
+  for (long b = 0; b < B; b++)
+    for (long h = 0; h < H; h++) {
+      float* K = kt + (b * H + h) * hd * cap;
+      float* V = vt + (b * H + h) * hd * cap;
+      for (long i = 0; i < t; i++) {
+        const float* row = qkv + (b * t + i) * 3 * d + h * hd;
+        for (long c = 0; c < hd; c++) {
+          K[c * cap + L + i] = row[d + c];
+          V[c * cap + L + i] = row[2 * d + c];
+        }
+      }
+      if (!blocked) {
+        for (long i = 0; i < t; i++)
+          head_decode_row(qkv + (b * t + i) * 3 * d + h * hd, K, V, w.s.data(), out + (b * t + i) * d + h * hd, L + i + 1,
+            cap, hd, scale);
+        continue;
+      }
+      for (long i = 0; i < t; i++) std::memcpy(w.q.data() + i * hd, qkv + (b * t + i) * 3 * d + h * hd, sizeof(float) * hd);
+      for (long c = 0; c < hd; c++) {
+        std::memcpy(w.kt.data() + c * n, K + c * cap, sizeof(float) * n);
+        std::memcpy(w.vt.data() + c * n, V + c * cap, sizeof(float) * n);
+      }
+      float* S = w.S.data();
+      float* P = S + t * n;
+      gemm(w.q.data(), false, w.kt.data(), false, S, t, n, hd);  // S = Q·Kᵀ [t × n]
+      head_softmax_offset(S, P, scale, t, L, n);
+      gemm(P, false, w.vt.data(), true, w.o.data(), t, hd, n);  // O = P·V [t × hd]
+      scatter_head(out, w.o.data(), b, t, hd, d, h * hd);
+    }
+}
+
 // Σ x², accumulated in double
 KD_CLONES double sum_squares(const float* x, long n) {
   double s = 0.0;
