@@ -3,6 +3,13 @@
 #include <vector>
 #include <node_api.h>
 
+// a hot loop compiled for AVX-512, AVX2+FMA and the baseline, picked at load time (ifunc: glibc only)
+#if defined(__x86_64__) && defined(__GLIBC__) && defined(__GNUC__) && !defined(__clang__)
+#define KD_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
+#else
+#define KD_CLONES
+#endif
+
 namespace kd {
 
 // C[M×N] = op(A)·op(B), row-major float32; op transposes when tA/tB

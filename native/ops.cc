@@ -8,11 +8,6 @@
 #include <cstring>
 #include <vector>
 
-#if defined(__x86_64__) && defined(__GLIBC__) && defined(__GNUC__) && !defined(__clang__)  // ifunc: glibc only
-#define KD_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
-#else
-#define KD_CLONES
-#endif
 
 namespace kd {
 

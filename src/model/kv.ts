@@ -132,10 +132,10 @@ function extend(m: Model, cache: KvCache | null, B: number, t: number, idsArray:
   return tensorExtend(m, cache, idsTensor(), all);
 }
 
-/** a store's capacity for `need` positions: doubling from 64, at most seqLen */
+/** a store's capacity for `need` positions and room for more: doubling from 64, at most seqLen */
 function capacity(need: number, seqLen: number): number {
   let c = 64;
-  while (c < need) c *= 2;
+  while (c <= need) c *= 2;
   return Math.min(c, seqLen);
 }
 
