@@ -201,6 +201,7 @@ function tensorExtend(m: Model, cache: KvCache | null, ids: tf.Tensor2D, all: bo
   const c = m.config;
   const [B, t] = ids.shape;
   const L = cache?.length ?? 0;
+  if (cache?.keys.some((k) => k.isDisposed)) throw new Error('the cache was disposed');
   const out = tf.tidy(() => {
     const tok = tf.gather(weight(m, 'wte'), tf.reshape(ids, [B * t])); // [B·t, d]
     const pos = tf.slice(weight(m, 'wpe'), [L, 0], [t, c.dModel]); // [t, d]
