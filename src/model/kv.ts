@@ -107,29 +107,38 @@ export function extendCache(m: Model, cache: KvCache | null, ids: tf.Tensor2D, o
   return extend(m, cache, B, t, () => ids.dataSync() as Int32Array, () => ids, o.all ?? false);
 }
 
-/** extendCache with ids given as rows of token ids */
-function extendRows(m: Model, cache: KvCache | null, rows: readonly (readonly number[])[]): { logits: tf.Tensor2D; cache: KvCache } {
+/**
+ * For KvDecoder: ids as rows of token ids, and the last position's log-probabilities at `temperature`
+ * (log-softmax of logits / temperature) in place of the logits.
+ */
+function extendRows(m: Model, cache: KvCache | null, rows: readonly (readonly number[])[], temperature: number): { logProbs: tf.Tensor2D; cache: KvCache } {
   const B = rows.length, t = rows[0].length;
   const flat = () => Int32Array.from(rows.flat());
   let ids: tf.Tensor2D | undefined;
   try {
-    return extend(m, cache, B, t, flat, () => (ids = tf.tensor2d(flat(), [B, t], 'int32')), false);
+    const r = extend(m, cache, B, t, flat, () => (ids = tf.tensor2d(flat(), [B, t], 'int32')), false, temperature);
+    return { logProbs: r.logits, cache: r.cache };
   } finally {
     ids?.dispose();
   }
 }
 
+/** extendCache's work; with `temperature`, returns log-probabilities (log-softmax of logits / temperature) as `logits` */
 function extend(m: Model, cache: KvCache | null, B: number, t: number, idsArray: () => Int32Array, idsTensor: () => tf.Tensor2D,
-  all: boolean): { logits: tf.Tensor2D; cache: KvCache } {
+  all: boolean, temperature?: number): { logits: tf.Tensor2D; cache: KvCache } {
   const L = cache?.length ?? 0;
   if (cache && cache.B !== B) throw new Error(`the cache holds ${cache.B} rows, the input has ${B}`);
   if (L + t > m.config.seqLen) throw new Error(`a cache of ${L} tokens plus ${t} new ones exceeds the model's seqLen ${m.config.seqLen}`);
   const k = decodeKernels();
   if (cache?.store || (!cache && k)) {
     if (!k) throw new Error('a cache made with the native kernels cannot be extended without them');
-    return nativeExtend(m, k, cache, idsArray(), B, t, all);
+    return nativeExtend(m, k, cache, idsArray(), B, t, all, temperature);
   }
-  return tensorExtend(m, cache, idsTensor(), all);
+  const r = tensorExtend(m, cache, idsTensor(), all);
+  if (temperature === undefined) return r;
+  const lp = tf.tidy(() => tf.logSoftmax(temperature === 1 ? r.logits : tf.div(r.logits, temperature)) as tf.Tensor2D);
+  r.logits.dispose();
+  return { logits: lp, cache: r.cache };
 }
 
 /** a store's capacity for `need` positions and room for more: doubling from 64, at most seqLen */
@@ -143,7 +152,7 @@ const ZERO = new Int32Array(1);
 
 /** One step with the native kernels (see the file's doc): the same math as tensorExtend. */
 function nativeExtend(m: Model, k: NativeKernels & Required<Pick<NativeKernels, 'decodeAttention'>>, cache: KvCache | null, ids: Int32Array,
-  B: number, t: number, all: boolean): { logits: tf.Tensor2D; cache: KvCache } {
+  B: number, t: number, all: boolean, temperature?: number): { logits: tf.Tensor2D; cache: KvCache } {
   const c = m.config, d = c.dModel, N = B * t, L = cache?.length ?? 0;
   let store: KvStore;
   if (!cache) {
@@ -190,7 +199,15 @@ function nativeExtend(m: Model, k: NativeKernels & Required<Pick<NativeKernels, 
   }
   const hf = rows === N ? h : new Float32Array(rows * d);
   k.layerNormForward(last, w('lnf.g'), w('lnf.b'), hf, mean, rstd, d, c.lnEps);
-  const logits = computeInto([rows, c.vocabSize], [weight(m, 'wte')], (out, [e]) => gemm(hf, e as Float32Array, out, rows, c.vocabSize, d, true)) as tf.Tensor2D;
+  const V = c.vocabSize;
+  const logits = computeInto([rows, V], [weight(m, 'wte')], (out, [e]) => {
+    gemm(hf, e as Float32Array, out, rows, V, d, true);
+    if (temperature === undefined) return;
+    // log-probabilities: s/T − log Σ exp(s/T) per row
+    const inv = 1 / temperature, lse = new Float64Array(rows);
+    k.softmaxRows(out, new Float32Array(rows * V), lse, inv, new Float32Array(rows).fill(1), false, V);
+    for (let r = 0; r < rows; r++) for (let v = r * V; v < (r + 1) * V; v++) out[v] = out[v] * inv - lse[r];
+  }) as tf.Tensor2D;
   const next: KvCache = { B, length: L + t, keys: [], values: [], store };
   store.live.add(next);
   return { logits, cache: next };
@@ -284,12 +301,10 @@ export class KvDecoder {
       const keep = Math.min(this.rows[0].length, L);
       fresh = this.rows.map((r) => r.slice(r.length - keep));
     } else fresh = tokens.map((r) => [...r]);
-    const { logits, cache } = extendRows(this.model, this.cache, fresh);
+    const { logProbs, cache } = extendRows(this.model, this.cache, fresh, temperature);
     disposeCache(this.cache);
     this.cache = cache;
-    const lp = tf.tidy(() => tf.logSoftmax(temperature === 1 ? logits : tf.div(logits, temperature)) as tf.Tensor2D);
-    logits.dispose();
-    return lp;
+    return logProbs;
   }
 
   /** Keeps only rows `rows` (in that order). */

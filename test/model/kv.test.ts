@@ -13,6 +13,8 @@ const CONFIGS = {
   dense: resolveModelConfig({ vocabSize: 40, seqLen: 10, dModel: 16, nLayers: 2, nHeads: 4 }),
   pruned: resolveModelConfig({ vocabSize: 40, seqLen: 10, dModel: 16, nLayers: 2, nHeads: 4, headDim: 4, layers: [{ nHeads: 3, ffnDim: 20 }, { nHeads: 1, ffnDim: 7 }] }),
 };
+// the two ways of running a step (see src/model/kv.ts)
+const PATHS = [...(nativeKernels()?.decodeAttention ? ['native'] : []), 'tfjs'];
 const ROWS = [[3, 1, 4, 1, 5, 9, 2, 6, 5, 3], [2, 7, 1, 8, 2, 8, 1, 8, 2, 8]];
 
 describe.each(Object.entries(CONFIGS))('KV-cached forward (%s)', (_, config) => {
@@ -44,9 +46,29 @@ describe.each(Object.entries(CONFIGS))('KV-cached forward (%s)', (_, config) => 
   });
 });
 
-describe('KvDecoder', () => {
+describe.each(PATHS)('KvDecoder, %s step', (path) => {
+  beforeAll(() => setNativeEnabled(path === 'native'));
+  afterAll(() => setNativeEnabled(true));
+
+  it('gives the log-probabilities at a temperature', () => {
+    const m = initModel(CONFIGS.pruned, 8);
+    const d = new KvDecoder(m);
+    const row = ROWS[0];
+    for (const [from, to] of [[0, 4], [4, 5], [5, 6]]) {
+      const lp = d.next([row.slice(from, to)], 0.7);
+      const want = tf.tidy(() => tf.logSoftmax(tf.div(forwardLogits(m, tf.tensor2d([row.slice(0, to)], [1, to], 'int32')), 0.7)).arraySync() as number[][][]);
+      const got = lp.arraySync();
+      lp.dispose();
+      for (let v = 0; v < 40; v++) expect(got[0][v]).toBeCloseTo(want[0][to - 1][v], 4);
+    }
+    d.dispose();
+    disposeModel(m);
+  });
+
   it('decodes like the full forward, drops finished rows, runs the last seqLen tokens once past seqLen, and leaks nothing', () => {
     const m = initModel(CONFIGS.dense, 7);
+    // without the native kernels, the full forward caches a causal mask per length: make them first
+    for (let T = 1; T <= 10; T++) tf.tidy(() => { forwardLogits(m, tf.zeros([1, T], 'int32') as tf.Tensor2D); });
     const before = tf.memory().numTensors;
     const d = new KvDecoder(m);
     const lp0 = d.next(ROWS.map((r) => r.slice(0, 3)));
@@ -90,7 +112,6 @@ const LONG = {
   dense: resolveModelConfig({ vocabSize: 50, seqLen: 150, dModel: 16, nLayers: 2, nHeads: 4 }),
   pruned: resolveModelConfig({ vocabSize: 50, seqLen: 150, dModel: 16, nLayers: 2, nHeads: 4, headDim: 4, layers: [{ nHeads: 3, ffnDim: 20 }, { nHeads: 1, ffnDim: 7 }] }),
 };
-const PATHS = [...(nativeKernels()?.decodeAttention ? ['native'] : []), 'tfjs'];
 
 function tokens(n: number, seed: number): number[] {
   let s = seed;
