@@ -14,6 +14,8 @@ namespace kd {
 
 // C[M×N] = op(A)·op(B), row-major float32; op transposes when tA/tB
 void gemm(const float* a, bool tA, const float* b, bool tB, float* c, long M, long N, long K);
+// the same for a few rows of A, unpacked (gemm uses it up to 4 rows); B's rows (Bᵀ's when tB) ldb apart
+void gemm_rows(const float* a, const float* b, long ldb, bool tB, float* c, long M, long N, long K);
 const char* gemm_kernel();
 std::vector<const char*> gemm_kernels();
 bool gemm_use_kernel(const char* name);

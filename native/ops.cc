@@ -188,7 +188,7 @@ inline void scatter_head(float* dst, const float* src, long b, long T, long hd, 
 // statistics (max mx of the scaled scores, inv = 1/sum): the forward pass writes P and the backward pass
 // recomputes it with this one function, so recomputed probabilities are bit for bit the forward's.
 inline void probability_row(float* p, const float* s, float mx, float inv, float scale, long i, long T) {
-  const long n = i + 1;
+  const long n = i + 1;  // row i sees keys 0..i
   for (long j = 0; j < n; j++) p[j] = exp_approx(s[j] * scale - mx) * inv;
   for (long j = n; j < T; j++) p[j] = 0.f;
 }
@@ -196,10 +196,13 @@ inline void probability_row(float* p, const float* s, float mx, float inv, float
 // The per-row work of one head, as functions of their own: KD_CLONES compiles each for AVX-512/AVX2, while
 // the lambdas below, being functions of their own, would get only the baseline target (scalar exp).
 
-// P [T × T] and (when st is not null) st [T × 2] = each row's (max, 1/sum) from the scores S = Q·Kᵀ
-KD_CLONES static void head_softmax(const float* S, float* P, float* st, float scale, long T) {
-  for (long i = 0; i < T; i++) {
-    const long n = i + 1;  // keys 0..i
+// P [rows × T] and (when st is not null) st [rows × 2] = each row's (max, 1/sum) from the scores S = Q·Kᵀ
+// [rows × T], row i seeing keys 0..L+i: the whole causal square when rows = T and L = 0, or rows queries
+// after L cached keys (decode_attention)
+KD_CLONES static void head_softmax(const float* S, float* P, float* st, float scale, long T, long rows = -1, long L = 0) {
+  if (rows < 0) rows = T;
+  for (long i = 0; i < rows; i++) {
+    const long n = L + i + 1;
     const float* s = S + i * T;
     float mx = -INFINITY;
 #pragma omp simd reduction(max : mx)
@@ -212,7 +215,7 @@ KD_CLONES static void head_softmax(const float* S, float* P, float* st, float sc
       st[2 * i] = mx;
       st[2 * i + 1] = inv;
     }
-    probability_row(P + i * T, s, mx, inv, scale, i, T);
+    probability_row(P + i * T, s, mx, inv, scale, L + i, T);
   }
 }
 
@@ -302,53 +305,11 @@ void attention_backward_recompute(const float* qkv, const float* stats, const fl
 // full vector width whatever hd is. Cost per new token and head O(n·hd), no per-step copy of the cache.
 
 // o [hd] = softmax(scale·q·K[0..n))·V[0..n) for one query, s [n] scratch
-KD_CLONES static void head_decode_row(const float* q, const float* kt, const float* vt, float* s, float* o, long n,
-  long cap, long hd, float scale) {
-  for (long j = 0; j < n; j++) s[j] = 0.f;
-  for (long c = 0; c < hd; c++) {
-    const float qc = q[c];
-    const float* kr = kt + c * cap;
-#pragma omp simd
-    for (long j = 0; j < n; j++) s[j] += qc * kr[j];
-  }
-  float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-  for (long j = 0; j < n; j++) { const float x = s[j] * scale; mx = x > mx ? x : mx; }
-  float sum = 0.f;
-#pragma omp simd reduction(+ : sum)
-  for (long j = 0; j < n; j++) {
-    const float e = exp_approx(s[j] * scale - mx);
-    s[j] = e;
-    sum += e;
-  }
-  const float inv = 1.f / sum;
-#pragma omp simd
-  for (long j = 0; j < n; j++) s[j] *= inv;  // the probabilities, as attention_forward's P
-  for (long c = 0; c < hd; c++) {
-    const float* vr = vt + c * cap;
-    float acc = 0.f;
-#pragma omp simd reduction(+ : acc)
-    for (long j = 0; j < n; j++) acc += s[j] * vr[j];
-    o[c] = acc;
-  }
-}
-
-// P [t × n] from S = Q·Kᵀ for t queries after L cached keys: row i sees keys 0..L+i (0 beyond)
-KD_CLONES static void head_softmax_offset(const float* S, float* P, float scale, long t, long L, long n) {
-  for (long i = 0; i < t; i++) {
-    const long m = L + i + 1;
-    const float* s = S + i * n;
-    float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-    for (long j = 0; j < m; j++) { const float x = s[j] * scale; mx = x > mx ? x : mx; }
-    float sum = 0.f;
-#pragma omp simd reduction(+ : sum)
-    for (long j = 0; j < m; j++) sum += exp_approx(s[j] * scale - mx);
-    const float inv = 1.f / sum;
-    float* p = P + i * n;
-    for (long j = 0; j < m; j++) p[j] = exp_approx(s[j] * scale - mx) * inv;
-    for (long j = m; j < n; j++) p[j] = 0.f;
-  }
+static void head_decode_row(const float* q, const float* kt, const float* vt, float* s, float* o, long n, long cap,
+  long hd, float scale) {
+  gemm_rows(q, kt, cap, false, s, 1, n, hd);  // s = q·K: Σ_c q[c]·kt[c, 0..n)
+  head_softmax(s, s, nullptr, scale, n, 1, n - 1);  // the probabilities, in place
+  gemm_rows(s, vt, cap, true, o, 1, hd, n);  // o = p·V: o[c] = p · vt[c, 0..n)
 }
 
 namespace {
@@ -400,7 +361,7 @@ void decode_attention(const float* qkv, float* kt, float* vt, float* out, long B
       float* S = w.S.data();
       float* P = S + t * n;
       gemm(w.q.data(), false, w.kt.data(), false, S, t, n, hd);  // S = Q·Kᵀ [t × n]
-      head_softmax_offset(S, P, scale, t, L, n);
+      head_softmax(S, P, nullptr, scale, n, t, L);
       gemm(P, false, w.vt.data(), true, w.o.data(), t, hd, n);  // O = P·V [t × hd]
       scatter_head(out, w.o.data(), b, t, hd, d, h * hd);
     }
