@@ -12,6 +12,8 @@
  *   much a token costs at the long context relative to 32 (≈ 1 when the cost does not grow with context).
  *   `no_cache_ms` is the same step without the cache (the whole context run again, nextTokenLogProbs):
  *   what the cache saves.
+ * - `kv_step`: how a step ran — `native kernels` (the whole step as kernel calls, the cache in place) or
+ *   `tfjs ops` (KD_NATIVE=0, the cpu backend without the addon, an addon built before decodeAttention).
  *
  *   npm run bench:generate
  */
@@ -19,6 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.js';
+import { inPlaceKernels } from '../src/backend/io.js';
 import { type ModelConfig, REFERENCE_CONFIG, parameterCount } from '../src/model/config.js';
 import { type Model, disposeModel, initModel, nextTokenLogProbs } from '../src/model/gpt.js';
 import { KvDecoder } from '../src/model/kv.js';
@@ -100,5 +103,6 @@ disposeModel(student);
 disposeModel(teacher);
 process.stdout.write(JSON.stringify({
   bench: 'generate', date: new Date().toISOString(), backend: info.backend, matmul: info.matmul, cpus: os.cpus().length, load_avg_1m: round(os.loadavg()[0]),
+  kv_step: inPlaceKernels()?.decodeAttention ? 'native kernels' : 'tfjs ops',
   student: s, teacher: t, ratio: round(s.tokens_per_s / t.tokens_per_s, 2),
 }) + '\n');
