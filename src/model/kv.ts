@@ -11,7 +11,8 @@
  *   dozen kernel calls on views of the weights — no tfjs op until the logits — and the cache lives in a
  *   store outside tfjs: per block, keys and values transposed [B, H_i, hd, capacity], written in place
  *   at the new positions, read by one attention kernel per block (decodeAttention in native/ops.cc).
- *   Nothing is copied per step, so a token's cost barely grows with the context.
+ *   Nothing is copied per step (the store doubles its capacity when full, up to seqLen), so a token's
+ *   cost grows with the context only by attention's own reads of the cached keys and values.
  * - otherwise, tfjs ops: per block keys and values [B, H_i, L, hd] as tensors, concatenated with the
  *   new ones every step, attention by matMul/softmax over the L + t keys.
  *
