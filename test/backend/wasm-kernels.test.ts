@@ -8,6 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.js';
 import { registerWasmKernels } from '../../src/backend/wasm-kernels.js';
 import { nativeKernels, nativeStatus, setNativeEnabled } from '../../src/backend/native.js';
+import { resolveModelConfig } from '../../src/model/config.js';
+import { disposeModel, forwardLogits, initModel } from '../../src/model/gpt.js';
+import { KvDecoder } from '../../src/model/kv.js';
 
 type Data = Float32Array | Int32Array | Uint8Array;
 
@@ -334,5 +337,26 @@ describe('a training step on wasm', () => {
     }
     m.dispose();
     expect(new Set(counts).size).toBe(1);
+  });
+});
+
+describe.runIf(native?.decodeAttention)('KV-cached decoding on wasm (the native step on views of the wasm heap)', () => {
+  beforeAll(async () => { await tf.setBackend('wasm'); });
+  it('gives the full forward\'s log-probs, the heap growing between steps', () => {
+    const m = initModel(resolveModelConfig({ vocabSize: 50, seqLen: 150, dModel: 16, nLayers: 2, nHeads: 4 }), 9);
+    const rows = [0, 1].map((b) => Array.from({ length: 100 }, (_, i) => (i * 7 + b * 13 + ((i * i) % 11)) % 50));
+    const want = tf.tidy(() => tf.logSoftmax(forwardLogits(m, tf.tensor2d(rows, [2, 100], 'int32'))).arraySync() as number[][][]);
+    const d = new KvDecoder(m);
+    let big: tf.Tensor | undefined;
+    for (let at = 0, t = 20; at < 100; at += t, t = 1) {
+      if (at === 50) big = tf.zeros([8_000_000]); // 32 MB: the heap grows, views taken before it detach
+      const lp = d.next(rows.map((r) => r.slice(at, at + t)));
+      const got = lp.arraySync();
+      lp.dispose();
+      for (let b = 0; b < 2; b++) expect(maxAbsDiff(Float32Array.from(got[b]), Float32Array.from(want[b][at + t - 1])), `position ${at + t - 1}`).toBeLessThan(5e-5);
+    }
+    big?.dispose();
+    d.dispose();
+    disposeModel(m);
   });
 });
