@@ -2,7 +2,7 @@
  * Generation speed with the KV cache (src/model/kv.ts's KvDecoder, what kd serve and kd eval decode
  * with), on kd's default backend, one sequence (batch 1), greedy. Prints one JSON line:
  * - `student` / `teacher`: tokens/s generating 96 tokens after a 32-token prompt (prompt prefill
- *   included, as a user waits for it), and `ratio` = student / teacher tokens/s. The student has the
+ *   included, as a user waits for it; the median of 5 runs), and `ratio` = student / teacher tokens/s. The student has the
  *   demo pipeline's shape (vocab 1024, d 80, 2 layers, 4 heads; random weights: speed does not depend on
  *   them) with a 512-token context; the teacher is the embedded one (checkpoints/teacher: vocab 4096,
  *   d 192, 4 layers, context 128).
@@ -104,7 +104,7 @@ function perToken(m: Model, long: number): { kv: [number, number]; noCache: [num
 
 function measure(m: Model, long: number) {
   tokensPerSecond(m, 32, 16); // warm-up: kernels, caches
-  const tps = tokensPerSecond(m, 32, 96);
+  const tps = median(Array.from({ length: 5 }, () => tokensPerSecond(m, 32, 96)));
   const { kv, noCache: nc } = perToken(m, long);
   return {
     params: parameterCount(m.config), context: m.config.seqLen, tokens_per_s: round(tps, 1),
