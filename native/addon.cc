@@ -206,6 +206,20 @@ napi_value AttentionBackwardRecompute(napi_env env, napi_callback_info info) {
   return a.done();
 }
 
+// decodeAttention(qkv, kt, vt, out, B, t, L, cap, H, hd, scale)
+napi_value DecodeAttention(napi_env env, napi_callback_info info) {
+  Args a(env, info, 11);
+  const long B = a.count(4), t = a.count(5), L = a.count(6), cap = a.count(7), H = a.count(8), hd = a.count(9);
+  const float scale = (float)a.num(10);
+  if (a.ok && (t == 0 || L + t > cap)) a.fail("need 1 <= t and L + t <= cap");
+  const float* qkv = a.f32(0, B * t * 3 * H * hd, "qkv");
+  float* kt = a.f32(1, B * H * hd * cap, "kt");
+  float* vt = a.f32(2, B * H * hd * cap, "vt");
+  float* out = a.f32(3, B * t * H * hd, "out");
+  if (a.ok) kd::decode_attention(qkv, kt, vt, out, B, t, L, cap, H, hd, scale);
+  return a.done();
+}
+
 // sumSquares(x) → Σ x² (double)
 napi_value SumSquares(napi_env env, napi_callback_info info) {
   Args a(env, info, 1);
@@ -259,6 +273,7 @@ NAPI_MODULE_INIT() {
     kd::method("attentionBackward", AttentionBackward),
     kd::method("attentionForwardStats", AttentionForwardStats),
     kd::method("attentionBackwardRecompute", AttentionBackwardRecompute),
+    kd::method("decodeAttention", DecodeAttention),
     kd::method("sumSquares", SumSquares),
     kd::method("addInto", AddInto),
     kd::method("adamw", AdamW),

@@ -182,7 +182,37 @@ struct Buffers {
 };
 thread_local Buffers buf;  // one set per worker thread
 
+constexpr long FEW_ROWS = 4;
+
 }  // namespace
+
+// C = A·op(B) for a few rows of A (a decoding step's batch): packing B would cost as much as the product
+// and a register tile of MR rows would be mostly empty. Rows of B (or, transposed, of Bᵀ) are read in
+// order: C's row as Σ_p A[i,p]·B[p,:] over contiguous rows of B, or each C[i,j] as a dot product of
+// contiguous rows. Without transposes the sums run over p in order, as the blocked path's do (within KC).
+KD_CLONES void gemm_rows(const float* a, const float* b, long ldb, bool tB, float* C, long M, long N, long Kd) {
+  for (long i = 0; i < M; i++) {
+    const float* ai = a + i * Kd;
+    float* c = C + i * N;
+    if (!tB) {
+      for (long j = 0; j < N; j++) c[j] = 0.f;
+      for (long p = 0; p < Kd; p++) {
+        const float x = ai[p];
+        const float* br = b + p * ldb;
+#pragma omp simd
+        for (long j = 0; j < N; j++) c[j] += x * br[j];
+      }
+    } else {
+      for (long j = 0; j < N; j++) {
+        const float* bj = b + j * ldb;
+        float s = 0.f;
+#pragma omp simd reduction(+ : s)
+        for (long p = 0; p < Kd; p++) s += ai[p] * bj[p];
+        c[j] = s;
+      }
+    }
+  }
+}
 
 // C[M×N] (row stride N) = op(A)[M×K] · op(B)[K×N]
 void gemm(const float* a, bool tA, const float* b, bool tB, float* C, long M, long N, long Kd) {
@@ -190,6 +220,10 @@ void gemm(const float* a, bool tA, const float* b, bool tB, float* C, long M, lo
   const Operand B{b, tB ? Kd : N, tB};
   if (Kd == 0) {
     std::memset(C, 0, sizeof(float) * M * N);
+    return;
+  }
+  if (M <= FEW_ROWS && !tA) {
+    gemm_rows(a, b, tB ? Kd : N, tB, C, M, N, Kd);
     return;
   }
   const int mr = K.mr, nr = K.nr;

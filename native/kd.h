@@ -3,10 +3,19 @@
 #include <vector>
 #include <node_api.h>
 
+// a hot loop compiled for AVX-512, AVX2+FMA and the baseline, picked at load time (ifunc: glibc only)
+#if defined(__x86_64__) && defined(__GLIBC__) && defined(__GNUC__) && !defined(__clang__)
+#define KD_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
+#else
+#define KD_CLONES
+#endif
+
 namespace kd {
 
 // C[M×N] = op(A)·op(B), row-major float32; op transposes when tA/tB
 void gemm(const float* a, bool tA, const float* b, bool tB, float* c, long M, long N, long K);
+// the same for a few rows of A, unpacked (gemm uses it up to 4 rows); B's rows (Bᵀ's when tB) ldb apart
+void gemm_rows(const float* a, const float* b, long ldb, bool tB, float* c, long M, long N, long K);
 const char* gemm_kernel();
 std::vector<const char*> gemm_kernels();
 bool gemm_use_kernel(const char* name);
@@ -26,6 +35,10 @@ void attention_backward(const float* qkv, const float* P, const float* dout, flo
 void attention_forward_stats(const float* qkv, float* out, float* stats, long B, long T, long H, long hd, float scale);
 void attention_backward_recompute(const float* qkv, const float* stats, const float* dout, float* dqkv, long B, long T,
   long H, long hd, float scale);
+// t new tokens against a KV cache kept transposed, kt/vt [B, H, hd, cap] (ops.cc): writes their keys and values at
+// columns L..L+t−1, out [B·t, H·hd] = causal attention of each new query over keys 0..L+i
+void decode_attention(const float* qkv, float* kt, float* vt, float* out, long B, long t, long L, long cap, long H,
+  long hd, float scale);
 double sum_squares(const float* x, long n);
 void add_into(float* dst, const float* src, long n);
 void adamw(float* p, float* m, float* v, const float* g, long n, float step, float rbc2, float b1, float b2,

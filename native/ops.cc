@@ -8,11 +8,6 @@
 #include <cstring>
 #include <vector>
 
-#if defined(__x86_64__) && defined(__GLIBC__) && defined(__GNUC__) && !defined(__clang__)  // ifunc: glibc only
-#define KD_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
-#else
-#define KD_CLONES
-#endif
 
 namespace kd {
 
@@ -193,7 +188,7 @@ inline void scatter_head(float* dst, const float* src, long b, long T, long hd, 
 // statistics (max mx of the scaled scores, inv = 1/sum): the forward pass writes P and the backward pass
 // recomputes it with this one function, so recomputed probabilities are bit for bit the forward's.
 inline void probability_row(float* p, const float* s, float mx, float inv, float scale, long i, long T) {
-  const long n = i + 1;
+  const long n = i + 1;  // row i sees keys 0..i
   for (long j = 0; j < n; j++) p[j] = exp_approx(s[j] * scale - mx) * inv;
   for (long j = n; j < T; j++) p[j] = 0.f;
 }
@@ -201,10 +196,13 @@ inline void probability_row(float* p, const float* s, float mx, float inv, float
 // The per-row work of one head, as functions of their own: KD_CLONES compiles each for AVX-512/AVX2, while
 // the lambdas below, being functions of their own, would get only the baseline target (scalar exp).
 
-// P [T × T] and (when st is not null) st [T × 2] = each row's (max, 1/sum) from the scores S = Q·Kᵀ
-KD_CLONES static void head_softmax(const float* S, float* P, float* st, float scale, long T) {
-  for (long i = 0; i < T; i++) {
-    const long n = i + 1;  // keys 0..i
+// P [rows × T] and (when st is not null) st [rows × 2] = each row's (max, 1/sum) from the scores S = Q·Kᵀ
+// [rows × T], row i seeing keys 0..L+i: the whole causal square when rows = T and L = 0, or rows queries
+// after L cached keys (decode_attention)
+KD_CLONES static void head_softmax(const float* S, float* P, float* st, float scale, long T, long rows = -1, long L = 0) {
+  if (rows < 0) rows = T;
+  for (long i = 0; i < rows; i++) {
+    const long n = L + i + 1;
     const float* s = S + i * T;
     float mx = -INFINITY;
 #pragma omp simd reduction(max : mx)
@@ -217,7 +215,7 @@ KD_CLONES static void head_softmax(const float* S, float* P, float* st, float sc
       st[2 * i] = mx;
       st[2 * i + 1] = inv;
     }
-    probability_row(P + i * T, s, mx, inv, scale, i, T);
+    probability_row(P + i * T, s, mx, inv, scale, L + i, T);
   }
 }
 
@@ -298,6 +296,75 @@ void attention_forward_stats(const float* qkv, float* out, float* stats, long B,
 void attention_backward_recompute(const float* qkv, const float* stats, const float* dout, float* dqkv, long B,
   long T, long H, long hd, float scale) {
   attention_backward_impl(qkv, nullptr, stats, dout, dqkv, B, T, H, hd, scale);
+}
+
+// ---- attention of new tokens against a KV cache (incremental decoding, src/model/kv.ts) ----
+// The cache keeps each head's keys and values transposed, kt and vt [hd × cap] per (b, h) (arrays
+// [B, H, hd, cap]), positions along the rows: one new query's scores q·K over n cached keys are hd
+// passes of a·x + y over n contiguous floats, and its output P·V hd dot products of n floats, all at
+// full vector width whatever hd is. Cost per new token and head O(n·hd), no per-step copy of the cache.
+
+// o [hd] = softmax(scale·q·K[0..n))·V[0..n) for one query, s [n] scratch
+static void head_decode_row(const float* q, const float* kt, const float* vt, float* s, float* o, long n, long cap,
+  long hd, float scale) {
+  gemm_rows(q, kt, cap, false, s, 1, n, hd);  // s = q·K: Σ_c q[c]·kt[c, 0..n)
+  head_softmax(s, s, nullptr, scale, n, 1, n - 1);  // the probabilities, in place
+  gemm_rows(s, vt, cap, true, o, 1, hd, n);  // o = p·V: o[c] = p · vt[c, 0..n)
+}
+
+namespace {
+struct DecodeScratch {
+  std::vector<float> s, q, kt, vt, S, o;
+};
+thread_local DecodeScratch decode_scratch;
+}  // namespace
+
+// t new tokens per batch row b at positions L..L+t−1: their keys and values (from qkv [B·t, 3·H·hd], rows
+// q | k | v) are written into kt, vt [B, H, hd, cap] at columns L..L+t−1, then out [B·t, H·hd] = each new
+// query's attention over keys 0..L+i. A few queries go row by row; a longer run (a prompt) as two blocked
+// matmuls per head on the head's keys gathered contiguous, like attention_forward.
+void decode_attention(const float* qkv, float* kt, float* vt, float* out, long B, long t, long L, long cap, long H,
+  long hd, float scale) {
+  const long d = H * hd, n = L + t;
+  DecodeScratch& w = decode_scratch;
+  const bool blocked = t > 4;
+  if ((long)w.s.size() < n) w.s.resize(n);
+  if (blocked) {
+    w.q.resize(t * hd);
+    w.kt.resize(hd * n);
+    w.vt.resize(hd * n);
+    w.S.resize(2 * t * n);
+    w.o.resize(t * hd);
+  }
+  for (long b = 0; b < B; b++)
+    for (long h = 0; h < H; h++) {
+      float* K = kt + (b * H + h) * hd * cap;
+      float* V = vt + (b * H + h) * hd * cap;
+      for (long i = 0; i < t; i++) {
+        const float* row = qkv + (b * t + i) * 3 * d + h * hd;
+        for (long c = 0; c < hd; c++) {
+          K[c * cap + L + i] = row[d + c];
+          V[c * cap + L + i] = row[2 * d + c];
+        }
+      }
+      if (!blocked) {
+        for (long i = 0; i < t; i++)
+          head_decode_row(qkv + (b * t + i) * 3 * d + h * hd, K, V, w.s.data(), out + (b * t + i) * d + h * hd, L + i + 1,
+            cap, hd, scale);
+        continue;
+      }
+      for (long i = 0; i < t; i++) std::memcpy(w.q.data() + i * hd, qkv + (b * t + i) * 3 * d + h * hd, sizeof(float) * hd);
+      for (long c = 0; c < hd; c++) {
+        std::memcpy(w.kt.data() + c * n, K + c * cap, sizeof(float) * n);
+        std::memcpy(w.vt.data() + c * n, V + c * cap, sizeof(float) * n);
+      }
+      float* S = w.S.data();
+      float* P = S + t * n;
+      gemm(w.q.data(), false, w.kt.data(), false, S, t, n, hd);  // S = Q·Kᵀ [t × n]
+      head_softmax(S, P, nullptr, scale, n, t, L);
+      gemm(P, false, w.vt.data(), true, w.o.data(), t, hd, n);  // O = P·V [t × hd]
+      scatter_head(out, w.o.data(), b, t, hd, d, h * hd);
+    }
 }
 
 // Σ x², accumulated in double

@@ -56,6 +56,14 @@ export interface NativeKernels {
   attentionForwardStats?(qkv: Float32Array, out: Float32Array, stats: Float32Array, B: number, T: number, H: number, hd: number, scale: number): void;
   attentionBackwardRecompute?(qkv: Float32Array, stats: Float32Array, dout: Float32Array, dqkv: Float32Array, B: number, T: number, H: number,
     hd: number, scale: number): void;
+  /**
+   * Attention of t new tokens per batch row against a KV cache kept transposed, kt and vt [B, H, hd, cap]
+   * (row (b, h, c): component c of head h at positions 0..cap): writes the new tokens' keys and values from
+   * qkv [B·t, 3·H·hd] at positions L..L+t−1, then out [B·t, H·hd] = softmax(scale·q·Kᵀ)·V of new query i
+   * over positions 0..L+i. Absent in kd_native builds before it (src/model/kv.ts then uses tfjs ops).
+   */
+  decodeAttention?(qkv: Float32Array, kt: Float32Array, vt: Float32Array, out: Float32Array, B: number, t: number, L: number, cap: number,
+    H: number, hd: number, scale: number): void;
   /** Σ x², accumulated in float64 */
   sumSquares(x: Float32Array): number;
   /** dst += src */

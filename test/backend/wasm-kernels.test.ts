@@ -8,6 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.js';
 import { registerWasmKernels } from '../../src/backend/wasm-kernels.js';
 import { nativeKernels, nativeStatus, setNativeEnabled } from '../../src/backend/native.js';
+import { resolveModelConfig } from '../../src/model/config.js';
+import { disposeModel, forwardLogits, initModel } from '../../src/model/gpt.js';
+import { KvDecoder } from '../../src/model/kv.js';
 
 type Data = Float32Array | Int32Array | Uint8Array;
 
@@ -118,6 +121,51 @@ describe('kd native matmul', () => {
     expect(() => native.gemm(heap, new Int32Array([0]), heap, new Int32Array([8]), heap, 14, 2, 2, 4, false, false)).toThrow(/outside its array/);
     expect(() => native.gemm(heap, new Int32Array([0]), heap, new Int32Array([0]), heap, 0, 2, 2, 2, false, false)).not.toThrow();
     expect(() => native.gemm(heap, new Int32Array([0]), heap, new Int32Array([0]), new Float32Array(3), 0, 2, 2, 2, false, false)).toThrow(/outside its array/);
+  });
+});
+
+describe.runIf(native)('kd native matmul of a few rows (a decoding step: no packing)', () => {
+  it('1 to 5 rows (the blocked path from 5), with and without a transposed B, against float64', () => {
+    for (const M of [1, 2, 3, 4, 5]) for (const N of [1, 17, 300]) for (const K of [1, 20, 300]) for (const tB of [false, true]) {
+      const a = randn(M * K, M + N + K), b = randn(K * N, 7 * M + N), c = new Float32Array(M * N).fill(NaN);
+      native!.gemm(a, new Int32Array([0]), b, new Int32Array([0]), c, 0, M, N, K, false, tB);
+      for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) {
+        let want = 0;
+        for (let p = 0; p < K; p++) want += a[i * K + p] * b[tB ? j * K + p : p * N + j];
+        expect(Math.abs(c[i * N + j] - want), `M ${M} N ${N} K ${K} tB ${tB} (${i}, ${j})`).toBeLessThan(1e-5 * Math.max(1, Math.sqrt(K)));
+      }
+    }
+  });
+});
+
+describe.runIf(native?.decodeAttention)('kd native decodeAttention', () => {
+  it('writes the new keys and values transposed at L.., attends causally over 0..L+i, rejects a cache too small', () => {
+    const B = 2, H = 3, hd = 5, cap = 16, d = H * hd, scale = 0.4;
+    for (const [L, t] of [[0, 1], [0, 9], [6, 1], [6, 3], [6, 8], [15, 1]]) {
+      const kt = randn(B * H * hd * cap, L + 1), vt = randn(B * H * hd * cap, L + 2);
+      const qkv = randn(B * t * 3 * d, t), out = new Float32Array(B * t * d);
+      native!.decodeAttention!(qkv, kt, vt, out, B, t, L, cap, H, hd, scale);
+      const at = (b: number, h: number, c: number, j: number) => ((b * H + h) * hd + c) * cap + j;
+      for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) {
+        for (let i = 0; i < t; i++) for (let c = 0; c < hd; c++) {
+          const row = (b * t + i) * 3 * d + h * hd + c;
+          expect(kt[at(b, h, c, L + i)]).toBe(qkv[row + d]);
+          expect(vt[at(b, h, c, L + i)]).toBe(qkv[row + 2 * d]);
+        }
+        for (let i = 0; i < t; i++) {
+          const n = L + i + 1, s: number[] = [];
+          for (let j = 0; j < n; j++) { let x = 0; for (let c = 0; c < hd; c++) x += qkv[(b * t + i) * 3 * d + h * hd + c] * kt[at(b, h, c, j)]; s.push(x * scale); }
+          const mx = Math.max(...s), e = s.map((x) => Math.exp(x - mx)), sum = e.reduce((x, y) => x + y, 0);
+          for (let c = 0; c < hd; c++) {
+            let want = 0;
+            for (let j = 0; j < n; j++) want += (e[j] / sum) * vt[at(b, h, c, j)];
+            expect(Math.abs(out[(b * t + i) * d + h * hd + c] - want), `L ${L} t ${t} b ${b} h ${h} i ${i} c ${c}`).toBeLessThan(1e-5);
+          }
+        }
+      }
+    }
+    const small = new Float32Array(B * H * hd * cap);
+    expect(() => native!.decodeAttention!(new Float32Array(B * 2 * 3 * d), small, small, new Float32Array(B * 2 * d), B, 2, 15, cap, H, hd, scale)).toThrow(/L \+ t <= cap/);
   });
 });
 
@@ -289,5 +337,26 @@ describe('a training step on wasm', () => {
     }
     m.dispose();
     expect(new Set(counts).size).toBe(1);
+  });
+});
+
+describe.runIf(native?.decodeAttention)('KV-cached decoding on wasm (the native step on views of the wasm heap)', () => {
+  beforeAll(async () => { await tf.setBackend('wasm'); });
+  it('gives the full forward\'s log-probs, the heap growing between steps', () => {
+    const m = initModel(resolveModelConfig({ vocabSize: 50, seqLen: 150, dModel: 16, nLayers: 2, nHeads: 4 }), 9);
+    const rows = [0, 1].map((b) => Array.from({ length: 100 }, (_, i) => (i * 7 + b * 13 + ((i * i) % 11)) % 50));
+    const want = tf.tidy(() => tf.logSoftmax(forwardLogits(m, tf.tensor2d(rows, [2, 100], 'int32'))).arraySync() as number[][][]);
+    const d = new KvDecoder(m);
+    let big: tf.Tensor | undefined;
+    for (let at = 0, t = 20; at < 100; at += t, t = 1) {
+      if (at === 50) big = tf.zeros([8_000_000]); // 32 MB: the heap grows, views taken before it detach
+      const lp = d.next(rows.map((r) => r.slice(at, at + t)));
+      const got = lp.arraySync();
+      lp.dispose();
+      for (let b = 0; b < 2; b++) expect(maxAbsDiff(Float32Array.from(got[b]), Float32Array.from(want[b][at + t - 1])), `position ${at + t - 1}`).toBeLessThan(5e-5);
+    }
+    big?.dispose();
+    d.dispose();
+    disposeModel(m);
   });
 });
