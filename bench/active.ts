@@ -163,21 +163,6 @@ async function main(): Promise<number> {
       await trainOn('seed', seedRaw, SCORER_STEPS, false); // the scorer: trained on what the seed round bought
       const scorer = path.join(ROOT, 'seed', 'run');
 
-      if (POOL_TEXT && asQuality && !flag('no-bounds')) {
-        // bounds: the whole pool with hard targets only (no teacher tokens) and with every row scored (4 B),
-        // bench:quality's "large" case, seed 0
-        const L = SPECS.large!;
-        if (L.rows === POOL) {
-          const d = await dataset(L, async () => url, { root: QUALITY, fresh: false });
-          for (const kind of ['hard', 'kd'] as const) {
-            const { ck, argv, loss } = qualityRun(QUALITY, d.dir, L.name, kind, 0);
-            await trainCached(argv, ck, { loss });
-            bounds[kind === 'hard' ? 'pool_hard_only' : 'pool_all_scored'] = { ...(kind === 'hard' ? { tokens: 0, rows: 0 } : billed(d.raw)), bpb: score(ck) };
-            process.stderr.write(`bound ${kind}: ${JSON.stringify(bounds)}\n`);
-          }
-        }
-      }
-
       for (const f of FRACTIONS) {
         const name = `selected-${f}`;
         const raw = path.join(ROOT, name, 'raw');
@@ -191,6 +176,20 @@ async function main(): Promise<number> {
         if (CONTROL) {
           const craw = path.join(ROOT, `random-${f}`, 'raw');
           control[String(f)] = { ...(await collectTo(craw, input, ['--budget-tokens', String(Math.round(budget * f)), '--select', 'random', '--select-seed', '1'])), bpb: await trainOn(`random-${f}`, craw) };
+        }
+      }
+      if (POOL_TEXT && asQuality && !flag('no-bounds')) {
+        // bounds: the whole pool with hard targets only (no teacher tokens) and with every row scored (4 B),
+        // bench:quality's "large" case, seed 0
+        const L = SPECS.large!;
+        if (L.rows === POOL) {
+          const d = await dataset(L, async () => url, { root: QUALITY, fresh: false });
+          for (const kind of ['hard', 'kd'] as const) {
+            const { ck, argv, loss } = qualityRun(QUALITY, d.dir, L.name, kind, 0);
+            await trainCached(argv, ck, { loss });
+            bounds[kind === 'hard' ? 'pool_hard_only' : 'pool_all_scored'] = { ...(kind === 'hard' ? { tokens: 0, rows: 0 } : billed(d.raw)), bpb: score(ck) };
+            process.stderr.write(`bound ${kind}: ${JSON.stringify(bounds)}\n`);
+          }
         }
       }
       return finish();
