@@ -29,6 +29,12 @@ struct Table {
   uint32_t mask = 0;
   Table() { slots.assign(4096, Slot{0, 0, 0}); mask = 4095; }
 
+  // first8 of a key with 8 readable bytes from p (one load and a mask)
+  static uint64_t first8Fast(const uint8_t* p, uint32_t n) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    return n >= 8 ? w : w & ((1ull << (8 * n)) - 1);
+  }
   static uint64_t first8(const uint8_t* p, uint32_t n) {
     uint64_t w = 0;
     if (n >= 8) std::memcpy(&w, p, 8);
@@ -46,7 +52,13 @@ struct Table {
 
   int32_t intern(const uint8_t* p, uint32_t n) {
     const uint64_t k8 = first8(p, n);
-    const uint32_t h = hashOf(k8, p, n), tag = (h & ~0xffu) | (n < 255 ? n : 255);
+    return intern(p, n, k8, hashOf(k8, p, n));
+  }
+  // the slot a key of hash h probes first (to prefetch)
+  const Slot* home(uint32_t h) const { return &slots[h & mask]; }
+  // intern with the key's first8 and hashOf already taken
+  int32_t intern(const uint8_t* p, uint32_t n, uint64_t k8, uint32_t h) {
+    const uint32_t tag = (h & ~0xffu) | (n < 255 ? n : 255);
     for (uint32_t s = h & mask;; s = (s + 1) & mask) {
       const Slot& q = slots[s];
       if (q.t1 == 0) {
@@ -116,10 +128,30 @@ napi_value TableIntern(napi_env env, napi_callback_info info) {
   const long at = c.count(6);
   if (c.ok && !(from <= to && (size_t)to < no + (to == from ? 1 : 0) && at + (to - from) <= (long)nout)) c.fail("range outside its arrays");
   if (!c.ok) return c.done();
+  for (long i = from; i <= to && to > from; i++) {
+    const int32_t s = off[i];
+    if (s < 0 || (size_t)s > nv || (i > from && s < off[i - 1])) return c.fail("offsets outside the values"), c.done();
+  }
+  // hashes taken D values ahead and their first slots prefetched: the table of a big teacher vocabulary
+  // is not in cache, and a lookup is then mostly the wait for its slot
+  constexpr long D = 16;
+  uint64_t ks[D];
+  uint32_t hs[D];
+  auto prep = [&](long i) {
+    const int32_t s = off[i], e = off[i + 1];
+    const uint32_t n = (uint32_t)(e - s);
+    const uint64_t k8 = (size_t)s + 8 <= nv ? Table::first8Fast(values + s, n) : Table::first8(values + s, n);
+    const uint32_t h = Table::hashOf(k8, values + s, n);
+    ks[i & (D - 1)] = k8; hs[i & (D - 1)] = h;
+    __builtin_prefetch(t->home(h));
+  };
+  for (long i = from; i < to && i < from + D; i++) prep(i);
   for (long i = from; i < to; i++) {
     const int32_t s = off[i], e = off[i + 1];
-    if (s < 0 || e < s || (size_t)e > nv) return c.fail("offsets outside the values"), c.done();
-    out[at + i - from] = e > s ? t->intern(values + s, (uint32_t)(e - s)) : -1;
+    const uint64_t k8 = ks[i & (D - 1)];
+    const uint32_t h = hs[i & (D - 1)];
+    if (i + D < to) prep(i + D);
+    out[at + i - from] = e > s ? t->intern(values + s, (uint32_t)(e - s), k8, h) : -1;
   }
   return c.number((double)t->size());
 }

@@ -556,6 +556,21 @@ class RawCols {
   }
 }
 
+/**
+ * A thread's buffers the passes reuse from shard to shard (no fresh shard-sized arrays — page faults and
+ * GC — per pass): the bulk results, and the result arrays a build consumes before the next pass in this
+ * thread. A result transferred to another thread detaches them; they are then made anew.
+ */
+const reused = { bulk: newBulk(), events: i32(), p1: f64(), p2: { train: f64(), val: f64() }, one: { train: u8(), val: u8() } };
+
+/** g emptied, with room for n values (made anew when its buffer went to another thread) */
+function emptied<T extends TA>(g: Grow<T>, n: number): Grow<T> {
+  if (g.a.length === 0) g.a = new (g.a.constructor as new (n: number) => T)(0);
+  g.n = 0;
+  g.reserve(n);
+  return g;
+}
+
 let readBuf: Buffer | null = null;
 
 /**
@@ -620,13 +635,14 @@ export function pass1(bytes: Uint8Array, file: string, k: BuildKernels | null = 
   const batches = rawBatches(bytes, file);
   let nPos = 0, nAlt = 0;
   for (const c of batches) for (let r = 0; r < c.rows; r++) { nPos += c.positionsOf(r); nAlt += c.alternativesOf(r); }
-  const events = i32(nPos + nAlt + 1), p = f64(nAlt + 1);
+  // (valid until the next pass 1 in this thread: see `reused`)
+  const events = emptied(reused.events, nPos + nAlt + 1), p = emptied(reused.p1, nAlt + 1);
   const stats = newByteStats();
   const models = new Set<string>();
   const span = new Span();
   const alts = new Alts();
   let positions = 0;
-  const scratch = newBulk();
+  const scratch = reused.bulk;
   const meta = new Int32Array(16), io = new Int32Array(8);
   for (const c of batches) {
     const bulk = native ? c.bulk(native, scratch) : null;
@@ -771,14 +787,15 @@ class SplitOut {
     sequences: 0, teacherPositions: 0, labelled: 0, noPredecessor: 0, noAlternatives: 0, missingTokens: 0, emptySequences: 0,
     maxK: 0, bytes: newByteStats(), targeted: 0,
   };
-  constructor(records: number, positions: number, alternatives: number, scratch: LabelScratch) {
+  constructor(split: Split, records: number, positions: number, alternatives: number, scratch: LabelScratch) {
     this.targetFrom = i32(records + 1); this.idOff = i32(records + 1); this.labOff = i32(records + 1);
     this.ids = u16(2 * positions + 64); this.mask = u8(2 * positions + 64);
     this.m0 = scratch.m0; this.pOff = scratch.pOff; this.first = scratch.first; this.lps = scratch.lps;
     this.m0.n = this.pOff.n = this.first.n = this.lps.n = 0;
     this.m0.reserve(positions + 1); this.pOff.reserve(positions + 1);
     this.first.reserve(alternatives + 1); this.lps.reserve(alternatives + 1);
-    this.p = f64(alternatives + 1); this.one = u8(alternatives + 1);
+    // (valid until the next pass 2 in this thread: see `reused`)
+    this.p = emptied(reused.p2[split], alternatives + 1); this.one = emptied(reused.one[split], alternatives + 1);
     this.idOff.push(0);
     this.labOff.push(0);
   }
@@ -791,13 +808,13 @@ export function pass2(bytes: Uint8Array, file: string, tokenizer: Tokenizer, o: 
   const splits = batches.map((c) => Array.from({ length: c.rows }, (_, r) => splitOf(c.inputId.str(r)!, o.seed, o.valFraction)));
   const size = { train: [0, 0, 0], val: [0, 0, 0] };
   batches.forEach((c, b) => { for (let r = 0; r < c.rows; r++) { const x = size[splits[b][r]]; x[0]++; x[1] += c.positionsOf(r); x[2] += c.alternativesOf(r); } });
-  const outs: Record<Split, SplitOut> = { train: new SplitOut(size.train[0], size.train[1], size.train[2], labelScratch.train), val: new SplitOut(size.val[0], size.val[1], size.val[2], labelScratch.val) };
+  const outs: Record<Split, SplitOut> = { train: new SplitOut('train', size.train[0], size.train[1], size.train[2], labelScratch.train), val: new SplitOut('val', size.val[0], size.val[1], size.val[2], labelScratch.val) };
   const span = new Span();
   let records = 0;
   // per-record scratch
   let starts = new Int32Array(1024);
   const alts = new Alts();
-  const scratch = newBulk();
+  const scratch = reused.bulk;
   const meta = new Int32Array(16), io = new Int32Array(16), k = cache.kernels;
   for (let b = 0; b < batches.length; b++) {
     const c = batches[b];
