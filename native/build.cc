@@ -318,6 +318,28 @@ inline uint16_t toFloat16Bits(double x) {
   return (uint16_t)(sign | h);
 }
 
+// per best float16 bits: exp(best) and the p̂ of each 8-bit code seen with it (valid bits), direct-mapped
+struct Lp8Memo {
+  static constexpr uint32_t kRows = 4096;
+  std::vector<double> q, expBest;
+  std::vector<uint64_t> valid;
+  std::vector<int32_t> tag;
+  // the row of these bits (cleared when it held other bits); returns exp(best)
+  double row(uint16_t bits, double best, double** mq, uint64_t** mv) {
+    if (tag.empty()) { q.assign(kRows * 256, 0); expBest.assign(kRows, 0); valid.assign(kRows * 4, 0); tag.assign(kRows, -1); }
+    const uint32_t r = ((uint32_t)bits * 2654435761u) >> 20;
+    if (tag[r] != bits) {
+      tag[r] = bits;
+      std::memset(&valid[4 * r], 0, 4 * sizeof(uint64_t));
+      expBest[r] = kd::fdlibm::exp(best);
+    }
+    *mq = &q[256 * r];
+    *mv = &valid[4 * r];
+    return expBest[r];
+  }
+};
+thread_local Lp8Memo lp8Memo;
+
 // label(m0: Int32Array, pOff: Int32Array, first: Uint16Array, lp: Float32Array, p: Float64Array, vocab, version, f16: Float32Array,
 //       delta: Float64Array, counts: Int32Array, topIds: Uint16Array, entropies: Float64Array, lp16: Uint16Array|null,
 //       best16: Uint16Array|null, lp8: Uint8Array|null) → [entries, maxK]
@@ -355,6 +377,7 @@ napi_value Label(napi_env env, napi_callback_info info) {
   std::vector<double> lps, ps;
   std::vector<uint8_t> merged;
   std::vector<double> args(64), ex(64);
+  std::vector<int> qs(64);
   std::vector<int> los(64);
   size_t v = 0, e = 0, codes = 0;
   int32_t maxK = 0;
@@ -381,7 +404,7 @@ napi_value Label(napi_env env, napi_callback_info info) {
     if (m > maxK) maxK = m;
     for (int32_t k = 0; k < m; k++) topIds[e + k] = (uint16_t)ids[k];
     // entropy (src/dataset/convert.ts)
-    if ((size_t)(2 * m) > args.size()) { args.resize(2 * m); ex.resize(2 * m); }
+    if ((size_t)(2 * m) > args.size()) { args.resize(2 * m); ex.resize(2 * m); qs.resize(2 * m); }
     double mx = -INFINITY;
     for (int32_t k = 0; k < m; k++) mx = jsMax(mx, lps[k]);
     for (int32_t k = 0; k < m; k++) args[k] = lps[k] - mx;
@@ -400,9 +423,23 @@ napi_value Label(napi_env env, napi_callback_info info) {
       // encodeLp8 (src/schema/lp8.ts)
       const uint16_t bits = toFloat16Bits(lps[0]);
       const double best = f16[bits];
-      double err = kd::fdlibm::exp(best) - ps[0];
-      // the two codes around each entry's distance and their p̂ (exps in bulk), then the running choice
+      // a code's p̂ = exp(best − d̂(code)) depends on the best's float16 bits and the code only: remembered
+      // per best (lp8Memo), the exps of the codes not seen with this best yet taken in bulk
+      double* mq;
+      uint64_t* mv;
+      const double expBest = lp8Memo.row(bits, best, &mq, &mv);
+      double err = expBest - ps[0];
+      // the two codes around each entry's distance, then the running choice
       if ((size_t)m > los.size()) los.resize(m);
+      long nq = 0;
+      auto want = [&](int code) {
+        uint64_t& w = mv[code >> 6];
+        const uint64_t bit = 1ull << (code & 63);
+        if (w & bit) return;
+        w |= bit;
+        qs[nq] = code;
+        args[nq++] = best - delta[code];
+      };
       for (int32_t k = 1; k < m; k++) {
         double d = best - lps[k];
         if (!(d > 0)) d = 0;
@@ -415,10 +452,11 @@ napi_value Label(napi_env env, napi_callback_info info) {
           else if (delta[lo + 1] <= d) lo++;
         }
         los[k] = lo;
-        args[2 * (k - 1)] = best - delta[lo];
-        args[2 * (k - 1) + 1] = lo == 255 ? args[2 * (k - 1)] : best - delta[lo + 1];
+        want(lo);
+        if (lo != 255) want(lo + 1);
       }
-      exp_many(args.data(), ex.data(), 2 * (m - 1));
+      exp_many(args.data(), ex.data(), nq);
+      for (long i = 0; i < nq; i++) mq[qs[i]] = ex[i];
       for (int32_t k = 1; k < m; k++) {
         const double q0 = ps[k];
         const int lo = los[k];
@@ -426,9 +464,9 @@ napi_value Label(napi_env env, napi_callback_info info) {
         double q;
         if (lo == 255) {
           code = 255;
-          q = ex[2 * (k - 1)];
+          q = mq[255];
         } else {
-          const double qLo = ex[2 * (k - 1)], qHi = ex[2 * (k - 1) + 1];
+          const double qLo = mq[lo], qHi = mq[lo + 1];
           if (std::fabs(err + qLo - q0) <= std::fabs(err + qHi - q0)) { code = lo; q = qLo; } else { code = lo + 1; q = qHi; }
         }
         lp8[codes++] = (uint8_t)code;
@@ -682,17 +720,30 @@ napi_value Fold1(napi_env env, napi_callback_info info) {
   if (c.ok && (nl < nLocal || nt < 1 || nc < g->size() + nLocal || nm < g->size() + nLocal)) c.fail("arrays too short");
   if (c.ok) for (size_t t = 0; t < nLocal; t++) if (off[t] < 0 || off[t + 1] < off[t] || (size_t)off[t + 1] > npool) { c.fail("offsets outside the pool"); break; }
   if (!c.ok) return c.done();
-  for (size_t t = 0; t < nLocal; t++) local[t] = -1;
+  // each local token's running mass and count in one 16-byte slot (one cache line an event, the shard's
+  // frequent tokens first): its mass continues from the global one, in the same order; the counts are
+  // integers, exact in any order
+  struct Acc { double mass; int32_t g, count; };
+  thread_local std::vector<Acc> acc;
+  if (acc.size() < nLocal) acc.resize(nLocal);
+  for (size_t t = 0; t < nLocal; t++) acc[t] = Acc{0, -1, 0};
   double tot = total[0];
   size_t k = 0;
   for (size_t e = 0; e < ne; e++) {
     const int32_t x = ev[e];
     const int32_t t = x < 0 ? -1 - x : x;
     if ((size_t)t >= nLocal || (x >= 0 && k >= np)) return c.fail("event outside the shard's tokens"), c.done();
-    int32_t gi = local[t];
-    if (gi < 0) gi = local[t] = g->intern(pool + off[t], (uint32_t)(off[t + 1] - off[t]));
-    if (x < 0) count[gi]++;
-    else { const double q = p[k++]; mass[gi] += q; tot += q; }
+    Acc& a = acc[t];
+    if (a.g < 0) { a.g = g->intern(pool + off[t], (uint32_t)(off[t + 1] - off[t])); a.mass = mass[a.g]; }
+    if (x < 0) a.count++;
+    else { const double q = p[k++]; a.mass += q; tot += q; }
+  }
+  for (size_t t = 0; t < nLocal; t++) {
+    const Acc& a = acc[t];
+    local[t] = a.g;
+    if (a.g < 0) continue;
+    mass[a.g] = a.mass;
+    count[a.g] += a.count;
   }
   total[0] = tot;
   return c.number((double)g->size());
