@@ -318,28 +318,6 @@ inline uint16_t toFloat16Bits(double x) {
   return (uint16_t)(sign | h);
 }
 
-// per best float16 bits: exp(best) and the p̂ of each 8-bit code seen with it (valid bits), direct-mapped
-struct Lp8Memo {
-  static constexpr uint32_t kRows = 4096;
-  std::vector<double> q, expBest;
-  std::vector<uint64_t> valid;
-  std::vector<int32_t> tag;
-  // the row of these bits (cleared when it held other bits); returns exp(best)
-  double row(uint16_t bits, double best, double** mq, uint64_t** mv) {
-    if (tag.empty()) { q.assign(kRows * 256, 0); expBest.assign(kRows, 0); valid.assign(kRows * 4, 0); tag.assign(kRows, -1); }
-    const uint32_t r = ((uint32_t)bits * 2654435761u) >> 20;
-    if (tag[r] != bits) {
-      tag[r] = bits;
-      std::memset(&valid[4 * r], 0, 4 * sizeof(uint64_t));
-      expBest[r] = kd::fdlibm::exp(best);
-    }
-    *mq = &q[256 * r];
-    *mv = &valid[4 * r];
-    return expBest[r];
-  }
-};
-thread_local Lp8Memo lp8Memo;
-
 // label(m0: Int32Array, pOff: Int32Array, first: Uint16Array, lp: Float32Array, p: Float64Array, vocab, version, f16: Float32Array,
 //       delta: Float64Array, counts: Int32Array, topIds: Uint16Array, entropies: Float64Array, lp16: Uint16Array|null,
 //       best16: Uint16Array|null, lp8: Uint8Array|null) → [entries, maxK]
@@ -377,7 +355,6 @@ napi_value Label(napi_env env, napi_callback_info info) {
   std::vector<double> lps, ps;
   std::vector<uint8_t> merged;
   std::vector<double> args(64), ex(64);
-  std::vector<int> qs(64);
   std::vector<int> los(64);
   size_t v = 0, e = 0, codes = 0;
   int32_t maxK = 0;
@@ -404,7 +381,7 @@ napi_value Label(napi_env env, napi_callback_info info) {
     if (m > maxK) maxK = m;
     for (int32_t k = 0; k < m; k++) topIds[e + k] = (uint16_t)ids[k];
     // entropy (src/dataset/convert.ts)
-    if ((size_t)(2 * m) > args.size()) { args.resize(2 * m); ex.resize(2 * m); qs.resize(2 * m); }
+    if ((size_t)(2 * m) > args.size()) { args.resize(2 * m); ex.resize(2 * m); }
     double mx = -INFINITY;
     for (int32_t k = 0; k < m; k++) mx = jsMax(mx, lps[k]);
     for (int32_t k = 0; k < m; k++) args[k] = lps[k] - mx;
@@ -423,23 +400,9 @@ napi_value Label(napi_env env, napi_callback_info info) {
       // encodeLp8 (src/schema/lp8.ts)
       const uint16_t bits = toFloat16Bits(lps[0]);
       const double best = f16[bits];
-      // a code's p̂ = exp(best − d̂(code)) depends on the best's float16 bits and the code only: remembered
-      // per best (lp8Memo), the exps of the codes not seen with this best yet taken in bulk
-      double* mq;
-      uint64_t* mv;
-      const double expBest = lp8Memo.row(bits, best, &mq, &mv);
-      double err = expBest - ps[0];
-      // the two codes around each entry's distance, then the running choice
+      double err = kd::fdlibm::exp(best) - ps[0];
+      // the two codes around each entry's distance and their p̂ (exps in bulk), then the running choice
       if ((size_t)m > los.size()) los.resize(m);
-      long nq = 0;
-      auto want = [&](int code) {
-        uint64_t& w = mv[code >> 6];
-        const uint64_t bit = 1ull << (code & 63);
-        if (w & bit) return;
-        w |= bit;
-        qs[nq] = code;
-        args[nq++] = best - delta[code];
-      };
       for (int32_t k = 1; k < m; k++) {
         double d = best - lps[k];
         if (!(d > 0)) d = 0;
@@ -452,11 +415,10 @@ napi_value Label(napi_env env, napi_callback_info info) {
           else if (delta[lo + 1] <= d) lo++;
         }
         los[k] = lo;
-        want(lo);
-        if (lo != 255) want(lo + 1);
+        args[2 * (k - 1)] = best - delta[lo];
+        args[2 * (k - 1) + 1] = lo == 255 ? args[2 * (k - 1)] : best - delta[lo + 1];
       }
-      exp_many(args.data(), ex.data(), nq);
-      for (long i = 0; i < nq; i++) mq[qs[i]] = ex[i];
+      exp_many(args.data(), ex.data(), 2 * (m - 1));
       for (int32_t k = 1; k < m; k++) {
         const double q0 = ps[k];
         const int lo = los[k];
@@ -464,9 +426,9 @@ napi_value Label(napi_env env, napi_callback_info info) {
         double q;
         if (lo == 255) {
           code = 255;
-          q = mq[255];
+          q = ex[2 * (k - 1)];
         } else {
-          const double qLo = mq[lo], qHi = mq[lo + 1];
+          const double qLo = ex[2 * (k - 1)], qHi = ex[2 * (k - 1) + 1];
           if (std::fabs(err + qLo - q0) <= std::fabs(err + qHi - q0)) { code = lo; q = qLo; } else { code = lo + 1; q = qHi; }
         }
         lp8[codes++] = (uint8_t)code;
@@ -772,6 +734,76 @@ napi_value Sums(napi_env env, napi_callback_info info) {
   return c.done();
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// a raw shard's bytes mapped read-only instead of read into a buffer (src/dataset/columnar.ts
+// readRawShard): no copy out of the page cache. unmapFile detaches the ArrayBuffer before unmapping,
+// so a view kept past it reads as empty instead of faulting.
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#define KD_MMAP 1
+struct Mapping {
+  void* p;
+  size_t n;
+  int owners;  // the ArrayBuffer and the handle
+  void release() {
+    if (--owners == 0) {
+      if (p) munmap(p, n);
+      delete this;
+    }
+  }
+};
+
+// mapFile(path) → [ArrayBuffer, handle], or null when the file cannot be mapped (empty, not a regular file: the caller reads it)
+napi_value MapFile(napi_env env, napi_callback_info info) {
+  Args c(env, info, 1);
+  if (!c.ok) return c.done();
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, c.v[0], nullptr, 0, &len) != napi_ok) return c.fail("expected a path"), c.done();
+  std::string path(len, '\0');
+  napi_get_value_string_utf8(env, c.v[0], &path[0], len + 1, &len);
+  napi_value null;
+  napi_get_null(env, &null);
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return null;
+  struct stat st;
+  void* p = MAP_FAILED;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) p = mmap(nullptr, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (p == MAP_FAILED) return null;
+  Mapping* m = new Mapping{p, (size_t)st.st_size, 2};
+  napi_value ab, h, r;
+  if (napi_create_external_arraybuffer(env, p, m->n, [](napi_env, void*, void* hint) { static_cast<Mapping*>(hint)->release(); }, m, &ab) != napi_ok) {
+    munmap(p, m->n);
+    delete m;
+    return null;
+  }
+  napi_create_external(env, m, [](napi_env, void* d, void*) { static_cast<Mapping*>(d)->release(); }, nullptr, &h);
+  napi_create_array_with_length(env, 2, &r);
+  napi_set_element(env, r, 0, ab);
+  napi_set_element(env, r, 1, h);
+  return r;
+}
+
+// unmapFile(ArrayBuffer, handle): detaches the buffer, then unmaps the file
+napi_value UnmapFile(napi_env env, napi_callback_info info) {
+  Args c(env, info, 2);
+  void* d = nullptr;
+  if (c.ok && napi_get_value_external(env, c.v[1], &d) != napi_ok) c.fail("expected a mapping");
+  if (!c.ok) return c.done();
+  Mapping* m = static_cast<Mapping*>(d);
+  if (m->p && napi_detach_arraybuffer(env, c.v[0]) == napi_ok) {
+    munmap(m->p, m->n);
+    m->p = nullptr;
+  }
+  return c.done();
+}
+#endif
+
 }  // namespace
 
 namespace kd {
@@ -788,6 +820,10 @@ bool register_build(napi_env env, napi_value exports) {
     kd::method("pass2Row", Pass2Row),
     kd::method("fold1", Fold1),
     kd::method("sums", Sums),
+#ifdef KD_MMAP
+    kd::method("mapFile", MapFile),
+    kd::method("unmapFile", UnmapFile),
+#endif
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props) == napi_ok;
 }

@@ -572,12 +572,22 @@ function emptied<T extends TA>(g: Grow<T>, n: number): Grow<T> {
 }
 
 let readBuf: Buffer | null = null;
+/** the shard this thread mapped last (unmapped at the next call) */
+let mapped: [ArrayBuffer, object] | null = null;
 
 /**
- * A raw shard's bytes, read into a buffer this thread reuses: valid until the next call (the passes
- * copy what they keep), and no fresh shard-sized allocation — page faults and GC — per pass.
+ * A raw shard's bytes: valid until the next call in this thread (the passes copy what they keep).
+ * With the native addon the file is mapped read-only (no copy out of the page cache; the previous
+ * mapping is unmapped first and its views read as empty); else it is read into a buffer this thread
+ * reuses (no fresh shard-sized allocation — page faults and GC — per pass).
  */
 export function readRawShard(file: string): Uint8Array {
+  const k = nativeBuild();
+  if (k?.mapFile && k.unmapFile) {
+    if (mapped) { k.unmapFile(mapped[0], mapped[1]); mapped = null; }
+    mapped = k.mapFile(file);
+    if (mapped) return new Uint8Array(mapped[0]);
+  }
   const fd = openSync(file, 'r');
   try {
     const size = fstatSync(fd).size;

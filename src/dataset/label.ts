@@ -121,6 +121,10 @@ export interface BuildKernels {
   /** BuildFold.addPass1's event loop: returns the global table's size */
   fold1(global: object, pool: Uint8Array, off: Int32Array, events: Int32Array, p: Float64Array, local: Int32Array,
     count: Float64Array, mass: Float64Array, total: Float64Array): number;
+  /** a file mapped read-only: [its bytes, a handle], or null (empty, not mappable: read it); not on every platform */
+  mapFile?(file: string): [ArrayBuffer, object] | null;
+  /** detaches the buffer and unmaps the file */
+  unmapFile?(buf: ArrayBuffer, handle: object): void;
   /** acc[at] += every x in order; with flags also acc[at + 1] += the flagged x */
   sums(x: Float64Array, flags: Uint8Array | null, acc: Float64Array, at: number): void;
 }
