@@ -544,19 +544,23 @@ struct RowCols {
   }
 };
 
-thread_local std::vector<int32_t> tlTs(64), tlStarts(1024);
-thread_local std::vector<float> tlLps(64);
-thread_local std::vector<double> tlPs(64);
+// a thread's scratch of the row kernels (taken once a call: thread_local access costs a call in a shared library)
+struct RowScratch {
+  std::vector<int32_t> ts = std::vector<int32_t>(64), starts = std::vector<int32_t>(1024);
+  std::vector<float> lps = std::vector<float>(64);
+  std::vector<double> ps = std::vector<double>(64);
+};
+thread_local RowScratch tlRow;
 
-inline long rowAlternatives(RowCols& rc, long i) {
+inline long rowAlternatives(RowCols& rc, RowScratch& sc, long i) {
   for (;;) {
-    const long m = rc.alternatives(i, tlTs.data(), tlLps.data(), tlPs.data(), (long)tlTs.size());
-    if (m != -2 || tlTs.size() >= (1u << 20)) return m;
+    const long m = rc.alternatives(i, sc.ts.data(), sc.lps.data(), sc.ps.data(), (long)sc.ts.size());
+    if (m != -2 || sc.ts.size() >= (1u << 20)) return m;
     // maybe only the scratch was too short: retry once with room for the position's whole list
     const long need = rc.pLo >= 0 && rc.pLo + i < rc.pHi && (size_t)(rc.posLpBase + rc.pLo + i + 1) < rc.nPosLpOff
       ? rc.posLpOff[rc.posLpBase + rc.pLo + i + 1] - rc.posLpOff[rc.posLpBase + rc.pLo + i] : 0;
-    if (need <= (long)tlTs.size()) return -2;
-    tlTs.resize(need); tlLps.resize(need); tlPs.resize(need);
+    if (need <= (long)sc.ts.size()) return -2;
+    sc.ts.resize(need); sc.lps.resize(need); sc.ps.resize(need);
   }
 }
 
@@ -574,15 +578,16 @@ napi_value Pass1Row(napi_env env, napi_callback_info info) {
   if (!c.ok) return c.done();
   long en = io[0], pn = io[1], positions = 0;
   io[2] = 1;
+  RowScratch& sc = tlRow;
   for (long i = rc.from; i < rc.n; i++) {
     const int32_t t = rc.posToken(i);
     if (t < 0) return c.done();
     positions++;
     if ((size_t)en >= ne) return c.done();
     ev[en++] = -1 - t;
-    const long m = rowAlternatives(rc, i);
+    const long m = rowAlternatives(rc, sc, i);
     if (m < 0 || (size_t)(en + m) > ne || (size_t)(pn + m) > np) return c.done();
-    for (long a = 0; a < m; a++) { ev[en++] = tlTs[a]; pa[pn++] = tlPs[a]; }
+    for (long a = 0; a < m; a++) { ev[en++] = sc.ts[a]; pa[pn++] = sc.ps[a]; }
   }
   io[0] = (int32_t)en; io[1] = (int32_t)pn; io[2] = 0; io[3] = (int32_t)positions; io[4] = (int32_t)rc.reported;
   return c.done();
@@ -621,8 +626,9 @@ napi_value Pass2Row(napi_env env, napi_callback_info info) {
   long idsN = io[1], m0N = io[2], altN = io[3], pN = io[4];
   io[5] = 1;
   const long n = rc.n;
-  if ((long)tlStarts.size() < n) tlStarts.resize(2 * n);
-  int32_t* starts = tlStarts.data();
+  RowScratch& sc = tlRow;
+  if ((long)sc.starts.size() < n) sc.starts.resize(2 * n);
+  int32_t* starts = sc.starts.data();
   long contextEnd = -1;
   for (long i = 0; i < n; i++) {
     const int32_t t = rc.posToken(i);
@@ -640,12 +646,14 @@ napi_value Pass2Row(napi_env env, napi_callback_info info) {
   long teacherPositions = 0, labelled = 0, noPred = 0, noAlt = 0;
   for (long i = rc.from; i < n; i++) {
     teacherPositions++;
-    const long m = rowAlternatives(rc, i);
+    const long m = rowAlternatives(rc, sc, i);
     if (m < 0 || (size_t)(pN + m) > np || (size_t)(pN + m) > none) return c.done();
-    const int32_t* ts = tlTs.data();
+    const int32_t* ts = sc.ts.data();
+    const float* lps = sc.lps.data();
+    const double* ps = sc.ps.data();
     for (long a = 0; a < m; a++) if ((size_t)ts[a] >= encoded) return c.done();
     const long p0 = pN;
-    for (long a = 0; a < m; a++) { pa[pN] = tlPs[a]; one[pN++] = cOne[ts[a]]; }
+    for (long a = 0; a < m; a++) { pa[pN] = ps[a]; one[pN++] = cOne[ts[a]]; }
     if (m == 0) { noAlt++; continue; }
     const long pos = starts[i] - 1;
     if (pos < 0) { noPred++; continue; }
@@ -653,7 +661,7 @@ napi_value Pass2Row(napi_env env, napi_callback_info info) {
     mask[idBase + pos] = 1;
     m0a[m0N] = (int32_t)m;
     pOff[m0N++] = (int32_t)p0;
-    for (long a = 0; a < m; a++) { first[altN + a] = (uint16_t)cFirst[ts[a]]; lpsOut[altN + a] = tlLps[a]; }
+    for (long a = 0; a < m; a++) { first[altN + a] = (uint16_t)cFirst[ts[a]]; lpsOut[altN + a] = lps[a]; }
     altN += m;
     labelled++;
   }
