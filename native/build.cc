@@ -107,6 +107,15 @@ Table* tableArg(Args& c, size_t i) {
   return static_cast<Table*>(p);
 }
 
+// [a, b] as a JavaScript array
+napi_value pair(napi_env env, napi_value a, napi_value b) {
+  napi_value r;
+  napi_create_array_with_length(env, 2, &r);
+  napi_set_element(env, r, 0, a);
+  napi_set_element(env, r, 1, b);
+  return r;
+}
+
 // tableNew(): a new byte-string table (freed with its JavaScript handle)
 napi_value TableNew(napi_env env, napi_callback_info) {
   napi_value r;
@@ -166,7 +175,7 @@ napi_value TableDump(napi_env env, napi_callback_info info) {
   const size_t n = t->size() - from;
   const size_t p0 = n ? t->entries[from].start : t->pool.size(), bytes = t->pool.size() - p0;
   void *pd, *od;
-  napi_value pb, ob, pa, oa, r;
+  napi_value pb, ob, pa, oa;
   napi_create_arraybuffer(env, bytes, &pd, &pb);
   napi_create_arraybuffer(env, 4 * (n + 1), &od, &ob);
   if (bytes) std::memcpy(pd, t->pool.data() + p0, bytes);
@@ -175,10 +184,7 @@ napi_value TableDump(napi_env env, napi_callback_info info) {
   o[n] = (int32_t)bytes;
   napi_create_typedarray(env, napi_uint8_array, bytes, pb, 0, &pa);
   napi_create_typedarray(env, napi_int32_array, n + 1, ob, 0, &oa);
-  napi_create_array_with_length(env, 2, &r);
-  napi_set_element(env, r, 0, pa);
-  napi_set_element(env, r, 1, oa);
-  return r;
+  return pair(env, pa, oa);
 }
 
 // expF32(x: Float32Array, from, to, out: Float64Array): out[i − from] = Math.exp(x[i])
@@ -784,17 +790,14 @@ napi_value MapFile(napi_env env, napi_callback_info info) {
   close(fd);
   if (p == MAP_FAILED) return null;
   Mapping* m = new Mapping{p, (size_t)st.st_size, 2};
-  napi_value ab, h, r;
+  napi_value ab, h;
   if (napi_create_external_arraybuffer(env, p, m->n, [](napi_env, void*, void* hint) { static_cast<Mapping*>(hint)->release(); }, m, &ab) != napi_ok) {
     munmap(p, m->n);
     delete m;
     return null;
   }
   napi_create_external(env, m, [](napi_env, void* d, void*) { static_cast<Mapping*>(d)->release(); }, nullptr, &h);
-  napi_create_array_with_length(env, 2, &r);
-  napi_set_element(env, r, 0, ab);
-  napi_set_element(env, r, 1, h);
-  return r;
+  return pair(env, ab, h);
 }
 
 // unmapFile(ArrayBuffer, handle): detaches the buffer, then unmaps the file
