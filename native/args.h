@@ -8,8 +8,8 @@ namespace kd {
 
 struct Args {
   napi_env env;
-  napi_value v[16];
-  size_t n = 16;
+  napi_value v[32];
+  size_t n = 32;
   bool ok = true;
   std::string err;
 

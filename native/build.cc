@@ -29,6 +29,12 @@ struct Table {
   uint32_t mask = 0;
   Table() { slots.assign(4096, Slot{0, 0, 0}); mask = 4095; }
 
+  // first8 of a key with 8 readable bytes from p (one load and a mask)
+  static uint64_t first8Fast(const uint8_t* p, uint32_t n) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    return n >= 8 ? w : w & ((1ull << (8 * n)) - 1);
+  }
   static uint64_t first8(const uint8_t* p, uint32_t n) {
     uint64_t w = 0;
     if (n >= 8) std::memcpy(&w, p, 8);
@@ -46,7 +52,13 @@ struct Table {
 
   int32_t intern(const uint8_t* p, uint32_t n) {
     const uint64_t k8 = first8(p, n);
-    const uint32_t h = hashOf(k8, p, n), tag = (h & ~0xffu) | (n < 255 ? n : 255);
+    return intern(p, n, k8, hashOf(k8, p, n));
+  }
+  // the slot a key of hash h probes first (to prefetch)
+  const Slot* home(uint32_t h) const { return &slots[h & mask]; }
+  // intern with the key's first8 and hashOf already taken
+  int32_t intern(const uint8_t* p, uint32_t n, uint64_t k8, uint32_t h) {
+    const uint32_t tag = (h & ~0xffu) | (n < 255 ? n : 255);
     for (uint32_t s = h & mask;; s = (s + 1) & mask) {
       const Slot& q = slots[s];
       if (q.t1 == 0) {
@@ -95,6 +107,15 @@ Table* tableArg(Args& c, size_t i) {
   return static_cast<Table*>(p);
 }
 
+// [a, b] as a JavaScript array
+napi_value pair(napi_env env, napi_value a, napi_value b) {
+  napi_value r;
+  napi_create_array_with_length(env, 2, &r);
+  napi_set_element(env, r, 0, a);
+  napi_set_element(env, r, 1, b);
+  return r;
+}
+
 // tableNew(): a new byte-string table (freed with its JavaScript handle)
 napi_value TableNew(napi_env env, napi_callback_info) {
   napi_value r;
@@ -116,10 +137,30 @@ napi_value TableIntern(napi_env env, napi_callback_info info) {
   const long at = c.count(6);
   if (c.ok && !(from <= to && (size_t)to < no + (to == from ? 1 : 0) && at + (to - from) <= (long)nout)) c.fail("range outside its arrays");
   if (!c.ok) return c.done();
+  for (long i = from; i <= to && to > from; i++) {
+    const int32_t s = off[i];
+    if (s < 0 || (size_t)s > nv || (i > from && s < off[i - 1])) return c.fail("offsets outside the values"), c.done();
+  }
+  // hashes taken D values ahead and their first slots prefetched: the table of a big teacher vocabulary
+  // is not in cache, and a lookup is then mostly the wait for its slot
+  constexpr long D = 16;
+  uint64_t ks[D];
+  uint32_t hs[D];
+  auto prep = [&](long i) {
+    const int32_t s = off[i], e = off[i + 1];
+    const uint32_t n = (uint32_t)(e - s);
+    const uint64_t k8 = (size_t)s + 8 <= nv ? Table::first8Fast(values + s, n) : Table::first8(values + s, n);
+    const uint32_t h = Table::hashOf(k8, values + s, n);
+    ks[i & (D - 1)] = k8; hs[i & (D - 1)] = h;
+    __builtin_prefetch(t->home(h));
+  };
+  for (long i = from; i < to && i < from + D; i++) prep(i);
   for (long i = from; i < to; i++) {
     const int32_t s = off[i], e = off[i + 1];
-    if (s < 0 || e < s || (size_t)e > nv) return c.fail("offsets outside the values"), c.done();
-    out[at + i - from] = e > s ? t->intern(values + s, (uint32_t)(e - s)) : -1;
+    const uint64_t k8 = ks[i & (D - 1)];
+    const uint32_t h = hs[i & (D - 1)];
+    if (i + D < to) prep(i + D);
+    out[at + i - from] = e > s ? t->intern(values + s, (uint32_t)(e - s), k8, h) : -1;
   }
   return c.number((double)t->size());
 }
@@ -134,7 +175,7 @@ napi_value TableDump(napi_env env, napi_callback_info info) {
   const size_t n = t->size() - from;
   const size_t p0 = n ? t->entries[from].start : t->pool.size(), bytes = t->pool.size() - p0;
   void *pd, *od;
-  napi_value pb, ob, pa, oa, r;
+  napi_value pb, ob, pa, oa;
   napi_create_arraybuffer(env, bytes, &pd, &pb);
   napi_create_arraybuffer(env, 4 * (n + 1), &od, &ob);
   if (bytes) std::memcpy(pd, t->pool.data() + p0, bytes);
@@ -143,10 +184,7 @@ napi_value TableDump(napi_env env, napi_callback_info info) {
   o[n] = (int32_t)bytes;
   napi_create_typedarray(env, napi_uint8_array, bytes, pb, 0, &pa);
   napi_create_typedarray(env, napi_int32_array, n + 1, ob, 0, &oa);
-  napi_create_array_with_length(env, 2, &r);
-  napi_set_element(env, r, 0, pa);
-  napi_set_element(env, r, 1, oa);
-  return r;
+  return pair(env, pa, oa);
 }
 
 // expF32(x: Float32Array, from, to, out: Float64Array): out[i − from] = Math.exp(x[i])
@@ -413,6 +451,370 @@ napi_value Label(napi_env env, napi_callback_info info) {
   return r;
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// one raw record's per-position loops (src/dataset/columnar.ts: pass1 / pass2, their fast path: every
+// token and every usable alternative has reported bytes, already interned in bulk). A record the fast
+// path does not cover (a token from its string, an output array too short) is left to JavaScript:
+// status 1, nothing of the record's counts changed.
+
+inline bool bitSet(const uint8_t* bits, long j) { return bits == nullptr || ((bits[j >> 3] >> (j & 7)) & 1) != 0; }
+
+// the record's columns; meta: [n, from, tb0, tb1, tokBinBase, pLo, pHi, posLpBase, bpLo, bpHi, posBytesBase, binBase, lpBase]
+// (tb0/pLo/bpLo −1: the row's list is null)
+struct RowCols {
+  long n = 0, from = 0, tb0 = -1, tb1 = -1, tokBinBase = 0, pLo = -1, pHi = -1, posLpBase = 0, bpLo = -1, bpHi = -1, posBytesBase = 0, binBase = 0, lpBase = 0;
+  const int32_t* tokIdx = nullptr; size_t nTokIdx = 0;
+  const uint8_t* tokBinBits = nullptr; size_t nTokBinBits = 0;
+  const int32_t* posLpOff = nullptr; size_t nPosLpOff = 0;
+  const uint8_t* posLpBits = nullptr; size_t nPosLpBits = 0;
+  const int32_t* posBytesOff = nullptr; size_t nPosBytesOff = 0;
+  const uint8_t* posBytesBits = nullptr; size_t nPosBytesBits = 0;
+  const int32_t* binOff = nullptr; size_t nBinOff = 0;
+  const uint8_t* binBits = nullptr; size_t nBinBits = 0;
+  const int32_t* topIdx = nullptr; size_t nTopIdx = 0;
+  const float* lpVals = nullptr; size_t nLpVals = 0;
+  const uint8_t* lpBits = nullptr; size_t nLpBits = 0;
+  const double* ex = nullptr; size_t nEx = 0;
+  long reported = 0;
+
+  // arguments at..at+13: meta, tokIdx, tokBinBits?, posLpOff, posLpBits?, posBytesOff, posBytesBits?, binOff, binBits?, topIdx, lpVals, lpBits?, exp
+  void read(Args& c, size_t at) {
+    size_t nm = 0;
+    const int32_t* m = c.array<int32_t>(at, napi_int32_array, &nm, "meta");
+    if (c.ok && nm < 13) c.fail("meta is too short");
+    if (!c.ok) return;
+    n = m[0]; from = m[1]; tb0 = m[2]; tb1 = m[3]; tokBinBase = m[4]; pLo = m[5]; pHi = m[6]; posLpBase = m[7]; bpLo = m[8]; bpHi = m[9];
+    posBytesBase = m[10]; binBase = m[11]; lpBase = m[12];
+    tokIdx = c.array<int32_t>(at + 1, napi_int32_array, &nTokIdx, "tokIdx");
+    tokBinBits = c.array<uint8_t>(at + 2, napi_uint8_array, &nTokBinBits, "tokBinBits", true);
+    posLpOff = c.array<int32_t>(at + 3, napi_int32_array, &nPosLpOff, "posLpOff");
+    posLpBits = c.array<uint8_t>(at + 4, napi_uint8_array, &nPosLpBits, "posLpBits", true);
+    posBytesOff = c.array<int32_t>(at + 5, napi_int32_array, &nPosBytesOff, "posBytesOff");
+    posBytesBits = c.array<uint8_t>(at + 6, napi_uint8_array, &nPosBytesBits, "posBytesBits", true);
+    binOff = c.array<int32_t>(at + 7, napi_int32_array, &nBinOff, "binOff");
+    binBits = c.array<uint8_t>(at + 8, napi_uint8_array, &nBinBits, "binBits", true);
+    topIdx = c.array<int32_t>(at + 9, napi_int32_array, &nTopIdx, "topIdx");
+    lpVals = c.array<float>(at + 10, napi_float32_array, &nLpVals, "lpVals");
+    lpBits = c.array<uint8_t>(at + 11, napi_uint8_array, &nLpBits, "lpBits", true);
+    ex = c.array<double>(at + 12, napi_float64_array, &nEx, "exp");
+  }
+  static bool bitIn(const uint8_t* bits, size_t nb, long j) { return bits == nullptr || (j >= 0 && (size_t)(j >> 3) < nb && ((bits[j >> 3] >> (j & 7)) & 1) != 0); }
+
+  // position i's sampled token (its table index), or −2: not on the fast path
+  int32_t posToken(long i) {
+    if (tb0 < 0) return -2;
+    const long k = tb0 + i;
+    if (k >= tb1 || k < 0 || (size_t)k >= nTokIdx) return -2;
+    const int32_t t = tokIdx[k];
+    if (t < 0 || !bitIn(tokBinBits, nTokBinBits, tokBinBase + k)) return -2;
+    reported++;
+    return t;
+  }
+
+  // position i's usable alternatives into ts/lps/ps (capacity cap); their count, or −2: not on the fast path
+  long alternatives(long i, int32_t* ts, float* lps, double* ps, long cap) {
+    if (pLo < 0) return 0;
+    const long p = pLo + i;
+    if (p >= pHi || !bitIn(posLpBits, nPosLpBits, posLpBase + p)) return 0;
+    if ((size_t)(posLpBase + p + 1) >= nPosLpOff) return -2;
+    const long v0 = posLpOff[posLpBase + p], v1 = posLpOff[posLpBase + p + 1];
+    long bLo = 0, bN = 0;
+    if (bpLo >= 0) {
+      const long q = bpLo + i;
+      if (q < bpHi && bitIn(posBytesBits, nPosBytesBits, posBytesBase + q)) {
+        if ((size_t)(posBytesBase + q + 1) >= nPosBytesOff) return -2;
+        bLo = posBytesOff[posBytesBase + q];
+        bN = posBytesOff[posBytesBase + q + 1] - bLo;
+      }
+    }
+    if (v0 < 0 || v1 < v0 || (size_t)(lpBase + v1) > nLpVals || (size_t)v1 > nEx) return -2;
+    long m = 0, rep = 0;
+    for (long v = v0, j = 0; v < v1; v++, j++) {
+      if (!bitIn(lpBits, nLpBits, lpBase + v)) continue;
+      const double lp = lpVals[lpBase + v];
+      if (!(lp > -9999.0 && lp < INFINITY)) continue;
+      if (j >= bN) return -2;
+      const long k = binBase + bLo + j;
+      if (k < 0 || (size_t)(k + 1) >= nBinOff || (size_t)(k - binBase) >= nTopIdx) return -2;
+      const int32_t s = binOff[k], e = binOff[k + 1];
+      if (!(e > s) || !bitIn(binBits, nBinBits, k)) return -2;
+      if (m >= cap) return -2;
+      ts[m] = topIdx[k - binBase];
+      ps[m] = ex[v];
+      lps[m++] = (float)lp;
+      rep++;
+    }
+    reported += rep;
+    return m;
+  }
+};
+
+// a thread's scratch of the row kernels (taken once a call: thread_local access costs a call in a shared library)
+struct RowScratch {
+  std::vector<int32_t> ts = std::vector<int32_t>(64), starts = std::vector<int32_t>(1024);
+  std::vector<float> lps = std::vector<float>(64);
+  std::vector<double> ps = std::vector<double>(64);
+};
+thread_local RowScratch tlRow;
+
+inline long rowAlternatives(RowCols& rc, RowScratch& sc, long i) {
+  for (;;) {
+    const long m = rc.alternatives(i, sc.ts.data(), sc.lps.data(), sc.ps.data(), (long)sc.ts.size());
+    if (m != -2 || sc.ts.size() >= (1u << 20)) return m;
+    // maybe only the scratch was too short: retry once with room for the position's whole list
+    const long need = rc.pLo >= 0 && rc.pLo + i < rc.pHi && (size_t)(rc.posLpBase + rc.pLo + i + 1) < rc.nPosLpOff
+      ? rc.posLpOff[rc.posLpBase + rc.pLo + i + 1] - rc.posLpOff[rc.posLpBase + rc.pLo + i] : 0;
+    if (need <= (long)sc.ts.size()) return -2;
+    sc.ts.resize(need); sc.lps.resize(need); sc.ps.resize(need);
+  }
+}
+
+// pass1Row(13 column arguments, events: Int32Array, p: Float64Array, io: Int32Array):
+// io in [evN, pN], out [evN, pN, status, positions, reported]
+napi_value Pass1Row(napi_env env, napi_callback_info info) {
+  Args c(env, info, 16);
+  RowCols rc;
+  rc.read(c, 0);
+  size_t ne = 0, np = 0, nio = 0;
+  int32_t* ev = c.array<int32_t>(13, napi_int32_array, &ne, "events");
+  double* pa = c.array<double>(14, napi_float64_array, &np, "p");
+  int32_t* io = c.array<int32_t>(15, napi_int32_array, &nio, "io");
+  if (c.ok && nio < 5) c.fail("io is too short");
+  if (!c.ok) return c.done();
+  long en = io[0], pn = io[1], positions = 0;
+  io[2] = 1;
+  RowScratch& sc = tlRow;
+  for (long i = rc.from; i < rc.n; i++) {
+    const int32_t t = rc.posToken(i);
+    if (t < 0) return c.done();
+    positions++;
+    if ((size_t)en >= ne) return c.done();
+    ev[en++] = -1 - t;
+    const long m = rowAlternatives(rc, sc, i);
+    if (m < 0 || (size_t)(en + m) > ne || (size_t)(pn + m) > np) return c.done();
+    for (long a = 0; a < m; a++) { ev[en++] = sc.ts[a]; pa[pn++] = sc.ps[a]; }
+  }
+  io[0] = (int32_t)en; io[1] = (int32_t)pn; io[2] = 0; io[3] = (int32_t)positions; io[4] = (int32_t)rc.reported;
+  return c.done();
+}
+
+// pass2Row(13 column arguments, cOff, cLen, cIds: Int32Array, cFirst: Int32Array, cOne: Uint8Array,
+//          ids: Uint16Array, mask: Uint8Array, m0: Int32Array, pOff: Int32Array, first: Uint16Array, lps: Float32Array,
+//          p: Float64Array, one: Uint8Array, io: Int32Array)
+// io in [idBase, idsN, m0N, altN, pN], out [.., idsN, m0N, altN, pN, status, contextEnd, teacherPositions, labelled, noPredecessor, noAlternatives, reported]
+napi_value Pass2Row(napi_env env, napi_callback_info info) {
+  Args c(env, info, 27);
+  RowCols rc;
+  rc.read(c, 0);
+  size_t nco = 0, ncl = 0, nci = 0, ncf = 0, nc1 = 0, nids = 0, nmask = 0, nm0 = 0, npo = 0, nfirst = 0, nlps = 0, np = 0, none = 0, nio = 0;
+  const int32_t* cOff = c.array<int32_t>(13, napi_int32_array, &nco, "cOff");
+  const int32_t* cLen = c.array<int32_t>(14, napi_int32_array, &ncl, "cLen");
+  const int32_t* cIds = c.array<int32_t>(15, napi_int32_array, &nci, "cIds");
+  const int32_t* cFirst = c.array<int32_t>(16, napi_int32_array, &ncf, "cFirst");
+  const uint8_t* cOne = c.array<uint8_t>(17, napi_uint8_array, &nc1, "cOne");
+  uint16_t* ids = c.array<uint16_t>(18, napi_uint16_array, &nids, "ids");
+  uint8_t* mask = c.array<uint8_t>(19, napi_uint8_array, &nmask, "mask");
+  int32_t* m0a = c.array<int32_t>(20, napi_int32_array, &nm0, "m0");
+  int32_t* pOff = c.array<int32_t>(21, napi_int32_array, &npo, "pOff");
+  uint16_t* first = c.array<uint16_t>(22, napi_uint16_array, &nfirst, "first");
+  float* lpsOut = c.array<float>(23, napi_float32_array, &nlps, "lps");
+  double* pa = c.array<double>(24, napi_float64_array, &np, "p");
+  uint8_t* one = c.array<uint8_t>(25, napi_uint8_array, &none, "one");
+  int32_t* io = c.array<int32_t>(26, napi_int32_array, &nio, "io");
+  if (c.ok && nio < 14) c.fail("io is too short");
+  if (!c.ok) return c.done();
+  // the cache's tokens 0..encoded−1: the shortest of its arrays
+  size_t encoded = nco < ncl ? nco : ncl;
+  if (ncf < encoded) encoded = ncf;
+  if (nc1 < encoded) encoded = nc1;
+  const long idBase = io[0];
+  long idsN = io[1], m0N = io[2], altN = io[3], pN = io[4];
+  io[5] = 1;
+  const long n = rc.n;
+  RowScratch& sc = tlRow;
+  if ((long)sc.starts.size() < n) sc.starts.resize(2 * n);
+  int32_t* starts = sc.starts.data();
+  long contextEnd = -1;
+  for (long i = 0; i < n; i++) {
+    const int32_t t = rc.posToken(i);
+    if (t < 0 || (size_t)t >= encoded) return c.done();
+    if (i >= rc.from && contextEnd < 0) contextEnd = idsN - idBase;
+    starts[i] = (int32_t)(idsN - idBase);
+    const long s0 = cOff[t], cnt = cLen[t];
+    if (s0 < 0 || cnt < 0 || (size_t)(s0 + cnt) > nci || (size_t)(idsN + cnt) > nids) return c.done();
+    for (long k = 0; k < cnt; k++) ids[idsN + k] = (uint16_t)cIds[s0 + k];
+    idsN += cnt;
+  }
+  if (contextEnd < 0) contextEnd = idsN - idBase;
+  if ((size_t)idsN > nmask) return c.done();
+  std::memset(mask + idBase, 0, (size_t)(idsN - idBase));
+  long teacherPositions = 0, labelled = 0, noPred = 0, noAlt = 0;
+  for (long i = rc.from; i < n; i++) {
+    teacherPositions++;
+    const long m = rowAlternatives(rc, sc, i);
+    if (m < 0 || (size_t)(pN + m) > np || (size_t)(pN + m) > none) return c.done();
+    const int32_t* ts = sc.ts.data();
+    const float* lps = sc.lps.data();
+    const double* ps = sc.ps.data();
+    for (long a = 0; a < m; a++) if ((size_t)ts[a] >= encoded) return c.done();
+    const long p0 = pN;
+    for (long a = 0; a < m; a++) { pa[pN] = ps[a]; one[pN++] = cOne[ts[a]]; }
+    if (m == 0) { noAlt++; continue; }
+    const long pos = starts[i] - 1;
+    if (pos < 0) { noPred++; continue; }
+    if ((size_t)m0N >= nm0 || (size_t)m0N >= npo || (size_t)(altN + m) > nfirst || (size_t)(altN + m) > nlps) return c.done();
+    mask[idBase + pos] = 1;
+    m0a[m0N] = (int32_t)m;
+    pOff[m0N++] = (int32_t)p0;
+    for (long a = 0; a < m; a++) { first[altN + a] = (uint16_t)cFirst[ts[a]]; lpsOut[altN + a] = lps[a]; }
+    altN += m;
+    labelled++;
+  }
+  io[1] = (int32_t)idsN; io[2] = (int32_t)m0N; io[3] = (int32_t)altN; io[4] = (int32_t)pN; io[5] = 0; io[6] = (int32_t)contextEnd;
+  io[7] = (int32_t)teacherPositions; io[8] = (int32_t)labelled; io[9] = (int32_t)noPred; io[10] = (int32_t)noAlt; io[11] = (int32_t)rc.reported;
+  return c.done();
+}
+
+// fold1(global table, pool: Uint8Array, off: Int32Array, events: Int32Array, p: Float64Array, local: Int32Array,
+//       count: Float64Array, mass: Float64Array, total: Float64Array) → the global table's size.
+// ./build.ts BuildFold.addPass1: a shard's tokens join the global table in the order its events first name
+// them; count and mass (room for every local token) and total[0] summed event by event, in order.
+napi_value Fold1(napi_env env, napi_callback_info info) {
+  Args c(env, info, 9);
+  Table* g = tableArg(c, 0);
+  size_t npool = 0, noff = 0, ne = 0, np = 0, nl = 0, nc = 0, nm = 0, nt = 0;
+  const uint8_t* pool = c.array<uint8_t>(1, napi_uint8_array, &npool, "pool");
+  const int32_t* off = c.array<int32_t>(2, napi_int32_array, &noff, "off");
+  const int32_t* ev = c.array<int32_t>(3, napi_int32_array, &ne, "events");
+  const double* p = c.array<double>(4, napi_float64_array, &np, "p");
+  int32_t* local = c.array<int32_t>(5, napi_int32_array, &nl, "local");
+  double* count = c.array<double>(6, napi_float64_array, &nc, "count");
+  double* mass = c.array<double>(7, napi_float64_array, &nm, "mass");
+  double* total = c.array<double>(8, napi_float64_array, &nt, "total");
+  const size_t nLocal = noff ? noff - 1 : 0;
+  if (c.ok && (nl < nLocal || nt < 1 || nc < g->size() + nLocal || nm < g->size() + nLocal)) c.fail("arrays too short");
+  if (c.ok) for (size_t t = 0; t < nLocal; t++) if (off[t] < 0 || off[t + 1] < off[t] || (size_t)off[t + 1] > npool) { c.fail("offsets outside the pool"); break; }
+  if (!c.ok) return c.done();
+  // each local token's running mass and count in one 16-byte slot (one cache line an event, the shard's
+  // frequent tokens first): its mass continues from the global one, in the same order; the counts are
+  // integers, exact in any order
+  struct Acc { double mass; int32_t g, count; };
+  thread_local std::vector<Acc> acc;
+  if (acc.size() < nLocal) acc.resize(nLocal);
+  for (size_t t = 0; t < nLocal; t++) acc[t] = Acc{0, -1, 0};
+  double tot = total[0];
+  size_t k = 0;
+  for (size_t e = 0; e < ne; e++) {
+    const int32_t x = ev[e];
+    const int32_t t = x < 0 ? -1 - x : x;
+    if ((size_t)t >= nLocal || (x >= 0 && k >= np)) return c.fail("event outside the shard's tokens"), c.done();
+    Acc& a = acc[t];
+    if (a.g < 0) { a.g = g->intern(pool + off[t], (uint32_t)(off[t + 1] - off[t])); a.mass = mass[a.g]; }
+    if (x < 0) a.count++;
+    else { const double q = p[k++]; a.mass += q; tot += q; }
+  }
+  for (size_t t = 0; t < nLocal; t++) {
+    const Acc& a = acc[t];
+    local[t] = a.g;
+    if (a.g < 0) continue;
+    mass[a.g] = a.mass;
+    count[a.g] += a.count;
+  }
+  total[0] = tot;
+  return c.number((double)g->size());
+}
+
+// sums(x: Float64Array, flags: Uint8Array|null, acc: Float64Array, at): acc[at] += every x in order; with flags,
+// also acc[at + 1] += the x whose flag is set (./build.ts BuildFold.addPass2's statistics)
+napi_value Sums(napi_env env, napi_callback_info info) {
+  Args c(env, info, 4);
+  size_t nx = 0, nf = 0, na = 0;
+  const double* x = c.array<double>(0, napi_float64_array, &nx, "x");
+  const uint8_t* f = c.array<uint8_t>(1, napi_uint8_array, &nf, "flags", true);
+  double* acc = c.array<double>(2, napi_float64_array, &na, "acc");
+  const long at = c.count(3);
+  if (c.ok && ((size_t)at + (f ? 2 : 1) > na || (f && nf < nx))) c.fail("arrays too short");
+  if (!c.ok) return c.done();
+  double s = acc[at];
+  if (f) {
+    double s1 = acc[at + 1];
+    for (size_t k = 0; k < nx; k++) { s += x[k]; if (f[k]) s1 += x[k]; }
+    acc[at + 1] = s1;
+  } else {
+    for (size_t k = 0; k < nx; k++) s += x[k];
+  }
+  acc[at] = s;
+  return c.done();
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// a raw shard's bytes mapped read-only instead of read into a buffer (src/dataset/columnar.ts
+// readRawShard): no copy out of the page cache. unmapFile detaches the ArrayBuffer before unmapping,
+// so a view kept past it reads as empty instead of faulting.
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#define KD_MMAP 1
+struct Mapping {
+  void* p;
+  size_t n;
+  int owners;  // the ArrayBuffer and the handle
+  void release() {
+    if (--owners == 0) {
+      if (p) munmap(p, n);
+      delete this;
+    }
+  }
+};
+
+// mapFile(path) → [ArrayBuffer, handle], or null when the file cannot be mapped (empty, not a regular file: the caller reads it)
+napi_value MapFile(napi_env env, napi_callback_info info) {
+  Args c(env, info, 1);
+  if (!c.ok) return c.done();
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, c.v[0], nullptr, 0, &len) != napi_ok) return c.fail("expected a path"), c.done();
+  std::string path(len, '\0');
+  napi_get_value_string_utf8(env, c.v[0], &path[0], len + 1, &len);
+  napi_value null;
+  napi_get_null(env, &null);
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return null;
+  struct stat st;
+  void* p = MAP_FAILED;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) p = mmap(nullptr, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (p == MAP_FAILED) return null;
+  Mapping* m = new Mapping{p, (size_t)st.st_size, 2};
+  napi_value ab, h;
+  if (napi_create_external_arraybuffer(env, p, m->n, [](napi_env, void*, void* hint) { static_cast<Mapping*>(hint)->release(); }, m, &ab) != napi_ok) {
+    munmap(p, m->n);
+    delete m;
+    return null;
+  }
+  napi_create_external(env, m, [](napi_env, void* d, void*) { static_cast<Mapping*>(d)->release(); }, nullptr, &h);
+  return pair(env, ab, h);
+}
+
+// unmapFile(ArrayBuffer, handle): detaches the buffer, then unmaps the file
+napi_value UnmapFile(napi_env env, napi_callback_info info) {
+  Args c(env, info, 2);
+  void* d = nullptr;
+  if (c.ok && napi_get_value_external(env, c.v[1], &d) != napi_ok) c.fail("expected a mapping");
+  if (!c.ok) return c.done();
+  Mapping* m = static_cast<Mapping*>(d);
+  if (m->p && napi_detach_arraybuffer(env, c.v[0]) == napi_ok) {
+    munmap(m->p, m->n);
+    m->p = nullptr;
+  }
+  return c.done();
+}
+#endif
+
 }  // namespace
 
 namespace kd {
@@ -425,6 +827,14 @@ bool register_build(napi_env env, napi_value exports) {
     kd::method("expF32", ExpF32),
     kd::method("mathF64", MathF64),
     kd::method("label", Label),
+    kd::method("pass1Row", Pass1Row),
+    kd::method("pass2Row", Pass2Row),
+    kd::method("fold1", Fold1),
+    kd::method("sums", Sums),
+#ifdef KD_MMAP
+    kd::method("mapFile", MapFile),
+    kd::method("unmapFile", UnmapFile),
+#endif
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props) == napi_ok;
 }

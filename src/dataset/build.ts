@@ -25,7 +25,8 @@ import type { RawRecord } from '../schema/raw.js';
 import { TeacherMap, VocabCounter, bytesKey, deriveVocab } from '../tokenizer/derive.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { BuildPool, type BuildWorkerRequest } from './build-pool.js';
-import { ByteTable, type Pass1Result, type Pass2Result, SplitCache, pass1, pass2, readRawShard } from './columnar.js';
+import { ByteTable, type Interner, NativeTable, type Pass1Result, type Pass2Result, SplitCache, pass1, pass2, readRawShard } from './columnar.js';
+import { nativeBuild } from './label.js';
 import { type ConvertStats, convertRecord, newConvertStats, splitOf } from './convert.js';
 import { importResponses } from './import.js';
 import { openRawStream, plainColumn, readRawRecords } from './raw-columns.js';
@@ -133,9 +134,13 @@ function splitStats(c: ConvertStats, shards: SplitStats['shards']): SplitStats {
  */
 class BuildFold {
   readonly counter = new VocabCounter();
-  private readonly global = new ByteTable();
+  private readonly kernels = nativeBuild();
+  private readonly global: Interner = this.kernels ? new NativeTable(this.kernels) : new ByteTable();
   private count = new Float64Array(1024);
   private mass = new Float64Array(1024);
+  /** scratch of the native folds: a shard's local → global token indices, and running sums */
+  private local = new Int32Array(1024);
+  private readonly acc = new Float64Array(3);
   tokenizer!: Tokenizer;
   massKept = 0;
   writers!: Record<Split, ShardWriter>;
@@ -158,6 +163,34 @@ class BuildFold {
 
   /** pass 1 of the columnar path: one shard's distinct tokens and events */
   addPass1(res: Pass1Result): void {
+    const c = this.counter;
+    if (this.kernels) this.fold1Native(res);
+    else this.fold1Js(res);
+    c.positions += res.positions;
+    c.bytes.reported += res.bytes.reported;
+    c.bytes.escaped += res.bytes.escaped;
+    c.bytes.fromString += res.bytes.fromString;
+    for (const m of res.models) c.models.add(m);
+    this.sources.push(res.source);
+  }
+
+  /** {@link BuildFold.fold1Js} natively: the same sums in the same order */
+  private fold1Native(res: Pass1Result): void {
+    const nLocal = res.off.length - 1, need = this.global.size + nLocal;
+    if (this.count.length < need) {
+      const n = Math.max(2 * this.count.length, need);
+      const cnt = new Float64Array(n), mass = new Float64Array(n);
+      cnt.set(this.count); mass.set(this.mass);
+      this.count = cnt; this.mass = mass;
+    }
+    if (this.local.length < nLocal) this.local = new Int32Array(nLocal);
+    this.acc[0] = this.counter.totalMass;
+    const g = this.global as NativeTable;
+    g.size = this.kernels!.fold1(g.handle, res.pool, res.off, res.events, res.p, this.local, this.count, this.mass, this.acc);
+    this.counter.totalMass = this.acc[0];
+  }
+
+  private fold1Js(res: Pass1Result): void {
     const c = this.counter;
     // a shard's tokens join the global table in the order its events first name them (the record
     // path's first-seen order, whatever order the shard's own table has, and only the tokens named)
@@ -186,17 +219,12 @@ class BuildFold {
       }
     }
     c.totalMass = total;
-    c.positions += res.positions;
-    c.bytes.reported += res.bytes.reported;
-    c.bytes.escaped += res.bytes.escaped;
-    c.bytes.fromString += res.bytes.fromString;
-    for (const m of res.models) c.models.add(m);
-    this.sources.push(res.source);
   }
 
   derive(): void {
     // the columnar pass 1 kept usefulness in typed arrays: into the counter's map, in first-seen order
-    for (let t = 0; t < this.global.size; t++) this.counter.tokens.set(bytesKey(this.global.bytes(t)), { count: this.count[t], mass: this.mass[t] });
+    const keys = this.global.dump();
+    for (let t = 0; t < this.global.size; t++) this.counter.tokens.set(bytesKey(keys.pool.subarray(keys.off[t], keys.off[t + 1])), { count: this.count[t], mass: this.mass[t] });
     const { tokenizer, massKept } = this.given ? { tokenizer: this.given, massKept: 1 } : deriveVocab(this.counter, this.o.vocabSize);
     this.tokenizer = tokenizer;
     this.massKept = massKept;
@@ -244,6 +272,15 @@ class BuildFold {
       st.bytes.escaped += c.bytes.escaped;
       st.bytes.fromString += c.bytes.fromString;
       this.targeted[split] += c.targeted;
+      if (this.kernels) {
+        // the same sums natively, value by value in order
+        const acc = this.acc;
+        acc[0] = st.entropySum; acc[1] = st.topMass; acc[2] = st.oneToOneMass;
+        this.kernels.sums(x.entropies, null, acc, 0);
+        this.kernels.sums(x.p, x.one, acc, 1);
+        st.entropySum = acc[0]; st.topMass = acc[1]; st.oneToOneMass = acc[2];
+        continue;
+      }
       let h = st.entropySum;
       for (let j = 0; j < x.entropies.length; j++) h += x.entropies[j];
       st.entropySum = h;

@@ -190,27 +190,28 @@ export interface Interner {
  * Arrow Binary column's values in one call ({@link NativeTable.internAll}), which is where its speed is.
  */
 export class NativeTable implements Interner {
-  private readonly t: object;
+  /** the addon's table (native/build.cc) */
+  readonly handle: object;
   private readonly one = new Int32Array(1);
   private readonly span = new Int32Array(2);
   size = 0;
   constructor(readonly k: BuildKernels) {
-    this.t = k.tableNew();
+    this.handle = k.tableNew();
   }
   intern(buf: Uint8Array, s: number, e: number): number {
     this.span[0] = s; this.span[1] = e;
-    this.size = this.k.tableIntern(this.t, buf, this.span, 0, 1, this.one, 0);
+    this.size = this.k.tableIntern(this.handle, buf, this.span, 0, 1, this.one, 0);
     return this.one[0];
   }
   /** idx[i] = the index of column value i (−1: empty), for every value of a Binary/Utf8 column (into `idx` when it is long enough) */
   internAll(c: BytesCol, idx: Int32Array): Int32Array {
     const n = c.d.length;
     if (idx.length < n) idx = new Int32Array(n + (n >> 2));
-    if (n > 0) this.size = this.k.tableIntern(this.t, c.values, c.off, c.base, c.base + n, idx, 0);
+    if (n > 0) this.size = this.k.tableIntern(this.handle, c.values, c.off, c.base, c.base + n, idx, 0);
     return idx;
   }
   keysFrom(from: number): { pool: Uint8Array; off: Int32Array } {
-    const [pool, off] = this.k.tableDump(this.t, from);
+    const [pool, off] = this.k.tableDump(this.handle, from);
     return { pool, off };
   }
   dump(): { pool: Uint8Array; off: Int32Array } {
@@ -234,9 +235,9 @@ const isSet = (bits: Uint8Array | null, j: number): boolean => bits === null || 
 
 /** A List<T> column: row r's items are child indices [lo(r), hi(r)), or none when the row is null. */
 class ListCol {
-  private readonly bits: Uint8Array | null;
-  private readonly base: number;
-  private readonly offs: Int32Array;
+  readonly bits: Uint8Array | null;
+  readonly base: number;
+  readonly offs: Int32Array;
   constructor(readonly d: Data | null) {
     this.bits = d ? bitmapOf(d) : null;
     this.base = d ? d.offset : 0;
@@ -372,8 +373,8 @@ class RawCols {
   readonly topLpData: Data;
   /** position → its log-prob list (a null list: no alternatives) */
   readonly posLpL: ListCol;
-  private readonly lpBits: Uint8Array | null;
-  private readonly lpBase: number;
+  readonly lpBits: Uint8Array | null;
+  readonly lpBase: number;
   readonly posTokL: ListCol;
   readonly posBytesL: ListCol;
 
@@ -424,6 +425,25 @@ class RawCols {
     if (into.exp.length < n) into.exp = new Float64Array(n + (n >> 2));
     if (n > 0) table.k.expF32(this.topLpVals, this.lpBase, this.lpBase + n, into.exp);
     return into;
+  }
+
+  /**
+   * The per-batch arguments of the native row kernels (native/build.cc RowCols): meta (filled per row by
+   * {@link RawCols.rowMeta}), then the columns' offsets, bitmaps and the batch's bulk results.
+   */
+  rowArgs(bulk: Bulk, meta: Int32Array): unknown[] {
+    return [meta, bulk.tok, this.tokBin.bits, this.posLpL.offs, this.posLpL.bits, this.posBytesL.offs, this.posBytesL.bits,
+      this.topBin.off, this.topBin.bits, bulk.top, this.topLpVals, this.lpBits, bulk.exp];
+  }
+
+  /** row r's meta for the native row kernels: its n positions, the first labelled, and its lists' ranges */
+  rowMeta(r: number, n: number, from: number, meta: Int32Array): void {
+    const tb = this.tokBytes.has(r), tl = this.topLp.has(r), bp = this.topBytes.has(r);
+    meta[0] = n; meta[1] = from;
+    meta[2] = tb ? this.tokBytes.lo(r) : -1; meta[3] = tb ? this.tokBytes.hi(r) : -1; meta[4] = this.tokBin.base;
+    meta[5] = tl ? this.topLp.lo(r) : -1; meta[6] = tl ? this.topLp.hi(r) : -1; meta[7] = this.posLpL.base;
+    meta[8] = bp ? this.topBytes.lo(r) : -1; meta[9] = bp ? this.topBytes.hi(r) : -1; meta[10] = this.posBytesL.base;
+    meta[11] = this.topBin.base; meta[12] = this.lpBase;
   }
 
   /**
@@ -536,13 +556,38 @@ class RawCols {
   }
 }
 
+/**
+ * A thread's buffers the passes reuse from shard to shard (no fresh shard-sized arrays — page faults and
+ * GC — per pass): the bulk results, and the result arrays a build consumes before the next pass in this
+ * thread. A result transferred to another thread detaches them; they are then made anew.
+ */
+const reused = { bulk: newBulk(), events: i32(), p1: f64(), p2: { train: f64(), val: f64() }, one: { train: u8(), val: u8() } };
+
+/** g emptied, with room for n values (made anew when its buffer went to another thread) */
+function emptied<T extends TA>(g: Grow<T>, n: number): Grow<T> {
+  if (g.a.length === 0) g.a = new (g.a.constructor as new (n: number) => T)(0);
+  g.n = 0;
+  g.reserve(n);
+  return g;
+}
+
 let readBuf: Buffer | null = null;
+/** the shard this thread mapped last (unmapped at the next call) */
+let mapped: [ArrayBuffer, object] | null = null;
 
 /**
- * A raw shard's bytes, read into a buffer this thread reuses: valid until the next call (the passes
- * copy what they keep), and no fresh shard-sized allocation — page faults and GC — per pass.
+ * A raw shard's bytes: valid until the next call in this thread (the passes copy what they keep).
+ * With the native addon the file is mapped read-only (no copy out of the page cache; the previous
+ * mapping is unmapped first and its views read as empty); else it is read into a buffer this thread
+ * reuses (no fresh shard-sized allocation — page faults and GC — per pass).
  */
 export function readRawShard(file: string): Uint8Array {
+  const k = nativeBuild();
+  if (k?.mapFile && k.unmapFile) {
+    if (mapped) { k.unmapFile(mapped[0], mapped[1]); mapped = null; }
+    mapped = k.mapFile(file);
+    if (mapped) return new Uint8Array(mapped[0]);
+  }
   const fd = openSync(file, 'r');
   try {
     const size = fstatSync(fd).size;
@@ -600,21 +645,37 @@ export function pass1(bytes: Uint8Array, file: string, k: BuildKernels | null = 
   const batches = rawBatches(bytes, file);
   let nPos = 0, nAlt = 0;
   for (const c of batches) for (let r = 0; r < c.rows; r++) { nPos += c.positionsOf(r); nAlt += c.alternativesOf(r); }
-  const events = i32(nPos + nAlt + 1), p = f64(nAlt + 1);
+  // (valid until the next pass 1 in this thread: see `reused`)
+  const events = emptied(reused.events, nPos + nAlt + 1), p = emptied(reused.p1, nAlt + 1);
   const stats = newByteStats();
   const models = new Set<string>();
   const span = new Span();
   const alts = new Alts();
   let positions = 0;
-  const scratch = newBulk();
+  const scratch = reused.bulk;
+  const meta = new Int32Array(16), io = new Int32Array(8);
   for (const c of batches) {
     const bulk = native ? c.bulk(native, scratch) : null;
+    const args = bulk ? c.rowArgs(bulk, meta) : null;
     for (let r = 0; r < c.rows; r++) {
       const model = c.model.str(r);
       if (model) models.add(model);
       const [lo, hi] = c.posRange(r);
       const n = hi - lo;
-      for (let i = c.firstLabelled(r); i < n; i++) {
+      const from = c.firstLabelled(r);
+      if (args && k) {
+        // the record's loop natively, unless it needs the JavaScript path (a token from its string)
+        const nAlt = c.alternativesOf(r);
+        events.reserve(n + nAlt); p.reserve(nAlt);
+        c.rowMeta(r, n, from, meta);
+        io[0] = events.n; io[1] = p.n;
+        k.pass1Row(...args, events.a, p.a, io);
+        if (io[2] === 0) {
+          events.n = io[0]; p.n = io[1]; positions += io[3]; stats.reported += io[4];
+          continue;
+        }
+      }
+      for (let i = from; i < n; i++) {
         const t = c.posToken(r, i, lo, table, span, stats, bulk);
         if (t < 0) continue;
         positions++;
@@ -653,6 +714,10 @@ class SplitCache {
   readonly ids = i32(4096);
   /** tokens 0..encoded−1 of the table have their ids */
   encoded = 0;
+  /** the most student ids of one token */
+  maxLen = 0;
+  /** the native row kernel's view of the cache: off, len, ids, first, one of tokens 0..encoded−1 */
+  views: [Int32Array, Int32Array, Int32Array, Int32Array, Uint8Array] = [new Int32Array(0), new Int32Array(0), new Int32Array(0), new Int32Array(0), new Uint8Array(0)];
   constructor(readonly tokenizer: Tokenizer, readonly kernels: BuildKernels | null = nativeBuild()) {
     this.native = kernels ? new NativeTable(kernels) : null;
     this.table = this.native ?? new ByteTable();
@@ -671,12 +736,14 @@ class SplitCache {
       this.len.a[t] = k;
       this.first.a[t] = enc[0];
       this.one.a[t] = k === 1 ? 1 : 0;
+      if (k > this.maxLen) this.maxLen = k;
       this.ids.reserve(k);
       const ids = this.ids.a;
       for (let j = 0; j < k; j++) ids[this.ids.n + j] = enc[j];
       this.ids.n += k;
     }
     this.off.n = this.len.n = this.first.n = this.one.n = this.encoded;
+    this.views = [this.off.view(), this.len.view(), this.ids.view(), this.first.view(), this.one.view()];
   }
   start(t: number): number { return this.off.a[t]; }
   count(t: number): number { return this.len.a[t]; }
@@ -730,14 +797,15 @@ class SplitOut {
     sequences: 0, teacherPositions: 0, labelled: 0, noPredecessor: 0, noAlternatives: 0, missingTokens: 0, emptySequences: 0,
     maxK: 0, bytes: newByteStats(), targeted: 0,
   };
-  constructor(records: number, positions: number, alternatives: number, scratch: LabelScratch) {
+  constructor(split: Split, records: number, positions: number, alternatives: number, scratch: LabelScratch) {
     this.targetFrom = i32(records + 1); this.idOff = i32(records + 1); this.labOff = i32(records + 1);
     this.ids = u16(2 * positions + 64); this.mask = u8(2 * positions + 64);
     this.m0 = scratch.m0; this.pOff = scratch.pOff; this.first = scratch.first; this.lps = scratch.lps;
     this.m0.n = this.pOff.n = this.first.n = this.lps.n = 0;
     this.m0.reserve(positions + 1); this.pOff.reserve(positions + 1);
     this.first.reserve(alternatives + 1); this.lps.reserve(alternatives + 1);
-    this.p = f64(alternatives + 1); this.one = u8(alternatives + 1);
+    // (valid until the next pass 2 in this thread: see `reused`)
+    this.p = emptied(reused.p2[split], alternatives + 1); this.one = emptied(reused.one[split], alternatives + 1);
     this.idOff.push(0);
     this.labOff.push(0);
   }
@@ -750,17 +818,19 @@ export function pass2(bytes: Uint8Array, file: string, tokenizer: Tokenizer, o: 
   const splits = batches.map((c) => Array.from({ length: c.rows }, (_, r) => splitOf(c.inputId.str(r)!, o.seed, o.valFraction)));
   const size = { train: [0, 0, 0], val: [0, 0, 0] };
   batches.forEach((c, b) => { for (let r = 0; r < c.rows; r++) { const x = size[splits[b][r]]; x[0]++; x[1] += c.positionsOf(r); x[2] += c.alternativesOf(r); } });
-  const outs: Record<Split, SplitOut> = { train: new SplitOut(size.train[0], size.train[1], size.train[2], labelScratch.train), val: new SplitOut(size.val[0], size.val[1], size.val[2], labelScratch.val) };
+  const outs: Record<Split, SplitOut> = { train: new SplitOut('train', size.train[0], size.train[1], size.train[2], labelScratch.train), val: new SplitOut('val', size.val[0], size.val[1], size.val[2], labelScratch.val) };
   const span = new Span();
   let records = 0;
   // per-record scratch
   let starts = new Int32Array(1024);
   const alts = new Alts();
-  const scratch = newBulk();
+  const scratch = reused.bulk;
+  const meta = new Int32Array(16), io = new Int32Array(16), k = cache.kernels;
   for (let b = 0; b < batches.length; b++) {
     const c = batches[b];
     const bulk = cache.native ? c.bulk(cache.native, scratch) : null;
     cache.sync();
+    const args = bulk ? c.rowArgs(bulk, meta) : null;
     for (let r = 0; r < c.rows; r++) {
       records++;
       const inputId = c.inputId.str(r)!;
@@ -772,68 +842,86 @@ export function pass2(bytes: Uint8Array, file: string, tokenizer: Tokenizer, o: 
       const from = c.firstLabelled(r);
       const [lo, hi] = c.posRange(r);
       const n = hi - lo;
-      if (starts.length < n) starts = new Int32Array(n * 2);
-      let contextEnd = -1;
-      for (let i = 0; i < n; i++) {
-        starts[i] = -1;
-        const t = c.posToken(r, i, lo, cache.table, span, st.bytes, bulk);
-        if (t < 0) {
-          st.missingTokens++;
-          continue;
+      let contextEnd = -1, labelled = 0, nativeDone = false;
+      if (args && k) {
+        // the record's loops natively, unless it needs the JavaScript path (a token from its string, …)
+        const nAlt = c.alternativesOf(r), room = n * cache.maxLen;
+        out.ids.reserve(room); out.mask.reserve(out.ids.n + room - out.mask.n);
+        out.m0.reserve(n); out.pOff.reserve(n); out.first.reserve(nAlt); out.lps.reserve(nAlt); out.p.reserve(nAlt); out.one.reserve(nAlt);
+        c.rowMeta(r, n, from, meta);
+        io[0] = idBase; io[1] = out.ids.n; io[2] = out.m0.n; io[3] = out.first.n; io[4] = out.p.n;
+        const v = cache.views;
+        k.pass2Row(...args, v[0], v[1], v[2], v[3], v[4], out.ids.a, out.mask.a, out.m0.a, out.pOff.a, out.first.a, out.lps.a, out.p.a, out.one.a, io);
+        if (io[5] === 0) {
+          out.ids.n = out.mask.n = io[1]; out.m0.n = out.pOff.n = io[2]; out.first.n = out.lps.n = io[3]; out.p.n = out.one.n = io[4];
+          contextEnd = io[6]; st.teacherPositions += io[7]; labelled = io[8]; st.labelled += labelled;
+          st.noPredecessor += io[9]; st.noAlternatives += io[10]; st.bytes.reported += io[11];
+          nativeDone = true;
         }
-        if (t >= cache.encoded) cache.sync();
-        if (i >= from && contextEnd < 0) contextEnd = out.ids.n - idBase;
-        starts[i] = out.ids.n - idBase;
-        const s0 = cache.start(t), cnt = cache.count(t);
-        out.ids.reserve(cnt);
-        for (let k = 0; k < cnt; k++) out.ids.a[out.ids.n++] = cache.ids.a[s0 + k];
       }
-      if (contextEnd < 0) contextEnd = out.ids.n - idBase;
+      if (!nativeDone) {
+        if (starts.length < n) starts = new Int32Array(n * 2);
+        for (let i = 0; i < n; i++) {
+          starts[i] = -1;
+          const t = c.posToken(r, i, lo, cache.table, span, st.bytes, bulk);
+          if (t < 0) {
+            st.missingTokens++;
+            continue;
+          }
+          if (t >= cache.encoded) cache.sync();
+          if (i >= from && contextEnd < 0) contextEnd = out.ids.n - idBase;
+          starts[i] = out.ids.n - idBase;
+          const s0 = cache.start(t), cnt = cache.count(t);
+          out.ids.reserve(cnt);
+          for (let k = 0; k < cnt; k++) out.ids.a[out.ids.n++] = cache.ids.a[s0 + k];
+        }
+        if (contextEnd < 0) contextEnd = out.ids.n - idBase;
+        const L = out.ids.n - idBase;
+        out.mask.reserve(L);
+        out.mask.a.fill(0, idBase, idBase + L);
+        out.mask.n = idBase + L;
+        for (let i = from; i < n; i++) {
+          if (starts[i] < 0) continue;
+          st.teacherPositions++;
+          const m0 = c.alternatives(r, i, cache.table, span, st.bytes, alts, bulk);
+          if (cache.table.size > cache.encoded) cache.sync();
+          out.p.reserve(m0);
+          out.one.reserve(m0);
+          const ts = alts.ts, lps = alts.lps, ps = alts.ps, first = cache.first.a, one = cache.one.a, pa = out.p.a, oa = out.one.a;
+          const p0 = out.p.n;
+          let pn = p0;
+          for (let a = 0; a < m0; a++) {
+            pa[pn] = ps[a];
+            oa[pn++] = one[ts[a]];
+          }
+          out.p.n = pn;
+          out.one.n = pn;
+          if (m0 === 0) {
+            st.noAlternatives++;
+            continue;
+          }
+          const pos = starts[i] - 1;
+          if (pos < 0) {
+            st.noPredecessor++;
+            continue;
+          }
+          out.mask.a[idBase + pos] = 1;
+          out.m0.push(m0);
+          out.pOff.push(p0);
+          out.first.reserve(m0); out.lps.reserve(m0);
+          const fa = out.first.a, la = out.lps.a;
+          let en = out.first.n;
+          for (let a = 0; a < m0; a++, en++) {
+            fa[en] = first[ts[a]];
+            la[en] = lps[a];
+          }
+          out.first.n = out.lps.n = en;
+          st.labelled++;
+          labelled++;
+        }
+      }
       const L = out.ids.n - idBase;
       const targetFrom = Math.max(0, contextEnd - 1);
-      out.mask.reserve(L);
-      out.mask.a.fill(0, idBase, idBase + L);
-      out.mask.n = idBase + L;
-      let labelled = 0;
-      for (let i = from; i < n; i++) {
-        if (starts[i] < 0) continue;
-        st.teacherPositions++;
-        const m0 = c.alternatives(r, i, cache.table, span, st.bytes, alts, bulk);
-        if (cache.table.size > cache.encoded) cache.sync();
-        out.p.reserve(m0);
-        out.one.reserve(m0);
-        const ts = alts.ts, lps = alts.lps, ps = alts.ps, first = cache.first.a, one = cache.one.a, pa = out.p.a, oa = out.one.a;
-        const p0 = out.p.n;
-        let pn = p0;
-        for (let a = 0; a < m0; a++) {
-          pa[pn] = ps[a];
-          oa[pn++] = one[ts[a]];
-        }
-        out.p.n = pn;
-        out.one.n = pn;
-        if (m0 === 0) {
-          st.noAlternatives++;
-          continue;
-        }
-        const pos = starts[i] - 1;
-        if (pos < 0) {
-          st.noPredecessor++;
-          continue;
-        }
-        out.mask.a[idBase + pos] = 1;
-        out.m0.push(m0);
-        out.pOff.push(p0);
-        out.first.reserve(m0); out.lps.reserve(m0);
-        const fa = out.first.a, la = out.lps.a;
-        let en = out.first.n;
-        for (let a = 0; a < m0; a++, en++) {
-          fa[en] = first[ts[a]];
-          la[en] = lps[a];
-        }
-        out.first.n = out.lps.n = en;
-        st.labelled++;
-        labelled++;
-      }
       if (labelled === 0 && L - 1 <= targetFrom) {
         st.emptySequences++;
         out.ids.n = idBase; out.mask.n = idBase; out.m0.n = out.pOff.n = labBase; out.first.n = out.lps.n = altBase;

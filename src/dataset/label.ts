@@ -94,7 +94,7 @@ export function labelJs(x: LabelInput, vocabSize: number, version: DatasetVersio
 /** The native addon's build kernels, when loaded and complete (older builds lack them). */
 export function nativeBuild(): BuildKernels | null {
   const k = nativeKernels() as (ReturnType<typeof nativeKernels> & Partial<BuildKernels>) | null;
-  return k && k.label && k.tableNew && k.tableIntern && k.tableDump && k.expF32 ? (k as unknown as BuildKernels) : null;
+  return k && k.label && k.tableNew && k.tableIntern && k.tableDump && k.expF32 && k.pass1Row && k.pass2Row && k.fold1 && k.sums ? (k as unknown as BuildKernels) : null;
 }
 
 /** native/build.cc */
@@ -111,6 +111,22 @@ export interface BuildKernels {
   label(m0: Int32Array, pOff: Int32Array, first: Uint16Array, lp: Float32Array, p: Float64Array, vocab: number, version: number, f16: Float32Array,
     delta: Float64Array, counts: Int32Array, topIds: Uint16Array, entropies: Float64Array, lp16: Uint16Array | null,
     best16: Uint16Array | null, lp8: Uint8Array | null): [number, number];
+  /**
+   * One record's pass 1 loop (columnar.ts), its fast path: the 13 column arguments of RawCols.rowArgs,
+   * then events, p and io ([evN, pN] in; [evN, pN, status (0 done, 1 left to JavaScript), positions, reported] out).
+   */
+  pass1Row(...args: unknown[]): void;
+  /** One record's pass 2 loops (columnar.ts), their fast path (io: see native/build.cc) */
+  pass2Row(...args: unknown[]): void;
+  /** BuildFold.addPass1's event loop: returns the global table's size */
+  fold1(global: object, pool: Uint8Array, off: Int32Array, events: Int32Array, p: Float64Array, local: Int32Array,
+    count: Float64Array, mass: Float64Array, total: Float64Array): number;
+  /** a file mapped read-only: [its bytes, a handle], or null (empty, not mappable: read it); not on every platform */
+  mapFile?(file: string): [ArrayBuffer, object] | null;
+  /** detaches the buffer and unmaps the file */
+  unmapFile?(buf: ArrayBuffer, handle: object): void;
+  /** acc[at] += every x in order; with flags also acc[at + 1] += the flagged x */
+  sums(x: Float64Array, flags: Uint8Array | null, acc: Float64Array, at: number): void;
 }
 
 /** {@link labelJs}, natively when the addon is there. */

@@ -5,11 +5,13 @@
  * the JavaScript path exists, and the golden tests of ./columnar.test.ts cover it.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { setNativeEnabled } from '../../src/backend/native.js';
 import { buildDataset, buildDatasetParallel } from '../../src/dataset/build.js';
 import { label, labelJs, nativeBuild } from '../../src/dataset/label.js';
+import { readRawShard } from '../../src/dataset/columnar.js';
 import { Rng } from '../../src/core/rng.js';
 import { GOLDEN_OPTIONS, describeBuild, goldenRaw } from './golden.js';
 
@@ -70,6 +72,25 @@ describe.runIf(k !== null)('native dataset-build kernels (addon built)', () => {
         expect(Array.from(a.best16!)).toEqual(Array.from(b.best16!));
         expect(Array.from(a.lp8!)).toEqual(Array.from(b.lp8!));
       }
+    }
+  });
+
+  it('maps raw shards: the same bytes as reading them; the previous shard\'s bytes read as empty after the next call', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kd-map-'));
+    try {
+      const a = path.join(dir, 'a.arrows'), b = path.join(dir, 'b.arrows'), empty = path.join(dir, 'empty.arrows');
+      fs.writeFileSync(a, Buffer.from(Array.from({ length: 70_000 }, (_, i) => (i * 7) & 255)));
+      fs.writeFileSync(b, 'second shard');
+      fs.writeFileSync(empty, '');
+      const x = readRawShard(a);
+      expect(Buffer.from(x).equals(fs.readFileSync(a))).toBe(true);
+      const view = x.subarray(10, 20);
+      const y = readRawShard(b);
+      expect(Buffer.from(y).toString()).toBe('second shard');
+      if (k!.mapFile) expect([x.length, view.length, view[0]]).toEqual([0, 0, undefined]); // (no mmap on this platform: a reused buffer)
+      expect(readRawShard(empty).length).toBe(0); // (not mappable: read)
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 
