@@ -333,7 +333,7 @@ function finish(f: BuildFold, o: Checked, src: ReturnType<typeof resolveSource>,
   const topK = Math.max(stats.train.maxK, stats.val.maxK);
   const sum = (k: keyof ConvertStats) => (stats.train[k] as number) + (stats.val[k] as number);
   const counts = {
-    records, sequences: sum('sequences'), textSequences: f.textSequences, emptySequences: sum('emptySequences'), teacherPositions: sum('teacherPositions'), labelled,
+    records, sequences: sum('sequences'), ...(f.textSequences ? { textSequences: f.textSequences } : {}), emptySequences: sum('emptySequences'), teacherPositions: sum('teacherPositions'), labelled,
     noPredecessor: sum('noPredecessor'), noAlternatives: sum('noAlternatives'), missingTokens: sum('missingTokens'),
     bytesFromString: stats.train.bytes.fromString + stats.val.bytes.fromString, bytesEscaped: stats.train.bytes.escaped + stats.val.bytes.escaped,
   };
