@@ -14,7 +14,11 @@
  *              total (rounds into one --out: the seed's tokens count), trained like the reference;
  *   control    (--control) --select random at each f·B: what the strategy adds over random there.
  * Every student: bench:quality's config, steps and seed 0 (kd's default loss). Teacher tokens are the
- * billed ones (kd serve's usage, from each collection's manifest).
+ * billed ones (kd serve's usage, from each collection's manifest). By default every student also trains
+ * on the pool's texts its collection did not score, with hard targets only (kd dataset build --text: in
+ * score mode the texts are the user's, free), and `bounds` adds the pool with no teacher token at all
+ * and with every row scored (bench:quality's "large" runs); --labelled-only trains each student on the
+ * rows its tokens bought alone, the reference then being bench:quality's limited kd run itself.
  * `teacher_token_ratio`: the smallest selected run's tokens / the reference's tokens among runs whose
  * held-out SOTU bpb is within 1% of R; null when none is (then `teacher_token_ratio_above` is the
  * largest share tried). Target ≤ 0.5.
@@ -126,9 +130,10 @@ async function main(): Promise<number> {
         const dir = path.join(ROOT, text ? `${name}-pooltext` : name);
         const data = path.join(dir, 'data'), ck = path.join(dir, 'run');
         const argv = ['train', '--data', data, '--out', ck, ...studentWith(steps), '--seed', '0', '--force', '--json'];
-        await trainCached(argv, ck, { raw: fs.readdirSync(raw).sort(), ...(text ? { text } : {}) }, {
-          before: () => run(['dataset', 'build', '--from', raw, '--out', data, '--vocab-size', '2048', '--val-fraction', '0.05', '--seed', '0', '--json', '--force', ...(text ? ['--text', input] : [])]),
-        });
+        // the dataset is rebuilt every time (seconds): the run's key holds its shards' sha256, so an unchanged
+        // collection reuses the run and a new round retrains
+        await run(['dataset', 'build', '--from', raw, '--out', data, '--vocab-size', '2048', '--val-fraction', '0.05', '--seed', '0', '--json', '--force', ...(text ? ['--text', input] : [])]);
+        await trainCached(argv, ck, { raw: fs.readdirSync(raw).sort(), ...(text ? { text } : {}) });
         const b = score(ck);
         process.stderr.write(`${name}: ${JSON.stringify(b)}\n`);
         return b;

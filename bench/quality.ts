@@ -143,14 +143,22 @@ export function qualityRun(root: string, data: string, c: string, kind: 'hard' |
  */
 export async function trainCached(argv: string[], ck: string, extra: Record<string, unknown>, o: { fresh?: boolean; before?: () => Promise<unknown> } = {}): Promise<void> {
   const data = argv[argv.indexOf('--data') + 1];
-  const manifest = data && fs.existsSync(path.join(data, 'manifest.json')) ? createHash('sha256').update(fs.readFileSync(path.join(data, 'manifest.json'))).digest('hex').slice(0, 16) : null;
-  const key = JSON.stringify({ argv, src: sourceHash(), data: manifest, ...extra });
   const keyFile = path.join(ck, 'bench-key.json');
-  if (o.fresh || !fs.existsSync(path.join(ck, 'checkpoint.kdc')) || !fs.existsSync(keyFile) || fs.readFileSync(keyFile, 'utf8') !== key) {
+  const key = () => JSON.stringify({ argv, src: sourceHash(), data: dataKey(data), ...extra });
+  if (o.fresh || !fs.existsSync(path.join(ck, 'checkpoint.kdc')) || !fs.existsSync(keyFile) || fs.readFileSync(keyFile, 'utf8') !== key()) {
     await o.before?.();
     await run(argv);
-    fs.writeFileSync(keyFile, key);
+    fs.writeFileSync(keyFile, key()); // (after `before`: the key names the data this run trained on)
   }
+}
+
+/** A dataset's content: its tokenizer and every shard's sha256 (not its manifest's bytes, which hold the build time). */
+function dataKey(data: string | undefined): string | null {
+  const file = data && path.join(data, 'manifest.json');
+  if (!file || !fs.existsSync(file)) return null;
+  const m = JSON.parse(fs.readFileSync(file, 'utf8')) as { tokenizer: { hash: string }; splits: Record<string, { shards: { sha256: string }[] }> };
+  const shards = Object.entries(m.splits).map(([s, x]) => `${s}:${x.shards.map((h) => h.sha256).join(',')}`);
+  return createHash('sha256').update(JSON.stringify([m.tokenizer.hash, shards])).digest('hex').slice(0, 16);
 }
 
 /**
