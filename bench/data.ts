@@ -20,6 +20,8 @@ import { datasetSource } from '../src/data/loader.js';
 import { Rng } from '../src/core/rng.js';
 import { IPC_EOS, RawStreamEncoder, type RawRecord, rawSchema, rawShardName } from '../src/schema/raw.js';
 import type { Batch } from '../src/data/batch.js';
+import { type ShardBatch, loadShard } from '../src/data/shards.js';
+import { readDatasetManifest } from '../src/schema/dataset.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, dflt: string) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : dflt; };
@@ -118,17 +120,27 @@ function loader(dir: string, keep: number): { tps: number; openSec: number; kept
   return { tps: (nBatches * B * T) / sec, openSec, kept };
 }
 
-/** What 8-bit log-probs change against float16 ones: worst |Δ log-prob|, and the top-k mass (hence the loss's tail 1 − Σp). */
-function quantization(v1: Batch[], v2: Batch[]) {
+/** The train split's record batches in order, over all its shards (the same rows in both versions: shards close at other sizes). */
+function recordBatches(dir: string): ShardBatch[] {
+  const m = readDatasetManifest(dir);
+  return m.splits.train.shards.flatMap((sh) => loadShard(dir, sh, m.tokenizer.hash, false, m.tokenizer.vocabSize));
+}
+
+/**
+ * What 8-bit log-probs change against float16 ones, entry by entry over the same rows (the loader's
+ * batches cannot be compared: its shuffle windows follow the shards, which close at other sizes):
+ * worst |Δ log-prob|, and the top-k mass (hence the loss's tail 1 − Σp).
+ */
+function quantization(dir1: string, dir2: string) {
+  const v1 = recordBatches(dir1), v2 = recordBatches(dir2);
   let worstLp = 0, worstMass = 0, sumMass = 0, sumRelTail = 0, n = 0;
   for (let b = 0; b < v1.length; b++) {
     const x = v1[b], y = v2[b];
-    for (let p = 0; p < x.B * x.T; p++) {
-      if (!x.mask[p]) continue;
+    if (!y || x.rows !== y.rows || x.topOff[x.labOff[x.rows]] !== y.topOff[y.labOff[y.rows]]) throw new Error(`record batch ${b}: the two versions hold other rows`);
+    for (let l = 0; l < x.labOff[x.rows]; l++) {
       let m1 = 0, m2 = 0;
-      for (let k = 0; k < x.K; k++) {
-        const a = x.topLogprobs[p * x.K + k], c = y.topLogprobs[p * x.K + k];
-        if (a === -9999) continue;
+      for (let e = x.topOff[l]; e < x.topOff[l + 1]; e++) {
+        const a = x.topLogprobs[e], c = y.topLogprobs[e];
         worstLp = Math.max(worstLp, Math.abs(a - c));
         m1 += Math.exp(a); m2 += Math.exp(c);
       }
@@ -174,7 +186,7 @@ try {
       v1: { bytesPerLabelled: +v1.r.bytesPerLabelled.toFixed(2), bytesPerEntry: +v1.r.bytesPerEntry.toFixed(3), MB: +((v1.r.splits.train.bytes + v1.r.splits.val.bytes) / 1e6).toFixed(1) },
       v2: { bytesPerLabelled: +v2.r.bytesPerLabelled.toFixed(2), bytesPerEntry: +v2.r.bytesPerEntry.toFixed(3), MB: +((v2.r.splits.train.bytes + v2.r.splits.val.bytes) / 1e6).toFixed(1) },
       targetBytesPerEntry: 3, meetsTarget: v2.r.bytesPerEntry <= 3,
-      quantization: quantization(l1.kept, l2.kept),
+      quantization: quantization(path.join(root, 'v1'), path.join(root, 'v2')),
     },
     massKept: +v2.r.massKept.toFixed(4),
     loader: {
