@@ -1,5 +1,5 @@
 /** `kd train`: flags → resolveTrainArgs → train(), with progress on stderr and the summary on stdout. */
-import { type ResolvedTrain, TRAIN_OPTIONS, checkInitFrom, resolveTrainArgs, trainData } from '../train/options.js';
+import { type ResolvedTrain, TRAIN_OPTIONS, checkInitFrom, resolveTrainArgs } from '../train/options.js';
 import { specCommand } from './command.js';
 import { defaultWorkers } from '../train/config.js';
 import type { TrainSummary } from '../train/trainer.js';
@@ -24,7 +24,7 @@ export const trainCommand = specCommand({
 export const TRAIN_BAR_FORMAT = 'train |{bar}| {value}/{total} steps | loss {loss} | {tps} tok/s | ETA {etaText}';
 
 export async function runTrain(r: ResolvedTrain, io: { backend?: string; json: boolean }): Promise<TrainSummary> {
-  const [{ initBackend }, { train }] = await Promise.all([import('../backend/index.js'), import('../train/trainer.js')]);
+  const [{ initBackend }, { train }, { trainData }] = await Promise.all([import('../backend/index.js'), import('../train/trainer.js'), import('../train/data.js')]);
   const be = await initBackend({ backend: io.backend });
   const workers = r.workers ?? defaultWorkers(be.backend, r.config.batchSize);
   const data = trainData(r);

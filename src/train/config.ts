@@ -1,6 +1,6 @@
 import os from 'node:os';
 import { KdError } from '../core/errors.js';
-import { DEFAULT_LOSS, type KdLossOptions, resolveLossOptions } from './losses.js';
+import { DEFAULT_LOSS, type KdLossOptions, resolveLossOptions } from './kd-kernel.js';
 
 /** Everything about a training run except the model sizes and the data. */
 export interface TrainConfig {

@@ -35,6 +35,7 @@
  * rows all rows with a target (only when α > 0). Teacher entries that are not finite or ≤ −9999 (the
  * APIs' "outside the top-k" sentinel) are ignored; a row with no usable entry counts as unlabelled.
  */
+import { KdError } from '../core/errors.js';
 import { usableLogprob } from '../core/logprob.js';
 
 export const DIVERGENCES = ['forward-kl', 'reverse-kl', 'jsd'] as const;
@@ -360,4 +361,19 @@ export function rowDivergence(
 function inSupport(ids: Int32Array, lt: Float32Array, base: number, K: number, id: number): boolean {
   for (let k = 0; k < K; k++) if (ids[base + k] === id && usable(lt[base + k])) return true;
   return false;
+}
+
+/** Fills in and checks loss options (a config file's, the CLI's): one clear error naming the field. */
+export function resolveLossOptions(partial: Partial<KdLossOptions>, source = 'loss'): KdLossOptions {
+  const o = { ...DEFAULT_LOSS, ...partial };
+  if (!DIVERGENCES.includes(o.divergence)) {
+    throw new KdError('bad-config', `${source}: divergence must be one of ${DIVERGENCES.join(', ')}, got "${o.divergence}"`);
+  }
+  if (!(o.temperature > 0 && Number.isFinite(o.temperature))) throw new KdError('bad-config', `${source}: temperature must be > 0, got ${o.temperature}`);
+  if (!(o.alpha >= 0 && o.alpha <= 1)) throw new KdError('bad-config', `${source}: alpha must be in [0, 1], got ${o.alpha}`);
+  if (o.divergence === 'jsd' && !(o.beta > 0 && o.beta < 1)) throw new KdError('bad-config', `${source}: beta must be in (0, 1), got ${o.beta}`);
+  if (!MISSING_MASS.includes(o.missingMass)) throw new KdError('bad-config', `${source}: missingMass must be one of ${MISSING_MASS.join(', ')}, got "${o.missingMass}"`);
+  if (!(o.unlabelledWeight >= 0 && Number.isFinite(o.unlabelledWeight))) throw new KdError('bad-config', `${source}: unlabelledWeight must be ≥ 0, got ${o.unlabelledWeight}`);
+  if (!(o.tailTarget >= 0 && Number.isFinite(o.tailTarget))) throw new KdError('bad-config', `${source}: tailTarget must be ≥ 0, got ${o.tailTarget}`);
+  return o;
 }

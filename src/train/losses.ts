@@ -16,25 +16,12 @@ import { KdError } from '../core/errors.js';
 import { computeInto, inPlaceKernels, viewOf } from '../backend/io.js';
 import {
   DIVERGENCES, MISSING_MASS, type Divergence, type KdLabels, type KdLossOptions, type KdLossValue, type MissingMass, DEFAULT_LOSS,
-  kdLossAndGrad, lossValue, lossWeights, newRowGrad, rowDivergence, rowWeights, usable,
+  kdLossAndGrad, resolveLossOptions, lossValue, lossWeights, newRowGrad, rowDivergence, rowWeights, usable,
 } from './kd-kernel.js';
 
-export { DIVERGENCES, MISSING_MASS, DEFAULT_LOSS, kdLossAndGrad };
+export { DIVERGENCES, MISSING_MASS, DEFAULT_LOSS, kdLossAndGrad, resolveLossOptions };
 export type { Divergence, KdLabels, KdLossOptions, KdLossValue, MissingMass };
 
-export function resolveLossOptions(partial: Partial<KdLossOptions>, source = 'loss'): KdLossOptions {
-  const o = { ...DEFAULT_LOSS, ...partial };
-  if (!DIVERGENCES.includes(o.divergence)) {
-    throw new KdError('bad-config', `${source}: divergence must be one of ${DIVERGENCES.join(', ')}, got "${o.divergence}"`);
-  }
-  if (!(o.temperature > 0 && Number.isFinite(o.temperature))) throw new KdError('bad-config', `${source}: temperature must be > 0, got ${o.temperature}`);
-  if (!(o.alpha >= 0 && o.alpha <= 1)) throw new KdError('bad-config', `${source}: alpha must be in [0, 1], got ${o.alpha}`);
-  if (o.divergence === 'jsd' && !(o.beta > 0 && o.beta < 1)) throw new KdError('bad-config', `${source}: beta must be in (0, 1), got ${o.beta}`);
-  if (!MISSING_MASS.includes(o.missingMass)) throw new KdError('bad-config', `${source}: missingMass must be one of ${MISSING_MASS.join(', ')}, got "${o.missingMass}"`);
-  if (!(o.unlabelledWeight >= 0 && Number.isFinite(o.unlabelledWeight))) throw new KdError('bad-config', `${source}: unlabelledWeight must be ≥ 0, got ${o.unlabelledWeight}`);
-  if (!(o.tailTarget >= 0 && Number.isFinite(o.tailTarget))) throw new KdError('bad-config', `${source}: tailTarget must be ≥ 0, got ${o.tailTarget}`);
-  return o;
-}
 
 /**
  * Loss and G = d loss/d z for z = h·wᵀ, dense work by kernels (native, else wasm's), sparse part in JS

@@ -1,6 +1,6 @@
 /** `kd train`'s options: flags and the config file resolved into one validated run description. */
 import { KdError } from '../core/errors.js';
-import { type OpenedData, openData } from '../data/open.js';
+import type { OpenedData } from '../data/open.js';
 import { BACKEND_OPTION, type OptionsOf, type OptionsSpec, flag } from '../core/options.js';
 import { type ModelConfig, REFERENCE_CONFIG, resolveModelConfig } from '../model/config.js';
 import { type Tokenizer, readTokenizerFile } from '../tokenizer/tokenizer.js';
@@ -113,15 +113,6 @@ export function resolveTrainArgs(a: TrainArgs): ResolvedTrain {
   return { model, config, data: a.data, out: a.out, resume: a.resume ? true : a.force ? false : undefined, topK: a.topK ?? DEFAULT_TOP_K, workers: a.workers, tokenizer, vocabSizeGiven, ...(a.initFrom ? { initFrom: a.initFrom } : {}) };
 }
 
-/** The data of a `kd train` run, and the model config with the vocabulary its tokenizer fixes. */
-export function trainData(r: ResolvedTrain): OpenedData & { model: ModelConfig } {
-  const data = openData(r.data, { batchSize: r.config.batchSize, seqLen: r.config.seqLen, seed: r.config.seed, vocabSize: r.model.vocabSize, topK: r.topK, tokenizer: r.tokenizer });
-  const V = data.tokenizer?.vocabSize ?? r.model.vocabSize;
-  if (r.vocabSizeGiven !== undefined && r.vocabSizeGiven !== V) {
-    throw new KdError('bad-config', `--vocab-size ${r.vocabSizeGiven} does not match ${r.data}'s tokenizer (${V} ids); drop --vocab-size, or rebuild the dataset with --vocab-size ${r.vocabSizeGiven}`);
-  }
-  return { ...data, model: { ...r.model, vocabSize: V } };
-}
 
 /**
  * The model a run starts from with --init-from: its config replaces the flags', and its tokenizer must

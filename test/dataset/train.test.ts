@@ -7,7 +7,7 @@ import { buildDataset } from '../../src/dataset/build.js';
 import { openDataset } from '../../src/data/dataset.js';
 import { loadCheckpoint } from '../../src/schema/checkpoint.js';
 import { Tokenizer } from '../../src/tokenizer/tokenizer.js';
-import { trainData as openData } from '../../src/train/options.js';
+import { trainData as openData } from '../../src/train/data.js';
 import { train } from '../../src/train/trainer.js';
 import { builtDataset, tmpDir } from './fixtures.js';
 
