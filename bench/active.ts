@@ -26,7 +26,9 @@
  * Cost on 2 cores: the seed's training (half steps) and one selected run per fraction, plus the
  * reference once if bench:quality has not trained it (600 steps each by default).
  *
- *   npm run bench:active [-- --fractions 0.5,0.75 --select entropy --steps 600 --control --fresh]
+ *   npm run bench:active [-- --fractions 0.5,0.75 --select entropy --steps 600 --control --seeds 0,1,2 --fresh]
+ * --seeds: every run again per seed s (training seed s for every student, the scorer's too; for s > 0 the
+ * control picks other random excerpts; the seed round's excerpts stay the same), bpb as the mean over seeds with each seed's value beside it.
  *   npm run bench:active -- --smoke    a few-minute check of the whole path (tiny pool, 8 steps)
  * Collections and runs are cached under datasets/bench-active/ (--fresh redoes those, not bench:quality's).
  */
@@ -49,6 +51,7 @@ const STRATEGY = arg('select', 'entropy');
 const SEED_SHARE = Number(arg('seed-share', SMOKE ? '0.3' : '0.1')); // the smoke pool's excerpts are ~25% of B each
 const RANDOM_SHARE = arg('random-share', '0.2');
 const CONTROL = flag('control');
+const SEEDS = arg('seeds', '0').split(',').map(Number);
 const STEPS = Number(arg('steps', SMOKE ? '8' : '600'));
 const SCORER_STEPS = Number(arg('scorer-steps', String(Math.max(1, Math.round(STEPS / 2)))));
 const TEXT_BYTES = Number(arg('text-bytes', SMOKE ? '3000' : '300000'));
@@ -63,7 +66,18 @@ const TARGET = 0.5;
  */
 const POOL_TEXT = !flag('labelled-only');
 
-interface RunResult { tokens: number; rows: number; bpb: Record<string, number> }
+interface RunResult { tokens: number; rows: number; bpb: Record<string, number>; per_seed?: Record<string, number>[] }
+
+/** Several seeds' runs as one: mean tokens, rows and bpb, each seed's bpb kept. */
+function meanOf(rs: RunResult[]): RunResult {
+  if (rs.length === 1) return rs[0]!;
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const keys = Object.keys(rs[0]!.bpb);
+  return {
+    tokens: Math.round(mean(rs.map((r) => r.tokens))), rows: Math.round(mean(rs.map((r) => r.rows))),
+    bpb: Object.fromEntries(keys.map((k) => [k, r4(mean(rs.map((r) => r.bpb[k]!)))])), per_seed: rs.map((r) => r.bpb),
+  };
+}
 
 const studentWith = (steps: number) => STUDENT.map((a, i) => (STUDENT[i - 1] === '--steps' ? String(steps) : a));
 const billed = (raw: string) => {
@@ -77,13 +91,22 @@ async function main(): Promise<number> {
   // what is known so far: printed whatever happens
   const out: Record<string, unknown> = {
     bench: 'active', smoke: SMOKE, pool_text: POOL_TEXT, strategy: STRATEGY, random_share: Number(RANDOM_SHARE), pool: POOL, steps: STEPS, scorer_steps: SCORER_STEPS,
-    teacher_token_ratio: null, target: TARGET,
+    seeds: SEEDS, teacher_token_ratio: null, target: TARGET,
   };
-  const selected: Record<string, RunResult> = {};
-  const control: Record<string, RunResult> = {};
+  const selectedBy: Record<string, RunResult[]> = {};
+  const controlBy: Record<string, RunResult[]> = {};
+  const referenceBy: RunResult[] = [];
+  let selected: Record<string, RunResult> = {};
+  let control: Record<string, RunResult> = {};
   let reference: RunResult | null = null;
   const bounds: Record<string, RunResult> = {};
   const finish = (error?: unknown) => {
+    // the seeds measured so far, as means (a seed that failed half-way leaves its runs out)
+    const n = referenceBy.length;
+    const upTo = (by: Record<string, RunResult[]>) => Object.fromEntries(Object.entries(by).filter(([, rs]) => rs.length >= n && n > 0).map(([f, rs]) => [f, meanOf(rs.slice(0, n))]));
+    reference = n ? meanOf(referenceBy) : null;
+    selected = upTo(selectedBy);
+    control = upTo(controlBy);
     if (reference) {
       const target = reference.bpb.sotu_heldout! * 1.01;
       const shares = Object.values(selected).map((r) => r.tokens / reference!.tokens);
@@ -125,11 +148,12 @@ async function main(): Promise<number> {
         if (s.stopReason !== 'complete') throw new Error(`collect into ${out} stopped: ${s.stopReason}`);
         return billed(out);
       };
+      let seedNow = 0; // the training seed of the runs being made
       /** build + train (cached by arguments, training sources and the raw files) + score */
       const trainOn = async (name: string, raw: string, steps = STEPS, text = POOL_TEXT): Promise<Record<string, number>> => {
         const dir = path.join(ROOT, text ? `${name}-pooltext` : name);
         const data = path.join(dir, 'data'), ck = path.join(dir, 'run');
-        const argv = ['train', '--data', data, '--out', ck, ...studentWith(steps), '--seed', '0', '--force', '--json'];
+        const argv = ['train', '--data', data, '--out', ck, ...studentWith(steps), '--seed', String(seedNow), '--force', '--json'];
         // the dataset is rebuilt every time (seconds): the run's key holds its shards' sha256, so an unchanged
         // collection reuses the run and a new round retrains
         await run(['dataset', 'build', '--from', raw, '--out', data, '--vocab-size', '2048', '--val-fraction', '0.05', '--seed', '0', '--json', '--force', ...(text ? ['--text', input] : [])]);
@@ -139,50 +163,56 @@ async function main(): Promise<number> {
         return b;
       };
 
-      // the reference: bench:quality's limited kd run when it is the same thing, else our own
       const q = SPECS.limited!;
       const asQuality = !SMOKE && refRows.length === q.rows && STEPS === Number(STUDENT[STUDENT.indexOf('--steps') + 1]);
-      if (asQuality && POOL_TEXT) {
-        // its collection, the rest of the pool as text
-        const d = await dataset(q, async () => url, { root: QUALITY, fresh: false });
-        reference = { ...billed(d.raw), bpb: await trainOn('reference', d.raw) };
-        out.reference_from = d.raw;
-      } else if (asQuality) {
-        const d = await dataset(q, async () => url, { root: QUALITY, fresh: false });
-        const { ck, argv, loss } = qualityRun(QUALITY, d.dir, q.name, 'kd', 0);
-        await trainCached(argv, ck, { loss });
-        reference = { ...billed(d.raw), bpb: score(ck) };
-        out.reference_from = ck;
-      } else {
-        const refInput = path.join(ROOT, 'reference.jsonl');
-        fs.writeFileSync(refInput, refRows.map((r) => JSON.stringify(r)).join('\n') + '\n');
-        const raw = path.join(ROOT, 'reference', 'raw');
-        reference = { ...(await collectTo(raw, refInput, [])), bpb: await trainOn('reference', raw) };
-      }
-      process.stderr.write(`reference: ${JSON.stringify(reference)}\n`);
-
-      // the scorer: a student trained on a small random seed round (its tokens count towards every selected run)
-      const seedRaw = path.join(ROOT, 'seed', 'raw');
-      const seed = await collectTo(seedRaw, input, ['--budget-tokens', String(Math.round(budget * SEED_SHARE)), '--select', 'random', '--select-seed', '2']);
-      out.seed_tokens = seed.tokens;
-      await trainOn('seed', seedRaw, SCORER_STEPS, false); // the scorer: trained on what the seed round bought
-      const scorer = path.join(ROOT, 'seed', 'run');
-
-      for (const f of FRACTIONS) {
-        const name = `selected-${f}`;
-        const raw = path.join(ROOT, name, 'raw');
-        if (!fs.existsSync(path.join(raw, 'selection.json'))) {
-          fs.rmSync(raw, { recursive: true, force: true });
-          fs.mkdirSync(path.dirname(raw), { recursive: true });
-          execFileSync('cp', ['-r', seedRaw, raw]); // round 1 = the seed round
+      for (const s of SEEDS) {
+        seedNow = s;
+        const sfx = s === 0 ? '' : `-s${s}`; // seed 0 keeps the single-seed bench's names (and its cached runs)
+        // the reference: bench:quality's limited kd run when it is the same thing, else our own
+        if (asQuality && POOL_TEXT) {
+          // its collection, the rest of the pool as text
+          const d = await dataset(q, async () => url, { root: QUALITY, fresh: false });
+          referenceBy.push({ ...billed(d.raw), bpb: await trainOn(`reference${sfx}`, d.raw) });
+          out.reference_from = d.raw;
+        } else if (asQuality) {
+          const d = await dataset(q, async () => url, { root: QUALITY, fresh: false });
+          const { ck, argv, loss } = qualityRun(QUALITY, d.dir, q.name, 'kd', s);
+          await trainCached(argv, ck, { loss });
+          referenceBy.push({ ...billed(d.raw), bpb: score(ck) });
+          out.reference_from = ck;
+        } else {
+          const refInput = path.join(ROOT, 'reference.jsonl');
+          fs.writeFileSync(refInput, refRows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+          const raw = path.join(ROOT, 'reference', 'raw');
+          referenceBy.push({ ...(await collectTo(raw, refInput, [])), bpb: await trainOn(`reference${sfx}`, raw) });
         }
-        const c = await collectTo(raw, input, ['--budget-tokens', String(Math.round(budget * f)), '--select', STRATEGY, '--student', scorer, '--random-share', RANDOM_SHARE]);
-        selected[String(f)] = { ...c, bpb: await trainOn(name, raw) };
-        if (CONTROL) {
-          const craw = path.join(ROOT, `random-${f}`, 'raw');
-          control[String(f)] = { ...(await collectTo(craw, input, ['--budget-tokens', String(Math.round(budget * f)), '--select', 'random', '--select-seed', '1'])), bpb: await trainOn(`random-${f}`, craw) };
+        process.stderr.write(`reference${sfx}: ${JSON.stringify(referenceBy.at(-1))}\n`);
+
+        // the scorer: a student trained on a small random seed round (its tokens count towards every selected run)
+        const seedRaw = path.join(ROOT, `seed${sfx}`, 'raw');
+        const seed = await collectTo(seedRaw, input, ['--budget-tokens', String(Math.round(budget * SEED_SHARE)), '--select', 'random', '--select-seed', '2']);
+        if (s === 0) out.seed_tokens = seed.tokens;
+        await trainOn(`seed${sfx}`, seedRaw, SCORER_STEPS, false); // the scorer: trained on what the seed round bought
+        const scorer = path.join(ROOT, `seed${sfx}`, 'run');
+
+        for (const f of FRACTIONS) {
+          const name = `selected-${f}${sfx}`;
+          const raw = path.join(ROOT, name, 'raw');
+          if (!fs.existsSync(path.join(raw, 'selection.json'))) {
+            fs.rmSync(raw, { recursive: true, force: true });
+            fs.mkdirSync(path.dirname(raw), { recursive: true });
+            execFileSync('cp', ['-r', seedRaw, raw]); // round 1 = the seed round
+          }
+          const c = await collectTo(raw, input, ['--budget-tokens', String(Math.round(budget * f)), '--select', STRATEGY, '--student', scorer, '--random-share', RANDOM_SHARE]);
+          (selectedBy[String(f)] ??= []).push({ ...c, bpb: await trainOn(name, raw) });
+          if (CONTROL) {
+            const craw = path.join(ROOT, `random-${f}${sfx}`, 'raw');
+            const c = await collectTo(craw, input, ['--budget-tokens', String(Math.round(budget * f)), '--select', 'random', '--select-seed', String(1 + 10 * s)]);
+            (controlBy[String(f)] ??= []).push({ ...c, bpb: await trainOn(`random-${f}${sfx}`, craw) });
+          }
         }
       }
+      seedNow = 0;
       if (POOL_TEXT && asQuality && !flag('no-bounds')) {
         // bounds: the whole pool with hard targets only (no teacher tokens) and with every row scored (4 B),
         // bench:quality's "large" case, seed 0
