@@ -29,6 +29,7 @@
  *   npm run bench:active [-- --fractions 0.5,0.75 --select entropy --steps 600 --control --seeds 0,1,2 --fresh]
  * --seeds: every run again per seed s (training seed s for every student, the scorer's too; for s > 0 the
  * control picks other random excerpts; the seed round's excerpts stay the same), bpb as the mean over seeds with each seed's value beside it.
+ * --scorer-text: the scorer trains on the seed round and the pool's text for --steps (a user's first student).
  *   npm run bench:active -- --smoke    a few-minute check of the whole path (tiny pool, 8 steps)
  * Collections and runs are cached under datasets/bench-active/ (--fresh redoes those, not bench:quality's).
  */
@@ -51,6 +52,8 @@ const STRATEGY = arg('select', 'entropy');
 const SEED_SHARE = Number(arg('seed-share', SMOKE ? '0.3' : '0.1')); // the smoke pool's excerpts are ~25% of B each
 const RANDOM_SHARE = arg('random-share', '0.2');
 const CONTROL = flag('control');
+/** The scorer also trains on the pool's text (hard targets, free in score mode) and for the full --steps, as a user would train before buying more. */
+const SCORER_TEXT = !flag('labelled-only') && flag('scorer-text');
 const SEEDS = arg('seeds', '0').split(',').map(Number);
 const STEPS = Number(arg('steps', SMOKE ? '8' : '600'));
 const SCORER_STEPS = Number(arg('scorer-steps', String(Math.max(1, Math.round(STEPS / 2)))));
@@ -90,7 +93,7 @@ async function main(): Promise<number> {
   const t0 = Date.now();
   // what is known so far: printed whatever happens
   const out: Record<string, unknown> = {
-    bench: 'active', smoke: SMOKE, pool_text: POOL_TEXT, strategy: STRATEGY, random_share: Number(RANDOM_SHARE), pool: POOL, steps: STEPS, scorer_steps: SCORER_STEPS,
+    bench: 'active', smoke: SMOKE, pool_text: POOL_TEXT, scorer_text: SCORER_TEXT, strategy: STRATEGY, random_share: Number(RANDOM_SHARE), pool: POOL, steps: STEPS, scorer_steps: SCORER_STEPS,
     seeds: SEEDS, teacher_token_ratio: null, target: TARGET,
   };
   const selectedBy: Record<string, RunResult[]> = {};
@@ -192,11 +195,12 @@ async function main(): Promise<number> {
         const seedRaw = path.join(ROOT, `seed${sfx}`, 'raw');
         const seed = await collectTo(seedRaw, input, ['--budget-tokens', String(Math.round(budget * SEED_SHARE)), '--select', 'random', '--select-seed', '2']);
         if (s === 0) out.seed_tokens = seed.tokens;
-        await trainOn(`seed${sfx}`, seedRaw, SCORER_STEPS, false); // the scorer: trained on what the seed round bought
-        const scorer = path.join(ROOT, `seed${sfx}`, 'run');
+        // the scorer: trained on what the seed round bought (--scorer-text: and on the pool's text, full steps)
+        await trainOn(`seed${sfx}`, seedRaw, SCORER_TEXT ? STEPS : SCORER_STEPS, SCORER_TEXT);
+        const scorer = path.join(ROOT, SCORER_TEXT ? `seed${sfx}-pooltext` : `seed${sfx}`, 'run');
 
         for (const f of FRACTIONS) {
-          const name = `selected-${f}${sfx}`;
+          const name = `selected-${f}${SCORER_TEXT ? '-ts' : ''}${sfx}`;
           const raw = path.join(ROOT, name, 'raw');
           if (!fs.existsSync(path.join(raw, 'selection.json'))) {
             fs.rmSync(raw, { recursive: true, force: true });
