@@ -1,4 +1,6 @@
 /** `kd train`: flags → resolveTrainArgs → train(), with progress on stderr and the summary on stdout. */
+import fs from 'node:fs';
+import path from 'node:path';
 import { type ResolvedTrain, TRAIN_OPTIONS, checkInitFrom, resolveTrainArgs } from '../train/options.js';
 import { specCommand } from './command.js';
 import { defaultWorkers } from '../train/config.js';
@@ -29,7 +31,11 @@ export async function runTrain(r: ResolvedTrain, io: { backend?: string; json: b
   const workers = r.workers ?? defaultWorkers(be.backend, r.config.batchSize);
   const data = trainData(r);
   const init = r.initFrom ? (await import('../model/load.js')).loadModel(r.initFrom) : undefined;
-  const model = init ? checkInitFrom(init, data, r) : data.model;
+  const start = await startingPoint(init, r);
+  // a run started with --init-from has the architecture of that checkpoint (not the flags'): so does its --resume
+  const model = init ? checkInitFrom(init, data, r) : start?.initFrom ? checkInitFrom({ model: { config: start.config }, file: start.file, tokenizer: undefined }, data, r) : data.model;
+  const pruned = start && (await keptPruning(start));
+  if (pruned && !io.json) process.stderr.write(`kd train: ${pruned.from} is magnitude-pruned: its ${pruned.zeros.toLocaleString('en-US')} zero weights stay zero\n`);
   const out = (s: string) => process.stdout.write(s + '\n');
   if (data.trainLabelled === 0 && r.config.loss.alpha < 1) {
     // not an error (hard labels still train), but a KD run with nothing to distil is almost always a mistake
@@ -44,8 +50,8 @@ export async function runTrain(r: ResolvedTrain, io: { backend?: string; json: b
   try {
     const s = await train({
       model, config: r.config, data: data.train, val: data.val, outDir: r.out, resume: r.resume, signal: stop.signal,
-      workers, backend: be.backend, tokenizer: data.tokenizer?.toJSON(), initFrom: init?.model,
-      meta: { backend: be.backend, ...(init ? { initFrom: init.file } : {}) },
+      workers, backend: be.backend, tokenizer: data.tokenizer?.toJSON(), initFrom: init?.model, masks: pruned?.masks,
+      meta: { backend: be.backend, ...(start?.initFrom ? { initFrom: start.initFrom } : {}), ...(pruned ? { compress: pruned.history } : {}) },
       onStep: (p) => bar.update(p.step, { loss: p.loss.toFixed(4), tps: Math.round(p.tokensPerSec), etaText: formatDuration(p.etaSec) }),
       onLog: (l) => {
         if (io.json) out(JSON.stringify({ event: 'log', ...l }));
@@ -66,4 +72,44 @@ export async function runTrain(r: ResolvedTrain, io: { backend?: string; json: b
     process.off('SIGINT', onSig);
     process.off('SIGTERM', onSig);
   }
+}
+
+/** What a run starts from: the --init-from checkpoint, or the run's own checkpoint on --resume. */
+interface StartingPoint {
+  header: import('../schema/checkpoint.js').CheckpointHeader;
+  file: string;
+  config: import('../model/config.js').ModelConfig;
+  /** the checkpoint the run was initialised from (--init-from now, or when the resumed run began) */
+  initFrom?: string;
+  weights: () => Map<string, Float32Array>;
+}
+
+async function startingPoint(init: import('../model/load.js').LoadedModel | undefined, r: ResolvedTrain): Promise<StartingPoint | undefined> {
+  if (init) {
+    return { header: init.header, file: init.file, config: init.model.config, initFrom: init.file, weights: () => new Map([...init.model.params].map(([n, v]) => [n, v.dataSync() as Float32Array])) };
+  }
+  const { CHECKPOINT_FILE, loadCheckpoint } = await import('../schema/checkpoint.js');
+  const file = path.join(r.out, CHECKPOINT_FILE);
+  if (!r.resume || !fs.existsSync(file)) return undefined;
+  const ck = loadCheckpoint(file);
+  const { modelConfigOf } = await import('../model/load.js');
+  const initFrom = typeof ck.header.meta?.initFrom === 'string' ? ck.header.meta.initFrom : undefined;
+  return {
+    header: ck.header, file: ck.file, config: modelConfigOf(ck.header, ck.file), ...(initFrom ? { initFrom } : {}),
+    weights: () => new Map([...ck.arrays.values()].filter((a) => a.data instanceof Float32Array).map((a) => [a.name, a.data as Float32Array])),
+  };
+}
+
+/**
+ * A magnitude-pruned start (--init-from a kd prune output, or --resume of a run that started from one)
+ * trains on with its zeros held by masks, and its checkpoints keep the compression history.
+ */
+async function keptPruning(from: StartingPoint) {
+  const { magnitudePruned, prunableNames, zeroMasks } = await import('../compress/masks.js');
+  if (!magnitudePruned(from.header.meta)) return undefined;
+  const masks = zeroMasks(from.weights(), prunableNames(from.config));
+  if (!masks) return undefined;
+  let zeros = 0;
+  for (const m of masks.values()) for (const x of m) if (x === 0) zeros++;
+  return { masks, zeros, history: from.header.meta!.compress as unknown[], from: from.file };
 }

@@ -78,3 +78,27 @@ export function sparsityReport(weights: Map<string, Float32Array>, names: string
     return { name, size: w.length, zeros, sparsity: zeros / w.length };
   });
 }
+
+/** Whether a checkpoint's compression history (meta.compress) includes unstructured magnitude pruning. */
+export function magnitudePruned(meta: Record<string, unknown> | undefined): boolean {
+  const history = meta?.compress;
+  return Array.isArray(history) && history.some((s) => s && typeof s === 'object' && (s as { stage?: unknown }).stage === 'prune' && (s as { method?: unknown }).method === 'magnitude');
+}
+
+/**
+ * The masks that keep a magnitude-pruned model pruned while it trains on (kd train --init-from, and
+ * --resume of such a run): 1 where a prunable weight is non-zero. kd prune holds pruned entries at
+ * exactly 0, so the zeros are the masks. Undefined when no prunable weight has a zero.
+ */
+export function zeroMasks(weights: Map<string, Float32Array>, names: string[]): WeightMasks | undefined {
+  const masks: WeightMasks = new Map();
+  let zeros = 0;
+  for (const n of names) {
+    const w = weights.get(n);
+    if (!w) continue;
+    const m = new Float32Array(w.length);
+    for (let i = 0; i < w.length; i++) if (w[i] !== 0) m[i] = 1; else zeros++;
+    masks.set(n, m);
+  }
+  return zeros ? masks : undefined;
+}

@@ -5,6 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { resolvePruneArgs, resolveQuantizeArgs } from '../../src/cli/compress.js';
 import { initBackend } from '../../src/backend/index.js';
 import { sha256File } from '../../src/core/hash.js';
+import { loadCheckpoint } from '../../src/schema/checkpoint.js';
 import { Tokenizer } from '../../src/tokenizer/tokenizer.js';
 import { tmpDir, trainedCheckpoint } from '../compress/fixture.js';
 
@@ -52,6 +53,39 @@ describe('kd prune / quantize / export (CLI)', () => {
     expect(e.status).toBe(0);
     expect(JSON.parse(e.stdout)).toMatchObject({ quantized: true });
     expect(fs.existsSync(path.join(dir, 'e', 'model.json'))).toBe(true);
+  });
+
+  it('kd train --init-from a magnitude-pruned checkpoint keeps its zeros, and so does --resume of that run', () => {
+    const dir = tmpDir();
+    const p = path.join(dir, 'p'), t = path.join(dir, 't');
+    let r = kd('prune', '--checkpoint', ckpt, '--out', p, '--data', 'synthetic', '--method', 'magnitude', '--sparsity', '0.5', '--backend', 'cpu', '--json');
+    expect(r.status, r.stderr).toBe(0);
+    const zerosAt = (file: string) => {
+      const c = loadCheckpoint(file);
+      const at = new Set<string>();
+      for (const [name, a] of c.arrays) if (/^h\d+\.(attn|mlp)\./.test(name) && a.data instanceof Float32Array) a.data.forEach((x, i) => { if (x === 0) at.add(`${name}:${i}`); });
+      return { at, history: c.header.meta?.compress };
+    };
+    const pruned = zerosAt(p);
+    expect(pruned.at.size).toBeGreaterThan(1000);
+    const train = ['--data', 'synthetic', '--vocab-size', '64', '--seq-len', '16', '--batch-size', '4', '--top-k', '6', '--lr', '1e-2', '--workers', '1', '--backend', 'cpu'];
+    r = kd('train', '--init-from', p, '--out', t, '--steps', '2', ...train);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/magnitude-pruned: its [\d,]+ zero weights stay zero/);
+    const after = zerosAt(path.join(t, 'checkpoint.kdc'));
+    expect([...pruned.at].every((k) => after.at.has(k))).toBe(true); // every pruned weight still exactly 0
+    expect(after.at.size).toBe(pruned.at.size); // and nothing else became 0
+    expect(after.history).toEqual(pruned.history); // the checkpoint still says how it was compressed
+    // the same command with --resume for --init-from (no architecture flags: the run's checkpoint has it)
+    r = kd('train', '--out', t, '--resume', '--steps', '4', ...train);
+    expect(r.status, r.stderr).toBe(0);
+    expect(loadCheckpoint(path.join(t, 'checkpoint.kdc')).header).toMatchObject({ state: { step: 4 }, meta: { initFrom: expect.stringContaining(p) } });
+    expect(zerosAt(path.join(t, 'checkpoint.kdc')).at).toEqual(pruned.at);
+    // the same start without the pruning record: trained as a dense model (its zeros move)
+    const plain = path.join(dir, 'plain');
+    r = kd('train', '--init-from', ckpt, '--out', plain, '--steps', '2', ...train);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).not.toMatch(/magnitude-pruned/);
   });
 
   it('bad input: one clear line, exit 1, the input checkpoint untouched', () => {
