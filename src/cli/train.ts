@@ -34,8 +34,9 @@ export async function runTrain(r: ResolvedTrain, io: { backend?: string; json: b
   const start = await startingPoint(init, r);
   // a run started with --init-from has the architecture of that checkpoint (not the flags'): so does its --resume
   const model = init ? checkInitFrom(init, data, r) : start?.initFrom ? checkInitFrom({ model: { config: start.config }, file: start.file, tokenizer: undefined }, data, r) : data.model;
-  const pruned = start && (await keptPruning(start));
-  if (pruned && !io.json) process.stderr.write(`kd train: ${pruned.from} is magnitude-pruned: its ${pruned.zeros.toLocaleString('en-US')} zero weights stay zero\n`);
+  // a magnitude-pruned start (--init-from a kd prune output, or --resume of a run that began from one) keeps its zeros
+  const pruned = start && (await import('../compress/masks.js')).keptPruning(start.header.meta, start.weights, start.config);
+  if (pruned && !io.json) process.stderr.write(`kd train: ${start!.file} is magnitude-pruned: its ${pruned.zeros.toLocaleString('en-US')} zero weights stay zero\n`);
   const out = (s: string) => process.stdout.write(s + '\n');
   if (data.trainLabelled === 0 && r.config.loss.alpha < 1) {
     // not an error (hard labels still train), but a KD run with nothing to distil is almost always a mistake
@@ -98,18 +99,4 @@ async function startingPoint(init: import('../model/load.js').LoadedModel | unde
     header: ck.header, file: ck.file, config: modelConfigOf(ck.header, ck.file), ...(initFrom ? { initFrom } : {}),
     weights: () => new Map([...ck.arrays.values()].filter((a) => a.data instanceof Float32Array).map((a) => [a.name, a.data as Float32Array])),
   };
-}
-
-/**
- * A magnitude-pruned start (--init-from a kd prune output, or --resume of a run that started from one)
- * trains on with its zeros held by masks, and its checkpoints keep the compression history.
- */
-async function keptPruning(from: StartingPoint) {
-  const { magnitudePruned, prunableNames, zeroMasks } = await import('../compress/masks.js');
-  if (!magnitudePruned(from.header.meta)) return undefined;
-  const masks = zeroMasks(from.weights(), prunableNames(from.config));
-  if (!masks) return undefined;
-  let zeros = 0;
-  for (const m of masks.values()) for (const x of m) if (x === 0) zeros++;
-  return { masks, zeros, history: from.header.meta!.compress as unknown[], from: from.file };
 }

@@ -102,3 +102,16 @@ export function zeroMasks(weights: Map<string, Float32Array>, names: string[]): 
   }
   return zeros ? masks : undefined;
 }
+
+/**
+ * What keeps a magnitude-pruned model pruned as it trains on: its zeros as masks, their count, and the
+ * compression history for the new checkpoint's meta. Undefined for any other checkpoint.
+ */
+export function keptPruning(meta: Record<string, unknown> | undefined, weights: () => Map<string, Float32Array>, c: ModelConfig): { masks: WeightMasks; zeros: number; history: unknown[] } | undefined {
+  if (!magnitudePruned(meta)) return undefined;
+  const masks = zeroMasks(weights(), prunableNames(c));
+  if (!masks) return undefined;
+  let zeros = 0;
+  for (const m of masks.values()) for (const x of m) if (x === 0) zeros++;
+  return { masks, zeros, history: meta!.compress as unknown[] };
+}

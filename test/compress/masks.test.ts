@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/backend/index.js';
-import { checkSparsity, cubicSparsity, magnitudeMasks, prunableNames } from '../../src/compress/masks.js';
+import { checkSparsity, cubicSparsity, keptPruning, magnitudeMasks, prunableNames } from '../../src/compress/masks.js';
 import { importanceScores, keepIndices, removeUnits } from '../../src/compress/structured.js';
 import { countParams, disposeModel, forwardLogits, initModel, modelFromArrays } from '../../src/model/gpt.js';
 import { parameterCount, resolveModelConfig } from '../../src/model/config.js';
@@ -11,6 +11,27 @@ beforeAll(async () => { await initBackend({ backend: 'cpu' }); });
 const c = resolveModelConfig({ vocabSize: 30, seqLen: 8, dModel: 16, nLayers: 2, nHeads: 4, ffnMult: 2 });
 const arraysOf = (m: ReturnType<typeof initModel>) => new Map([...m.params].map(([n, v]) => [n, Float32Array.from(v.dataSync() as Float32Array)]));
 const logits = (m: ReturnType<typeof initModel>) => tf.tidy(() => forwardLogits(m, tf.tensor2d([[1, 7, 3, 29, 0]], [1, 5], 'int32')).dataSync() as Float32Array);
+
+describe('keeping a magnitude-pruned checkpoint pruned (kd train --init-from)', () => {
+  it('masks its zeros only when its history says magnitude pruning, and keeps the history', () => {
+    const m = initModel(c, 3);
+    const w = arraysOf(m);
+    disposeModel(m);
+    const masks = magnitudeMasks(w, prunableNames(c), 0.5, 'layer');
+    for (const [n, mk] of masks) w.get(n)!.forEach((_, i, a) => { a[i] *= mk[i]!; });
+    const history = [{ stage: 'prune', method: 'magnitude', sparsity: 0.5 }, { stage: 'quantize', bits: 8 }];
+    const k = keptPruning({ backend: 'cpu', compress: history }, () => w, c)!;
+    expect(k.history).toEqual(history);
+    expect([...k.masks.keys()]).toEqual(prunableNames(c));
+    for (const [n, mk] of k.masks) expect(mk).toEqual(masks.get(n));
+    expect(k.zeros).toBe([...masks.values()].reduce((a, mk) => a + mk.filter((x) => x === 0).length, 0));
+    // structured pruning removes units (the architecture keeps them out); no history, nothing pruned: no masks
+    expect(keptPruning({ compress: [{ stage: 'prune', method: 'heads' }] }, () => w, c)).toBeUndefined();
+    expect(keptPruning({}, () => w, c)).toBeUndefined();
+    const dense = new Map([...w].map(([n, a]) => [n, a.map((x) => x || 1)]));
+    expect(keptPruning({ compress: history }, () => dense, c)).toBeUndefined();
+  });
+});
 
 describe('magnitude masks', () => {
   const w = new Map([['a', Float32Array.from([0.1, -5, 0.3, 2])], ['b', Float32Array.from([-0.2, 0.05, 9, 1])]]);
