@@ -12,7 +12,11 @@
  *               the same schedule (fineTune, as kd onpolicy trains), on all off-policy rows.
  * `ratio` = on-policy bpb / off-policy bpb on held-out SOTU and Brown (< 1: on-policy is better).
  *
- *   npm run bench:onpolicy [-- --prompts 150 --rounds 2 --steps-per-round 150 --max-new-tokens 64 --lambda 0.5 --fresh]
+ * --divergence D: kd onpolicy trains its rounds on D (GKD favours reverse-kl or jsd on the student's samples);
+ * the off-policy arm keeps kd's default loss, the best measured for off-policy KD (give another --dir: the
+ * off-policy arm's cached rounds do not notice a change of its data).
+ *
+ *   npm run bench:onpolicy [-- --prompts 150 --rounds 2 --steps-per-round 150 --max-new-tokens 64 --lambda 0.5 --divergence jsd --dir D --fresh]
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -33,6 +37,7 @@ const ROUNDS = arg('rounds', '2');
 const STEPS = arg('steps-per-round', '150');
 const NEW = arg('max-new-tokens', '64');
 const LAMBDA = arg('lambda', '0.5');
+const DIVERGENCE = arg('divergence', '');
 const BASE = path.resolve(arg('base', 'datasets/bench-active/reference'));
 const ROOT = path.resolve(arg('dir', 'datasets/bench-onpolicy'));
 
@@ -63,7 +68,7 @@ async function main() {
     // on-policy: kd onpolicy as a user runs it
     const onOut = path.join(ROOT, 'onpolicy');
     const on = JSON.parse(await run(['onpolicy', '--teacher-url', url, '--model', 'kd-teacher', '--prompts', promptFile, '--student', s0, '--offpolicy', baseRaw, '--out', onOut,
-      '--rounds', ROUNDS, '--steps-per-round', STEPS, '--max-new-tokens', NEW, '--lambda', LAMBDA, '--json'])) as OnPolicySummary;
+      '--rounds', ROUNDS, '--steps-per-round', STEPS, '--max-new-tokens', NEW, '--lambda', LAMBDA, ...(DIVERGENCE ? ['--divergence', DIVERGENCE] : []), '--json'])) as OnPolicySummary;
     const onBpb = score(on.student);
     process.stderr.write(`on-policy: ${JSON.stringify(onBpb)} (${on.teacherTokens} teacher tokens)\n`);
 
@@ -90,7 +95,7 @@ async function main() {
     const offBpb = score(cur);
     process.stderr.write(`off-policy: ${JSON.stringify(offBpb)} (${offTokens} teacher tokens)\n`);
     process.stdout.write(JSON.stringify({
-      bench: 'onpolicy', prompts: P, rounds: Number(ROUNDS), steps_per_round: Number(STEPS), max_new_tokens: Number(NEW), lambda: Number(LAMBDA),
+      bench: 'onpolicy', prompts: P, rounds: Number(ROUNDS), steps_per_round: Number(STEPS), max_new_tokens: Number(NEW), lambda: Number(LAMBDA), divergence: DIVERGENCE || '(the student\'s own)',
       start: { teacher_tokens: baseTokens, bpb: start },
       onpolicy: { teacher_tokens: on.teacherTokens, bpb: onBpb },
       offpolicy: { teacher_tokens: offTokens, bpb: offBpb },

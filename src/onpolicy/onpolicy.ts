@@ -32,9 +32,9 @@ import { loadModel } from '../model/load.js';
 import { listRawShards } from '../schema/raw.js';
 import { loadCheckpoint } from '../schema/checkpoint.js';
 import { Engine, generate } from '../serve/index.js';
-import { type StepProgress, resolveTrainConfig, train } from '../train/index.js';
+import { type KdLossOptions, type StepProgress, resolveTrainConfig, train } from '../train/index.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { ONPOLICY_DEFAULTS } from './options.js';
+import { ONPOLICY_DEFAULTS, ONPOLICY_DIVERGENCES } from './options.js';
 
 export interface OnPolicyOptions {
   teacherUrl?: string;
@@ -54,6 +54,8 @@ export interface OnPolicyOptions {
   maxNewTokens: number;
   temperature: number;
   stepsPerRound: number;
+  /** the rounds' divergence (default: the student checkpoint's own loss) */
+  divergence?: KdLossOptions['divergence'];
   lr: number;
   minLr: number;
   warmupSteps: number;
@@ -124,6 +126,7 @@ export function resolveOnPolicyOptions(i: OnPolicyInput): OnPolicyOptions {
   if (!(o.lambda > 0 && o.lambda <= 1)) throw bad('lambda', 'a number in (0, 1] (1: on-policy only)');
   if (o.lambda < 1 && !o.offpolicy) throw new KdError('bad-option', `--lambda ${o.lambda}: mixing needs off-policy data (--offpolicy RAW), or use --lambda 1`);
   if (!(o.temperature >= 0 && o.temperature <= 2)) throw bad('temperature', 'a number in 0..2');
+  if (o.divergence !== undefined && !(ONPOLICY_DIVERGENCES as readonly string[]).includes(o.divergence)) throw bad('divergence', ONPOLICY_DIVERGENCES.join(', '));
   if (!(o.lr > 0) || !(o.minLr >= 0)) throw bad('lr', 'a positive learning rate');
   if (o.maxCost !== undefined && !(o.maxCost >= 0)) throw bad('max-cost', 'a number ≥ 0');
   return o;
@@ -177,7 +180,7 @@ export function offPolicyPick(ids: string[], n: number, round: number, seed: num
 export const offRowsFor = (onRows: number, lambda: number) => (lambda >= 1 ? 0 : Math.round((onRows * (1 - lambda)) / lambda));
 
 /** Continue training `from` (a checkpoint) on `data` for `steps`, into `outDir` (resuming a killed run there). */
-export async function fineTune(from: string, data: string, outDir: string, o: { steps: number; lr: number; minLr: number; warmupSteps: number; seed: number; workers?: number; backend?: string; signal?: AbortSignal; onStep?: (p: StepProgress) => void }) {
+export async function fineTune(from: string, data: string, outDir: string, o: { steps: number; lr: number; minLr: number; warmupSteps: number; seed: number; divergence?: KdLossOptions['divergence']; workers?: number; backend?: string; signal?: AbortSignal; onStep?: (p: StepProgress) => void }) {
   const file = path.join(outDir, 'checkpoint.kdc');
   if (fs.existsSync(file)) {
     const step = Number((loadCheckpoint(file).header.state as { step?: number } | undefined)?.step ?? 0);
@@ -186,7 +189,8 @@ export async function fineTune(from: string, data: string, outDir: string, o: { 
   const prev = loadModel(from);
   try {
     const base = (prev.header.train ?? {}) as Record<string, unknown>;
-    const config = resolveTrainConfig({ ...base, steps: o.steps, lr: o.lr, minLr: o.minLr, warmupSteps: Math.min(o.warmupSteps, o.steps), seed: o.seed, evalEvery: 0, checkpointEvery: Math.max(1, Math.min(100, o.steps)) } as never);
+    const loss = { ...(base.loss as object | undefined), ...(o.divergence ? { divergence: o.divergence } : {}) };
+    const config = resolveTrainConfig({ ...base, loss, steps: o.steps, lr: o.lr, minLr: o.minLr, warmupSteps: Math.min(o.warmupSteps, o.steps), seed: o.seed, evalEvery: 0, checkpointEvery: Math.max(1, Math.min(100, o.steps)) } as never);
     const src = datasetSource(data, { split: 'train', batchSize: config.batchSize, seqLen: config.seqLen, seed: config.seed });
     const be = await initBackend({ backend: o.backend });
     const workers = o.workers ?? Math.max(1, Math.min((await import('node:os')).availableParallelism(), 8, config.batchSize));
@@ -280,7 +284,7 @@ export async function onPolicy(input: OnPolicyInput, rt: OnPolicyRuntime = {}): 
     if (rt.signal?.aborted) { summary.stopReason = 'interrupted'; break; }
     // 5. train on from the current student
     log(`round ${r + 1}/${o.rounds}: training ${o.stepsPerRound} steps on ${onIds.length} on-policy + ${off.length} off-policy sequences (λ ${o.lambda})`);
-    const t = await fineTune(current, path.join(dir, 'data'), runDir(out, r), { steps: o.stepsPerRound, lr: o.lr, minLr: o.minLr, warmupSteps: o.warmupSteps, seed: o.seed + r, workers: o.workers, backend: rt.backend, signal: rt.signal, onStep: rt.onTrainStep });
+    const t = await fineTune(current, path.join(dir, 'data'), runDir(out, r), { steps: o.stepsPerRound, lr: o.lr, minLr: o.minLr, warmupSteps: o.warmupSteps, seed: o.seed + r, divergence: o.divergence, workers: o.workers, backend: rt.backend, signal: rt.signal, onStep: rt.onTrainStep });
     if (!t.done) { summary.stopReason = 'interrupted'; break; }
     const onTokens = onPolicyTokens(rawOn, r);
     const rs: RoundSummary = {

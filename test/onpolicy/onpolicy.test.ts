@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collect } from '../../src/collect/collect.js';
 import { readRawDir } from '../../src/schema/raw.js';
 import { loadCheckpoint } from '../../src/schema/checkpoint.js';
-import { offPolicyPick, offRowsFor, onPolicy } from '../../src/onpolicy/onpolicy.js';
+import { offPolicyPick, offRowsFor, onPolicy, resolveOnPolicyOptions } from '../../src/onpolicy/onpolicy.js';
 import { openDataset } from '../../src/data/dataset.js';
 import { makeCheckpoint, serveTiny, type TinyServer } from '../serve/fixture.js';
 
@@ -64,7 +64,7 @@ describe('kd onpolicy', () => {
 
   it('two rounds: samples, teacher scores on the student\'s prefixes, λ mix, training on with the same tokenizer', async () => {
     const out = path.join(tmp(), 'op');
-    const s = await onPolicy({ ...common(), teacherUrl: `${tiny.h.url}/v1`, offpolicy, out, lambda: 0.5 });
+    const s = await onPolicy({ ...common(), teacherUrl: `${tiny.h.url}/v1`, offpolicy, out, lambda: 0.5, divergence: 'jsd' });
     expect(s.stopReason).toBe('complete');
     expect(s.probe.scoreApi).toBe('echo');
     expect(s.rounds).toHaveLength(2);
@@ -91,6 +91,10 @@ describe('kd onpolicy', () => {
     const ck = loadCheckpoint(s.student);
     expect(ck.header.meta?.onpolicy_from).toBe(path.join(out, 'round-0', 'run'));
     expect(JSON.stringify(ck.header.tokenizer)).toBe(JSON.stringify(loadCheckpoint(student).header.tokenizer));
+    // --divergence: the rounds trained on JSD; everything else of the student's loss kept
+    const own = (loadCheckpoint(student).header.train as { loss: Record<string, unknown> }).loss;
+    expect(own.divergence).not.toBe('jsd');
+    expect((ck.header.train as { loss: unknown }).loss).toEqual({ ...own, divergence: 'jsd' });
     const ds = openDataset(path.join(out, 'round-1', 'data'));
     expect(ds.manifest.counts.records).toBe(10);
   }, 300_000);
@@ -137,6 +141,8 @@ describe('kd onpolicy', () => {
     expect(offPolicyPick(ids, 5, 0, 0)).toEqual(offPolicyPick(ids, 5, 0, 0));
     expect(offPolicyPick(ids, 5, 1, 0)).not.toEqual(offPolicyPick(ids, 5, 0, 0));
     expect(offPolicyPick(ids, 50, 0, 0)).toHaveLength(20);
+    // a divergence kd's loss does not have: one clear line naming the flag
+    expect(() => resolveOnPolicyOptions({ ...common(), offpolicy, out: tmp(), divergence: 'l2' as never })).toThrow(/--divergence: "l2" is not valid; want forward-kl, reverse-kl, jsd/);
   });
 });
 
