@@ -86,32 +86,22 @@ export function magnitudePruned(meta: Record<string, unknown> | undefined): bool
 }
 
 /**
- * The masks that keep a magnitude-pruned model pruned while it trains on (kd train --init-from, and
- * --resume of such a run): 1 where a prunable weight is non-zero. kd prune holds pruned entries at
- * exactly 0, so the zeros are the masks. Undefined when no prunable weight has a zero.
- */
-export function zeroMasks(weights: Map<string, Float32Array>, names: string[]): WeightMasks | undefined {
-  const masks: WeightMasks = new Map();
-  let zeros = 0;
-  for (const n of names) {
-    const w = weights.get(n);
-    if (!w) continue;
-    const m = new Float32Array(w.length);
-    for (let i = 0; i < w.length; i++) if (w[i] !== 0) m[i] = 1; else zeros++;
-    masks.set(n, m);
-  }
-  return zeros ? masks : undefined;
-}
-
-/**
- * What keeps a magnitude-pruned model pruned as it trains on: its zeros as masks, their count, and the
- * compression history for the new checkpoint's meta. Undefined for any other checkpoint.
+ * What keeps a magnitude-pruned model pruned as it trains on (kd train --init-from, and --resume of such
+ * a run): masks that are 1 where a prunable weight is non-zero — kd prune holds pruned entries at
+ * exactly 0, so the zeros are the masks — their count, and the compression history for the new
+ * checkpoint's meta. Undefined for a checkpoint not magnitude-pruned, or with no zero to keep.
  */
 export function keptPruning(meta: Record<string, unknown> | undefined, weights: () => Map<string, Float32Array>, c: ModelConfig): { masks: WeightMasks; zeros: number; history: unknown[] } | undefined {
   if (!magnitudePruned(meta)) return undefined;
-  const masks = zeroMasks(weights(), prunableNames(c));
-  if (!masks) return undefined;
+  const w = weights();
+  const masks: WeightMasks = new Map();
   let zeros = 0;
-  for (const m of masks.values()) for (const x of m) if (x === 0) zeros++;
-  return { masks, zeros, history: meta!.compress as unknown[] };
+  for (const n of prunableNames(c)) {
+    const x = w.get(n);
+    if (!x) continue;
+    const m = new Float32Array(x.length);
+    for (let i = 0; i < x.length; i++) if (x[i] !== 0) m[i] = 1; else zeros++;
+    masks.set(n, m);
+  }
+  return zeros ? { masks, zeros, history: meta!.compress as unknown[] } : undefined;
 }
