@@ -19,7 +19,6 @@ import { buildDataset, buildDatasetParallel } from '../src/dataset/build.js';
 import { datasetSource } from '../src/data/loader.js';
 import { Rng } from '../src/core/rng.js';
 import { IPC_EOS, RawStreamEncoder, type RawRecord, rawSchema, rawShardName } from '../src/schema/raw.js';
-import type { Batch } from '../src/data/batch.js';
 import { type ShardBatch, loadShard } from '../src/data/shards.js';
 import { readDatasetManifest } from '../src/schema/dataset.js';
 
@@ -105,19 +104,18 @@ function sha256s(dir: string): string[] {
   return fs.readdirSync(dir).filter((f) => f.endsWith('.arrow') || f === 'tokenizer.json').sort().map((f) => createHash('sha256').update(fs.readFileSync(path.join(dir, f))).digest('hex'));
 }
 
-/** Loader tokens/s over nBatches [B, T] batches (after a warm-up), and the batches' log-probs for comparison. */
-function loader(dir: string, keep: number): { tps: number; openSec: number; kept: Batch[] } {
+/** Loader tokens/s over nBatches [B, T] batches (after a warm-up). */
+function loader(dir: string): { tps: number; openSec: number } {
   const B = 16, T = 128;
   let t = performance.now();
   const factory = datasetSource(dir, { split: 'train', batchSize: B, seqLen: T, seed: 0 });
   const openSec = (performance.now() - t) / 1000;
   const src = factory.open();
-  const kept: Batch[] = [];
-  for (let i = 0; i < 20; i++) { const b = src.next(); if (kept.length < keep) kept.push(b); } // warm-up (JIT, first window)
+  for (let i = 0; i < 20; i++) src.next(); // warm-up (JIT, first window)
   t = performance.now();
   for (let i = 0; i < nBatches; i++) src.next();
   const sec = (performance.now() - t) / 1000;
-  return { tps: (nBatches * B * T) / sec, openSec, kept };
+  return { tps: (nBatches * B * T) / sec, openSec };
 }
 
 /** The train split's record batches in order, over all its shards (the same rows in both versions: shards close at other sizes). */
@@ -171,7 +169,7 @@ try {
   const sameBytes = sha256s(path.join(root, 'v1')).join() === sha256s(path.join(root, 'v1-1t')).join()
     && (!old || sha256s(path.join(root, 'old')).join() === sha256s(path.join(root, 'v1')).join());
 
-  const l1 = loader(path.join(root, 'v1'), 20), l2 = loader(path.join(root, 'v2'), 20);
+  const l1 = loader(path.join(root, 'v1')), l2 = loader(path.join(root, 'v2'));
   console.log(JSON.stringify({
     bench: 'data', records, labelledTokens: labelled, topK: v2.r.topK, vocabSize: v2.r.vocabSize, rawWriteSec: +rawSec.toFixed(2), workers: workers ?? 'default',
     build: {
