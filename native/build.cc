@@ -324,6 +324,45 @@ inline uint16_t toFloat16Bits(double x) {
   return (uint16_t)(sign | h);
 }
 
+// The 8-bit codes of one position's entries 1..m−1 (encodeLp8, src/schema/lp8.ts) without an exp per
+// candidate: each of an entry's two candidate p̂ = exp(best − d̂(c)) is taken as exp(best)·exp(−d̂(c))
+// (eNeg), which is within a relative S = 2⁻⁵³·(|best| + 32) of it (the subtraction's rounding, scaled by
+// the argument, and an ulp for each exp and the product); `bound` follows how far the running error can
+// then be from the exact one. A choice is made only when the two candidates' distances differ by more
+// than 4× what those errors could change them by, so it is the exact path's choice; when one is that
+// close (rare: a near tie) it returns false and the caller takes the exact path for the position.
+inline bool codesFast(double best, double eb, double err, const double* lps, const double* ps, int32_t m, const double* delta,
+                      const double* eNeg, uint8_t* out) {
+  if (!(best > -680 && best <= 0 && std::isfinite(err))) return false;
+  const double S = 0x1p-53 * (std::fabs(best) + 32), R = 0x1p-52;
+  double bound = 0;
+  for (int32_t k = 1; k < m; k++) {
+    double d = best - lps[k];
+    if (!(d > 0)) d = 0;
+    const double q0 = ps[k];
+    int code;
+    double q;
+    if (d >= 20) {
+      code = 255;
+      q = eb * eNeg[255];
+    } else {
+      int lo = (int)std::floor(255 * std::sqrt(d / 20));
+      if (lo > 254) lo = 254;
+      if (delta[lo] > d) lo--;
+      else if (delta[lo + 1] <= d) lo++;
+      const double qLo = eb * eNeg[lo], qHi = eb * eNeg[lo + 1];
+      const double a = std::fabs(err + qLo - q0), b = std::fabs(err + qHi - q0);
+      const double tol = 4 * (bound + S * (qLo + qHi) + R * (std::fabs(err) + qLo + q0 + 1));
+      if (!(std::fabs(a - b) > tol)) return false;
+      if (a <= b) { code = lo; q = qLo; } else { code = lo + 1; q = qHi; }
+    }
+    out[k - 1] = (uint8_t)code;
+    bound += S * q + R * (std::fabs(err) + q + q0 + 1);
+    err += q - q0;
+  }
+  return true;
+}
+
 // label(m0: Int32Array, pOff: Int32Array, first: Uint16Array, lp: Float32Array, p: Float64Array, vocab, version, f16: Float32Array,
 //       delta: Float64Array, counts: Int32Array, topIds: Uint16Array, entropies: Float64Array, lp16: Uint16Array|null,
 //       best16: Uint16Array|null, lp8: Uint8Array|null) → [entries, maxK]
@@ -364,6 +403,8 @@ napi_value Label(napi_env env, napi_callback_info info) {
   std::vector<int> los(64);
   size_t v = 0, e = 0, codes = 0;
   int32_t maxK = 0;
+  double eNeg[256];
+  if (version != 1) for (int c2 = 0; c2 < 256; c2++) eNeg[c2] = kd::fdlibm::exp(-delta[c2]);
   for (size_t j = 0; j < nPos; j++) {
     const int32_t n0 = m0[j];
     if ((size_t)n0 > ids.size()) { ids.resize(n0); lps.resize(n0); ps.resize(n0); merged.resize(n0); }
@@ -392,21 +433,26 @@ napi_value Label(napi_env env, napi_callback_info info) {
     for (int32_t k = 0; k < m; k++) mx = jsMax(mx, lps[k]);
     for (int32_t k = 0; k < m; k++) args[k] = lps[k] - mx;
     exp_many(args.data(), ex.data(), m);
-    double z = 0;
-    for (int32_t k = 0; k < m; k++) z += ex[k];
-    const double logZ = kd::fdlibm::log(z);
-    for (int32_t k = 0; k < m; k++) args[k] = lps[k] - mx - logZ;
-    exp_many(args.data(), ex.data(), m);
-    double h = 0;
-    for (int32_t k = 0; k < m; k++) h -= ex[k] * args[k];
-    ent[j] = h;
+    double z = 0, sx = 0;
+    for (int32_t k = 0; k < m; k++) {
+      z += ex[k];
+      sx += ex[k] * args[k];
+    }
+    ent[j] = kd::fdlibm::log(z) - sx / z;
     if (version == 1) {
       for (int32_t k = 0; k < m; k++) lp16[e + k] = toFloat16Bits(lps[k]);
     } else {
       // encodeLp8 (src/schema/lp8.ts)
       const uint16_t bits = toFloat16Bits(lps[0]);
       const double best = f16[bits];
-      double err = kd::fdlibm::exp(best) - ps[0];
+      const double eb = kd::fdlibm::exp(best);
+      double err = eb - ps[0];
+      best16[j] = bits;
+      if (m > 1 && codesFast(best, eb, err, lps.data(), ps.data(), m, delta, eNeg, lp8 + codes)) {
+        codes += (size_t)(m - 1);
+        e += m;
+        continue;
+      }
       // the two codes around each entry's distance and their p̂ (exps in bulk), then the running choice
       if ((size_t)m > los.size()) los.resize(m);
       for (int32_t k = 1; k < m; k++) {
@@ -440,7 +486,6 @@ napi_value Label(napi_env env, napi_callback_info info) {
         lp8[codes++] = (uint8_t)code;
         err += q - q0;
       }
-      best16[j] = bits;
     }
     e += m;
   }

@@ -117,15 +117,14 @@ export function entropy(lps: ArrayLike<number>, from = 0, n = lps.length - from)
   const end = from + n;
   let m = -Infinity;
   for (let k = from; k < end; k++) m = Math.max(m, lps[k]);
-  let z = 0;
-  for (let k = from; k < end; k++) z += Math.exp(lps[k] - m);
-  const logZ = Math.log(z);
-  let h = 0;
+  // H = −Σ q log q with q = e/Z, e = exp(lp − m): = log Z − Σ e·(lp − m) / Z (one exp per entry)
+  let z = 0, s = 0;
   for (let k = from; k < end; k++) {
-    const lq = lps[k] - m - logZ;
-    h -= Math.exp(lq) * lq;
+    const x = lps[k] - m, e = Math.exp(x);
+    z += e;
+    s += e * x;
   }
-  return h;
+  return Math.log(z) - s / z;
 }
 
 /**

@@ -13,6 +13,7 @@ import { buildDataset, buildDatasetParallel } from '../../src/dataset/build.js';
 import { label, labelJs, nativeBuild } from '../../src/dataset/label.js';
 import { readRawShard } from '../../src/dataset/columnar.js';
 import { Rng } from '../../src/core/rng.js';
+import { LP8_DELTA } from '../../src/schema/lp8.js';
 import { GOLDEN_OPTIONS, describeBuild, goldenRaw } from './golden.js';
 
 const k = nativeBuild();
@@ -73,6 +74,32 @@ describe.runIf(k !== null)('native dataset-build kernels (addon built)', () => {
         expect(Array.from(a.lp8!)).toEqual(Array.from(b.lp8!));
       }
     }
+  });
+
+  it('8-bit codes: near ties, where exp(best)·exp(−d̂) is not exact enough to choose, give the exact path\'s codes', () => {
+    // a position with best −0.5 (exact in float16: the running error starts at 0) and one entry whose p sits
+    // at the midpoint of its two candidate p̂, give or take a few ulps: the two distances tie to rounding
+    const n = 4000, best = -0.5;
+    const m0 = new Int32Array(n).fill(3), pOff = Int32Array.from({ length: n }, (_, j) => 3 * j);
+    const first: number[] = [], lp: number[] = [], p: number[] = [];
+    let approxWrong = 0;
+    for (let j = 0; j < n; j++) {
+      const lo = 1 + (j % 250);
+      const l1 = Math.fround(best - (LP8_DELTA[lo] + LP8_DELTA[lo + 1]) / 2);
+      const qLo = Math.exp(best - LP8_DELTA[lo]), qHi = Math.exp(best - LP8_DELTA[lo + 1]);
+      const mid = (qLo + qHi) / 2, ulp = mid * 2 ** -52;
+      const p1 = mid + ((j >> 3) % 9 - 4) * ulp;
+      first.push(0, 1, 2); lp.push(best, l1, Math.fround(l1 - 1)); p.push(Math.exp(best), p1, Math.exp(Math.fround(l1 - 1)));
+      // what the product alone would choose, against the exact choice
+      const eb = Math.exp(best), aLo = eb * Math.exp(-LP8_DELTA[lo]), aHi = eb * Math.exp(-LP8_DELTA[lo + 1]);
+      const exact = Math.abs(qLo - p1) <= Math.abs(qHi - p1), approx = Math.abs(aLo - p1) <= Math.abs(aHi - p1);
+      if (exact !== approx) approxWrong++;
+    }
+    expect(approxWrong, 'the test has ties the product gets wrong').toBeGreaterThan(0);
+    const x = { n, m0, pOff, first: Uint16Array.from(first), lp: Float32Array.from(lp), p: Float64Array.from(p) };
+    const a = label(x, 300, 2, k), b = labelJs(x, 300, 2);
+    expect(Array.from(a.best16!)).toEqual(Array.from(b.best16!));
+    expect(Buffer.from(a.lp8!).equals(Buffer.from(b.lp8!))).toBe(true);
   });
 
   it('maps raw shards: the same bytes as reading them; the previous shard\'s bytes read as empty after the next call', () => {
