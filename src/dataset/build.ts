@@ -228,6 +228,8 @@ class BuildFold {
     const { tokenizer, massKept } = this.given ? { tokenizer: this.given, massKept: 1 } : deriveVocab(this.counter, this.o.vocabSize);
     this.tokenizer = tokenizer;
     this.massKept = massKept;
+    // (≈ 50k entries of small objects no later step reads, which every full GC of pass 2 would mark)
+    this.counter.tokens.clear();
     const hash = tokenizer.hash();
     this.writers = Object.fromEntries(SPLITS.map((s) => [s, new ShardWriter(this.tmp, s, hash, {
       shardBytes: this.o.shardBytes, batchTokens: this.batchTokens, version: this.o.formatVersion, vocabSize: tokenizer.vocabSize,
