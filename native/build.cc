@@ -794,6 +794,42 @@ napi_value Sums(napi_env env, napi_callback_info info) {
 }
 
 
+// packRows(ids: Uint16Array, rowEnt: Int32Array, bits, out: Uint8Array, packOff: Int32Array): row r's ids
+// ids[rowEnt[r]..rowEnt[r+1]) packed little-end first, `bits` bits each, into out[packOff[r]..packOff[r+1])
+// (src/schema/lp8.ts packIds, row by row; packOff is filled here)
+napi_value PackRows(napi_env env, napi_callback_info info) {
+  Args c(env, info, 5);
+  size_t ni = 0, nr = 0, no = 0, np = 0;
+  const uint16_t* ids = c.array<uint16_t>(0, napi_uint16_array, &ni, "ids");
+  const int32_t* rowEnt = c.array<int32_t>(1, napi_int32_array, &nr, "rowEnt");
+  const long bits = c.count(2);
+  uint8_t* out = c.array<uint8_t>(3, napi_uint8_array, &no, "out");
+  int32_t* packOff = c.array<int32_t>(4, napi_int32_array, &np, "packOff");
+  if (c.ok && (bits < 1 || bits > 16 || nr < 1 || np < nr)) c.fail("bad bits or offsets");
+  if (!c.ok) return c.done();
+  const size_t rows = nr - 1;
+  size_t at = 0;
+  packOff[0] = 0;
+  for (size_t r = 0; r < rows; r++) {
+    const int32_t e0 = rowEnt[r], e1 = rowEnt[r + 1];
+    if (e0 < 0 || e1 < e0 || (size_t)e1 > ni) return c.fail("rowEnt outside ids"), c.done();
+    const size_t len = ((size_t)(e1 - e0) * (size_t)bits + 7) / 8;
+    if (at + len > no) return c.fail("out too short"), c.done();
+    uint64_t acc = 0;
+    long nAcc = 0;
+    uint8_t* o = out + at;
+    for (int32_t k = e0; k < e1; k++) {
+      acc |= (uint64_t)(ids[k] & ((1u << bits) - 1)) << nAcc;
+      nAcc += bits;
+      while (nAcc >= 8) { *o++ = (uint8_t)acc; acc >>= 8; nAcc -= 8; }
+    }
+    if (nAcc > 0) *o++ = (uint8_t)acc;
+    at += len;
+    packOff[r + 1] = (int32_t)at;
+  }
+  return c.done();
+}
+
 // ---------------------------------------------------------------------------------------------
 // a raw shard's bytes mapped read-only instead of read into a buffer (src/dataset/columnar.ts
 // readRawShard): no copy out of the page cache. unmapFile detaches the ArrayBuffer before unmapping,
@@ -876,6 +912,7 @@ bool register_build(napi_env env, napi_value exports) {
     kd::method("pass2Row", Pass2Row),
     kd::method("fold1", Fold1),
     kd::method("sums", Sums),
+    kd::method("packRows", PackRows),
 #ifdef KD_MMAP
     kd::method("mapFile", MapFile),
     kd::method("unmapFile", UnmapFile),

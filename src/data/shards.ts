@@ -57,6 +57,14 @@ export interface SeqBlock {
   best16?: Uint16Array;
   /** version 2: the codes of every entry but each position's best (./../schema/lp8.ts) */
   lp8?: Uint8Array;
+  /**
+   * version 2, optional: topIds already packed row by row at `idBits` bits (row r at
+   * packed[packOff[r]..packOff[r+1]), as {@link packIds} packs it) — the build's workers do this, so
+   * the thread writing the shards only copies bytes
+   */
+  packed?: Uint8Array;
+  packOff?: Int32Array;
+  idBits?: number;
 }
 
 /**
@@ -180,7 +188,8 @@ function rowsBatch(split: Split, tokenizerHash: string, version: DatasetVersion,
       }
       best.set(b.best16!.subarray(j0, j1), labOff[s]);
       lp8.set(b.lp8!.subarray(e0 - j0, e.rowEnt[r + 1] - j1), codeOff[s]);
-      packIds(b.topIds, e0, e.rowEnt[r + 1] - e0, idBits, packed, packOff[s]);
+      if (b.packed && b.packOff && b.idBits === idBits) packed.set(b.packed.subarray(b.packOff[r], b.packOff[r + 1]), packOff[s]);
+      else packIds(b.topIds, e0, e.rowEnt[r + 1] - e0, idBits, packed, packOff[s]);
     }
     children.push(
       listData(t('top_counts'), labOff, prim(u8, counts)),

@@ -23,7 +23,7 @@ parentPort!.on('message', ({ id, req }: { id: number; req: BuildWorkerRequest })
       const views: ArrayBufferView[] = [];
       for (const s of Object.values(r.splits)) {
         const b = s.block;
-        views.push(s.entropies, s.p, s.one, b.targetFrom, b.idOff, b.ids, b.mask, b.labOff, b.counts, b.topIds, ...[b.lp16, b.best16, b.lp8].filter((x): x is NonNullable<typeof x> => !!x));
+        views.push(s.entropies, s.p, s.one, b.targetFrom, b.idOff, b.ids, b.mask, b.labOff, b.counts, b.topIds, ...[b.lp16, b.best16, b.lp8, b.packed, b.packOff].filter((x): x is NonNullable<typeof x> => !!x));
       }
       parentPort!.postMessage({ id, ok: true, result: r }, buffers(views));
     }

@@ -25,7 +25,8 @@ import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { type ConvertStats, splitOf } from './convert.js';
 import type { SeqBlock } from '../data/shards.js';
 import { openRawStream } from './raw-columns.js';
-import { type BuildKernels, label, nativeBuild } from './label.js';
+import { type BuildKernels, label, nativeBuild, packRows } from './label.js';
+import { idBits } from '../schema/lp8.js';
 
 // ---------------------------------------------------------------------------------------------
 // growable typed arrays and a byte-string hash table
@@ -939,10 +940,22 @@ export function pass2(bytes: Uint8Array, file: string, tokenizer: Tokenizer, o: 
     const rows = s.inputIds.length;
     const lab = label({ n: s.m0.n, m0: s.m0.a, pOff: s.pOff.a, first: s.first.a, lp: s.lps.a, p: s.p.a }, tokenizer.vocabSize, o.version, cache.kernels);
     if (lab.maxK > s.c.maxK) s.c.maxK = lab.maxK;
+    const labOff = s.labOff.view();
+    let v2: Partial<SeqBlock> = {};
+    if (o.version !== 1) {
+      // the ids packed here (a worker thread, in a parallel build), not by the thread writing the shards
+      const rowEnt = new Int32Array(rows + 1);
+      for (let r = 0, e = 0, j = 0; r < rows; r++) {
+        for (const end = labOff[r + 1]; j < end; j++) e += lab.counts[j];
+        rowEnt[r + 1] = e;
+      }
+      const bits = idBits(tokenizer.vocabSize);
+      v2 = { best16: lab.best16, lp8: lab.lp8, ...packRows(lab.topIds, rowEnt, bits, cache.kernels), idBits: bits };
+    }
     const block: SeqBlock = {
       version: o.version, rows, inputIds: s.inputIds, targetFrom: s.targetFrom.view(), idOff: s.idOff.view(),
-      ids: s.ids.view(), mask: s.mask.view(), labOff: s.labOff.view(), counts: lab.counts, topIds: lab.topIds,
-      ...(o.version === 1 ? { lp16: lab.lp16 } : { best16: lab.best16, lp8: lab.lp8 }),
+      ids: s.ids.view(), mask: s.mask.view(), labOff, counts: lab.counts, topIds: lab.topIds,
+      ...(o.version === 1 ? { lp16: lab.lp16 } : v2),
     };
     return { block, counts: s.c, entropies: lab.entropies, p: s.p.view(), one: s.one.view() };
   };

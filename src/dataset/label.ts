@@ -11,7 +11,7 @@
  */
 import { nativeKernels } from '../backend/native.js';
 import { FLOAT16_TABLE, toFloat16Bits } from '../schema/float16.js';
-import { LP8_DELTA, encodeLp8 } from '../schema/lp8.js';
+import { LP8_DELTA, encodeLp8, packIds, packedBytes } from '../schema/lp8.js';
 import type { DatasetVersion } from '../schema/dataset.js';
 import { entropy, logAddExp } from './convert.js';
 
@@ -127,6 +127,25 @@ export interface BuildKernels {
   unmapFile?(buf: ArrayBuffer, handle: object): void;
   /** acc[at] += every x in order; with flags also acc[at + 1] += the flagged x */
   sums(x: Float64Array, flags: Uint8Array | null, acc: Float64Array, at: number): void;
+  /** {@link packIds} row by row: ids[rowEnt[r]..rowEnt[r+1]) into out[packOff[r]..packOff[r+1]) (packOff filled) */
+  packRows?(ids: Uint16Array, rowEnt: Int32Array, bits: number, out: Uint8Array, packOff: Int32Array): void;
+}
+
+/**
+ * A block's top-k ids packed row by row (what ../data/shards.ts writes for format version 2; each row
+ * starts on a byte): row r's entries are topIds[rowEnt[r]..rowEnt[r+1]).
+ */
+export function packRows(topIds: Uint16Array, rowEnt: Int32Array, bits: number, k: BuildKernels | null = nativeBuild()): { packed: Uint8Array; packOff: Int32Array } {
+  const rows = rowEnt.length - 1;
+  let bytes = 0;
+  for (let r = 0; r < rows; r++) bytes += packedBytes(rowEnt[r + 1] - rowEnt[r], bits);
+  const packed = new Uint8Array(bytes), packOff = new Int32Array(rows + 1);
+  if (k?.packRows) {
+    k.packRows(topIds, rowEnt, bits, packed, packOff);
+    return { packed, packOff };
+  }
+  for (let r = 0; r < rows; r++) packOff[r + 1] = packOff[r] + packIds(topIds, rowEnt[r], rowEnt[r + 1] - rowEnt[r], bits, packed, packOff[r]);
+  return { packed, packOff };
 }
 
 /** {@link labelJs}, natively when the addon is there. */

@@ -10,10 +10,10 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { setNativeEnabled } from '../../src/backend/native.js';
 import { buildDataset, buildDatasetParallel } from '../../src/dataset/build.js';
-import { label, labelJs, nativeBuild } from '../../src/dataset/label.js';
+import { label, labelJs, nativeBuild, packRows } from '../../src/dataset/label.js';
 import { readRawShard } from '../../src/dataset/columnar.js';
 import { Rng } from '../../src/core/rng.js';
-import { LP8_DELTA } from '../../src/schema/lp8.js';
+import { LP8_DELTA, unpackIds } from '../../src/schema/lp8.js';
 import { GOLDEN_OPTIONS, describeBuild, goldenRaw } from './golden.js';
 
 const k = nativeBuild();
@@ -100,6 +100,20 @@ describe.runIf(k !== null)('native dataset-build kernels (addon built)', () => {
     const a = label(x, 300, 2, k), b = labelJs(x, 300, 2);
     expect(Array.from(a.best16!)).toEqual(Array.from(b.best16!));
     expect(Buffer.from(a.lp8!).equals(Buffer.from(b.lp8!))).toBe(true);
+  });
+
+  it('packs ids row by row as packIds does, at every width (each row starting on a byte)', () => {
+    for (const bits of [1, 3, 8, 11, 13, 16]) {
+      const rows = 40, rowEnt = new Int32Array(rows + 1);
+      for (let r = 0; r < rows; r++) rowEnt[r + 1] = rowEnt[r] + (r % 7 === 0 ? 0 : rng.int(60));
+      const ids = Uint16Array.from({ length: rowEnt[rows] }, () => rng.int(2 ** bits));
+      const a = packRows(ids, rowEnt, bits, k), b = packRows(ids, rowEnt, bits, null);
+      expect(Buffer.from(a.packed).equals(Buffer.from(b.packed)), `bits ${bits}`).toBe(true);
+      expect(Array.from(a.packOff)).toEqual(Array.from(b.packOff));
+      const back = new Uint16Array(ids.length);
+      for (let r = 0; r < rows; r++) unpackIds(a.packed, a.packOff[r], rowEnt[r + 1] - rowEnt[r], bits, back, rowEnt[r]);
+      expect(Array.from(back)).toEqual(Array.from(ids));
+    }
   });
 
   it('maps raw shards: the same bytes as reading them; the previous shard\'s bytes read as empty after the next call', () => {
