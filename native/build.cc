@@ -721,51 +721,84 @@ napi_value Pass2Row(napi_env env, napi_callback_info info) {
   return c.done();
 }
 
-// fold1(global table, pool: Uint8Array, off: Int32Array, events: Int32Array, p: Float64Array, local: Int32Array,
-//       count: Float64Array, mass: Float64Array, total: Float64Array) → the global table's size.
-// ./build.ts BuildFold.addPass1: a shard's tokens join the global table in the order its events first name
-// them; count and mass (room for every local token) and total[0] summed event by event, in order.
-napi_value Fold1(napi_env env, napi_callback_info info) {
-  Args c(env, info, 9);
-  Table* g = tableArg(c, 0);
-  size_t npool = 0, noff = 0, ne = 0, np = 0, nl = 0, nc = 0, nm = 0, nt = 0;
-  const uint8_t* pool = c.array<uint8_t>(1, napi_uint8_array, &npool, "pool");
-  const int32_t* off = c.array<int32_t>(2, napi_int32_array, &noff, "off");
-  const int32_t* ev = c.array<int32_t>(3, napi_int32_array, &ne, "events");
-  const double* p = c.array<double>(4, napi_float64_array, &np, "p");
-  int32_t* local = c.array<int32_t>(5, napi_int32_array, &nl, "local");
-  double* count = c.array<double>(6, napi_float64_array, &nc, "count");
-  double* mass = c.array<double>(7, napi_float64_array, &nm, "mass");
-  double* total = c.array<double>(8, napi_float64_array, &nt, "total");
-  const size_t nLocal = noff ? noff - 1 : 0;
-  if (c.ok && (nl < nLocal || nt < 1 || nc < g->size() + nLocal || nm < g->size() + nLocal)) c.fail("arrays too short");
-  if (c.ok) for (size_t t = 0; t < nLocal; t++) if (off[t] < 0 || off[t + 1] < off[t] || (size_t)off[t + 1] > npool) { c.fail("offsets outside the pool"); break; }
+// group1(events: Int32Array, p: Float64Array, nLocal, order: Int32Array, cnt: Int32Array, qOff: Int32Array,
+//        qs: Float64Array) → the number of tokens the events name.
+// A shard's pass 1 events (src/dataset/columnar.ts), grouped by token where they are made (a worker thread):
+// order = the local tokens in the order the events first name them; per named token i its count events
+// cnt[i] and its mass events' p in event order at qs[qOff[i]..qOff[i+1]). fold1 then adds them to the
+// global sums with sequential reads, the same additions in the same order as event by event.
+napi_value Group1(napi_env env, napi_callback_info info) {
+  Args c(env, info, 7);
+  size_t ne = 0, np = 0, no = 0, nc = 0, nq = 0, ns = 0;
+  const int32_t* ev = c.array<int32_t>(0, napi_int32_array, &ne, "events");
+  const double* p = c.array<double>(1, napi_float64_array, &np, "p");
+  const long nl = c.count(2);
+  int32_t* order = c.array<int32_t>(3, napi_int32_array, &no, "order");
+  int32_t* cnt = c.array<int32_t>(4, napi_int32_array, &nc, "cnt");
+  int32_t* qOff = c.array<int32_t>(5, napi_int32_array, &nq, "qOff");
+  double* qs = c.array<double>(6, napi_float64_array, &ns, "qs");
+  const size_t nLocal = nl > 0 ? (size_t)nl : 0;
+  if (c.ok && (no < nLocal || nc < nLocal || nq < nLocal + 1 || ns < np)) c.fail("arrays too short");
   if (!c.ok) return c.done();
-  // each local token's running mass and count in one 16-byte slot (one cache line an event, the shard's
-  // frequent tokens first): its mass continues from the global one, in the same order; the counts are
-  // integers, exact in any order
-  struct Acc { double mass; int32_t g, count; };
-  thread_local std::vector<Acc> acc;
-  if (acc.size() < nLocal) acc.resize(nLocal);
-  for (size_t t = 0; t < nLocal; t++) acc[t] = Acc{0, -1, 0};
-  double tot = total[0];
+  thread_local std::vector<int32_t> rank, cur;
+  rank.assign(nLocal, -1);
+  int32_t named = 0;
   size_t k = 0;
+  qOff[0] = 0;
   for (size_t e = 0; e < ne; e++) {
     const int32_t x = ev[e];
     const int32_t t = x < 0 ? -1 - x : x;
-    if ((size_t)t >= nLocal || (x >= 0 && k >= np)) return c.fail("event outside the shard's tokens"), c.done();
-    Acc& a = acc[t];
-    if (a.g < 0) { a.g = g->intern(pool + off[t], (uint32_t)(off[t + 1] - off[t])); a.mass = mass[a.g]; }
-    if (x < 0) a.count++;
-    else { const double q = p[k++]; a.mass += q; tot += q; }
+    if ((size_t)t >= nLocal || (x >= 0 && k++ >= np)) return c.fail("event outside the shard's tokens"), c.done();
+    int32_t r = rank[t];
+    if (r < 0) { r = rank[t] = named; order[named] = t; cnt[named] = 0; qOff[named + 1] = 0; named++; }
+    if (x < 0) cnt[r]++;
+    else qOff[r + 1]++;
   }
-  for (size_t t = 0; t < nLocal; t++) {
-    const Acc& a = acc[t];
-    local[t] = a.g;
-    if (a.g < 0) continue;
-    mass[a.g] = a.mass;
-    count[a.g] += a.count;
+  for (int32_t i = 0; i < named; i++) qOff[i + 1] += qOff[i];
+  cur.assign(qOff, qOff + named);
+  k = 0;
+  for (size_t e = 0; e < ne; e++) {
+    const int32_t x = ev[e];
+    if (x >= 0) qs[cur[rank[x]]++] = p[k++];
   }
+  return c.number((double)named);
+}
+
+// fold1(global table, pool: Uint8Array, off: Int32Array, order, cnt, qOff, qs (group1's, `named` tokens), named,
+//       p: Float64Array, count: Float64Array, mass: Float64Array, total: Float64Array) → the global table's size.
+// ./build.ts BuildFold.addPass1: a shard's tokens join the global table in the order its events first name
+// them; each one's mass goes on from the global one through its events' p in order, its count adds up its
+// count events (integers: exact in any order), and total[0] adds every p in event order.
+napi_value Fold1(napi_env env, napi_callback_info info) {
+  Args c(env, info, 12);
+  Table* g = tableArg(c, 0);
+  size_t npool = 0, noff = 0, no = 0, nc = 0, nq = 0, ns = 0, np = 0, ncount = 0, nm = 0, nt = 0;
+  const uint8_t* pool = c.array<uint8_t>(1, napi_uint8_array, &npool, "pool");
+  const int32_t* off = c.array<int32_t>(2, napi_int32_array, &noff, "off");
+  const int32_t* order = c.array<int32_t>(3, napi_int32_array, &no, "order");
+  const int32_t* cnt = c.array<int32_t>(4, napi_int32_array, &nc, "cnt");
+  const int32_t* qOff = c.array<int32_t>(5, napi_int32_array, &nq, "qOff");
+  const double* qs = c.array<double>(6, napi_float64_array, &ns, "qs");
+  const long nn = c.count(7);
+  const double* p = c.array<double>(8, napi_float64_array, &np, "p");
+  double* count = c.array<double>(9, napi_float64_array, &ncount, "count");
+  double* mass = c.array<double>(10, napi_float64_array, &nm, "mass");
+  double* total = c.array<double>(11, napi_float64_array, &nt, "total");
+  const size_t nLocal = noff ? noff - 1 : 0, named = nn > 0 ? (size_t)nn : 0;
+  if (c.ok && (named > nLocal || no < named || nc < named || nq < named + 1 || nt < 1 || ncount < g->size() + named || nm < g->size() + named)) c.fail("arrays too short");
+  if (c.ok) for (size_t t = 0; t < nLocal; t++) if (off[t] < 0 || off[t + 1] < off[t] || (size_t)off[t + 1] > npool) { c.fail("offsets outside the pool"); break; }
+  if (c.ok) for (size_t i = 0; i < named; i++) if ((size_t)order[i] >= nLocal || qOff[i] < 0 || qOff[i + 1] < qOff[i] || (size_t)qOff[i + 1] > ns) { c.fail("a group outside the shard"); break; }
+  if (!c.ok) return c.done();
+  for (size_t i = 0; i < named; i++) {
+    const int32_t t = order[i];
+    const int32_t gi = g->intern(pool + off[t], (uint32_t)(off[t + 1] - off[t]));
+    double m = mass[gi];
+    for (int32_t j = qOff[i]; j < qOff[i + 1]; j++) m += qs[j];
+    mass[gi] = m;
+    count[gi] += cnt[i];
+  }
+  double tot = total[0];
+  for (size_t k = 0; k < np; k++) tot += p[k];
   total[0] = tot;
   return c.number((double)g->size());
 }
@@ -918,6 +951,7 @@ bool register_build(napi_env env, napi_value exports) {
     kd::method("label", Label),
     kd::method("pass1Row", Pass1Row),
     kd::method("pass2Row", Pass2Row),
+    kd::method("group1", Group1),
     kd::method("fold1", Fold1),
     kd::method("sums", Sums),
     kd::method("packRows", PackRows),

@@ -16,7 +16,7 @@ parentPort!.on('message', ({ id, req }: { id: number; req: BuildWorkerRequest })
       parentPort!.postMessage({ id, ok: true, result: null });
     } else if (req.type === 'pass1') {
       const r = pass1(readRawShard(req.file), req.file);
-      parentPort!.postMessage({ id, ok: true, result: r }, buffers([r.pool, r.off, r.events, r.p]));
+      parentPort!.postMessage({ id, ok: true, result: r }, buffers([r.pool, r.off, r.order, r.cnt, r.qOff, r.qs, r.p]));
     } else {
       if (!state) throw new Error('build worker: pass 2 before init');
       const r: Pass2Result = pass2(readRawShard(req.file), req.file, state.tokenizer, state, state.cache);

@@ -138,8 +138,7 @@ class BuildFold {
   private readonly global: Interner = this.kernels ? new NativeTable(this.kernels) : new ByteTable();
   private count = new Float64Array(1024);
   private mass = new Float64Array(1024);
-  /** scratch of the native folds: a shard's local → global token indices, and running sums */
-  private local = new Int32Array(1024);
+  /** scratch of the native folds: running sums */
   private readonly acc = new Float64Array(3);
   tokenizer!: Tokenizer;
   massKept = 0;
@@ -174,50 +173,41 @@ class BuildFold {
     this.sources.push(res.source);
   }
 
+  /** room in count and mass for n more tokens */
+  private reserve(n: number): void {
+    const need = this.global.size + n;
+    if (this.count.length >= need) return;
+    const len = Math.max(2 * this.count.length, need);
+    const cnt = new Float64Array(len), mass = new Float64Array(len);
+    cnt.set(this.count); mass.set(this.mass);
+    this.count = cnt; this.mass = mass;
+  }
+
   /** {@link BuildFold.fold1Js} natively: the same sums in the same order */
   private fold1Native(res: Pass1Result): void {
-    const nLocal = res.off.length - 1, need = this.global.size + nLocal;
-    if (this.count.length < need) {
-      const n = Math.max(2 * this.count.length, need);
-      const cnt = new Float64Array(n), mass = new Float64Array(n);
-      cnt.set(this.count); mass.set(this.mass);
-      this.count = cnt; this.mass = mass;
-    }
-    if (this.local.length < nLocal) this.local = new Int32Array(nLocal);
+    this.reserve(res.named);
     this.acc[0] = this.counter.totalMass;
     const g = this.global as NativeTable;
-    g.size = this.kernels!.fold1(g.handle, res.pool, res.off, res.events, res.p, this.local, this.count, this.mass, this.acc);
+    g.size = this.kernels!.fold1(g.handle, res.pool, res.off, res.order, res.cnt, res.qOff, res.qs, res.named, res.p, this.count, this.mass, this.acc);
     this.counter.totalMass = this.acc[0];
   }
 
   private fold1Js(res: Pass1Result): void {
     const c = this.counter;
     // a shard's tokens join the global table in the order its events first name them (the record
-    // path's first-seen order, whatever order the shard's own table has, and only the tokens named)
-    const local = new Int32Array(res.off.length - 1).fill(-1);
-    const toGlobal = (t: number): number => {
-      const g = this.global.intern(res.pool, res.off[t], res.off[t + 1]);
-      if (g >= this.count.length) {
-        const n = 2 * this.count.length;
-        const cnt = new Float64Array(n), mass = new Float64Array(n);
-        cnt.set(this.count); mass.set(this.mass);
-        this.count = cnt; this.mass = mass;
-      }
-      return (local[t] = g);
-    };
-    const ev = res.events, p = res.p;
-    let total = c.totalMass;
-    for (let e = 0, k = 0; e < ev.length; e++) {
-      const x = ev[e];
-      if (x < 0) {
-        const t = -1 - x, g0 = local[t], g = g0 >= 0 ? g0 : toGlobal(t);
-        this.count[g]++; // (after toGlobal: it may replace the arrays)
-      } else {
-        const q = p[k++], g0 = local[x], g = g0 >= 0 ? g0 : toGlobal(x);
-        this.mass[g] += q;
-        total += q;
-      }
+    // path's first-seen order, whatever order the shard's own table has, and only the tokens named);
+    // each one's mass goes on from the global one through its events in order
+    this.reserve(res.named);
+    const { order, cnt, qOff, qs, p } = res;
+    for (let i = 0; i < res.named; i++) {
+      const t = order[i], g = this.global.intern(res.pool, res.off[t], res.off[t + 1]);
+      let m = this.mass[g];
+      for (let j = qOff[i]; j < qOff[i + 1]; j++) m += qs[j];
+      this.mass[g] = m;
+      this.count[g] += cnt[i];
     }
+    let total = c.totalMass;
+    for (let k = 0; k < p.length; k++) total += p[k];
     c.totalMass = total;
   }
 

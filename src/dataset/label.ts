@@ -94,7 +94,7 @@ export function labelJs(x: LabelInput, vocabSize: number, version: DatasetVersio
 /** The native addon's build kernels, when loaded and complete (older builds lack them). */
 export function nativeBuild(): BuildKernels | null {
   const k = nativeKernels() as (ReturnType<typeof nativeKernels> & Partial<BuildKernels>) | null;
-  return k && k.label && k.tableNew && k.tableIntern && k.tableDump && k.expF32 && k.pass1Row && k.pass2Row && k.fold1 && k.sums ? (k as unknown as BuildKernels) : null;
+  return k && k.label && k.tableNew && k.tableIntern && k.tableDump && k.expF32 && k.pass1Row && k.pass2Row && k.group1 && k.fold1 && k.sums ? (k as unknown as BuildKernels) : null;
 }
 
 /** native/build.cc */
@@ -118,9 +118,11 @@ export interface BuildKernels {
   pass1Row(...args: unknown[]): void;
   /** One record's pass 2 loops (columnar.ts), their fast path (io: see native/build.cc) */
   pass2Row(...args: unknown[]): void;
-  /** BuildFold.addPass1's event loop: returns the global table's size */
-  fold1(global: object, pool: Uint8Array, off: Int32Array, events: Int32Array, p: Float64Array, local: Int32Array,
-    count: Float64Array, mass: Float64Array, total: Float64Array): number;
+  /** a shard's pass 1 events grouped by token (columnar.ts {@link group1Js}): returns how many tokens they name */
+  group1(events: Int32Array, p: Float64Array, nLocal: number, order: Int32Array, cnt: Int32Array, qOff: Int32Array, qs: Float64Array): number;
+  /** BuildFold.addPass1's fold of a shard's groups: returns the global table's size */
+  fold1(global: object, pool: Uint8Array, off: Int32Array, order: Int32Array, cnt: Int32Array, qOff: Int32Array, qs: Float64Array, named: number,
+    p: Float64Array, count: Float64Array, mass: Float64Array, total: Float64Array): number;
   /** a file mapped read-only: [its bytes, a handle], or null (empty, not mappable: read it); not on every platform */
   mapFile?(file: string): [ArrayBuffer, object] | null;
   /** detaches the buffer and unmaps the file */

@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { setNativeEnabled } from '../../src/backend/native.js';
 import { buildDataset, buildDatasetParallel } from '../../src/dataset/build.js';
 import { label, labelJs, nativeBuild, packRows } from '../../src/dataset/label.js';
-import { readRawShard } from '../../src/dataset/columnar.js';
+import { NativeTable, group1Js, readRawShard } from '../../src/dataset/columnar.js';
 import { Rng } from '../../src/core/rng.js';
 import { LP8_DELTA, unpackIds } from '../../src/schema/lp8.js';
 import { GOLDEN_OPTIONS, describeBuild, goldenRaw } from './golden.js';
@@ -100,6 +100,46 @@ describe.runIf(k !== null)('native dataset-build kernels (addon built)', () => {
     const a = label(x, 300, 2, k), b = labelJs(x, 300, 2);
     expect(Array.from(a.best16!)).toEqual(Array.from(b.best16!));
     expect(Buffer.from(a.lp8!).equals(Buffer.from(b.lp8!))).toBe(true);
+  });
+
+  it('pass 1 groups: the fold of grouped events gives every sum of the event-by-event fold, bit for bit', () => {
+    // three shards over overlapping tokens (bytes), events in a random order: the reference folds event by event
+    const tokens = Array.from({ length: 500 }, (_, i) => Buffer.from(`tok${i * 7919 % 1000}`));
+    const ref = { g: new Map<string, number>(), count: [] as number[], mass: [] as number[], total: 0.25 };
+    const table = new NativeTable(k!);
+    let count = new Float64Array(0), mass = new Float64Array(0);
+    const total = new Float64Array([0.25]);
+    for (let shard = 0; shard < 3; shard++) {
+      const local = Array.from({ length: 200 }, () => tokens[rng.int(tokens.length)]).filter((b, i, a) => a.findIndex((x) => x.equals(b)) === i);
+      const pool = Buffer.concat(local), off = new Int32Array(local.length + 1);
+      local.forEach((b, i) => { off[i + 1] = off[i] + b.length; });
+      const events: number[] = [], p: number[] = [];
+      for (let e = 0; e < 5000; e++) {
+        const t = Math.min(local.length - 1, Math.floor(local.length * rng.next() ** 3)); // frequent tokens first
+        if (rng.next() < 0.1) events.push(-1 - t); else { events.push(t); p.push(rng.next() * 10 ** -rng.int(6)); }
+      }
+      for (let e = 0, j = 0; e < events.length; e++) {
+        const x = events[e], key = local[x < 0 ? -1 - x : x].toString();
+        let g = ref.g.get(key);
+        if (g === undefined) { ref.g.set(key, g = ref.g.size); ref.count.push(0); ref.mass.push(0); }
+        if (x < 0) ref.count[g]++;
+        else { ref.mass[g] += p[j]; ref.total += p[j++]; }
+      }
+      const ev = Int32Array.from(events), pv = Float64Array.from(p);
+      const js = group1Js(ev, pv, local.length);
+      const order = new Int32Array(local.length), cnt = new Int32Array(local.length), qOff = new Int32Array(local.length + 1), qs = new Float64Array(pv.length);
+      const named = k!.group1(ev, pv, local.length, order, cnt, qOff, qs);
+      expect(named).toBe(js.named);
+      expect([Array.from(order), Array.from(cnt), Array.from(qOff)]).toEqual([Array.from(js.order), Array.from(js.cnt), Array.from(js.qOff)]);
+      expect(Buffer.from(qs.buffer).equals(Buffer.from(js.qs.buffer))).toBe(true);
+      const c2 = new Float64Array(table.size + named), m2 = new Float64Array(table.size + named);
+      c2.set(count); m2.set(mass); count = c2; mass = m2;
+      table.size = k!.fold1(table.handle, pool, off, order, cnt, qOff, qs, named, pv, count, mass, total);
+    }
+    expect(table.size).toBe(ref.g.size);
+    expect(Array.from(count.subarray(0, table.size))).toEqual(ref.count);
+    expect(Buffer.from(mass.buffer, 0, 8 * table.size).equals(Buffer.from(Float64Array.from(ref.mass).buffer))).toBe(true);
+    expect(Object.is(total[0], ref.total)).toBe(true);
   });
 
   it('packs ids row by row as packIds does, at every width (each row starting on a byte)', () => {
