@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KdError } from '../core/errors.js';
+import { releaseArrays } from '../core/release.js';
 import {
   type DatasetVersion, MAX_STUDENT_VOCAB, type ShardInfo, type Split, checkDatasetSchema, datasetFields, datasetSchema, shardName,
 } from '../schema/dataset.js';
@@ -234,16 +235,30 @@ export class ShardWriter {
     this.addBlock(blockFromSequences(this.version, [q]));
   }
 
-  /** Adds every row of a block, in order; record batches close at the same rows as one add() each. */
-  addBlock(b: SeqBlock): void {
+  /**
+   * Adds every row of a block, in order; record batches close at the same rows as one add() each.
+   * With `release`, the block's arrays are the writer's: freed ({@link releaseArrays}) once its last
+   * row is in a record batch (a parallel build's blocks, which came from a worker thread).
+   */
+  addBlock(b: SeqBlock, release = false): void {
     if (b.version !== this.version) throw new Error(`block of format version ${b.version} given to a version ${this.version} writer`);
     const e = entryOffsets(b);
     const T = this.o.batchTokens ?? 16384;
+    if (release) this.owned.add(b);
     for (let r = 0; r < b.rows; r++) {
       this.pending.push({ b, e, r });
       this.pendingTokens += b.idOff[r + 1] - b.idOff[r];
       if (this.pendingTokens >= T) this.flushBatch();
     }
+    if (b.rows === 0) this.released(b);
+  }
+
+  /** blocks whose arrays this writer frees once their rows are written */
+  private readonly owned = new Set<SeqBlock>();
+
+  private released(b: SeqBlock): void {
+    if (!this.owned.delete(b)) return;
+    releaseArrays([b.targetFrom, b.idOff, b.ids, b.mask, b.labOff, b.counts, b.topIds, b.lp16, b.best16, b.lp8, b.packed, b.packOff]);
   }
 
   private flushBatch(): void {
@@ -258,6 +273,7 @@ export class ShardWriter {
     for (const { b, e, r } of this.pending) {
       this.cur.labelled += b.labOff[r + 1] - b.labOff[r];
       this.cur.entries += e.rowEnt[r + 1] - e.rowEnt[r];
+      if (r === b.rows - 1) this.released(b); // (the record batch holds copies)
     }
     this.pending = [];
     this.pendingTokens = 0;

@@ -1,8 +1,9 @@
 /**
  * Worker threads for `kd dataset build` (./build-worker.ts): each converts whole raw shards (pass 1
  * or pass 2 of ./columnar.ts) and hands back plain data with transferred buffers. {@link BuildPool.map}
- * yields results in task order with at most two tasks per worker outstanding, so memory stays
- * bounded by a few shards however long the source.
+ * yields results in task order; a worker gets its next task as soon as it answers (at most two
+ * outstanding each, and at most 2 × workers + 1 tasks issued and not yet yielded), so no worker waits
+ * for another's slower shard and memory stays bounded by a few shards however long the source.
  */
 import type { Worker } from 'node:worker_threads';
 import { KdError } from '../core/errors.js';
@@ -27,7 +28,7 @@ class Handle {
   /** the worker has loaded its modules (starting one costs ~0.3 s, seconds under tsx) */
   ready = false;
 
-  constructor(readonly worker: Worker, onReady: () => void) {
+  constructor(readonly worker: Worker, onReady: () => void, onReply: () => void) {
     worker.on('message', (m: BuildWorkerReply) => {
       if (m.id === WORKER_READY_ID) { this.ready = true; onReady(); return; }
       const w = this.waiting.get(m.id);
@@ -35,6 +36,7 @@ class Handle {
       this.waiting.delete(m.id);
       if (m.ok) w.resolve(m.result);
       else w.reject(m.error.code ? new KdError(m.error.code, m.error.message) : new Error(m.error.message));
+      onReply();
     });
     const fail = (e: Error) => {
       this.dead = e;
@@ -65,9 +67,11 @@ class Handle {
 export class BuildPool {
   private readonly handles: Handle[];
   private wake: (() => void) | null = null;
+  /** the running map's: give the workers more tasks (a worker answered) */
+  private pump: (() => void) | null = null;
 
   constructor(n: number) {
-    this.handles = Array.from({ length: n }, () => new Handle(startWorker(import.meta.url, './build-worker', null), () => this.wake?.()));
+    this.handles = Array.from({ length: n }, () => new Handle(startWorker(import.meta.url, './build-worker', null), () => this.wake?.(), () => this.pump?.()));
   }
 
   /**
@@ -87,8 +91,11 @@ export class BuildPool {
     };
     const results: (Promise<T> | undefined)[] = new Array(tasks.length);
     let issued = 0, yielded = 0;
+    // tasks issued but not yet yielded, at most: a worker that finishes early gets its next task at once
+    // (when it answers, not when its result's turn comes), and memory stays bounded by a few shards
+    const window = 2 * this.handles.length + 1;
     const issue = () => {
-      while (issued < tasks.length) {
+      while (issued < tasks.length && issued - yielded < window) {
         let best: Handle | null = null;
         for (const h of this.handles) if (h.ready && h.pending < 2 && (!best || h.pending < best.pending)) best = h;
         if (!best) return;
@@ -97,28 +104,33 @@ export class BuildPool {
         results[issued++] = p;
       }
     };
-    while (yielded < tasks.length) {
-      issue();
-      if (results[yielded] === undefined) {
-        if (local && issued === yielded && !this.handles.some((h) => h.ready)) {
-          const task = tasks[issued];
-          try {
-            results[issued++] = Promise.resolve(local(task));
-          } catch (e) {
-            results[issued++] = Promise.reject(e);
+    this.pump = issue;
+    try {
+      while (yielded < tasks.length) {
+        issue();
+        if (results[yielded] === undefined) {
+          if (local && issued === yielded && !this.handles.some((h) => h.ready)) {
+            const task = tasks[issued];
+            try {
+              results[issued++] = Promise.resolve(local(task));
+            } catch (e) {
+              results[issued++] = Promise.reject(e);
+            }
+          } else {
+            // wait for a worker to start
+            await new Promise<void>((resolve) => { this.wake = resolve; if (this.handles.some((h) => h.ready)) resolve(); });
+            this.wake = null;
+            continue;
           }
-        } else {
-          // wait for a worker to start
-          await new Promise<void>((resolve) => { this.wake = resolve; if (this.handles.some((h) => h.ready)) resolve(); });
-          this.wake = null;
-          continue;
         }
+        const r = await results[yielded]!;
+        results[yielded++] = undefined;
+        // let the workers' messages in (a started worker) before deciding who converts the next task
+        if (local && issued < tasks.length) await new Promise<void>((resolve) => setImmediate(resolve));
+        yield r;
       }
-      const r = await results[yielded]!;
-      results[yielded++] = undefined;
-      // let the workers' messages in (a started worker) before deciding who converts the next task
-      if (local && issued < tasks.length) await new Promise<void>((resolve) => setImmediate(resolve));
-      yield r;
+    } finally {
+      this.pump = null;
     }
   }
 

@@ -31,6 +31,7 @@ import { type ConvertStats, convertRecord, newConvertStats, splitOf } from './co
 import { importResponses } from './import.js';
 import { openRawStream, plainColumn, readRawRecords } from './raw-columns.js';
 import { ShardWriter } from '../data/shards.js';
+import { releaseArrays } from '../core/release.js';
 
 export interface BuildOptions {
   /** a raw directory (datasets/NAME/raw), or a .jsonl/.csv file of saved chat-completion responses */
@@ -252,12 +253,13 @@ class BuildFold {
     }
   }
 
-  /** pass 2 of the columnar path: one shard's blocks and statistics */
-  addPass2(res: Pass2Result): void {
+  /** pass 2 of the columnar path: one shard's blocks and statistics (with `release`, its arrays are freed once used) */
+  addPass2(res: Pass2Result, release = false): void {
     this.records += res.records;
     for (const split of SPLITS) {
       const x = res.splits[split], st = this.stats[split], c = x.counts;
-      this.writers[split].addBlock(x.block);
+      this.writers[split].addBlock(x.block, release);
+      if (release) this.releaseAfter.push(x.entropies, x.p, x.one);
       for (const k of ['sequences', 'teacherPositions', 'labelled', 'noPredecessor', 'noAlternatives', 'missingTokens', 'emptySequences'] as const) st[k] += c[k];
       st.maxK = Math.max(st.maxK, c.maxK);
       st.bytes.reported += c.bytes.reported;
@@ -284,6 +286,14 @@ class BuildFold {
       st.topMass = top;
       st.oneToOneMass = one;
     }
+    this.freeAfter();
+  }
+
+  /** arrays of the current pass 2 result to free once its statistics are summed */
+  private readonly releaseAfter: ArrayBufferView[] = [];
+  private freeAfter(): void {
+    releaseArrays(this.releaseAfter);
+    this.releaseAfter.length = 0;
   }
 }
 
@@ -423,17 +433,25 @@ export async function buildDatasetParallel(opts: BuildOptions & { workers?: numb
     const total = src.files.length * 2;
     let done = 0;
     // while the workers load, this thread converts shards itself (see BuildPool.map)
-    const local1 = (t: BuildWorkerRequest) => pass1(readRawShard((t as { file: string }).file), (t as { file: string }).file);
+    // a worker's results are this thread's alone once they arrive: their arrays are freed as soon as they
+    // are folded (or written), not at a later full GC (see releaseArrays); this thread's own reuse theirs
+    const own = new WeakSet<object>();
+    const local1 = (t: BuildWorkerRequest) => { const r = pass1(readRawShard((t as { file: string }).file), (t as { file: string }).file); own.add(r); return r; };
     for await (const res of pool.map<Pass1Result>(src.files.map((file) => ({ type: 'pass1', file })), undefined, local1)) {
       f.addPass1(res);
+      if (!own.has(res)) releaseArrays([res.pool, res.off, res.order, res.cnt, res.qOff, res.qs, res.p]);
       opts.onProgress?.(++done, total);
     }
     f.derive();
     const init: BuildWorkerRequest = { type: 'init', tokenizer: f.tokenizer.toJSON(), seed: o.seed, valFraction: o.valFraction, version: o.formatVersion };
     const cache = new SplitCache(f.tokenizer);
-    const local2 = (t: BuildWorkerRequest) => pass2(readRawShard((t as { file: string }).file), (t as { file: string }).file, f.tokenizer, { seed: o.seed, valFraction: o.valFraction, version: o.formatVersion }, cache);
+    const local2 = (t: BuildWorkerRequest) => {
+      const r = pass2(readRawShard((t as { file: string }).file), (t as { file: string }).file, f.tokenizer, { seed: o.seed, valFraction: o.valFraction, version: o.formatVersion }, cache);
+      own.add(r);
+      return r;
+    };
     for await (const res of pool.map<Pass2Result>(src.files.map((file) => ({ type: 'pass2', file })), init, local2)) {
-      f.addPass2(res);
+      f.addPass2(res, !own.has(res));
       opts.onProgress?.(++done, total);
     }
     if (opts.text) f.addText(opts.text, rawInputIds(src.files));
