@@ -562,7 +562,7 @@ class RawCols {
  * GC — per pass): the bulk results, and the result arrays a build consumes before the next pass in this
  * thread. A result transferred to another thread detaches them; they are then made anew.
  */
-const reused = { bulk: newBulk(), events: i32(), p1: f64(), p2: { train: f64(), val: f64() }, one: { train: u8(), val: u8() } };
+const reused = { bulk: newBulk(), events: i32(), p1: f64(), g1: { order: i32(), cnt: i32(), qOff: i32(), qs: f64() }, p2: { train: f64(), val: f64() }, one: { train: u8(), val: u8() } };
 
 /** g emptied, with room for n values (made anew when its buffer went to another thread) */
 function emptied<T extends TA>(g: Grow<T>, n: number): Grow<T> {
@@ -715,14 +715,21 @@ export function pass1(bytes: Uint8Array, file: string, k: BuildKernels | null = 
  * jumping between tokens per event: the same additions, in the same order per token.
  */
 export function group1Js(events: Int32Array, p: Float64Array, nLocal: number): Pick<Pass1Result, 'order' | 'cnt' | 'qOff' | 'qs' | 'named'> {
-  const rank = new Int32Array(nLocal).fill(-1);
   const order = new Int32Array(nLocal), cnt = new Int32Array(nLocal), qOff = new Int32Array(nLocal + 1), qs = new Float64Array(p.length);
+  const named = group1Into(events, p, nLocal, order, cnt, qOff, qs);
+  return { order: order.subarray(0, named), cnt: cnt.subarray(0, named), qOff: qOff.subarray(0, named + 1), qs, named };
+}
+
+/** {@link group1Js} into given arrays (room for nLocal tokens and p.length values; their old contents ignored) */
+function group1Into(events: Int32Array, p: Float64Array, nLocal: number, order: Int32Array, cnt: Int32Array, qOff: Int32Array, qs: Float64Array): number {
+  const rank = new Int32Array(nLocal).fill(-1);
   let named = 0, k = 0;
+  qOff[0] = 0;
   for (let e = 0; e < events.length; e++) {
     const x = events[e], t = x < 0 ? -1 - x : x;
     if (t >= nLocal || (x >= 0 && k++ >= p.length)) throw new Error('pass 1: an event outside the shard\'s tokens');
     let r = rank[t];
-    if (r < 0) { r = rank[t] = named; order[named++] = t; }
+    if (r < 0) { r = rank[t] = named; order[named] = t; cnt[named] = 0; qOff[named + 1] = 0; named++; }
     if (x < 0) cnt[r]++;
     else qOff[r + 1]++;
   }
@@ -732,14 +739,15 @@ export function group1Js(events: Int32Array, p: Float64Array, nLocal: number): P
     const x = events[e];
     if (x >= 0) qs[cur[rank[x]]++] = p[j++];
   }
-  return { order, cnt, qOff, qs, named };
+  return named;
 }
 
+/** {@link group1Js} (natively when it can) into this thread's reused arrays: valid until the next pass 1 here */
 function group1(events: Int32Array, p: Float64Array, nLocal: number, k: BuildKernels | null): Pick<Pass1Result, 'order' | 'cnt' | 'qOff' | 'qs' | 'named'> {
-  if (!k) return group1Js(events, p, nLocal);
-  const order = new Int32Array(nLocal), cnt = new Int32Array(nLocal), qOff = new Int32Array(nLocal + 1), qs = new Float64Array(p.length);
-  const named = k.group1(events, p, nLocal, order, cnt, qOff, qs);
-  return { order, cnt, qOff, qs, named };
+  const g = reused.g1;
+  const order = emptied(g.order, nLocal).a, cnt = emptied(g.cnt, nLocal).a, qOff = emptied(g.qOff, nLocal + 1).a, qs = emptied(g.qs, p.length).a;
+  const named = k ? k.group1(events, p, nLocal, order, cnt, qOff, qs) : group1Into(events, p, nLocal, order, cnt, qOff, qs);
+  return { order: order.subarray(0, named), cnt: cnt.subarray(0, named), qOff: qOff.subarray(0, named + 1), qs: qs.subarray(0, p.length), named };
 }
 
 // ---------------------------------------------------------------------------------------------
