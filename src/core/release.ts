@@ -23,5 +23,11 @@ export function releaseArrays(views: readonly (ArrayBufferView | null | undefine
     ch.port1.unref();
     sink = ch.port1;
   }
-  sink.postMessage(null, [...buffers]);
+  // (Node copies rather than detaches a buffer it marks untransferable, as its pooled Buffers' are; anything
+  // the port refuses is left to the GC)
+  try {
+    sink.postMessage(null, [...buffers]);
+  } catch {
+    /* left to the GC */
+  }
 }
