@@ -259,7 +259,6 @@ class BuildFold {
     for (const split of SPLITS) {
       const x = res.splits[split], st = this.stats[split], c = x.counts;
       this.writers[split].addBlock(x.block, release);
-      if (release) this.releaseAfter.push(x.entropies, x.p, x.one);
       for (const k of ['sequences', 'teacherPositions', 'labelled', 'noPredecessor', 'noAlternatives', 'missingTokens', 'emptySequences'] as const) st[k] += c[k];
       st.maxK = Math.max(st.maxK, c.maxK);
       st.bytes.reported += c.bytes.reported;
@@ -286,14 +285,7 @@ class BuildFold {
       st.topMass = top;
       st.oneToOneMass = one;
     }
-    this.freeAfter();
-  }
-
-  /** arrays of the current pass 2 result to free once its statistics are summed */
-  private readonly releaseAfter: ArrayBufferView[] = [];
-  private freeAfter(): void {
-    releaseArrays(this.releaseAfter);
-    this.releaseAfter.length = 0;
+    if (release) releaseArrays(SPLITS.flatMap((split) => [res.splits[split].entropies, res.splits[split].p, res.splits[split].one]));
   }
 }
 
