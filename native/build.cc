@@ -334,12 +334,14 @@ inline uint16_t toFloat16Bits(double x) {
 inline bool codesFast(double best, double eb, double err, const double* lps, const double* ps, int32_t m, const double* delta,
                       const double* eNeg, uint8_t* out) {
   if (!(best > -680 && best <= 0 && std::isfinite(err))) return false;
-  const double S = 0x1p-53 * (std::fabs(best) + 32), R = 0x1p-52;
+  // R: the roundings of both paths' running error and distances, per unit of the values they add (≤ 2 each)
+  const double S = 0x1p-53 * (std::fabs(best) + 32), R = 0x1p-51;
   double bound = 0;
   for (int32_t k = 1; k < m; k++) {
     double d = best - lps[k];
     if (!(d > 0)) d = 0;
     const double q0 = ps[k];
+    if (!(q0 <= 1)) return false;  // (a probability above 1 — not from a log-prob ≤ 0 — is outside the bound's terms)
     int code;
     double q;
     if (d >= 20) {
