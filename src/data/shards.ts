@@ -115,8 +115,8 @@ export function blockFromSequences(version: DatasetVersion, seqs: readonly Seque
   };
 }
 
-/** Entry offsets of a block's rows (computed once per block). */
-function entryOffsets(b: SeqBlock): { posOff: Int32Array; rowEnt: Int32Array } {
+/** Entry offsets of a block's positions and rows (computed once per block). */
+export function entryOffsets(b: Pick<SeqBlock, 'rows' | 'labOff' | 'counts'>): { posOff: Int32Array; rowEnt: Int32Array } {
   const L = b.labOff[b.rows];
   const posOff = new Int32Array(L + 1);
   for (let j = 0; j < L; j++) posOff[j + 1] = posOff[j] + b.counts[j];

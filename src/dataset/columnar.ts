@@ -23,7 +23,7 @@ import { type ByteSourceStats, firstLabelled, newByteStats } from '../tokenizer/
 import type { RawRecord } from '../schema/raw.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { type ConvertStats, splitOf } from './convert.js';
-import type { SeqBlock } from '../data/shards.js';
+import { type SeqBlock, entryOffsets } from '../data/shards.js';
 import { openRawStream } from './raw-columns.js';
 import { type BuildKernels, label, nativeBuild, packRows } from './label.js';
 import { idBits } from '../schema/lp8.js';
@@ -995,11 +995,7 @@ export function pass2(bytes: Uint8Array, file: string, tokenizer: Tokenizer, o: 
     let v2: Partial<SeqBlock> = {};
     if (o.version !== 1) {
       // the ids packed here (a worker thread, in a parallel build), not by the thread writing the shards
-      const rowEnt = new Int32Array(rows + 1);
-      for (let r = 0, e = 0, j = 0; r < rows; r++) {
-        for (const end = labOff[r + 1]; j < end; j++) e += lab.counts[j];
-        rowEnt[r + 1] = e;
-      }
+      const { rowEnt } = entryOffsets({ rows, labOff, counts: lab.counts });
       const bits = idBits(tokenizer.vocabSize);
       v2 = { best16: lab.best16, lp8: lab.lp8, ...packRows(lab.topIds, rowEnt, bits, cache.kernels), idBits: bits };
     }

@@ -94,7 +94,7 @@ export function labelJs(x: LabelInput, vocabSize: number, version: DatasetVersio
 /** The native addon's build kernels, when loaded and complete (older builds lack them). */
 export function nativeBuild(): BuildKernels | null {
   const k = nativeKernels() as (ReturnType<typeof nativeKernels> & Partial<BuildKernels>) | null;
-  return k && k.label && k.tableNew && k.tableIntern && k.tableDump && k.expF32 && k.pass1Row && k.pass2Row && k.group1 && k.fold1 && k.sums ? (k as unknown as BuildKernels) : null;
+  return k && k.label && k.tableNew && k.tableIntern && k.tableDump && k.expF32 && k.pass1Row && k.pass2Row && k.group1 && k.fold1 && k.sums && k.packRows ? (k as unknown as BuildKernels) : null;
 }
 
 /** native/build.cc */
@@ -130,7 +130,7 @@ export interface BuildKernels {
   /** acc[at] += every x in order; with flags also acc[at + 1] += the flagged x */
   sums(x: Float64Array, flags: Uint8Array | null, acc: Float64Array, at: number): void;
   /** {@link packIds} row by row: ids[rowEnt[r]..rowEnt[r+1]) into out[packOff[r]..packOff[r+1]) (packOff filled) */
-  packRows?(ids: Uint16Array, rowEnt: Int32Array, bits: number, out: Uint8Array, packOff: Int32Array): void;
+  packRows(ids: Uint16Array, rowEnt: Int32Array, bits: number, out: Uint8Array, packOff: Int32Array): void;
 }
 
 /**
@@ -142,7 +142,7 @@ export function packRows(topIds: Uint16Array, rowEnt: Int32Array, bits: number, 
   let bytes = 0;
   for (let r = 0; r < rows; r++) bytes += packedBytes(rowEnt[r + 1] - rowEnt[r], bits);
   const packed = new Uint8Array(bytes), packOff = new Int32Array(rows + 1);
-  if (k?.packRows) {
+  if (k) {
     k.packRows(topIds, rowEnt, bits, packed, packOff);
     return { packed, packOff };
   }
