@@ -38,6 +38,23 @@ napi_value Gemm(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// gemmCausal(a, b, c: Float32Array, M, N, K, transA, transB, causal): one product c = op(a)·op(b) of a causal
+// shape (kd.h's Causal: 0 none, 1 lower_c, 2 lower_a, 3 upper_a), what attention's products run; for tests
+napi_value GemmCausal(napi_env env, napi_callback_info info) {
+  Args a(env, info, 9);
+  const long M = a.count(3), N = a.count(4), K = a.count(5);
+  const bool tA = a.flag(6), tB = a.flag(7);
+  const long causal = a.count(8);
+  const float* A = a.f32(0, M * K, "a");
+  const float* B = a.f32(1, K * N, "b");
+  float* C = a.f32(2, M * N, "c");
+  if (a.ok && causal > 3) a.fail("causal must be 0, 1, 2 or 3");
+  if (a.ok && causal != 0 && (causal == 1 ? M != N : M != K)) a.fail("a causal product is square (M = N, or M = K)");
+  if (!a.ok) return a.done();
+  kd::gemm(A, tA, B, tB, C, M, N, K, static_cast<kd::Causal>(causal));
+  return nullptr;
+}
+
 napi_value GemmKernel(napi_env env, napi_callback_info) {
   napi_value name;
   napi_create_string_utf8(env, kd::gemm_kernel(), NAPI_AUTO_LENGTH, &name);
@@ -260,6 +277,7 @@ napi_value AdamW(napi_env env, napi_callback_info info) {
 NAPI_MODULE_INIT() {
   const napi_property_descriptor props[] = {
     kd::method("gemm", Gemm),
+    kd::method("gemmCausal", GemmCausal),
     kd::method("kernel", GemmKernel),
     kd::method("kernels", GemmKernels),
     kd::method("useKernel", UseKernel),

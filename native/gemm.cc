@@ -116,7 +116,35 @@ struct Operand {
   bool t;
 };
 
-// A rows [i0, i0+mc) × depth [p0, p0+kc) → MR-row panels, zero-padded
+#ifdef KD_X86
+// r[0..7] (8 floats each) transposed: out + j·stride gets column j, 8 floats (stores in order of j, so with a
+// stride below 8 each store's tail is overwritten by the next: the caller leaves room for the last one's)
+__attribute__((target("avx2"))) inline void transpose8(const float* const* r, long p, float* out, long stride) {
+  const __m256 a0 = _mm256_loadu_ps(r[0] + p), a1 = _mm256_loadu_ps(r[1] + p), a2 = _mm256_loadu_ps(r[2] + p),
+               a3 = _mm256_loadu_ps(r[3] + p), a4 = _mm256_loadu_ps(r[4] + p), a5 = _mm256_loadu_ps(r[5] + p),
+               a6 = _mm256_loadu_ps(r[6] + p), a7 = _mm256_loadu_ps(r[7] + p);
+  const __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpackhi_ps(a0, a1), t2 = _mm256_unpacklo_ps(a2, a3),
+               t3 = _mm256_unpackhi_ps(a2, a3), t4 = _mm256_unpacklo_ps(a4, a5), t5 = _mm256_unpackhi_ps(a4, a5),
+               t6 = _mm256_unpacklo_ps(a6, a7), t7 = _mm256_unpackhi_ps(a6, a7);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+               u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+               u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+               u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  _mm256_storeu_ps(out + 0 * stride, _mm256_permute2f128_ps(u0, u4, 0x20));
+  _mm256_storeu_ps(out + 1 * stride, _mm256_permute2f128_ps(u1, u5, 0x20));
+  _mm256_storeu_ps(out + 2 * stride, _mm256_permute2f128_ps(u2, u6, 0x20));
+  _mm256_storeu_ps(out + 3 * stride, _mm256_permute2f128_ps(u3, u7, 0x20));
+  _mm256_storeu_ps(out + 4 * stride, _mm256_permute2f128_ps(u0, u4, 0x31));
+  _mm256_storeu_ps(out + 5 * stride, _mm256_permute2f128_ps(u1, u5, 0x31));
+  _mm256_storeu_ps(out + 6 * stride, _mm256_permute2f128_ps(u2, u6, 0x31));
+  _mm256_storeu_ps(out + 7 * stride, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+#endif
+
+// A rows [i0, i0+mc) × depth [p0, p0+kc) → MR-row panels, zero-padded. A full panel of the AVX2 kernel's 6
+// rows is transposed 8 columns at a time (an 8 × 8 transpose with the last row repeated; each column's 2
+// extra floats land where the next column goes, or in the next panel, written after, or in the buffer's
+// slack).
 void pack_a(const Operand& A, long i0, int mc, long p0, int kc, float* out) {
   const int mr = K.mr;
   for (int ir = 0; ir < mc; ir += mr) {
@@ -126,13 +154,24 @@ void pack_a(const Operand& A, long i0, int mc, long p0, int kc, float* out) {
       // mr rows read side by side (the prefetchers follow mr streams), the panel written in order
       const float* src[16];
       for (int r = 0; r < mr; r++) src[r] = A.x + (i0 + ir + r) * A.ld + p0;
-      for (int p = 0; p < kc; p++)
+      int p = 0;
+#ifdef KD_X86
+      if (mr == 6 && K.run == kernel_avx2) {
+        src[6] = src[7] = src[5];
+        for (; p + 8 <= kc; p += 8) transpose8(src, p, panel + p * 6, 6);
+      }
+#endif
+      for (; p < kc; p++)
         for (int r = 0; r < mr; r++) panel[p * mr + r] = src[r][p];
     } else if (!A.t) {
       for (int r = 0; r < rows; r++) {
         const float* src = A.x + (i0 + ir + r) * A.ld + p0;
         for (int p = 0; p < kc; p++) panel[p * mr + r] = src[p];
       }
+    } else if (rows == 6 && mr == 6) {  // the AVX2 kernel's rows: a copy of fixed size the compiler unrolls
+      for (int p = 0; p < kc; p++) std::memcpy(panel + p * 6, A.x + (p0 + p) * A.ld + i0 + ir, 6 * sizeof(float));
+    } else if (rows == 12 && mr == 12) {
+      for (int p = 0; p < kc; p++) std::memcpy(panel + p * 12, A.x + (p0 + p) * A.ld + i0 + ir, 12 * sizeof(float));
     } else {
       for (int p = 0; p < kc; p++) {
         const float* src = A.x + (p0 + p) * A.ld + i0 + ir;
@@ -152,17 +191,32 @@ void pack_b(const Operand& B, long p0, int kc, long j0, int nc, float* out) {
     const int cols = std::min(nr, nc - jr);
     float* panel = out + (long)jr * kc;
     if (!B.t) {
-      for (int p = 0; p < kc; p++) {
-        const float* src = B.x + (p0 + p) * B.ld + j0 + jr;
-        float* dst = panel + p * nr;
-        std::memcpy(dst, src, cols * sizeof(float));
-        for (int c = cols; c < nr; c++) dst[c] = 0.f;
+      const float* src = B.x + p0 * B.ld + j0 + jr;
+      if (cols == 16 && nr == 16) {  // copies of fixed size, inlined (a memcpy call each costs more)
+        for (int p = 0; p < kc; p++) std::memcpy(panel + p * 16, src + p * B.ld, 16 * sizeof(float));
+      } else if (cols == 32 && nr == 32) {
+        for (int p = 0; p < kc; p++) std::memcpy(panel + p * 32, src + p * B.ld, 32 * sizeof(float));
+      } else {
+        for (int p = 0; p < kc; p++) {
+          float* dst = panel + p * nr;
+          std::memcpy(dst, src + p * B.ld, cols * sizeof(float));
+          for (int c = cols; c < nr; c++) dst[c] = 0.f;
+        }
       }
     } else {
-      // nr rows of B read side by side (as pack_a does), the panel written in order
+      // nr rows of B read side by side (as pack_a does), the panel written in order; the AVX2 kernel's 16
+      // columns as two 8 × 8 transposes per 8 rows of depth
       const float* src[32];
       for (int c = 0; c < cols; c++) src[c] = B.x + (j0 + jr + c) * B.ld + p0;
-      for (int p = 0; p < kc; p++) {
+      int p = 0;
+#ifdef KD_X86
+      if (cols == 16 && nr == 16 && K.run == kernel_avx2)
+        for (; p + 8 <= kc; p += 8) {
+          transpose8(src, p, panel + p * 16, 16);
+          transpose8(src + 8, p, panel + p * 16 + 8, 16);
+        }
+#endif
+      for (; p < kc; p++) {
         float* dst = panel + p * nr;
         for (int c = 0; c < cols; c++) dst[c] = src[c][p];
         for (int c = cols; c < nr; c++) dst[c] = 0.f;
@@ -190,10 +244,11 @@ constexpr long FEW_ROWS = 4;
 // and a register tile of MR rows would be mostly empty. Rows of B (or, transposed, of Bᵀ) are read in
 // order: C's row as Σ_p A[i,p]·B[p,:] over contiguous rows of B, or each C[i,j] as a dot product of
 // contiguous rows. Without transposes the sums run over p in order, as the blocked path's do (within KC).
-KD_CLONES void gemm_rows(const float* a, const float* b, long ldb, bool tB, float* C, long M, long N, long Kd) {
+KD_CLONES static void gemm_rows_ld(const float* a, long lda, const float* b, long ldb, bool tB, float* C, long ldc, long M,
+  long N, long Kd) {
   for (long i = 0; i < M; i++) {
-    const float* ai = a + i * Kd;
-    float* c = C + i * N;
+    const float* ai = a + i * lda;
+    float* c = C + i * ldc;
     if (!tB) {
       for (long j = 0; j < N; j++) c[j] = 0.f;
       for (long p = 0; p < Kd; p++) {
@@ -214,16 +269,24 @@ KD_CLONES void gemm_rows(const float* a, const float* b, long ldb, bool tB, floa
   }
 }
 
-// C[M×N] (row stride N) = op(A)[M×K] · op(B)[K×N]
-void gemm(const float* a, bool tA, const float* b, bool tB, float* C, long M, long N, long Kd) {
-  const Operand A{a, tA ? M : Kd, tA};
-  const Operand B{b, tB ? Kd : N, tB};
+void gemm_rows(const float* a, const float* b, long ldb, bool tB, float* C, long M, long N, long Kd) {
+  gemm_rows_ld(a, Kd, b, ldb, tB, C, N, M, N, Kd);
+}
+
+// C[M×N] (row stride ldc) = op(A)[M×K] · op(B)[K×N], A's rows lda apart and B's ldb apart (as stored, before
+// op). A causal shape (square products of attention) skips what is known zero or unused, tile by tile, with
+// the same sums in the same order as the full product: the skipped products are exact zeros, and a float sum
+// does not change when a zero is added.
+void gemm_ld(const float* a, long lda, bool tA, const float* b, long ldb, bool tB, float* C, long ldc, long M, long N,
+  long Kd, Causal causal) {
+  const Operand A{a, lda, tA};
+  const Operand B{b, ldb, tB};
   if (Kd == 0) {
-    std::memset(C, 0, sizeof(float) * M * N);
+    for (long i = 0; i < M; i++) std::memset(C + i * ldc, 0, sizeof(float) * N);
     return;
   }
   if (M <= FEW_ROWS && !tA) {
-    gemm_rows(a, b, tB ? Kd : N, tB, C, M, N, Kd);
+    gemm_rows_ld(a, lda, b, ldb, tB, C, ldc, M, N, Kd);
     return;
   }
   const int mr = K.mr, nr = K.nr;
@@ -242,20 +305,41 @@ void gemm(const float* a, bool tA, const float* b, bool tB, float* C, long M, lo
           const float* bp = buf.b + (long)jr * kc;
           for (int ir = 0; ir < mc; ir += mr) {
             const int rows = std::min(mr, mc - ir);
-            const float* ap = buf.a + (long)ir * kc;
-            float* c = C + (i0 + ir) * N + j0 + jr;
+            const long r0 = i0 + ir;  // the tile's first row of C
+            // the tile's depth range within this block, [lo, hi) relative to p0
+            long lo = 0, hi = kc;
+            if (causal == Causal::lower_c) {
+              if (j0 + jr > r0 + rows - 1) continue;  // every entry above the diagonal: not wanted
+            } else if (causal == Causal::lower_a) {
+              hi = std::min<long>(kc, r0 + rows - p0);  // row i of op(A) is 0 past column i
+            } else if (causal == Causal::upper_a) {
+              lo = std::max<long>(0, r0 - p0);  // row i of op(A) is 0 before column i
+            }
+            float* c = C + r0 * ldc + j0 + jr;
+            if (lo >= hi) {  // nothing of this block reaches the tile: C stays (or, first, becomes) 0
+              if (!acc)
+                for (int r = 0; r < rows; r++) std::memset(c + r * ldc, 0, sizeof(float) * cols);
+              continue;
+            }
+            const float* ap = buf.a + (long)ir * kc + lo * mr;
+            const float* bq = bp + lo * nr;
+            const int depth = (int)(hi - lo);
             if (rows == mr && cols == nr) {
-              K.run(kc, ap, bp, c, N, acc);
+              K.run(depth, ap, bq, c, ldc, acc);
             } else {  // partial tile: compute into a scratch tile, copy the valid part
-              K.run(kc, ap, bp, edge, nr, false);
+              K.run(depth, ap, bq, edge, nr, false);
               for (int r = 0; r < rows; r++)
-                for (int q = 0; q < cols; q++) c[r * N + q] = (acc ? c[r * N + q] : 0.f) + edge[r * nr + q];
+                for (int q = 0; q < cols; q++) c[r * ldc + q] = (acc ? c[r * ldc + q] : 0.f) + edge[r * nr + q];
             }
           }
         }
       }
     }
   }
+}
+
+void gemm(const float* a, bool tA, const float* b, bool tB, float* C, long M, long N, long Kd, Causal causal) {
+  gemm_ld(a, tA ? M : Kd, tA, b, tB ? Kd : N, tB, C, N, M, N, Kd, causal);
 }
 
 const char* gemm_kernel() { return K.name; }

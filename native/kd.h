@@ -12,8 +12,15 @@
 
 namespace kd {
 
+// What a square causal product (attention's, T × T) may skip: none; lower_c, only C's entries on and below the
+// diagonal are wanted (S = Q·Kᵀ: those above are left unwritten); lower_a, op(A) is 0 above its diagonal (O = P·V);
+// upper_a, op(A) is 0 below it (dV = Pᵀ·dO). What is computed is bit for bit the full product's.
+enum class Causal { none = 0, lower_c = 1, lower_a = 2, upper_a = 3 };
 // C[M×N] = op(A)·op(B), row-major float32; op transposes when tA/tB
-void gemm(const float* a, bool tA, const float* b, bool tB, float* c, long M, long N, long K);
+void gemm(const float* a, bool tA, const float* b, bool tB, float* c, long M, long N, long K, Causal causal = Causal::none);
+// the same on strided operands: rows of A (as stored, before op) lda apart, of B ldb, of C ldc
+void gemm_ld(const float* a, long lda, bool tA, const float* b, long ldb, bool tB, float* c, long ldc, long M, long N,
+  long K, Causal causal = Causal::none);
 // the same for a few rows of A, unpacked (gemm uses it up to 4 rows); B's rows (Bᵀ's when tB) ldb apart
 void gemm_rows(const float* a, const float* b, long ldb, bool tB, float* c, long M, long N, long K);
 const char* gemm_kernel();

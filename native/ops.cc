@@ -139,48 +139,29 @@ KD_CLONES void scale_rows(float* g, const float* scale, long rows, long V) {
 // ---- causal self-attention over a fused qkv ----
 // qkv rows (b·T + t) hold [q | k | v], each H heads of hd; head h of q is at column h·hd, of k at d + h·hd,
 // of v at 2d + h·hd (d = H·hd). Per (b, h) the head's Q, K, V are gathered into contiguous [T × hd] scratch
-// and every product is one call of kd's blocked matmul (gemm.cc) on the head's full T × T scores: the causal
-// mask wastes half of those FLOPs, but a register-blocked GEMM runs 20-30× faster than the row-at-a-time
-// dot products it replaces. The probabilities above the diagonal are exactly 0, so the products' sums over
-// them add only zeros. Scratch is one head's T × T (three of them in the backward pass), never B·H·T².
+// and every product is one call of kd's blocked matmul (gemm.cc) on the head's T × T scores, told which
+// triangle matters (Causal): register tiles wholly above the diagonal are skipped, and products with the
+// probabilities stop (or start) at the diagonal, about half the FLOPs of the full square. The probabilities
+// above the diagonal are exactly 0, so what is skipped would only have added zeros: the same values. Scratch is one head's T × T (three of them in the backward pass), never B·H·T².
 
 namespace {
 struct AttnScratch {
-  std::vector<float> q, k, v, o, s, p, dp, dq, dk, dv, dout;
-  void size(long T, long hd) {
-    for (auto* b : {&q, &k, &v, &o, &dq, &dk, &dv, &dout}) b->resize(T * hd);
-    for (auto* b : {&s, &p, &dp}) b->resize(T * T);
-  }
+  std::vector<float> s, p, dp;
 };
 thread_local AttnScratch scratch;
 
-void gather_head(const float* qkv, long b, long h, long T, long H, long hd, AttnScratch& w) {
-  const long d = H * hd;
-  for (long t = 0; t < T; t++) {
-    const float* row = qkv + (b * T + t) * 3 * d + h * hd;
-    for (long c = 0; c < hd; c++) {
-      w.q[t * hd + c] = row[c];
-      w.k[t * hd + c] = row[d + c];
-      w.v[t * hd + c] = row[2 * d + c];
-    }
-  }
-}
-
-// f(b, h, scratch) for every batch row b and head h, with the head's Q, K, V gathered into the scratch
+// f(b, h, q, k, v, s, p, dp) for every batch row b and head h: the head's Q, K, V as strided views of qkv
+// (rows 3d apart, no copies) and one head's T × T scratch
 template <typename F>
 inline void for_each_head(const float* qkv, long B, long T, long H, long hd, F f) {
   AttnScratch& w = scratch;
-  w.size(T, hd);
+  for (auto* x : {&w.s, &w.p, &w.dp}) x->resize(T * T);
+  const long d = H * hd;
   for (long b = 0; b < B; b++)
     for (long h = 0; h < H; h++) {
-      gather_head(qkv, b, h, T, H, hd, w);
-      f(b, h, w);
+      const float* q = qkv + b * T * 3 * d + h * hd;
+      f(b, h, q, q + d, q + 2 * d, w.s.data(), w.p.data(), w.dp.data());
     }
-}
-
-// dst rows [T × hd] → columns [col, col + hd) of rows b·T + t of a matrix with `width` columns
-inline void scatter_head(float* dst, const float* src, long b, long T, long hd, long width, long col) {
-  for (long t = 0; t < T; t++) std::memcpy(dst + (b * T + t) * width + col, src + t * hd, sizeof(float) * hd);
 }
 }  // namespace
 
@@ -243,14 +224,12 @@ KD_CLONES static void head_softmax_backward(const float* P, float* dP, float sca
 // of T, the backward pass recomputes the probabilities (as FlashAttention does). Either may be null.
 static void attention_forward_impl(const float* qkv, float* out, float* P, float* stats, long B, long T, long H, long hd,
   float scale) {
-  const long d = H * hd;
-  for_each_head(qkv, B, T, H, hd, [&](long b, long h, AttnScratch& w) {
-      float* S = w.s.data();
-      gemm(w.q.data(), false, w.k.data(), true, S, T, T, hd);  // S = Q·Kᵀ
-      float* Pbh = P ? P + (b * H + h) * T * T : w.p.data();
+  const long d = H * hd, ld = 3 * d;
+  for_each_head(qkv, B, T, H, hd, [&](long b, long h, const float* q, const float* k, const float* v, float* S, float* p, float*) {
+      gemm_ld(q, ld, false, k, ld, true, S, T, T, T, hd, Causal::lower_c);  // S = Q·Kᵀ, on and below the diagonal
+      float* Pbh = P ? P + (b * H + h) * T * T : p;
       head_softmax(S, Pbh, stats ? stats + (b * H + h) * T * 2 : nullptr, scale, T);
-      gemm(Pbh, false, w.v.data(), false, w.o.data(), T, hd, T);  // O = P·V
-      scatter_head(out, w.o.data(), b, T, hd, d, h * hd);
+      gemm_ld(Pbh, T, false, v, ld, false, out + b * T * d + h * hd, d, T, hd, T, Causal::lower_a);  // O = P·V
   });
 }
 
@@ -259,26 +238,23 @@ static void attention_forward_impl(const float* qkv, float* out, float* P, float
 // P or (when P is null) stats from attention_forward_impl.
 static void attention_backward_impl(const float* qkv, const float* P, const float* stats, const float* dout, float* dqkv,
   long B, long T, long H, long hd, float scale) {
-  const long d = H * hd;
-  for_each_head(qkv, B, T, H, hd, [&](long b, long h, AttnScratch& w) {
+  const long d = H * hd, ld = 3 * d;
+  for_each_head(qkv, B, T, H, hd, [&](long b, long h, const float* q, const float* k, const float* v, float* S, float* p, float* dP) {
       const float* Pbh;
       if (P) {
         Pbh = P + (b * H + h) * T * T;
       } else {
-        gemm(w.q.data(), false, w.k.data(), true, w.s.data(), T, T, hd);  // S = Q·Kᵀ, as the forward pass
-        head_probabilities(w.s.data(), stats + (b * H + h) * T * 2, w.p.data(), scale, T);
-        Pbh = w.p.data();
+        gemm_ld(q, ld, false, k, ld, true, S, T, T, T, hd, Causal::lower_c);  // S = Q·Kᵀ, as the forward pass
+        head_probabilities(S, stats + (b * H + h) * T * 2, p, scale, T);
+        Pbh = p;
       }
-      for (long t = 0; t < T; t++) std::memcpy(w.dout.data() + t * hd, dout + (b * T + t) * d + h * hd, sizeof(float) * hd);
-      float* dP = w.dp.data();
-      gemm(w.dout.data(), false, w.v.data(), true, dP, T, T, hd);  // dP = dO·Vᵀ
+      const float* dO = dout + b * T * d + h * hd;
+      float* dq = dqkv + b * T * ld + h * hd;
+      gemm_ld(dO, d, false, v, ld, true, dP, T, T, T, hd, Causal::lower_c);  // dP = dO·Vᵀ
       head_softmax_backward(Pbh, dP, scale, T);
-      gemm(dP, false, w.k.data(), false, w.dq.data(), T, hd, T);      // dQ = dS·K
-      gemm(dP, true, w.q.data(), false, w.dk.data(), T, hd, T);       // dK = dSᵀ·Q
-      gemm(Pbh, true, w.dout.data(), false, w.dv.data(), T, hd, T);   // dV = Pᵀ·dO
-      scatter_head(dqkv, w.dq.data(), b, T, hd, 3 * d, h * hd);
-      scatter_head(dqkv, w.dk.data(), b, T, hd, 3 * d, d + h * hd);
-      scatter_head(dqkv, w.dv.data(), b, T, hd, 3 * d, 2 * d + h * hd);
+      gemm_ld(dP, T, false, k, ld, false, dq, ld, T, hd, T, Causal::lower_a);        // dQ = dS·K
+      gemm_ld(dP, T, true, q, ld, false, dq + d, ld, T, hd, T, Causal::upper_a);     // dK = dSᵀ·Q
+      gemm_ld(Pbh, T, true, dO, d, false, dq + 2 * d, ld, T, hd, T, Causal::upper_a);  // dV = Pᵀ·dO
   });
 }
 
@@ -313,29 +289,20 @@ static void head_decode_row(const float* q, const float* kt, const float* vt, fl
 }
 
 namespace {
-struct DecodeScratch {
-  std::vector<float> s, q, kt, vt, S, o;
-};
-thread_local DecodeScratch decode_scratch;
+thread_local std::vector<float> decode_scratch;
 }  // namespace
 
 // t new tokens per batch row b at positions L..L+t−1: their keys and values (from qkv [B·t, 3·H·hd], rows
 // q | k | v) are written into kt, vt [B, H, hd, cap] at columns L..L+t−1, then out [B·t, H·hd] = each new
 // query's attention over keys 0..L+i. A few queries go row by row; a longer run (a prompt) as two blocked
-// matmuls per head on the head's keys gathered contiguous, like attention_forward.
+// matmuls per head on strided views of the queries and the cache, like attention_forward.
 void decode_attention(const float* qkv, float* kt, float* vt, float* out, long B, long t, long L, long cap, long H,
   long hd, float scale) {
   const long d = H * hd, n = L + t;
-  DecodeScratch& w = decode_scratch;
+  std::vector<float>& w = decode_scratch;
   const bool blocked = t > 4;
-  if ((long)w.s.size() < n) w.s.resize(n);
-  if (blocked) {
-    w.q.resize(t * hd);
-    w.kt.resize(hd * n);
-    w.vt.resize(hd * n);
-    w.S.resize(2 * t * n);
-    w.o.resize(t * hd);
-  }
+  const long need = blocked ? 2 * t * n : n;
+  if ((long)w.size() < need) w.resize(need);
   for (long b = 0; b < B; b++)
     for (long h = 0; h < H; h++) {
       float* K = kt + (b * H + h) * hd * cap;
@@ -349,21 +316,15 @@ void decode_attention(const float* qkv, float* kt, float* vt, float* out, long B
       }
       if (!blocked) {
         for (long i = 0; i < t; i++)
-          head_decode_row(qkv + (b * t + i) * 3 * d + h * hd, K, V, w.s.data(), out + (b * t + i) * d + h * hd, L + i + 1,
+          head_decode_row(qkv + (b * t + i) * 3 * d + h * hd, K, V, w.data(), out + (b * t + i) * d + h * hd, L + i + 1,
             cap, hd, scale);
         continue;
       }
-      for (long i = 0; i < t; i++) std::memcpy(w.q.data() + i * hd, qkv + (b * t + i) * 3 * d + h * hd, sizeof(float) * hd);
-      for (long c = 0; c < hd; c++) {
-        std::memcpy(w.kt.data() + c * n, K + c * cap, sizeof(float) * n);
-        std::memcpy(w.vt.data() + c * n, V + c * cap, sizeof(float) * n);
-      }
-      float* S = w.S.data();
+      float* S = w.data();
       float* P = S + t * n;
-      gemm(w.q.data(), false, w.kt.data(), false, S, t, n, hd);  // S = Q·Kᵀ [t × n]
+      gemm_ld(qkv + b * t * 3 * d + h * hd, 3 * d, false, K, cap, false, S, n, t, n, hd);  // S = Q·Kᵀ [t × n]
       head_softmax(S, P, nullptr, scale, n, t, L);
-      gemm(P, false, w.vt.data(), true, w.o.data(), t, hd, n);  // O = P·V [t × hd]
-      scatter_head(out, w.o.data(), b, t, hd, d, h * hd);
+      gemm_ld(P, n, false, V, cap, true, out + b * t * d + h * hd, d, t, hd, n);  // O = P·V [t × hd]
     }
 }
 

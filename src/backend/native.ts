@@ -20,6 +20,13 @@ export interface NativeKernels {
    */
   gemm(a: Float32Array, aOffsets: Int32Array, b: Float32Array, bOffsets: Int32Array, c: Float32Array, cOffset: number,
     M: number, N: number, K: number, transposeA: boolean, transposeB: boolean): void;
+  /**
+   * One product c = op(a)·op(b) of attention's causal shapes, what the fused attention runs: causal 1, only c's
+   * entries on and below the diagonal are computed (M = N; whole tiles above it are left as they were); 2, op(a)
+   * is 0 above its diagonal; 3, op(a) is 0 below it (M = K). What is computed equals the full product bit for bit.
+   */
+  gemmCausal?(a: Float32Array, b: Float32Array, c: Float32Array, M: number, N: number, K: number, transposeA: boolean,
+    transposeB: boolean, causal: 0 | 1 | 2 | 3): void;
   /** the micro-kernel in use: avx512, avx2 or generic */
   kernel(): string;
   /** the micro-kernels this CPU supports, best first (the best is used) */

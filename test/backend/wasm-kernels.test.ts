@@ -199,6 +199,41 @@ describe.each(native?.kernels() ?? [])('kd native matmul, %s micro-kernel, again
   });
 });
 
+describe.each(native?.kernels() ?? [])('kd native causal products (attention\'s), %s micro-kernel', (kernel) => {
+  beforeAll(() => expect(native!.useKernel(kernel)).toBe(true));
+  afterAll(() => native!.useKernel(native!.kernels()[0]));
+  it('bit for bit the full product where it matters, across tile edges and depth blocks (T past 256 and 512)', () => {
+    let seed = 5;
+    const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32) - 0.5;
+    for (const [T, n] of [[1, 3], [5, 4], [6, 16], [7, 5], [33, 32], [130, 17], [300, 64], [530, 8]]) {
+      for (const [tA, tB] of [[false, false], [false, true], [true, false], [true, true]]) {
+        // lower_c: S [T × T] = op(A)[T × n]·op(B)[n × T], only the entries on and below the diagonal are used
+        const a = Float32Array.from({ length: T * n }, rnd), b = Float32Array.from({ length: n * T }, rnd);
+        const full = new Float32Array(T * T), got = new Float32Array(T * T).fill(NaN);
+        native!.gemm(a, Int32Array.of(0), b, Int32Array.of(0), full, 0, T, T, n, tA, tB);
+        native!.gemmCausal!(a, b, got, T, T, n, tA, tB, 1);
+        for (let i = 0; i < T; i++)
+          for (let j = 0; j <= i; j++) if (!Object.is(got[i * T + j], full[i * T + j])) throw new Error(`lower_c T ${T} n ${n} tA ${tA} tB ${tB} (${i}, ${j}): ${got[i * T + j]} vs ${full[i * T + j]}`);
+        // lower_a / upper_a: O [T × n] = op(P)[T × T]·op(B)[T × n] with op(P) triangular (zeros stored explicitly)
+        for (const causal of [2, 3] as const) {
+          const P = Float32Array.from({ length: T * T }, rnd);
+          for (let i = 0; i < T; i++)
+            for (let j = 0; j < T; j++) {
+              const [r, c] = tA ? [j, i] : [i, j]; // op(P)[r, c] is stored at P[i, j]
+              if (causal === 2 ? c > r : c < r) P[i * T + j] = 0;
+            }
+          const v = Float32Array.from({ length: T * n }, rnd);
+          const want = new Float32Array(T * n), out = new Float32Array(T * n).fill(NaN);
+          native!.gemm(P, Int32Array.of(0), v, Int32Array.of(0), want, 0, T, n, T, tA, tB);
+          native!.gemmCausal!(P, v, out, T, n, T, tA, tB, causal);
+          expect(out.every((x, k) => Object.is(x, want[k])), `causal ${causal} T ${T} n ${n} tA ${tA} tB ${tB}`).toBe(true);
+        }
+      }
+    }
+    expect(() => native!.gemmCausal!(new Float32Array(6), new Float32Array(6), new Float32Array(9), 3, 3, 2, false, false, 2)).toThrow(/square/);
+  });
+});
+
 describe.each(engines)('BatchMatMul on wasm, %s', (engine) => {
   beforeAll(() => useEngine(engine));
   afterAll(() => {
