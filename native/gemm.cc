@@ -144,7 +144,7 @@ __attribute__((target("avx2"))) inline void transpose8(const float* const* r, lo
 // A rows [i0, i0+mc) × depth [p0, p0+kc) → MR-row panels, zero-padded. A full panel of the AVX2 kernel's 6
 // rows is transposed 8 columns at a time (an 8 × 8 transpose with the last row repeated; each column's 2
 // extra floats land where the next column goes, or in the next panel, written after, or in the buffer's
-// slack).
+// slack); the AVX-512 kernel's 12 rows as two such transposes (rows 8..11 padded to 8, 4 extra floats).
 void pack_a(const Operand& A, long i0, int mc, long p0, int kc, float* out) {
   const int mr = K.mr;
   for (int ir = 0; ir < mc; ir += mr) {
@@ -159,6 +159,14 @@ void pack_a(const Operand& A, long i0, int mc, long p0, int kc, float* out) {
       if (mr == 6 && K.run == kernel_avx2) {
         src[6] = src[7] = src[5];
         for (; p + 8 <= kc; p += 8) transpose8(src, p, panel + p * 6, 6);
+      } else if (mr == 12 && K.run == kernel_avx512) {
+        // rows 8..11 first (their columns' 4 extra floats land where the next column's rows 0..3 go), then
+        // rows 0..7, which overwrite them
+        src[12] = src[13] = src[14] = src[15] = src[11];
+        for (; p + 8 <= kc; p += 8) {
+          transpose8(src + 8, p, panel + p * 12 + 8, 12);
+          transpose8(src, p, panel + p * 12, 12);
+        }
       }
 #endif
       for (; p < kc; p++)
@@ -215,6 +223,9 @@ void pack_b(const Operand& B, long p0, int kc, long j0, int nc, float* out) {
           transpose8(src, p, panel + p * 16, 16);
           transpose8(src + 8, p, panel + p * 16 + 8, 16);
         }
+      else if (cols == 32 && nr == 32 && K.run == kernel_avx512)  // the AVX-512 kernel's 32 columns: four
+        for (; p + 8 <= kc; p += 8)
+          for (int q = 0; q < 32; q += 8) transpose8(src + q, p, panel + p * 32 + q, 32);
 #endif
       for (; p < kc; p++) {
         float* dst = panel + p * nr;

@@ -197,6 +197,26 @@ describe.each(native?.kernels() ?? [])('kd native matmul, %s micro-kernel, again
       }
     }
   });
+  it('every entry, on shapes that fill whole panels and leave remainders (the packing\'s vector and scalar paths)', () => {
+    let seed = 3;
+    const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32) - 0.5;
+    // rows and columns: whole 6/12-row and 16/32-column panels and one more; depth: whole 8s, a remainder, past KC
+    for (const [M, N, K] of [[12, 32, 8], [24, 64, 16], [25, 33, 17], [13, 65, 9], [36, 96, 264], [7, 17, 23]]) {
+      for (const [tA, tB] of [[false, false], [false, true], [true, false], [true, true]]) {
+        const a = Float32Array.from({ length: M * K }, rnd), b = Float32Array.from({ length: K * N }, rnd);
+        const c = new Float32Array(M * N).fill(NaN);
+        native!.gemm(a, Int32Array.of(0), b, Int32Array.of(0), c, 0, M, N, K, tA, tB);
+        for (let i = 0; i < M; i++)
+          for (let j = 0; j < N; j++) {
+            let want = 0;
+            for (let p = 0; p < K; p++) want += a[tA ? p * M + i : i * K + p] * b[tB ? j * K + p : p * N + j];
+            const got = c[i * N + j];
+            if (!(Math.abs(got - want) < 1e-5 * Math.sqrt(K)))
+              throw new Error(`M ${M} N ${N} K ${K} tA ${tA} tB ${tB} (${i}, ${j}): ${got} vs ${want}`);
+          }
+      }
+    }
+  });
 });
 
 describe.each(native?.kernels() ?? [])('kd native causal products (attention\'s), %s micro-kernel', (kernel) => {
