@@ -253,28 +253,88 @@ constexpr long FEW_ROWS = 4;
 
 // C = A·op(B) for a few rows of A (a decoding step's batch): packing B would cost as much as the product
 // and a register tile of MR rows would be mostly empty. Rows of B (or, transposed, of Bᵀ) are read in
-// order: C's row as Σ_p A[i,p]·B[p,:] over contiguous rows of B, or each C[i,j] as a dot product of
-// contiguous rows. Without transposes the sums run over p in order, as the blocked path's do (within KC).
+// order. Without transposes C's row is Σ_p A[i,p]·B[p,:] over contiguous rows of B, 64 columns at a time
+// held in registers across the whole depth (the sums run over p in order, as the blocked path's do within
+// KC); transposed, each C[i,j] is a dot product of contiguous rows (dot_rows), four at a time.
+typedef float v16 __attribute__((vector_size(64)));  // GCC's generic vectors: one zmm, two ymm or four xmm
+__attribute__((always_inline)) static inline v16 load16(const float* p) {
+  v16 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+__attribute__((always_inline)) static inline float hsum16(v16 v) {  // lanes summed as a tree: (0+8, 4+12, …) and so on down
+  float t[16];
+  std::memcpy(t, &v, sizeof t);
+  for (int w = 8; w > 0; w /= 2)
+    for (int l = 0; l < w; l++) t[l] += t[l + w];
+  return t[0];
+}
+
+KD_CLONES void dot_rows(const float* x, const float* rows, long ld, float* out, long nrows, long n) {
+  long r = 0;
+  for (; r + 4 <= nrows; r += 4) {  // 4 rows × 2 accumulators: 8 independent chains of FMAs
+    const float *r0 = rows + r * ld, *r1 = r0 + ld, *r2 = r1 + ld, *r3 = r2 + ld;
+    v16 a0 = {}, a1 = {}, a2 = {}, a3 = {}, b0 = {}, b1 = {}, b2 = {}, b3 = {};
+    long j = 0;
+    for (; j + 32 <= n; j += 32) {
+      const v16 x0 = load16(x + j), x1 = load16(x + j + 16);
+      a0 += x0 * load16(r0 + j); b0 += x1 * load16(r0 + j + 16);
+      a1 += x0 * load16(r1 + j); b1 += x1 * load16(r1 + j + 16);
+      a2 += x0 * load16(r2 + j); b2 += x1 * load16(r2 + j + 16);
+      a3 += x0 * load16(r3 + j); b3 += x1 * load16(r3 + j + 16);
+    }
+    for (; j + 16 <= n; j += 16) {
+      const v16 x0 = load16(x + j);
+      a0 += x0 * load16(r0 + j); a1 += x0 * load16(r1 + j); a2 += x0 * load16(r2 + j); a3 += x0 * load16(r3 + j);
+    }
+    float s0 = hsum16(a0 + b0), s1 = hsum16(a1 + b1), s2 = hsum16(a2 + b2), s3 = hsum16(a3 + b3);
+    for (; j < n; j++) { s0 += x[j] * r0[j]; s1 += x[j] * r1[j]; s2 += x[j] * r2[j]; s3 += x[j] * r3[j]; }
+    out[r] = s0; out[r + 1] = s1; out[r + 2] = s2; out[r + 3] = s3;
+  }
+  for (; r < nrows; r++) {
+    const float* ri = rows + r * ld;
+    v16 a = {}, b = {};
+    long j = 0;
+    for (; j + 32 <= n; j += 32) { a += load16(x + j) * load16(ri + j); b += load16(x + j + 16) * load16(ri + j + 16); }
+    for (; j + 16 <= n; j += 16) a += load16(x + j) * load16(ri + j);
+    float s = hsum16(a + b);
+    for (; j < n; j++) s += x[j] * ri[j];
+    out[r] = s;
+  }
+}
+
 KD_CLONES static void gemm_rows_ld(const float* a, long lda, const float* b, long ldb, bool tB, float* C, long ldc, long M,
   long N, long Kd) {
   for (long i = 0; i < M; i++) {
     const float* ai = a + i * lda;
     float* c = C + i * ldc;
-    if (!tB) {
-      for (long j = 0; j < N; j++) c[j] = 0.f;
+    if (tB) {
+      dot_rows(ai, b, ldb, c, N, Kd);
+      continue;
+    }
+    long j = 0;
+    for (; j + 64 <= N; j += 64) {
+      v16 c0 = {}, c1 = {}, c2 = {}, c3 = {};
+      const float* bp = b + j;
+      for (long p = 0; p < Kd; p++, bp += ldb) {
+        const float x = ai[p];
+        c0 += x * load16(bp); c1 += x * load16(bp + 16); c2 += x * load16(bp + 32); c3 += x * load16(bp + 48);
+      }
+      std::memcpy(c + j, &c0, 64); std::memcpy(c + j + 16, &c1, 64);
+      std::memcpy(c + j + 32, &c2, 64); std::memcpy(c + j + 48, &c3, 64);
+    }
+    for (; j + 16 <= N; j += 16) {
+      v16 c0 = {};
+      const float* bp = b + j;
+      for (long p = 0; p < Kd; p++, bp += ldb) c0 += ai[p] * load16(bp);
+      std::memcpy(c + j, &c0, 64);
+    }
+    if (j < N) {
+      for (long q = j; q < N; q++) c[q] = 0.f;
       for (long p = 0; p < Kd; p++) {
         const float x = ai[p];
         const float* br = b + p * ldb;
-#pragma omp simd
-        for (long j = 0; j < N; j++) c[j] += x * br[j];
-      }
-    } else {
-      for (long j = 0; j < N; j++) {
-        const float* bj = b + j * ldb;
-        float s = 0.f;
-#pragma omp simd reduction(+ : s)
-        for (long p = 0; p < Kd; p++) s += ai[p] * bj[p];
-        c[j] = s;
+        for (long q = j; q < N; q++) c[q] += x * br[q];
       }
     }
   }

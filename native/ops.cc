@@ -138,7 +138,7 @@ KD_CLONES void scale_rows(float* g, const float* scale, long rows, long V) {
 
 // ---- causal self-attention over a fused qkv ----
 // qkv rows (b·T + t) hold [q | k | v], each H heads of hd; head h of q is at column h·hd, of k at d + h·hd,
-// of v at 2d + h·hd (d = H·hd). Per (b, h) the head's Q, K, V are gathered into contiguous [T × hd] scratch
+// of v at 2d + h·hd (d = H·hd). Per (b, h) the head's Q, K, V are strided views of qkv (rows 3d apart)
 // and every product is one call of kd's blocked matmul (gemm.cc) on the head's T × T scores, told which
 // triangle matters (Causal): register tiles wholly above the diagonal are skipped, and products with the
 // probabilities stop (or start) at the diagonal, about half the FLOPs of the full square. The probabilities
@@ -165,12 +165,20 @@ inline void for_each_head(const float* qkv, long B, long T, long H, long hd, F f
 }
 }  // namespace
 
-// Row i of a head's probabilities (0 above the diagonal) from its scores s = (Q·Kᵀ)_i and the row's softmax
-// statistics (max mx of the scaled scores, inv = 1/sum): the forward pass writes P and the backward pass
-// recomputes it with this one function, so recomputed probabilities are bit for bit the forward's.
-inline void probability_row(float* p, const float* s, float mx, float inv, float scale, long i, long T) {
-  const long n = i + 1;  // row i sees keys 0..i
-  for (long j = 0; j < n; j++) p[j] = exp_approx(s[j] * scale - mx) * inv;
+// e[j] = exp(scale·s[j] − mx) for j < n: the one place a head's exps are taken, so the probabilities the
+// backward pass recomputes are bit for bit the forward's (a function of its own: inlined into two loops, the
+// compiler may contract the polynomial differently in each)
+KD_CLONES __attribute__((noinline)) static void exp_row(float* e, const float* s, float mx, float scale, long n) {
+#pragma omp simd
+  for (long j = 0; j < n; j++) e[j] = exp_approx(s[j] * scale - mx);
+}
+
+// Row i of a head's probabilities, p [T] (0 past column i, or past L + i after L cached keys), from the scores
+// s and the row's softmax max and 1/sum
+KD_CLONES static void probability_row(float* p, const float* s, float mx, float inv, float scale, long n, long T) {
+  exp_row(p, s, mx, scale, n);
+#pragma omp simd
+  for (long j = 0; j < n; j++) p[j] *= inv;
   for (long j = n; j < T; j++) p[j] = 0.f;
 }
 
@@ -179,30 +187,34 @@ inline void probability_row(float* p, const float* s, float mx, float inv, float
 
 // P [rows × T] and (when st is not null) st [rows × 2] = each row's (max, 1/sum) from the scores S = Q·Kᵀ
 // [rows × T], row i seeing keys 0..L+i: the whole causal square when rows = T and L = 0, or rows queries
-// after L cached keys (decode_attention)
+// after L cached keys (decode_attention). P may be S (in place). Each exp is taken once.
 KD_CLONES static void head_softmax(const float* S, float* P, float* st, float scale, long T, long rows = -1, long L = 0) {
   if (rows < 0) rows = T;
   for (long i = 0; i < rows; i++) {
     const long n = L + i + 1;
     const float* s = S + i * T;
+    float* p = P + i * T;
     float mx = -INFINITY;
 #pragma omp simd reduction(max : mx)
     for (long j = 0; j < n; j++) { const float x = s[j] * scale; mx = x > mx ? x : mx; }
+    exp_row(p, s, mx, scale, n);
     float sum = 0.f;
 #pragma omp simd reduction(+ : sum)
-    for (long j = 0; j < n; j++) sum += exp_approx(s[j] * scale - mx);
+    for (long j = 0; j < n; j++) sum += p[j];
     const float inv = 1.f / sum;
     if (st) {
       st[2 * i] = mx;
       st[2 * i + 1] = inv;
     }
-    probability_row(P + i * T, s, mx, inv, scale, L + i, T);
+#pragma omp simd
+    for (long j = 0; j < n; j++) p[j] *= inv;
+    for (long j = n; j < T; j++) p[j] = 0.f;
   }
 }
 
 // P [T × T] again from S and the forward pass's st
 KD_CLONES static void head_probabilities(const float* S, const float* st, float* P, float scale, long T) {
-  for (long i = 0; i < T; i++) probability_row(P + i * T, S + i * T, st[2 * i], st[2 * i + 1], scale, i, T);
+  for (long i = 0; i < T; i++) probability_row(P + i * T, S + i * T, st[2 * i], st[2 * i + 1], scale, i + 1, T);
 }
 
 // dP [T × T] (= dO·Vᵀ) → dS = scale · P ⊙ (dP − rowsum(P ⊙ dP)), 0 above the diagonal
