@@ -151,6 +151,23 @@ function capacity(need: number, seqLen: number): number {
 
 const ZERO = new Int32Array(1);
 
+/**
+ * Scratch arrays of a step, reused from step to step when the step is small (a decoding step's few rows):
+ * there a fresh Float32Array each (a dozen per step, each a calloc, a free and V8's array-buffer sweeping
+ * on another thread) cost ~15% of the step. A prompt's big arrays are allocated as before and not kept.
+ * `scratch(slot, n)` is a view of n floats; every caller overwrites all of it before reading.
+ */
+const POOL_ROWS = 64;
+const pool: Float32Array[] = [];
+function scratchFor(rows: number): (slot: number, n: number) => Float32Array {
+  if (rows > POOL_ROWS) return (_slot, n) => new Float32Array(n);
+  return (slot, n) => {
+    let a = pool[slot];
+    if (!a || a.length < n) a = pool[slot] = new Float32Array(Math.max(n, 2 * (a?.length ?? 0)));
+    return a.subarray(0, n);
+  };
+}
+
 /** One step with the native kernels (see the file's doc): the same math as tensorExtend. */
 function nativeExtend(m: Model, k: NativeKernels & Required<Pick<NativeKernels, 'decodeAttention'>>, cache: KvCache | null, ids: Int32Array,
   B: number, t: number, all: boolean, temperature?: number): { logits: tf.Tensor2D; cache: KvCache } {
@@ -168,8 +185,9 @@ function nativeExtend(m: Model, k: NativeKernels & Required<Pick<NativeKernels, 
   const w = (name: string) => viewOf(weight(m, name)) as Float32Array;
   const gemm = (a: Float32Array, b: Float32Array, out: Float32Array, M: number, Nc: number, K: number, tB = false) =>
     k.gemm(a, ZERO, b, ZERO, out, 0, M, Nc, K, false, tB);
-  const x = new Float32Array(N * d), h = new Float32Array(N * d), y = new Float32Array(N * d);
-  const mean = new Float32Array(N), rstd = new Float32Array(N);
+  const scratch = scratchFor(N);
+  const x = scratch(0, N * d), h = scratch(1, N * d), y = scratch(2, N * d);
+  const mean = scratch(3, N), rstd = scratch(4, N);
   const wte = w('wte'), wpe = w('wpe');
   for (let n = 0; n < N; n++) {
     const tok = ids[n] * d, pos = (L + (n % t)) * d;
@@ -179,14 +197,14 @@ function nativeExtend(m: Model, k: NativeKernels & Required<Pick<NativeKernels, 
     const { nHeads: H, headDim: hd, ffnDim: f } = blockShape(c, i);
     const a = H * hd;
     k.layerNormForward(x, w(`h${i}.ln1.g`), w(`h${i}.ln1.b`), h, mean, rstd, d, c.lnEps);
-    const qkv = new Float32Array(N * 3 * a);
+    const qkv = scratch(5, N * 3 * a);
     gemm(h, w(`h${i}.attn.qkv`), qkv, N, 3 * a, d);
-    const att = new Float32Array(N * a);
+    const att = scratch(6, N * a);
     k.decodeAttention(qkv, store.kt[i], store.vt[i], att, B, t, L, store.cap, H, hd, 1 / Math.sqrt(hd));
     gemm(att, w(`h${i}.attn.proj`), y, N, d, a);
     k.addInto(x, y);
     k.layerNormForward(x, w(`h${i}.ln2.g`), w(`h${i}.ln2.b`), h, mean, rstd, d, c.lnEps);
-    const fc = new Float32Array(N * f);
+    const fc = scratch(7, N * f);
     gemm(h, w(`h${i}.mlp.fc`), fc, N, f, d);
     k.geluForward(fc, fc);
     gemm(fc, w(`h${i}.mlp.out`), y, N, d, f);
@@ -195,10 +213,10 @@ function nativeExtend(m: Model, k: NativeKernels & Required<Pick<NativeKernels, 
   let rows = N, last = x;
   if (!all && t > 1) {
     rows = B;
-    last = new Float32Array(B * d);
+    last = scratch(8, B * d);
     for (let b = 0; b < B; b++) last.set(x.subarray((b * t + t - 1) * d, (b * t + t) * d), b * d);
   }
-  const hf = rows === N ? h : new Float32Array(rows * d);
+  const hf = rows === N ? h : scratch(9, rows * d);
   k.layerNormForward(last, w('lnf.g'), w('lnf.b'), hf, mean, rstd, d, c.lnEps);
   const V = c.vocabSize;
   const logits = computeInto([rows, V], [weight(m, 'wte')], (out, [e]) => {
@@ -206,7 +224,7 @@ function nativeExtend(m: Model, k: NativeKernels & Required<Pick<NativeKernels, 
     if (temperature === undefined) return;
     // log-probabilities: s/T − log Σ exp(s/T) per row
     const inv = 1 / temperature, lse = new Float64Array(rows);
-    k.softmaxRows(out, new Float32Array(rows * V), lse, inv, new Float32Array(rows).fill(1), false, V);
+    k.softmaxRows(out, scratch(10, rows * V), lse, inv, scratch(11, rows).fill(1), false, V);
     for (let r = 0; r < rows; r++) for (let v = r * V; v < (r + 1) * V; v++) out[v] = out[v] * inv - lse[r];
   }) as tf.Tensor2D;
   const next: KvCache = { B, length: L + t, keys: [], values: [], store };

@@ -220,3 +220,40 @@ describe('a native cache', () => {
     }
   });
 });
+
+describe.each(PATHS)('decoding two models turn by turn, %s step', (path) => {
+  beforeAll(() => setNativeEnabled(path === 'native'));
+  afterAll(() => setNativeEnabled(true));
+  it('gives each model exactly what it gives decoding alone (a step\'s reused scratch holds nothing over)', () => {
+    const a = initModel(CONFIGS.dense, 11), b = initModel(CONFIGS.pruned, 12);
+    // alone: a prompt (many rows, fresh arrays) then single tokens (small steps, reused scratch)
+    const alone = (m: Model) => {
+      let c = step(m, null, [[1, 2, 3, 4], [5, 6, 7, 8]]);
+      const out: number[][] = [];
+      for (let t = 0; t < 4; t++) {
+        const n = step(m, c.cache, [[t + 1], [t + 2]]);
+        disposeCache(c.cache);
+        c = n;
+        out.push(c.logits);
+      }
+      disposeCache(c.cache);
+      return out;
+    };
+    const wantA = alone(a), wantB = alone(b);
+    let ca = step(a, null, [[1, 2, 3, 4], [5, 6, 7, 8]]), cb = step(b, null, [[1, 2, 3, 4], [5, 6, 7, 8]]);
+    for (let t = 0; t < 4; t++) {
+      const na = step(a, ca.cache, [[t + 1], [t + 2]]);
+      const nb = step(b, cb.cache, [[t + 1], [t + 2]]);
+      disposeCache(ca.cache);
+      disposeCache(cb.cache);
+      ca = na;
+      cb = nb;
+      expect(ca.logits).toEqual(wantA[t]);
+      expect(cb.logits).toEqual(wantB[t]);
+    }
+    disposeCache(ca.cache);
+    disposeCache(cb.cache);
+    disposeModel(a);
+    disposeModel(b);
+  });
+});
