@@ -229,7 +229,7 @@ describe.each(PATHS)('decoding two models turn by turn, %s step', (path) => {
     // alone: a prompt (many rows, fresh arrays) then single tokens (small steps, reused scratch)
     const alone = (m: Model) => {
       let c = step(m, null, [[1, 2, 3, 4], [5, 6, 7, 8]]);
-      const out: number[][] = [];
+      const out: number[][][] = [];
       for (let t = 0; t < 4; t++) {
         const n = step(m, c.cache, [[t + 1], [t + 2]]);
         disposeCache(c.cache);
