@@ -145,7 +145,7 @@ __attribute__((target("avx2"))) inline void transpose8(const float* const* r, lo
 // rows is transposed 8 columns at a time (an 8 × 8 transpose with the last row repeated; each column's 2
 // extra floats land where the next column goes, or in the next panel, written after, or in the buffer's
 // slack); the AVX-512 kernel's 12 rows as two such transposes (rows 8..11 padded to 8, 4 extra floats).
-void pack_a(const Operand& A, long i0, int mc, long p0, int kc, float* out) {
+KD_CLONES void pack_a(const Operand& A, long i0, int mc, long p0, int kc, float* out) {
   const int mr = K.mr;
   for (int ir = 0; ir < mc; ir += mr) {
     const int rows = std::min(mr, mc - ir);
@@ -193,7 +193,7 @@ void pack_a(const Operand& A, long i0, int mc, long p0, int kc, float* out) {
 }
 
 // B depth [p0, p0+kc) × columns [j0, j0+nc) → NR-column panels, zero-padded
-void pack_b(const Operand& B, long p0, int kc, long j0, int nc, float* out) {
+KD_CLONES void pack_b(const Operand& B, long p0, int kc, long j0, int nc, float* out) {
   const int nr = K.nr;
   for (int jr = 0; jr < nc; jr += nr) {
     const int cols = std::min(nr, nc - jr);
