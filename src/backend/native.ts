@@ -2,7 +2,7 @@
  * kd's optional native kernels (native/*.cc, built by `npm install` with node-gyp when a C++ compiler
  * is there): a matmul and the fused ops of a training step (LayerNorm, GELU, causal attention, the
  * loss's softmax rows, AdamW). They work in place on tensor memory — the wasm heap, or the cpu backend's arrays. On this
- * project's reference machine the matmul runs 2-3× faster than XNNPACK's 128-bit wasm SIMD (48-64 GFLOP/s a core). When the
+ * project's machines the matmul runs 2-3× faster than XNNPACK's 128-bit wasm SIMD with AVX2 (48-64 GFLOP/s a core) and 4-6× with AVX-512 (89-159). When the
  * addon is missing (no compiler at install time, an unsupported platform) or KD_NATIVE=0, every caller
  * falls back to tfjs ops (XNNPACK for matmuls) and nothing else changes. The addon also carries the
  * dataset build's kernels (native/build.cc, typed in src/dataset/label.ts): without them the build runs
