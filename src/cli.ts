@@ -42,7 +42,7 @@ class UsageError extends Error {}
 export function reportError(e: unknown): number {
   if (isKdError(e)) {
     process.stderr.write(`kd: ${e.code}: ${e.message}\n`);
-    return 1;
+    return e.code === 'interrupted' ? 130 : 1; // stopped by SIGINT/SIGTERM, resumable: as a shell reports a Ctrl-C
   }
   if (e instanceof UsageError) {
     process.stderr.write(`kd: ${e.message}\n(see kd --help)\n`);

@@ -2,7 +2,7 @@
  * kd prune, kd quantize, kd export: thin yargs shells over src/compress/. Parsing is pure; handlers
  * import tfjs lazily so --help stays fast.
  */
-import { COMPRESS_OPTIONS, PRUNE_METHODS, PRUNE_OPTIONS, type PruneArgs, QUANTIZE_OPTIONS, type QuantizeArgs } from '../compress/options.js';
+import { COMPRESS_OPTIONS, PRUNE_DEFAULTS, PRUNE_METHODS, PRUNE_OPTIONS, type PruneArgs, QUANTIZE_OPTIONS, type QuantizeArgs } from '../compress/options.js';
 import { summaryCommand } from './command.js';
 import { formatExport, formatPrune, formatQuantize } from '../compress/print.js';
 import type { PruneOptions } from '../compress/prune.js';
@@ -39,6 +39,9 @@ async function backendOf(argv: { backend?: string }): Promise<BackendName> {
   return (await initBackend({ backend: argv.backend })).backend;
 }
 
+/** The fine-tuning bar: steps over all stages (gradual has up to 8); the ETA is the current stage's */
+export const PRUNE_BAR_FORMAT = 'prune: fine-tune{stage} |{bar}| {value}/{total} steps | loss {loss} | {tps} tok/s | ETA {etaText}';
+
 export const pruneCommand = summaryCommand({
   command: 'prune',
   describe: 'Prune a student (weights, heads or MLP neurons) and recover by KD fine-tuning on the teacher\'s soft labels',
@@ -46,9 +49,25 @@ export const pruneCommand = summaryCommand({
   examples: [['$0 prune --checkpoint checkpoints/run --out checkpoints/run-sparse --data datasets/web --method magnitude --sparsity 0.5 --finetune-steps 200', '']],
   run: async (argv) => {
     const o = resolvePruneArgs(argv);
-    const [{ prune }, { defaultWorkers }] = await Promise.all([import('../compress/prune.js'), import('../train/config.js')]);
+    const [{ prune }, { defaultWorkers }, { formatDuration, startProgress }] = await Promise.all([
+      import('../compress/prune.js'), import('../train/config.js'), import('../core/progress.js')]);
     const backend = await backendOf(argv);
-    return prune({ ...o, backend, workers: o.workers ?? defaultWorkers(backend, 8) });
+    // Ctrl-C / SIGTERM: the fine-tuning stage checkpoints and stops; prune then throws 'interrupted' (kd exits 130)
+    const stop = new AbortController();
+    const onSig = () => stop.abort();
+    process.once('SIGINT', onSig);
+    process.once('SIGTERM', onSig);
+    const bar = startProgress(o.finetuneSteps ?? PRUNE_DEFAULTS.finetuneSteps, PRUNE_BAR_FORMAT, !argv.json && Boolean(process.stderr.isTTY));
+    try {
+      return await prune({
+        ...o, backend, workers: o.workers ?? defaultWorkers(backend, 8), signal: stop.signal,
+        onStep: (p) => bar.update(p.done, { stage: p.stages > 1 ? ` (stage ${p.stage}/${p.stages})` : '', loss: p.loss.toFixed(4), tps: Math.round(p.tokensPerSec), etaText: formatDuration(p.etaSec) }),
+      });
+    } finally {
+      bar.stop();
+      process.off('SIGINT', onSig);
+      process.off('SIGTERM', onSig);
+    }
   },
   format: formatPrune,
 });

@@ -32,6 +32,7 @@ export const PRUNE_OPTIONS = {
   lr: { type: 'number', describe: 'fine-tuning peak learning rate', defaultText: 'a third of the checkpoint\'s' },
   evalBatches,
   workers: { type: 'number', describe: 'data-parallel fine-tuning workers', defaultText: 'one per core on wasm/cpu' },
+  resume: { type: 'boolean', describe: 'continue a prune stopped by Ctrl-C, SIGTERM or a kill (from --out\'s prune-work/)' },
 } as const satisfies OptionsSpec;
 
 export const QUANTIZE_OPTIONS = {

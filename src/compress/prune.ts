@@ -6,9 +6,15 @@
  *     masks from the current magnitudes at each of (up to) 8 points, then fine-tunes at the target.
  *   - heads / neurons / structured (both): the lowest-scoring fraction of attention heads and/or MLP
  *     neurons of every block is physically removed (structured.ts); the model gets smaller and faster.
+ *
+ * Fine-tuning runs in `<out>/prune-work/stage-N/` (one train() run per stage; gradual has up to 8), each with
+ * its checkpoints, so an interrupted prune (Ctrl-C, SIGTERM: `signal`; or a kill, from the last checkpoint)
+ * continues with `resume`: the pruning is deterministic given the input and options (recorded in
+ * prune-work/options.json and checked), finished stages hand back their final weights and data cursor, and the
+ * interrupted one resumes bit for bit. The work directory is removed once the output is written.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { KdError } from '../core/errors.js';
@@ -18,6 +24,9 @@ import { type Model, disposeModel, modelFromArrays } from '../model/gpt.js';
 import { loadModel } from '../model/load.js';
 import type { Batch, BatchSourceFactory } from '../data/batch.js';
 import { type TrainConfig, resolveTrainConfig, type WeightMasks, computeGradients, stepCounts, train } from '../train/index.js';
+import type { StepProgress } from '../train/trainer.js';
+import { resolveCheckpointPath } from '../schema/checkpoint.js';
+import { writeFileAtomic } from '../core/atomic.js';
 import { float32Arrays, openCompressData, prepareOut, trainConfigOf, validationKl, writeCompressed } from './io.js';
 import { type LayerSparsity, type PruneScope, checkSparsity, cubicSparsity, magnitudeMasks, prunableNames, sparsityReport } from './masks.js';
 import { type Importance, type Unit, importanceScores, keepIndices, removeUnits } from './structured.js';
@@ -42,6 +51,21 @@ export interface PruneOptions {
   workers?: number;
   backend?: string;
   force?: boolean;
+  /** continue an interrupted prune from <out>/prune-work (a fresh start when there is none) */
+  resume?: boolean;
+  /** stop early (SIGINT, SIGTERM): the fine-tuning stage writes a checkpoint, then prune throws 'interrupted' */
+  signal?: AbortSignal;
+  /** after every fine-tuning step */
+  onStep?: (p: FinetuneProgress) => void;
+}
+
+export interface FinetuneProgress extends StepProgress {
+  /** 1-based fine-tuning stage (gradual: one per pruning point) of `stages` */
+  stage: number;
+  stages: number;
+  /** fine-tuning steps done over all stages, of `finetuneSteps` */
+  done: number;
+  finetuneSteps: number;
 }
 
 export interface BlockReport {
@@ -74,10 +98,13 @@ export interface PruneSummary {
   seconds: number;
 }
 
-/** One stream of batches across several train() calls (gradual stages see fresh data each time). */
+/**
+ * One stream of batches across several train() calls (gradual stages see fresh data each time). A resumed
+ * stage opens it at its checkpoint's cursor, a position in this whole stream: later stages go on from there.
+ */
 function continuing(f: BatchSourceFactory): BatchSourceFactory {
-  const src = f.open();
-  return { open: () => src, describe: f.describe };
+  let src = f.open();
+  return { open: (cursor) => (cursor === undefined ? src : (src = f.open(cursor))), describe: f.describe };
 }
 
 const weightsOf = (m: Model) => new Map([...m.params].map(([n, v]) => [n, v.dataSync() as Float32Array]));
@@ -89,23 +116,73 @@ interface Tuner {
   lr: number;
   workers?: number;
   backend?: string;
+  /** prune-work: stage N fine-tunes in stage-N */
+  work: string;
+  stages: number;
+  resume: boolean;
+  signal?: AbortSignal;
+  onStep?: (p: FinetuneProgress) => void;
+  /** fine-tuning steps of the stages before this one, of `steps` in all */
+  offset: number;
+  steps: number;
 }
 
 /** KD fine-tuning of `model` for `steps` steps (consumed; returns the tuned model). */
-async function finetune(model: Model, steps: number, t: Tuner, masks?: WeightMasks): Promise<Model> {
+async function finetune(model: Model, steps: number, t: Tuner, stage: number, masks?: WeightMasks): Promise<Model> {
   if (steps <= 0) return model;
   const config = resolveTrainConfig({
     ...t.c, steps, lr: t.lr, minLr: t.lr / 10, warmupSteps: Math.min(t.c.warmupSteps, Math.floor(steps / 10)),
-    logEvery: steps, evalEvery: 0, checkpointEvery: 0,
+    logEvery: steps, evalEvery: 0, checkpointEvery: Math.min(t.c.checkpointEvery, steps),
   }, 'fine-tuning config');
-  const outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kd-finetune-'));
-  try {
-    const s = await train({ model: model.config, config, data: t.data, outDir, initFrom: model, keepModel: true, masks, workers: t.workers, backend: t.backend });
-    if (s.model !== model) disposeModel(model); // workers hand back a copy
-    return s.model!;
-  } finally {
-    fs.rmSync(outDir, { recursive: true, force: true });
+  const outDir = path.join(t.work, `stage-${stage}`);
+  // a finished stage (its checkpoint at the last step) runs no step: train() hands its weights back
+  const s = await train({
+    model: model.config, config, data: t.data, outDir, initFrom: model, keepModel: true, masks, workers: t.workers, backend: t.backend,
+    resume: t.resume, signal: t.signal,
+    onStep: t.onStep && ((p) => {
+      const done = t.offset + p.step; // the ETA of all stages left, at this stage's pace
+      const etaSec = p.steps > p.step ? (p.etaSec * (t.steps - done)) / (p.steps - p.step) : p.etaSec;
+      t.onStep!({ ...p, etaSec, stage, stages: t.stages, done, finetuneSteps: t.steps });
+    }),
+  });
+  t.offset += steps;
+  if (s.model !== model) disposeModel(model); // workers (and a resumed stage) hand back another model
+  if (t.signal?.aborted && s.steps < steps) {
+    disposeModel(s.model!);
+    throw new KdError('interrupted', `stopped in fine-tuning stage ${stage} of ${t.stages} at step ${s.steps} of ${steps} (checkpoint in ${outDir}): run the same command with --resume to continue`);
   }
+  return s.model!;
+}
+
+/** What an interrupted prune must match to be resumed: the input checkpoint's bytes and every option that shapes the result. */
+function workKey(o: PruneOptions, inputFile: string, steps: number, schedule: string) {
+  const sha = crypto.createHash('sha256').update(fs.readFileSync(inputFile)).digest('hex');
+  return {
+    input: { file: path.resolve(inputFile), sha256: sha }, data: o.data, method: o.method, sparsity: o.sparsity, schedule,
+    finetuneSteps: steps, scope: o.scope ?? PRUNE_DEFAULTS.scope, importance: o.importance ?? PRUNE_DEFAULTS.importance,
+    lr: o.lr ?? null, evalBatches: o.evalBatches ?? null,
+  };
+}
+
+/** prune-work for this run: new, or (resume) the interrupted run's, checked against this one's options. */
+function prepareWork(dir: string, key: ReturnType<typeof workKey>, o: PruneOptions): string {
+  const work = path.join(dir, 'prune-work');
+  const keyFile = path.join(work, 'options.json');
+  if (fs.existsSync(work)) {
+    if (o.resume && fs.existsSync(keyFile)) {
+      const saved = JSON.parse(fs.readFileSync(keyFile, 'utf8')) as Record<string, unknown>;
+      const changed = Object.keys(key).filter((k) => JSON.stringify(saved[k]) !== JSON.stringify((key as Record<string, unknown>)[k]));
+      if (changed.length) {
+        throw new KdError('resume-mismatch', `${work}: the interrupted prune had other ${changed.map((k) => k === 'input' ? 'input checkpoint bytes' : k).join(', ')}; rerun it as it was, or pass --force to start over`);
+      }
+      return work;
+    }
+    if (!o.resume && !o.force) throw new KdError('would-overwrite', `${work} holds an interrupted prune: pass --resume to continue it, or --force to start over`);
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+  fs.mkdirSync(work, { recursive: true });
+  writeFileAtomic(keyFile, JSON.stringify(key, null, 2) + '\n');
+  return work;
 }
 
 /** Per-batch gradients of the KD loss for the Taylor importance. */
@@ -131,7 +208,7 @@ async function magnitude(model: Model, o: PruneOptions, t: Tuner, steps: number,
   if ((o.schedule ?? PRUNE_DEFAULTS.schedule) === 'oneshot') {
     const masks = prune(model, o.sparsity);
     onPruned(model);
-    return finetune(model, steps, t, masks);
+    return finetune(model, steps, t, 1, masks);
   }
   const ramp = Math.floor(steps / 2);
   const K = Math.min(8, ramp);
@@ -141,7 +218,7 @@ async function magnitude(model: Model, o: PruneOptions, t: Tuner, steps: number,
     const stageSteps = k < K ? per : steps - (K - 1) * per; // the last stage, at the target sparsity, gets the rest
     const masks = prune(m, cubicSparsity(k, K, o.sparsity));
     if (k === K) onPruned(m);
-    m = await finetune(m, stageSteps, t, masks);
+    m = await finetune(m, stageSteps, t, k, masks);
   }
   return m;
 }
@@ -178,7 +255,12 @@ export async function prune(o: PruneOptions): Promise<PruneSummary> {
   let model: Model | undefined;
   try {
     const data = openCompressData(o.data, input, c, o.evalBatches ?? c.evalBatches);
-    const t: Tuner = { c, data: continuing(data.train), lr: o.lr ?? c.lr / 3, workers: o.workers, backend: o.backend };
+    const work = prepareWork(out.dir, workKey(o, resolveCheckpointPath(o.checkpoint), steps, schedule), o);
+    const stages = schedule === 'gradual' ? Math.min(8, Math.floor(steps / 2)) : 1;
+    const t: Tuner = {
+      c, data: continuing(data.train), lr: o.lr ?? c.lr / 3, workers: o.workers, backend: o.backend,
+      work, stages, resume: Boolean(o.resume), signal: o.signal, onStep: o.onStep, offset: 0, steps,
+    };
     const before = input.model.config;
     const valKlBefore = validationKl(input.model, data.val, c);
     const nonzeroBefore = nonzero(input.model);
@@ -191,7 +273,7 @@ export async function prune(o: PruneOptions): Promise<PruneSummary> {
       const pruned = await structured(copy, o, c, batches);
       disposeModel(copy);
       valKlPruned = validationKl(pruned, data.val, c);
-      model = await finetune(pruned, steps, t);
+      model = await finetune(pruned, steps, t, 1);
     }
     const after = model.config;
     const valKlAfter = validationKl(model, data.val, c);
@@ -212,6 +294,7 @@ export async function prune(o: PruneOptions): Promise<PruneSummary> {
       parameters: { method: o.method, sparsity: o.sparsity, schedule, finetuneSteps: steps, scope: o.scope ?? PRUNE_DEFAULTS.scope, importance: o.importance ?? PRUNE_DEFAULTS.importance, lr: t.lr, data: o.data },
       figures: () => ({ ...summary }),
     });
+    fs.rmSync(work, { recursive: true, force: true });
     return summary;
   } finally {
     disposeModel(input.model);

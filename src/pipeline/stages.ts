@@ -35,7 +35,7 @@ export const STAGES: Record<StageKind, StageKindDef> = {
   merge: { command: ['dataset', 'merge'], options: MERGE_OPTIONS, inputs: ['from'], out: 'out', force: 'force' },
   dataset: { command: ['dataset', 'build'], options: BUILD_OPTIONS, inputs: ['from'], out: 'out', force: 'force' },
   train: { command: ['train'], options: TRAIN_OPTIONS, inputs: ['data', 'config', 'tokenizer'], out: 'out', resume: 'resume', force: 'force' },
-  prune: { command: ['prune'], options: PRUNE_OPTIONS, inputs: ['checkpoint', 'data'], out: 'out', force: 'force' },
+  prune: { command: ['prune'], options: PRUNE_OPTIONS, inputs: ['checkpoint', 'data'], out: 'out', resume: 'resume', force: 'force' },
   quantize: { command: ['quantize'], options: QUANTIZE_OPTIONS, inputs: ['checkpoint'], out: 'out', force: 'force' },
   export: { command: ['export'], options: COMPRESS_OPTIONS, inputs: ['checkpoint'], out: 'out', force: 'force' },
   eval: { command: ['eval'], options: EVAL_OPTIONS, inputs: ['data', 'student', 'baseline', 'baseline-student', 'teacher-checkpoint', 'text'], out: 'out', force: 'force' },

@@ -3,7 +3,8 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/backend/index.js';
-import { prune } from '../../src/compress/prune.js';
+import { type PruneOptions, prune } from '../../src/compress/prune.js';
+import { loadCheckpoint } from '../../src/schema/checkpoint.js';
 import { prunableNames } from '../../src/compress/masks.js';
 import { parameterCount } from '../../src/model/config.js';
 import { disposeModel, forwardLogits } from '../../src/model/gpt.js';
@@ -95,5 +96,50 @@ describe('kd prune', () => {
     fs.writeFileSync(path.join(dir, 'x', 'checkpoint.kdc'), 'old');
     await expect(prune({ ...base, sparsity: 0.5 })).rejects.toThrow(/pass --force/);
     expect(sha256File(ckpt)).toBe(hash);
+  });
+});
+
+describe('kd prune, interrupted and resumed', () => {
+  const arraysOf = (out: string) => [...loadCheckpoint(out).arrays.values()].map((a) => [a.name, Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength).toString('base64')]);
+  /** stops the fine-tuning once `at` steps (over all stages) are done */
+  const stopAt = (at: number) => {
+    const ctl = new AbortController();
+    return { signal: ctl.signal, onStep: (p: { done: number }) => { if (p.done === at) ctl.abort(); } };
+  };
+  const cases: [string, Omit<PruneOptions, 'checkpoint' | 'out'>, number[]][] = [
+    ['magnitude, one-shot', { data: 'synthetic', method: 'magnitude', sparsity: 0.5, finetuneSteps: 8 }, [3]],
+    // 12 steps: 6 stages of 1 step, the last (at the target sparsity) 7: stopped in an early stage and in the last
+    ['magnitude, gradual', { data: 'synthetic', method: 'magnitude', sparsity: 0.6, schedule: 'gradual', finetuneSteps: 12 }, [2, 9]],
+    ['heads, Taylor importance (it draws batches before fine-tuning)', { data: 'synthetic', method: 'heads', sparsity: 0.5, finetuneSteps: 6 }, [2]],
+  ];
+  for (const [name, opts, stops] of cases) {
+    it(`${name}: --resume gives bit for bit the uninterrupted result`, async () => {
+      const dir = tmpDir();
+      await prune({ ...opts, checkpoint: ckpt, out: path.join(dir, 'whole') });
+      const want = arraysOf(path.join(dir, 'whole'));
+      expect(fs.existsSync(path.join(dir, 'whole', 'prune-work'))).toBe(false); // removed once the output is written
+      const out = path.join(dir, 'resumed');
+      for (const at of stops) {
+        await expect(prune({ ...opts, checkpoint: ckpt, out, resume: at !== stops[0], ...stopAt(at) })).rejects.toThrow(/stopped in fine-tuning stage \d+ of \d+ at step \d+ .*--resume/);
+        expect(fs.existsSync(path.join(out, 'checkpoint.kdc'))).toBe(false);
+        expect(fs.existsSync(path.join(out, 'prune-work', 'options.json'))).toBe(true);
+      }
+      const done: number[] = [];
+      await prune({ ...opts, checkpoint: ckpt, out, resume: true, onStep: (p) => done.push(p.done) });
+      expect(done[0]).toBe(stops.at(-1)! + 1); // no step is run twice
+      expect(arraysOf(out)).toEqual(want);
+      expect(fs.existsSync(path.join(out, 'prune-work'))).toBe(false);
+    });
+  }
+
+  it('refuses to resume with other options, or to start over without --force', async () => {
+    const out = path.join(tmpDir(), 'p');
+    const base = { checkpoint: ckpt, out, data: 'synthetic', method: 'magnitude' as const, sparsity: 0.5, finetuneSteps: 6 };
+    await expect(prune({ ...base, ...stopAt(2) })).rejects.toThrow(/stopped in fine-tuning/);
+    await expect(prune({ ...base, sparsity: 0.4, resume: true })).rejects.toThrow(/the interrupted prune had other sparsity; rerun it as it was, or pass --force/);
+    await expect(prune({ ...base })).rejects.toThrow(/holds an interrupted prune: pass --resume to continue it, or --force to start over/);
+    const s = await prune({ ...base, sparsity: 0.4, force: true });
+    expect(s.sparsity).toBe(0.4);
+    expect(fs.existsSync(path.join(out, 'prune-work'))).toBe(false);
   });
 });
