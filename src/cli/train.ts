@@ -50,7 +50,7 @@ export async function runTrain(r: ResolvedTrain, io: { backend?: string; json: b
   process.once('SIGTERM', onSig);
   try {
     const s = await train({
-      model, config: r.config, data: data.train, val: data.val, outDir: r.out, resume: r.resume, signal: stop.signal,
+      model, config: r.config, data: data.train, val: data.val, outDir: r.out, resume: r.resume, resumeCheckpoint: start?.checkpoint, signal: stop.signal,
       workers, backend: be.backend, tokenizer: data.tokenizer?.toJSON(), initFrom: init?.model, masks: pruned?.masks,
       meta: { backend: be.backend, ...(start?.initFrom ? { initFrom: start.initFrom } : {}), ...(pruned ? { compress: pruned.history } : {}) },
       onStep: (p) => bar.update(p.step, { loss: p.loss.toFixed(4), tps: Math.round(p.tokensPerSec), etaText: formatDuration(p.etaSec) }),
@@ -83,6 +83,8 @@ interface StartingPoint {
   /** the checkpoint the run was initialised from (--init-from now, or when the resumed run began) */
   initFrom?: string;
   weights: () => Map<string, Float32Array>;
+  /** the run's own checkpoint, read (on --resume), for train() not to read it again */
+  checkpoint?: ReturnType<typeof import('../schema/checkpoint.js').loadCheckpoint>;
 }
 
 async function startingPoint(init: import('../model/load.js').LoadedModel | undefined, r: ResolvedTrain): Promise<StartingPoint | undefined> {
@@ -96,7 +98,7 @@ async function startingPoint(init: import('../model/load.js').LoadedModel | unde
   const { modelConfigOf } = await import('../model/load.js');
   const initFrom = typeof ck.header.meta?.initFrom === 'string' ? ck.header.meta.initFrom : undefined;
   return {
-    header: ck.header, file: ck.file, config: modelConfigOf(ck.header, ck.file), ...(initFrom ? { initFrom } : {}),
+    header: ck.header, file: ck.file, config: modelConfigOf(ck.header, ck.file), ...(initFrom ? { initFrom } : {}), checkpoint: ck,
     weights: () => new Map([...ck.arrays.values()].filter((a) => a.data instanceof Float32Array).map((a) => [a.name, a.data as Float32Array])),
   };
 }

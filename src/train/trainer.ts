@@ -25,6 +25,8 @@ export interface TrainOptions {
   outDir: string;
   /** continue from outDir's checkpoint */
   resume?: boolean;
+  /** that checkpoint, when the caller has already read it (kd train does, for its config): not read twice */
+  resumeCheckpoint?: ReturnType<typeof loadCheckpoint>;
   /** start from these weights instead of a fresh initialisation (fine-tuning) */
   initFrom?: Model;
   tokenizer?: unknown;
@@ -115,7 +117,7 @@ function resumePoint(o: TrainOptions, file: string) {
     }
     return null;
   }
-  const ck = loadCheckpoint(file);
+  const ck = o.resumeCheckpoint && path.resolve(o.resumeCheckpoint.file) === path.resolve(file) ? o.resumeCheckpoint : loadCheckpoint(file);
   if (!sameJson(ck.header.model, o.model)) {
     throw new KdError('resume-mismatch', `${file}: model config differs from this run's (checkpoint ${JSON.stringify(ck.header.model)})`);
   }
