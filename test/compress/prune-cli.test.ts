@@ -5,6 +5,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.js';
 import { KD_ARGS, ROOT, kd } from '../helpers/kd.js';
+import { waitFor } from '../helpers/wait.js';
 import { tmpDir, trainedCheckpoint } from './fixture.js';
 
 let ckpt: string;
@@ -12,15 +13,6 @@ beforeAll(async () => {
   await initBackend({ backend: 'cpu' });
   ckpt = await trainedCheckpoint(20);
 });
-
-async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) return false;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return true;
-}
 
 describe.each(['SIGINT', 'SIGTERM'] as const)('kd prune, %s while fine-tuning', (signal) => {
   it('checkpoints the stage, says how to continue, exits 130; a rerun without --resume refuses to discard it', async () => {

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { KD_ARGS, ROOT } from '../helpers/kd.js';
+import { waitFor } from '../helpers/wait.js';
 import { makeCheckpoint } from '../serve/fixture.js';
 
 let checkpoint: string;
@@ -21,15 +22,6 @@ const alive = (pid: number) => {
   }
 };
 const childrenOf = (pid: number) => spawnSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' }).stdout.split('\n').map(Number).filter((n) => n > 0);
-
-async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) return false;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return true;
-}
 
 /** A pipeline whose collect stage keeps its service busy for minutes. */
 function startRun(): { run: ChildProcess; stderr: () => string; dir: string } {
