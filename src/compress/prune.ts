@@ -158,7 +158,7 @@ async function finetune(model: Model, steps: number, t: Tuner, stage: number, ma
 function workKey(o: PruneOptions, inputFile: string, steps: number, schedule: string) {
   const sha = crypto.createHash('sha256').update(fs.readFileSync(inputFile)).digest('hex');
   return {
-    input: { file: path.resolve(inputFile), sha256: sha }, data: o.data, method: o.method, sparsity: o.sparsity, schedule,
+    input: { sha256: sha }, data: o.data, method: o.method, sparsity: o.sparsity, schedule,
     finetuneSteps: steps, scope: o.scope ?? PRUNE_DEFAULTS.scope, importance: o.importance ?? PRUNE_DEFAULTS.importance,
     lr: o.lr ?? null, evalBatches: o.evalBatches ?? null,
   };
@@ -170,14 +170,16 @@ function prepareWork(dir: string, key: ReturnType<typeof workKey>, o: PruneOptio
   const keyFile = path.join(work, 'options.json');
   if (fs.existsSync(work)) {
     if (o.resume && fs.existsSync(keyFile)) {
-      const saved = JSON.parse(fs.readFileSync(keyFile, 'utf8')) as Record<string, unknown>;
+      let saved: Record<string, unknown> = {};
+      try {
+        saved = JSON.parse(fs.readFileSync(keyFile, 'utf8')) as Record<string, unknown>;
+      } catch { /* unreadable: nothing matches, so it is not resumed */ }
       const changed = Object.keys(key).filter((k) => JSON.stringify(saved[k]) !== JSON.stringify((key as Record<string, unknown>)[k]));
-      if (changed.length) {
+      if (changed.length && !o.force) {
         throw new KdError('resume-mismatch', `${work}: the interrupted prune had other ${changed.map((k) => k === 'input' ? 'input checkpoint bytes' : k).join(', ')}; rerun it as it was, or pass --force to start over`);
       }
-      return work;
-    }
-    if (!o.resume && !o.force) throw new KdError('would-overwrite', `${work} holds an interrupted prune: pass --resume to continue it, or --force to start over`);
+      if (!changed.length) return work;
+    } else if (!o.resume && !o.force) throw new KdError('would-overwrite', `${work} holds an interrupted prune: pass --resume to continue it, or --force to start over`);
     fs.rmSync(work, { recursive: true, force: true });
   }
   fs.mkdirSync(work, { recursive: true });

@@ -138,7 +138,7 @@ describe('kd prune, interrupted and resumed', () => {
     await expect(prune({ ...base, ...stopAt(2) })).rejects.toThrow(/stopped in fine-tuning/);
     await expect(prune({ ...base, sparsity: 0.4, resume: true })).rejects.toThrow(/the interrupted prune had other sparsity; rerun it as it was, or pass --force/);
     await expect(prune({ ...base })).rejects.toThrow(/holds an interrupted prune: pass --resume to continue it, or --force to start over/);
-    const s = await prune({ ...base, sparsity: 0.4, force: true });
+    const s = await prune({ ...base, sparsity: 0.4, resume: true, force: true }); // other options and --force: starts over
     expect(s.sparsity).toBe(0.4);
     expect(fs.existsSync(path.join(out, 'prune-work'))).toBe(false);
   });
