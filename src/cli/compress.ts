@@ -39,7 +39,7 @@ async function backendOf(argv: { backend?: string }): Promise<BackendName> {
   return (await initBackend({ backend: argv.backend })).backend;
 }
 
-/** The fine-tuning bar: steps over all stages (gradual has up to 8); the ETA is the current stage's */
+/** The fine-tuning bar: steps over all stages (gradual has up to 8), the ETA of all that is left */
 export const PRUNE_BAR_FORMAT = 'prune: fine-tune{stage} |{bar}| {value}/{total} steps | loss {loss} | {tps} tok/s | ETA {etaText}';
 
 export const pruneCommand = summaryCommand({

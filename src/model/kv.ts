@@ -154,7 +154,7 @@ const ZERO = new Int32Array(1);
 /**
  * Scratch arrays of a step, reused from step to step when the step is small (a decoding step's few rows):
  * there a fresh Float32Array each (a dozen per step, each a calloc, a free and V8's array-buffer sweeping
- * on another thread) cost ~15% of the step. A prompt's big arrays are allocated as before and not kept.
+ * on another thread) cost ~25% of a small student's step. A prompt's big arrays are allocated as before and not kept.
  * `scratch(slot, n)` is a view of n floats; every caller overwrites all of it before reading.
  */
 const POOL_ROWS = 64;
