@@ -23,8 +23,7 @@ import { type ModelConfig, blockShape, parameterCount } from '../model/config.js
 import { type Model, disposeModel, modelFromArrays } from '../model/gpt.js';
 import { loadModel } from '../model/load.js';
 import type { Batch, BatchSourceFactory } from '../data/batch.js';
-import { type TrainConfig, resolveTrainConfig, type WeightMasks, computeGradients, stepCounts, train } from '../train/index.js';
-import type { StepProgress } from '../train/trainer.js';
+import { type StepProgress, type TrainConfig, resolveTrainConfig, type WeightMasks, computeGradients, stepCounts, train } from '../train/index.js';
 import { resolveCheckpointPath } from '../schema/checkpoint.js';
 import { writeFileAtomic } from '../core/atomic.js';
 import { float32Arrays, openCompressData, prepareOut, trainConfigOf, validationKl, writeCompressed } from './io.js';
