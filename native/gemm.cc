@@ -270,7 +270,8 @@ __attribute__((always_inline)) static inline float hsum16(v16 v) {  // lanes sum
   return t[0];
 }
 
-KD_CLONES void dot_rows(const float* x, const float* rows, long ld, float* out, long nrows, long n) {
+// out[r] = x · rows[r·ld .. r·ld + n) for r < nrows
+KD_CLONES static void dot_rows(const float* x, const float* rows, long ld, float* out, long nrows, long n) {
   long r = 0;
   for (; r + 4 <= nrows; r += 4) {  // 4 rows × 2 accumulators: 8 independent chains of FMAs
     const float *r0 = rows + r * ld, *r1 = r0 + ld, *r2 = r1 + ld, *r3 = r2 + ld;

@@ -23,8 +23,6 @@ void gemm_ld(const float* a, long lda, bool tA, const float* b, long ldb, bool t
   long K, Causal causal = Causal::none);
 // the same for a few rows of A, unpacked (gemm uses it up to 4 rows); B's rows (Bᵀ's when tB) ldb apart
 void gemm_rows(const float* a, const float* b, long ldb, bool tB, float* c, long M, long N, long K);
-// out[r] = x · rows[r·ld .. r·ld + n) for r < nrows (gemm_rows' transposed case)
-void dot_rows(const float* x, const float* rows, long ld, float* out, long nrows, long n);
 const char* gemm_kernel();
 std::vector<const char*> gemm_kernels();
 bool gemm_use_kernel(const char* name);

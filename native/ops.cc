@@ -173,13 +173,18 @@ KD_CLONES __attribute__((noinline)) static void exp_row(float* e, const float* s
   for (long j = 0; j < n; j++) e[j] = exp_approx(s[j] * scale - mx);
 }
 
-// Row i of a head's probabilities, p [T] (0 past column i, or past L + i after L cached keys), from the scores
-// s and the row's softmax max and 1/sum
-KD_CLONES static void probability_row(float* p, const float* s, float mx, float inv, float scale, long n, long T) {
-  exp_row(p, s, mx, scale, n);
+// a row of exps p [n] → probabilities (× inv = 1/sum), the row's other T − n entries 0
+KD_CLONES static void normalise_row(float* p, float inv, long n, long T) {
 #pragma omp simd
   for (long j = 0; j < n; j++) p[j] *= inv;
   for (long j = n; j < T; j++) p[j] = 0.f;
+}
+
+// Row i of a head's probabilities, p [T] (0 past column i, or past L + i after L cached keys), from the scores
+// s and the row's softmax max and 1/sum
+static void probability_row(float* p, const float* s, float mx, float inv, float scale, long n, long T) {
+  exp_row(p, s, mx, scale, n);
+  normalise_row(p, inv, n, T);
 }
 
 // The per-row work of one head, as functions of their own: KD_CLONES compiles each for AVX-512/AVX2, while
@@ -206,9 +211,7 @@ KD_CLONES static void head_softmax(const float* S, float* P, float* st, float sc
       st[2 * i] = mx;
       st[2 * i + 1] = inv;
     }
-#pragma omp simd
-    for (long j = 0; j < n; j++) p[j] *= inv;
-    for (long j = n; j < T; j++) p[j] = 0.f;
+    normalise_row(p, inv, n, T);
   }
 }
 
